@@ -1,0 +1,321 @@
+#include "gloss/eval/ter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <unordered_map>
+
+#include "gloss/util/unicode.h"
+
+namespace gloss::eval {
+namespace {
+
+// Tercom's limits, and sacreBLEU's own.
+constexpr int kMaxShiftSize = 10;
+constexpr int kMaxShiftDist = 50;
+constexpr int kBeamWidth = 25;
+constexpr int kMaxShiftCandidates = 1000;
+constexpr std::int64_t kInfinity = 10000000000000000LL;  // int(1e16)
+
+enum Op : char { kIns = 'i', kDel = 'd', kNop = ' ', kSub = 's', kUndef = 'x' };
+
+struct Cell {
+  std::int64_t cost;
+  char op;
+};
+
+// Beam-restricted Levenshtein distance against a fixed reference, reusing the rows of the
+// last computed hypothesis for a shared prefix (rows depend only on the prefix: every
+// candidate in one search has the same length, hence the same beam).
+class BeamEditDistance {
+ public:
+  explicit BeamEditDistance(const std::vector<int>& ref) : ref_(ref) {
+    const std::size_t m = ref_.size() + 1;
+    initial_.resize(m);
+    for (std::size_t j = 0; j < m; ++j) initial_[j] = {static_cast<std::int64_t>(j), kIns};
+  }
+
+  // Edit distance of `hyp`; when `trace` is given, also the edit operations (hyp -> ref).
+  std::int64_t operator()(const std::vector<int>& hyp, std::string* trace) {
+    const std::size_t n = hyp.size(), m = ref_.size() + 1;
+    std::size_t start = 0;
+    while (start < n && start < rows_hyp_.size() && hyp[start] == rows_hyp_[start]) ++start;
+    rows_.resize((n + 1) * m);
+    std::copy(initial_.begin(), initial_.end(), rows_.begin());
+    rows_hyp_.resize(n);
+    std::copy(hyp.begin() + static_cast<std::ptrdiff_t>(start), hyp.end(),
+              rows_hyp_.begin() + static_cast<std::ptrdiff_t>(start));
+
+    const double length_ratio = n ? static_cast<double>(ref_.size()) / static_cast<double>(n) : 1.0;
+    std::int64_t beam_width = kBeamWidth;
+    if (kBeamWidth < length_ratio / 2) beam_width = static_cast<std::int64_t>(std::ceil(length_ratio / 2 + kBeamWidth));
+
+    for (std::size_t i = start + 1; i <= n; ++i) {
+      Cell* row = &rows_[i * m];
+      const Cell* prev = &rows_[(i - 1) * m];
+      std::fill(row, row + m, Cell{kInfinity, kUndef});
+      const auto pseudo_diag = static_cast<std::int64_t>(std::floor(static_cast<double>(i) * length_ratio));
+      const std::int64_t min_j = std::max<std::int64_t>(0, pseudo_diag - beam_width);
+      std::int64_t max_j = std::min<std::int64_t>(static_cast<std::int64_t>(m), pseudo_diag + beam_width);
+      if (i == n) max_j = static_cast<std::int64_t>(m);
+      for (std::int64_t jj = min_j; jj < max_j; ++jj) {
+        const auto j = static_cast<std::size_t>(jj);
+        if (j == 0) {
+          row[0] = {prev[0].cost + 1, kDel};
+          continue;
+        }
+        const bool same = hyp[i - 1] == ref_[j - 1];
+        // Tercom prefers no-op/substitution, then (in the flipped trace) insertion, then deletion.
+        const std::int64_t costs[3] = {prev[j - 1].cost + (same ? 0 : 1), prev[j].cost + 1, row[j - 1].cost + 1};
+        const char ops[3] = {same ? kNop : kSub, kDel, kIns};
+        for (int k = 0; k < 3; ++k) {
+          if (row[j].cost > costs[k]) row[j] = {costs[k], ops[k]};
+        }
+      }
+    }
+    const std::int64_t distance = rows_[n * m + m - 1].cost;
+    if (trace) {
+      trace->clear();
+      std::size_t i = n, j = ref_.size();
+      while (i > 0 || j > 0) {
+        const char op = rows_[i * m + j].op;
+        trace->push_back(op);
+        if (op == kSub || op == kNop) {
+          --i;
+          --j;
+        } else if (op == kIns) {
+          --j;
+        } else if (op == kDel) {
+          --i;
+        } else {
+          break;  // unreachable: every cell on an optimal path is set
+        }
+      }
+      std::reverse(trace->begin(), trace->end());
+    }
+    return distance;
+  }
+
+ private:
+  const std::vector<int>& ref_;
+  std::vector<Cell> initial_;
+  std::vector<Cell> rows_;     // (n + 1) x (ref + 1)
+  std::vector<int> rows_hyp_;  // the hypothesis the rows were computed for
+};
+
+std::vector<int> perform_shift(const std::vector<int>& w, int start, int length, int target) {
+  std::vector<int> out;
+  out.reserve(w.size());
+  auto put = [&](int from, int to) {
+    from = std::clamp(from, 0, static_cast<int>(w.size()));
+    to = std::clamp(to, 0, static_cast<int>(w.size()));
+    if (to > from) out.insert(out.end(), w.begin() + from, w.begin() + to);
+  };
+  const int n = static_cast<int>(w.size());
+  if (target < start) {
+    put(0, target);
+    put(start, start + length);
+    put(target, start);
+    put(start + length, n);
+  } else if (target > start + length) {
+    put(0, start);
+    put(start + length, target);
+    put(start, start + length);
+    put(target, n);
+  } else {
+    put(0, start);
+    put(start + length, length + target);
+    put(start, start + length);
+    put(length + target, n);
+  }
+  return out;
+}
+
+struct ShiftResult {
+  std::int64_t delta = 0;
+  std::vector<int> words;
+};
+
+ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref, BeamEditDistance& ed,
+                       int& checked_candidates) {
+  std::string inv_trace;
+  const std::int64_t pre_score = ed(hyp, &inv_trace);
+  // Alignment from the flipped trace (rewriting the reference into the hypothesis).
+  std::vector<int> align(ref.size(), -1);
+  std::vector<int> hyp_err, ref_err;
+  int pos_hyp = -1, pos_ref = -1;
+  for (char op : inv_trace) {
+    if (op == kIns) op = kDel;
+    else if (op == kDel) op = kIns;
+    if (op == kNop || op == kSub) {
+      ++pos_hyp;
+      ++pos_ref;
+      align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
+      hyp_err.push_back(op == kSub);
+      ref_err.push_back(op == kSub);
+    } else if (op == kIns) {
+      ++pos_hyp;
+      hyp_err.push_back(1);
+    } else {
+      ++pos_ref;
+      align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
+      ref_err.push_back(1);
+    }
+  }
+  auto any_err = [](const std::vector<int>& err, int from, int len) {
+    for (int k = from; k < from + len && k < static_cast<int>(err.size()); ++k)
+      if (err[static_cast<std::size_t>(k)]) return true;
+    return false;
+  };
+
+  bool have_best = false;
+  std::int64_t best_delta = 0;
+  int best_length = 0, best_start = 0, best_idx = 0;
+  std::vector<int> best_words;
+  const int nh = static_cast<int>(hyp.size()), nr = static_cast<int>(ref.size());
+  bool stop = false;
+  for (int start_h = 0; start_h < nh && !stop; ++start_h) {
+    for (int start_r = 0; start_r < nr && !stop; ++start_r) {
+      if (std::abs(start_r - start_h) > kMaxShiftDist) continue;
+      int length = 0;
+      while (hyp[static_cast<std::size_t>(start_h + length)] == ref[static_cast<std::size_t>(start_r + length)] &&
+             length < kMaxShiftSize) {
+        ++length;
+        // Candidate (start_h, start_r, length).
+        if (any_err(hyp_err, start_h, length) && any_err(ref_err, start_r, length)) {
+          const int a = align[static_cast<std::size_t>(start_r)];
+          if (!(start_h <= a && a < start_h + length)) {
+            int prev_idx = -1;
+            for (int offset = -1; offset < length; ++offset) {
+              int idx;
+              if (start_r + offset == -1) {
+                idx = 0;
+              } else if (start_r + offset < nr) {
+                idx = align[static_cast<std::size_t>(start_r + offset)] + 1;
+              } else {
+                break;
+              }
+              if (idx == prev_idx) continue;
+              prev_idx = idx;
+              std::vector<int> shifted = perform_shift(hyp, start_h, length, idx);
+              const std::int64_t delta = pre_score - ed(shifted, nullptr);
+              ++checked_candidates;
+              // Rank: largest gain, then longest, then earliest start, then earliest target.
+              const bool better =
+                  !have_best || delta > best_delta ||
+                  (delta == best_delta &&
+                   (length > best_length ||
+                    (length == best_length &&
+                     (-start_h > -best_start || (start_h == best_start && -idx > -best_idx)))));
+              if (better) {
+                have_best = true;
+                best_delta = delta;
+                best_length = length;
+                best_start = start_h;
+                best_idx = idx;
+                best_words = std::move(shifted);
+              }
+            }
+          }
+        }
+        if (checked_candidates >= kMaxShiftCandidates) {
+          stop = true;
+          break;
+        }
+        if (nh == start_h + length || nr == start_r + length) break;
+      }
+    }
+  }
+  if (!have_best) return {0, hyp};
+  return {best_delta, std::move(best_words)};
+}
+
+}  // namespace
+
+int translation_edit_count(const std::vector<std::string_view>& hyp_words,
+                           const std::vector<std::string_view>& ref_words) {
+  if (ref_words.empty()) return static_cast<int>(hyp_words.size());
+  // Words become integer ids, so comparisons are cheap.
+  std::unordered_map<std::string_view, int> ids;
+  auto id_of = [&](std::string_view w) { return ids.emplace(w, static_cast<int>(ids.size())).first->second; };
+  std::vector<int> ref, hyp;
+  for (auto w : ref_words) ref.push_back(id_of(w));
+  for (auto w : hyp_words) hyp.push_back(id_of(w));
+
+  BeamEditDistance ed(ref);
+  int shifts = 0, checked = 0;
+  std::vector<int> input = hyp;
+  for (;;) {
+    ShiftResult r = best_shift(input, ref, ed, checked);
+    if (checked >= kMaxShiftCandidates) break;
+    if (r.delta <= 0) break;
+    ++shifts;
+    input = std::move(r.words);
+  }
+  return shifts + static_cast<int>(ed(input, nullptr));
+}
+
+Ter::Ter(TercomOptions options) : options_(options) {}
+
+std::string Ter::preprocess(std::string_view segment) const { return tokenize_tercom(options_, unicode::rstrip(segment)); }
+
+Stats Ter::preprocessed_stats(std::string_view hypothesis, const std::vector<std::string>& references) const {
+  const auto hyp = unicode::split(hypothesis);
+  double ref_lengths = 0;
+  std::int64_t best = kInfinity;
+  for (const std::string& reference : references) {
+    const auto ref = unicode::split(reference);
+    const int edits = translation_edit_count(hyp, ref);
+    ref_lengths += static_cast<double>(ref.size());
+    best = std::min<std::int64_t>(best, edits);
+  }
+  return {static_cast<double>(best), ref_lengths / static_cast<double>(references.size())};
+}
+
+Stats Ter::sentence_stats(std::string_view hypothesis, const std::vector<std::string>& references) const {
+  std::vector<std::string> refs;
+  for (const auto& r : references)
+    if (!r.empty()) refs.push_back(preprocess(r));
+  return preprocessed_stats(preprocess(hypothesis), refs);
+}
+
+std::vector<int> Ter::set_references(const std::vector<std::vector<std::string>>& refs) {
+  const std::size_t segments = refs.empty() ? 0 : refs[0].size();
+  refs_.assign(segments, {});
+  std::vector<int> counts(segments, 0);
+  for (std::size_t i = 0; i < segments; ++i) {
+    for (const auto& stream : refs) {
+      if (stream[i].empty()) continue;
+      refs_[i].push_back(preprocess(stream[i]));
+      ++counts[i];
+    }
+  }
+  return counts;
+}
+
+Stats Ter::segment_stats(std::string_view hypothesis, std::size_t segment) const {
+  return preprocessed_stats(preprocess(hypothesis), refs_.at(segment));
+}
+
+Score Ter::compute(const Stats& summed) const {
+  const double edits = summed[0], length = summed[1];
+  double score;
+  if (length > 0) score = edits / length;
+  else if (edits > 0) score = 1.0;  // empty references, non-empty hypothesis
+  else score = 0.0;
+  return {"TER", 100 * score, ""};
+}
+
+Signature Ter::signature(const std::string& nrefs) const {
+  Signature sig;
+  sig.set("nrefs", "#", nrefs);
+  sig.set("case", "c", options_.case_sensitive ? "mixed" : "lc");
+  sig.set("tok", "t", "tercom");
+  sig.set("norm", "nr", options_.normalized ? "yes" : "no");
+  sig.set("punct", "pn", options_.no_punct ? "no" : "yes");
+  sig.set("asian", "as", options_.asian_support ? "yes" : "no");
+  return sig;
+}
+
+}  // namespace gloss::eval
