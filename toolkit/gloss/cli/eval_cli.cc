@@ -2,7 +2,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <map>
+#include <thread>
 #include <sstream>
 
 #include "gloss/util/error.h"
@@ -11,6 +13,11 @@ namespace po = boost::program_options;
 
 namespace gloss::cli {
 namespace {
+
+int default_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(std::min(n, 8U));
+}
 
 // sacreBLEU's argparse accepts these single-dash multi-letter aliases.
 const std::map<std::string, std::string>& aliases() {
@@ -44,7 +51,9 @@ po::options_description describe(eval::EvalOptions& o, std::vector<std::string>&
       ("quiet,q", "accepted for compatibility (Gloss prints no log lines here)")
       ("no-color", "accepted for compatibility (Gloss never colours its output) (-nc)")
       ("encoding,e", po::value<std::string>()->default_value("utf-8"), "input encoding; only utf-8 is supported")
-      ("force", "accepted for compatibility");
+      ("force", "accepted for compatibility")
+      ("threads", po::value<int>(&o.threads)->default_value(default_threads()),
+       "threads that score segments in parallel (results do not depend on it)");
   po::options_description bleu("BLEU");
   bleu.add_options()
       ("smooth-method,s", po::value<std::string>(&smooth)->default_value("exp"), "exp, floor, add-k or none")

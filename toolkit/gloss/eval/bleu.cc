@@ -32,7 +32,7 @@ struct TokenizedSegment {
 struct Scratch {
   TokenizedSegment hyp;
   std::vector<TokenizedSegment> refs;
-  NgramCounter<std::string_view> hyp_counts, ref_counts, one_ref;
+  NgramCounter<std::string_view> ref_counts, one_ref;
 };
 
 }  // namespace
@@ -126,13 +126,12 @@ BleuStats Bleu::preprocessed_stats(std::string_view hypothesis, const std::vecto
     }
   }
 
-  s.hyp_counts.reset(s.hyp.tokens.size() * static_cast<std::size_t>(order));
-  s.hyp_counts.add_all(s.hyp.tokens.data(), s.hyp.hashes.data(), s.hyp.tokens.size(), order);
-  s.hyp_counts.for_each([&](const auto& e) {
-    const auto n = static_cast<std::size_t>(e.order - 1);
-    stats.total[n] += e.count;
-    stats.correct[n] += std::min(e.count, s.ref_counts.count(e.seq, e.order, e.hash));
-  });
+  for (int n = 1; n <= order; ++n) stats.total[static_cast<std::size_t>(n - 1)] = std::max<std::int64_t>(0, hyp_len - n + 1);
+  NgramCounter<std::string_view>::for_each_ngram(
+      s.hyp.tokens.data(), s.hyp.hashes.data(), s.hyp.tokens.size(), order,
+      [&](const std::string_view* p, int n, std::uint64_t h) {
+        if (s.ref_counts.consume(p, n, h)) ++stats.correct[static_cast<std::size_t>(n - 1)];
+      });
   stats.sys_len = hyp_len;
   stats.ref_len = closest_len;
   return stats;

@@ -55,8 +55,8 @@ struct Prepared {
 
 struct Scratch {
   Prepared hyp, ref;
-  NgramCounter<char32_t> hyp_chars, ref_chars;
-  NgramCounter<std::string_view> hyp_words, ref_words;
+  NgramCounter<char32_t> ref_chars;
+  NgramCounter<std::string_view> ref_words;
 };
 
 std::int64_t ngrams_of_order(std::size_t length, int n) {
@@ -119,12 +119,6 @@ Stats Chrf::preprocessed_stats(std::string_view hypothesis, const std::vector<st
   const int char_order = options_.char_order, word_order = options_.word_order;
   const bool want_words = word_order > 0;
   s.hyp.assign(hypothesis, options_.whitespace, want_words);
-  s.hyp_chars.reset(s.hyp.chars.size() * static_cast<std::size_t>(char_order));
-  s.hyp_chars.add_all(s.hyp.chars.data(), s.hyp.char_hashes.data(), s.hyp.chars.size(), char_order);
-  if (want_words) {
-    s.hyp_words.reset(s.hyp.words.size() * static_cast<std::size_t>(word_order));
-    s.hyp_words.add_all(s.hyp.word_views.data(), s.hyp.word_hashes.data(), s.hyp.words.size(), word_order);
-  }
 
   Stats best;
   double best_f = -1.0;
@@ -140,9 +134,10 @@ Stats Chrf::preprocessed_stats(std::string_view hypothesis, const std::vector<st
       stats[3 * (n - 1)] = ref_total > 0 ? static_cast<double>(ngrams_of_order(s.hyp.chars.size(), n)) : 0.0;
       stats[3 * (n - 1) + 1] = static_cast<double>(ref_total);
     }
-    s.hyp_chars.for_each([&](const auto& e) {
-      stats[3 * (e.order - 1) + 2] += std::min(e.count, s.ref_chars.count(e.seq, e.order, e.hash));
-    });
+    NgramCounter<char32_t>::for_each_ngram(s.hyp.chars.data(), s.hyp.char_hashes.data(), s.hyp.chars.size(),
+                                           char_order, [&](const char32_t* p, int n, std::uint64_t h) {
+                                             if (s.ref_chars.consume(p, n, h)) stats[3 * (n - 1) + 2] += 1;
+                                           });
     if (want_words) {
       s.ref_words.reset(s.ref.words.size() * static_cast<std::size_t>(word_order));
       s.ref_words.add_all(s.ref.word_views.data(), s.ref.word_hashes.data(), s.ref.words.size(), word_order);
@@ -152,10 +147,11 @@ Stats Chrf::preprocessed_stats(std::string_view hypothesis, const std::vector<st
         stats[base] = ref_total > 0 ? static_cast<double>(ngrams_of_order(s.hyp.words.size(), n)) : 0.0;
         stats[base + 1] = static_cast<double>(ref_total);
       }
-      s.hyp_words.for_each([&](const auto& e) {
-        stats[3 * static_cast<std::size_t>(char_order + e.order - 1) + 2] +=
-            std::min(e.count, s.ref_words.count(e.seq, e.order, e.hash));
-      });
+      NgramCounter<std::string_view>::for_each_ngram(
+          s.hyp.word_views.data(), s.hyp.word_hashes.data(), s.hyp.words.size(), word_order,
+          [&](const std::string_view* p, int n, std::uint64_t h) {
+            if (s.ref_words.consume(p, n, h)) stats[3 * static_cast<std::size_t>(char_order + n - 1) + 2] += 1;
+          });
     }
     const double f = f_score(stats);
     if (f > best_f) {

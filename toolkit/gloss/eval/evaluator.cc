@@ -8,6 +8,8 @@
 #include <ostream>
 #include <random>
 #include <sstream>
+#include <mutex>
+#include <thread>
 
 #include "gloss/eval/format.h"
 #include "gloss/eval/table.h"
@@ -250,21 +252,40 @@ void print_single_results(const std::vector<std::string>& results, const std::st
   }
 }
 
-// Per-segment statistics of one system for one metric.
-std::vector<Stats> all_stats(const Metric& metric, const System& system) {
-  std::vector<Stats> stats;
-  stats.reserve(system.lines.size());
-  for (std::size_t i = 0; i < system.lines.size(); ++i) stats.push_back(metric.segment_stats(system.lines[i], i));
+// Per-segment statistics of one system for one metric, computed on `threads` threads
+// (segments are independent; metrics keep their scratch space per thread).
+std::vector<Stats> all_stats(const Metric& metric, const System& system, int threads) {
+  const std::size_t n = system.lines.size();
+  std::vector<Stats> stats(n);
+  const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(threads), n / 256));
+  auto work = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) stats[i] = metric.segment_stats(system.lines[i], i);
+  };
+  if (workers == 1) {
+    work(0, n);
+    return stats;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  for (std::size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&, w] {
+      try {
+        work(n * w / workers, n * (w + 1) / workers);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
   return stats;
 }
 
-Stats sum_all(const Metric& metric, const System& system) {
-  Stats total(metric.num_stats(), 0.0);
-  for (std::size_t i = 0; i < system.lines.size(); ++i) {
-    const Stats s = metric.segment_stats(system.lines[i], i);
-    for (std::size_t k = 0; k < total.size(); ++k) total[k] += s[k];
-  }
-  return total;
+// Sums in segment order, so the result does not depend on the number of threads.
+Stats sum_all(const Metric& metric, const System& system, int threads) {
+  return sum_stats(all_stats(metric, system, threads), metric.num_stats());
 }
 
 // Bootstrap resamples: each draws n segments with replacement; the same draws (one seeded
@@ -430,6 +451,7 @@ void validate(const EvalOptions& o) {
                       std::to_string(o.metrics.size()) + ")");
   if (o.sentence_level && (o.confidence || o.paired_bs || o.paired_ar))
     throw ConfigError("statistical tests are unavailable with --sentence-level");
+  if (o.threads < 1) throw ConfigError("--threads must be at least 1 (got " + std::to_string(o.threads) + ")");
   if (o.paired_bs_n < 1 || o.paired_ar_n < 1 || o.confidence_n < 1)
     throw ConfigError("--paired-bs-n, --paired-ar-n and --confidence-n must be at least 1");
   validate(o.bleu);
@@ -486,7 +508,7 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
       Signature sig = metric.signature(nrefs);
       Stats total;
       if (o.confidence) {
-        const auto stats = all_stats(metric, systems[0]);
+        const auto stats = all_stats(metric, systems[0], o.threads);
         total = sum_stats(stats, metric.num_stats());
         const Resampler rs(seed.value, segments);
         std::tie(conf.mean, conf.ci) = estimate_ci(resampled_scores(metric, stats, rs, o.confidence_n));
@@ -494,7 +516,7 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
         sig.set("bs", "bs", std::to_string(o.confidence_n));
         sig.set("seed", "rs", seed.text);
       } else {
-        total = sum_all(metric, systems[0]);
+        total = sum_all(metric, systems[0], o.threads);
       }
       const bool json = o.format == "json";
       results.push_back(score_line(metric.compute(total), o.width, o.score_only,
@@ -515,12 +537,12 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
     std::string name;
     if (!paired) {
       for (const auto& s : systems) {
-        const Score score = metric.compute(sum_all(metric, s));
+        const Score score = metric.compute(sum_all(metric, s, o.threads));
         name = score.name;
         column.push_back({score.score});
       }
     } else {
-      const auto bl_stats = all_stats(metric, systems[0]);
+      const auto bl_stats = all_stats(metric, systems[0], o.threads);
       const Score bl_score = metric.compute(sum_stats(bl_stats, metric.num_stats()));
       name = bl_score.name;
       const Resampler rs(seed.value, segments);
@@ -538,7 +560,7 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
       sig.set(o.paired_bs ? "bs" : "ar", o.paired_bs ? "bs" : "ar", std::to_string(n_samples));
       if (o.paired_ar && n_ci > 0) sig.set("bs", "bs", std::to_string(n_ci));
       for (std::size_t s = 1; s < systems.size(); ++s) {
-        const auto sys_stats = all_stats(metric, systems[s]);
+        const auto sys_stats = all_stats(metric, systems[s], o.threads);
         const Score sys_score = metric.compute(sum_stats(sys_stats, metric.num_stats()));
         const double diff = std::abs(bl_score.score - sys_score.score);
         PairedResult r{sys_score.score};

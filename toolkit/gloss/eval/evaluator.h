@@ -30,6 +30,7 @@ struct EvalOptions {
   bool paired_ar = false;       // --paired-ar
   int paired_ar_n = 10000;      // --paired-ar-n
   bool paired_ar_ci = false;    // --paired-ar-ci
+  int threads = 2;              // --threads: segments scored in parallel (results do not change)
 };
 
 // Throws ConfigError naming the option when a value or a combination is invalid.

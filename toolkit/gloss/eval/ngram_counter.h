@@ -3,6 +3,7 @@
 // per-sentence counting of BLEU and chrF. Open addressing; keys compare by content, so hash
 // collisions cost time, never correctness. The table keeps pointers into the caller's
 // sequences, which must outlive it until reset().
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -30,24 +31,39 @@ class NgramCounter {
 
   // Empties the table and sizes it for about `expected` distinct n-grams.
   void reset(std::size_t expected) {
+    for (std::size_t i : used_) slots_[i] = Entry{};
+    used_.clear();
     std::size_t capacity = 16;
     while (capacity < 2 * expected + 2) capacity <<= 1;
-    if (slots_.size() != capacity) {
-      slots_.assign(capacity, Entry{});
-    } else {
-      for (std::size_t i : used_) slots_[i] = Entry{};
-    }
-    used_.clear();
+    // One allocation, kept; only the first `capacity` slots are probed, so a short sentence
+    // touches a small, cache-resident part of it.
+    if (slots_.size() < capacity) slots_.assign(capacity, Entry{});
     mask_ = capacity - 1;
   }
 
   // Adds every n-gram of order 1..max_order of seq[0..n), where hashes[i] hashes seq[i].
   void add_all(const T* seq, const std::uint64_t* hashes, std::size_t n, int max_order) {
+    for_each_ngram(seq, hashes, n, max_order,
+                   [&](const T* p, int order, std::uint64_t h) { slot(p, order, h, true)->count += 1; });
+  }
+
+  // Takes one occurrence of the n-gram if any is left: summed over a hypothesis's n-grams,
+  // the successes are the clipped matches sum(min(hyp count, reference count)).
+  bool consume(const T* seq, int order, std::uint64_t hash) {
+    Entry* e = slot(seq, order, hash, false);
+    if (!e || e->count == 0) return false;
+    --e->count;
+    return true;
+  }
+
+  // Calls f(first element, order, hash) for every n-gram of order 1..max_order.
+  template <class F>
+  static void for_each_ngram(const T* seq, const std::uint64_t* hashes, std::size_t n, int max_order, F&& f) {
     for (std::size_t i = 0; i < n; ++i) {
       std::uint64_t h = 0x243F6A8885A308D3ULL;
       for (int k = 1; k <= max_order && i + static_cast<std::size_t>(k) <= n; ++k) {
         h = mix_hash(h, hashes[i + k - 1]);
-        slot(seq + i, k, h, true)->count += 1;
+        f(seq + i, k, h);
       }
     }
   }
@@ -67,7 +83,7 @@ class NgramCounter {
 
  private:
   Entry* slot(const T* seq, int order, std::uint64_t hash, bool create) {
-    if (create && 2 * (used_.size() + 1) > slots_.size()) grow();
+    if (create && 2 * (used_.size() + 1) > mask_ + 1) grow();
     std::size_t i = hash & mask_;
     for (;;) {
       Entry& e = slots_[i];
@@ -96,8 +112,8 @@ class NgramCounter {
     old.swap(slots_);
     std::vector<std::size_t> old_used;
     old_used.swap(used_);
-    const std::size_t capacity = old.empty() ? 16 : old.size() * 2;
-    slots_.assign(capacity, Entry{});
+    const std::size_t capacity = old.empty() ? 16 : (mask_ + 1) * 2;
+    slots_.assign(std::max(capacity, old.size()), Entry{});
     mask_ = capacity - 1;
     for (std::size_t i : old_used) {
       const Entry& e = old[i];
