@@ -173,3 +173,18 @@ TEST_CASE("run_eval: several systems print a table, and the paired bootstrap is 
   CHECK(first.find("Paired bootstrap resampling test with 200 resampling trials") != std::string::npos);
   CHECK(first.find("nrefs:1|bs:200|seed:12345|case:mixed") != std::string::npos);
 }
+
+TEST_CASE("run_eval: the number of threads does not change a single digit", "[eval][cli]") {
+  const std::string dir = std::string(GLOSS_TEST_DATA_DIR) + "/bleu/inputs/";
+  EvalOptions o;
+  o.references = {dir + "val.de.ref.txt", dir + "val.de.swap.txt"};
+  o.inputs = {dir + "val.de.trunc.txt"};
+  o.metrics = {"bleu", "chrf", "ter"};
+  o.width = 15;
+  o.threads = 1;
+  const std::string one = run(o);
+  o.threads = 2;
+  CHECK(run(o) == one);
+  o.threads = 7;
+  CHECK(run(o) == one);
+}
