@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "gloss/cli/commands.h"
 #include "gloss/cli/eval_cli.h"
 #include "gloss/util/error.h"
 
@@ -13,7 +14,10 @@ const char* kUsage =
     "Usage: gloss <command> [options]\n"
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
-    "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n\n"
+    "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
+    "  recipe  show or check a recipe (every key, its value and where it came from)\n"
+    "  spm     train SentencePiece models from a recipe; encode or decode text\n"
+    "  data    prepare a recipe's training data and report filtering, batches, padding\n\n"
     "Run `gloss <command> --help` for the options of a command.\n";
 
 int cmd_eval(const std::vector<std::string>& args) {
@@ -45,7 +49,10 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (command == "eval") return cmd_eval(args);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: eval (see gloss --help)\n";
+  if (command == "recipe") return gloss::cli::recipe_command(args, std::cout, std::cerr);
+  if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
+  if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: eval, recipe, spm, data (see gloss --help)\n";
   return 2;
 }
 

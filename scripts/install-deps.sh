@@ -11,7 +11,7 @@ PACKAGES=(
   libicu-dev                            # Unicode character classes and case mapping
   zlib1g-dev                            # .gz corpora
   catch2 nlohmann-json3-dev             # tests
-  time                                  # /usr/bin/time for benchmarks' peak memory
+  time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums
 )
 
 missing=()

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end checks of `gloss recipe`, `gloss spm` and `gloss data` as a user runs them.
+# Usage: data_cli_test.sh GLOSS_BINARY SOURCE_DIR
+set -uo pipefail
+gloss=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passes=0
+pass() { passes=$((passes + 1)); }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+expect_error() {  # NAME SUBSTRING -- command...
+  local name=$1 want=$2
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" -ne 2 ]; then fail "$name: exit $rc, expected 2"; return; fi
+  if [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "$name: not one stderr line: $(cat "$tmp/err")"; return; fi
+  grep -qF -- "$want" "$tmp/err" && pass || fail "$name: '$(cat "$tmp/err")' lacks '$want'"
+}
+
+# A small recipe over the bundled validation set, with an override file.
+cat >"$tmp/base.ini" <<INI
+[data]
+train_src = $src/data/multi30k/val.en.gz
+train_tgt = $src/data/multi30k/val.de.gz
+src_lang = en
+tgt_lang = de
+[subword]
+vocab_size = 500
+INI
+printf 'include = base.ini\n[train]\nbatch_size = 16\n' >"$tmp/small.ini"
+
+"$gloss" recipe check "$tmp/small.ini" | grep -q "^ok: " && pass || fail "recipe check"
+"$gloss" recipe show "$tmp/small.ini" --train.epochs 2 >"$tmp/show"
+grep -q "^batch_size = 16 .*# $tmp/small.ini:3" "$tmp/show" && pass || fail "show: file origin"
+grep -q "^epochs = 2 .*# command line" "$tmp/show" && pass || fail "show: command-line origin"
+"$gloss" spm --help | grep -q -- "--subword.vocab_size" && pass || fail "spm --help lists recipe keys"
+
+# Training, then reuse from the cache.
+"$gloss" spm train "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/models" 2>"$tmp/log1" || fail "spm train"
+[ "$(wc -l <"$tmp/models")" -eq 2 ] && pass || fail "spm train prints two model paths"
+"$gloss" spm train "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/models2" 2>"$tmp/log2"
+cmp -s "$tmp/models" "$tmp/models2" && grep -q "reusing" "$tmp/log2" && pass || fail "second spm train reuses"
+model=$(tail -1 "$tmp/models")
+
+# Encode and decode: one output line per input line, empty lines included, exact round trip.
+printf 'Ein Hund läuft.\n\nZwei Männer, 5€ 😀\n' >"$tmp/in.de"
+"$gloss" spm encode -m "$model" -i "$tmp/in.de" --ids | "$gloss" spm decode -m "$model" --ids >"$tmp/back.de"
+cmp -s "$tmp/in.de" "$tmp/back.de" && pass || fail "encode/decode ids round trip: $(cat "$tmp/back.de")"
+"$gloss" spm encode -m "$model" -i "$tmp/in.de" -o "$tmp/pieces.de" && [ "$(wc -l <"$tmp/pieces.de")" -eq 3 ] && pass || fail "encode to a file"
+
+# gloss data reports filtering and batches.
+"$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/data" 2>/dev/null || fail "gloss data"
+grep -q "^train: 1014 pairs read" "$tmp/data" && grep -q "^batches (epoch 1): " "$tmp/data" && pass || fail "data report: $(cat "$tmp/data")"
+
+# Errors: one line, exit 2, naming file/line/key.
+printf 'include = base.ini\n[train]\nlrate = 1\n' >"$tmp/bad.ini"
+expect_error "unknown key" "bad.ini:3: unknown key 'lrate' in [train]; did you mean 'lr'?" -- "$gloss" recipe check "$tmp/bad.ini"
+expect_error "bad value" "--train.lr must be > 0" -- "$gloss" recipe check "$tmp/small.ini" --train.lr 0
+head -c 300 "$src/tests/data/bleu/inputs/val.de.ref.txt" >"$tmp/short.de"
+expect_error "line mismatch" "no matching line in" -- "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" --data.train_tgt "$tmp/short.de"
+printf 'ok\n\xff\n' >"$tmp/latin1.txt"
+expect_error "invalid utf-8" "latin1.txt:2: invalid UTF-8" -- "$gloss" spm encode -m "$model" -i "$tmp/latin1.txt"
+expect_error "not a model" "not a SentencePiece model" -- "$gloss" spm encode -m "$tmp/in.de" -i "$tmp/in.de"
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,166 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "gloss/text/batcher.h"
+#include "gloss/text/corpus.h"
+#include "gloss/util/error.h"
+#include "gloss/util/line_reader.h"
+
+namespace fs = std::filesystem;
+using namespace gloss::text;
+
+namespace {
+
+const std::string kData = std::string(GLOSS_SOURCE_DIR) + "/data/multi30k/";
+
+struct Fixture {
+  fs::path dir = fs::temp_directory_path() / ("gloss_corpus_test_" + std::to_string(::getpid()));
+  SubwordModel src, tgt;
+  Fixture() {
+    fs::remove_all(dir);
+    DataOptions d;
+    d.train_src = kData + "val.en.gz";
+    d.train_tgt = kData + "val.de.gz";
+    SubwordOptions o;
+    o.vocab_size = 600;
+    std::ostringstream log;
+    const auto paths = prepare_subword_models(d, o, (dir / "spm").string(), log);
+    src = SubwordModel::load(paths.src);
+    tgt = SubwordModel::load(paths.tgt);
+  }
+  ~Fixture() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+    return (dir / name).string();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("LineReader: BOM, Windows line ends, gzip, missing final newline", "[text][io]") {
+  Fixture f;
+  const auto path = f.write("crlf.txt", "\xEF\xBB\xBFone\r\ntwo\r\n\r\nlast");
+  gloss::LineReader r(path);
+  std::string line;
+  std::vector<std::string> lines;
+  while (r.next(line)) lines.push_back(line);
+  CHECK(lines == std::vector<std::string>{"one", "two", "", "last"});
+  CHECK(gloss::count_lines(kData + "val.de.gz") == 1014);
+  const auto bad = f.write("bad.txt", "fine\nnot \xC3( fine\n");
+  gloss::LineReader b(bad);
+  b.next(line);
+  CHECK_THROWS_WITH(b.next(line), Catch::Contains("bad.txt:2: invalid UTF-8"));
+}
+
+TEST_CASE("encode_parallel: files of different length are an error naming both files and the line", "[text][corpus]") {
+  Fixture f;
+  const auto s = f.write("s.txt", "a\nb\nc\n");
+  const auto t = f.write("t.txt", "x\ny\n");
+  CHECK_THROWS_WITH(encode_parallel(s, t, f.src, f.tgt, {}, 1),
+                    Catch::Contains("s.txt:3: no matching line in") && Catch::Contains("t.txt (it ends at line 2)"));
+  CHECK_THROWS_WITH(encode_parallel(t, s, f.src, f.tgt, {}, 1), Catch::Contains("s.txt:3: no matching line in"));
+}
+
+TEST_CASE("encode_parallel: filtering reports every dropped pair and why", "[text][corpus]") {
+  Fixture f;
+  const auto s = f.write("s.txt", "a dog\n\nthe small black dog runs over the green grass\na cat\nok\n");
+  const auto t = f.write("t.txt", "ein hund\nleer\nhund\neine katze\n\n");
+  FilterOptions o{30, 30, 3.0, true};
+  FilterReport report;
+  const auto corpus = encode_parallel(s, t, f.src, f.tgt, o, 2, &report);
+  CHECK(report.read == 5);
+  CHECK(report.empty == 2);
+  CHECK(report.bad_ratio == 1);
+  CHECK(report.kept == 2);
+  CHECK(corpus.size() == 2);
+  CHECK(corpus.line(1) == 4);
+  CHECK(report.summary(o) == "5 pairs read, 2 kept; dropped: 2 with an empty side, 1 length ratio > 3");
+}
+
+TEST_CASE("encode_parallel: gzip and plain input give the same ids, whatever the thread count", "[text][corpus]") {
+  Fixture f;
+  const auto a = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 1);
+  const auto b = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 2);
+  REQUIRE(a.size() == 1014);
+  REQUIRE(b.size() == a.size());
+  for (std::size_t i = 0; i < a.size(); i += 97) {
+    CHECK(std::equal(a.src(i).begin(), a.src(i).end(), b.src(i).begin(), b.src(i).end()));
+    CHECK(std::equal(a.tgt(i).begin(), a.tgt(i).end(), b.tgt(i).begin(), b.tgt(i).end()));
+  }
+}
+
+TEST_CASE("Batcher: every pair once per epoch, seeded, bucketed, and resumable exactly", "[text][batcher]") {
+  Fixture f;
+  const auto corpus = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 2);
+  BatchOptions o;
+  o.batch_size = 32;
+  o.pool_batches = 8;
+  o.seed = 7;
+  Batcher batcher(corpus, o);
+  const auto e1 = batcher.epoch_batches(1);
+  std::multiset<std::uint32_t> seen;
+  for (const auto& b : e1) {
+    CHECK(b.size() <= 32);
+    seen.insert(b.begin(), b.end());
+  }
+  CHECK(seen.size() == corpus.size());
+  CHECK(std::set<std::uint32_t>(seen.begin(), seen.end()).size() == corpus.size());
+  CHECK(batcher.epoch_batches(1) == e1);  // repeatable
+  CHECK(batcher.epoch_batches(2) != e1);  // reshuffled per epoch
+  BatchOptions flat = o;
+  flat.pool_batches = 1;
+  CHECK(batcher.padding_fraction(1) < Batcher(corpus, flat).padding_fraction(1));
+
+  // Resume: a batcher restored to a saved position yields exactly the batches that follow.
+  for (int i = 0; i < 40; ++i) batcher.next();  // crosses into epoch 2 (32 batches per epoch)
+  const auto saved = batcher.position();
+  CHECK(saved.epoch == 2);
+  std::vector<std::vector<std::uint32_t>> expected;
+  for (int i = 0; i < 10; ++i) expected.push_back(batcher.next().examples);
+  Batcher resumed(corpus, o);
+  resumed.restore(saved);
+  for (int i = 0; i < 10; ++i) CHECK(resumed.next().examples == expected[static_cast<std::size_t>(i)]);
+}
+
+TEST_CASE("Batcher: token batches stay under the padded token budget", "[text][batcher]") {
+  Fixture f;
+  const auto corpus = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 2);
+  BatchOptions o;
+  o.by_tokens = true;
+  o.batch_tokens = 500;
+  Batcher batcher(corpus, o);
+  std::size_t total = 0;
+  for (const auto& ids : batcher.epoch_batches(1)) {
+    const Batch b = make_batch(corpus, ids);
+    CHECK(static_cast<std::size_t>(b.tgt_len) * ids.size() <= 500);
+    total += ids.size();
+  }
+  CHECK(total == corpus.size());
+}
+
+TEST_CASE("make_batch: time-major, padded, BOS/EOS in place", "[text][batcher]") {
+  Fixture f;
+  const auto s = f.write("s2.txt", "a dog runs\na cat\n");
+  const auto t = f.write("t2.txt", "ein hund\neine katze schläft\n");
+  const auto corpus = encode_parallel(s, t, f.src, f.tgt, {}, 1);
+  const Batch b = make_batch(corpus, {0, 1});
+  CHECK(b.size == 2);
+  CHECK(b.src_lengths[0] == static_cast<int>(corpus.src_len(0)));
+  CHECK(b.tgt_len == static_cast<int>(std::max(corpus.tgt_len(0), corpus.tgt_len(1))) + 1);
+  CHECK(b.tgt_in[0] == kBosId);
+  CHECK(b.tgt_in[1] == kBosId);
+  CHECK(b.tgt_out[corpus.tgt_len(0) * 2 + 0] == kEosId);
+  for (int k = 0; k < 2; ++k) {
+    const auto len = corpus.src_len(static_cast<std::size_t>(k));
+    for (std::size_t t = 0; t < static_cast<std::size_t>(b.src_len); ++t) {
+      if (t < len) CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == corpus.src(static_cast<std::size_t>(k))[t]);
+      else CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == kPadId);
+    }
+  }
+  CHECK(b.target_tokens == static_cast<std::int64_t>(corpus.tgt_len(0) + corpus.tgt_len(1) + 2));
+}

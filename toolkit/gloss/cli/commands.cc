@@ -1,0 +1,261 @@
+#include "gloss/cli/commands.h"
+
+#include <boost/program_options.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "gloss/recipe/recipe.h"
+#include "gloss/text/batcher.h"
+#include "gloss/text/corpus.h"
+#include "gloss/text/subword.h"
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+#include "gloss/util/line_reader.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace gloss::cli {
+namespace {
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
+}
+
+// RECIPE [--section.key value ...]: the recipe is the first argument not starting with '-'.
+recipe::LoadedRecipe load(const std::vector<std::string>& args, bool check_files = true) {
+  std::string path;
+  std::vector<std::string> overrides;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (path.empty() && overrides.empty() && !args[i].empty() && args[i][0] != '-') {
+      path = args[i];
+      continue;
+    }
+    overrides.push_back(args[i]);
+  }
+  return recipe::load_recipe(path, overrides, check_files);
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", s);
+  return buf;
+}
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string spm_dir(const recipe::Recipe& r) { return (fs::path(r.run.workdir) / "spm").string(); }
+
+// Subword models for the recipe, after checking the corpora pair up (before any training).
+text::SubwordModelPaths subword_models(const recipe::Recipe& r, std::ostream& log) {
+  text::check_parallel(r.data.train_src, r.data.train_tgt);
+  if (!r.data.valid_src.empty()) text::check_parallel(r.data.valid_src, r.data.valid_tgt);
+  if (!r.data.test_src.empty()) text::check_parallel(r.data.test_src, r.data.test_tgt);
+  return text::prepare_subword_models(r.data, r.subword, spm_dir(r), log);
+}
+
+// Streams `input` line by line through `convert` into `output` ("-" = standard streams);
+// a file output is written completely or not at all.
+template <class F>
+void stream_lines(const std::string& input, const std::string& output, std::ostream& out, F&& convert) {
+  LineReader reader(input);
+  std::string line;
+  if (output == "-") {
+    while (reader.next(line)) out << convert(line, reader) << '\n';
+    return;
+  }
+  std::string buffer;
+  while (reader.next(line)) buffer += convert(line, reader) + '\n';
+  atomic_write_file(output, buffer);
+}
+
+int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& out) {
+  std::string model, input, output;
+  bool ids = false;
+  po::options_description desc(std::string("Usage: gloss spm ") + (encode ? "encode" : "decode") +
+                               " -m MODEL [-i IN] [-o OUT]\n" +
+                               (encode ? "Splits each line into subword pieces (or ids)" : "Joins pieces (or ids) back into text") +
+                               "; one output line per input line");
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "SentencePiece model")(
+      "input,i", po::value(&input)->default_value("-"), "input file (plain or .gz; - = standard input)")(
+      "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
+      "ids", po::bool_switch(&ids), encode ? "write ids instead of pieces" : "read ids instead of pieces");
+  if (wants_help(args)) {
+    out << desc;
+    return 0;
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see gloss spm " + (encode ? "encode" : "decode") + " --help)");
+  }
+  const auto sp = text::SubwordModel::load(model);
+  stream_lines(input, output, out, [&](const std::string& line, const LineReader& reader) {
+    std::string result;
+    if (encode) {
+      auto append = [&](const std::string& field) {
+        if (!result.empty()) result += ' ';
+        result += field;
+      };
+      if (ids) {
+        for (int id : sp.encode(line)) append(std::to_string(id));
+      } else {
+        for (const auto& p : sp.encode_pieces(line)) append(p);
+      }
+      return result;
+    }
+    std::istringstream fields(line);
+    if (ids) {
+      std::vector<int> v;
+      std::string tok;
+      while (fields >> tok) {
+        char* end = nullptr;
+        const long id = std::strtol(tok.c_str(), &end, 10);
+        if (*end != '\0' || id < 0 || id >= sp.vocab_size())
+          throw InputError(reader.path(), reader.line_number(),
+                           "'" + tok + "' is not an id of " + model + " (0.." + std::to_string(sp.vocab_size() - 1) + ")");
+        v.push_back(static_cast<int>(id));
+      }
+      return sp.decode(v);
+    }
+    std::vector<std::string> pieces;
+    std::string p;
+    while (fields >> p) pieces.push_back(p);
+    return sp.decode_pieces(pieces);
+  });
+  return 0;
+}
+
+const char* kSpmUsage =
+    "Usage: gloss spm train [RECIPE] [--section.key value ...]\n"
+    "       gloss spm encode -m MODEL [-i IN] [-o OUT] [--ids]\n"
+    "       gloss spm decode -m MODEL [-i IN] [-o OUT] [--ids]\n"
+    "train: trains the SentencePiece model(s) of the recipe's [subword] section on its training\n"
+    "text, inside Gloss, under <run.workdir>/spm/, or reuses them when corpus and options are\n"
+    "unchanged; prints the source and target model paths.\n";
+
+}  // namespace
+
+int recipe_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  const char* usage =
+      "Usage: gloss recipe show RECIPE [--section.key value ...]   print every key, its value and origin\n"
+      "       gloss recipe check RECIPE [--section.key value ...]  validate the recipe and its data files\n";
+  if (args.empty() || wants_help(args)) {
+    (args.empty() ? log : out) << usage << "\n" << recipe::keys_help();
+    return args.empty() ? 2 : 0;
+  }
+  const std::string action = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (action == "show") {
+    out << recipe::show(load(rest, /*check_files=*/false));
+    return 0;
+  }
+  if (action == "check") {
+    const auto loaded = load(rest);
+    std::size_t from_file = 0, from_cli = 0;
+    for (const auto& [k, o] : loaded.origins) {
+      from_file += o.kind == recipe::Origin::Kind::kFile;
+      from_cli += o.kind == recipe::Origin::Kind::kCommandLine;
+    }
+    out << "ok: " << (loaded.recipe.path.empty() ? "command line" : loaded.recipe.path) << ": " << loaded.keys.size()
+        << " keys (" << from_file << " from recipe files, " << from_cli << " from the command line), data files found\n";
+    return 0;
+  }
+  throw ConfigError("gloss recipe: unknown action '" + action + "'; choose show or check");
+}
+
+int spm_command(const std::vector<std::string>& args, std::istream&, std::ostream& out, std::ostream& log) {
+  if (args.empty()) {
+    log << kSpmUsage;
+    return 2;
+  }
+  const std::string action = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (action == "--help" || action == "-h") {
+    out << kSpmUsage << "\n" << recipe::keys_help();
+    return 0;
+  }
+  if (action == "encode" || action == "decode") return spm_code(rest, action == "encode", out);
+  if (action == "train") {
+    if (wants_help(rest)) {
+      out << kSpmUsage << "\n" << recipe::keys_help();
+      return 0;
+    }
+    const auto loaded = load(rest);
+    const auto& r = loaded.recipe;
+    const auto paths = subword_models(r, log);
+    out << paths.src << "\n";
+    if (paths.tgt != paths.src) out << paths.tgt << "\n";
+    return 0;
+  }
+  throw ConfigError("gloss spm: unknown action '" + action + "'; choose train, encode or decode");
+}
+
+int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  if (args.empty() || wants_help(args)) {
+    (args.empty() ? log : out)
+        << "Usage: gloss data RECIPE [--section.key value ...]\n"
+           "Prepares the recipe's data as training will see it: SentencePiece models (trained or\n"
+           "reused), the training corpus encoded and length-filtered, one epoch of batches; prints\n"
+           "what was dropped and why, the padding fraction and the time each step took.\n\n"
+        << recipe::keys_help();
+    return args.empty() ? 2 : 0;
+  }
+  const auto loaded = load(args);
+  const auto& r = loaded.recipe;
+  auto t0 = std::chrono::steady_clock::now();
+  const auto paths = subword_models(r, log);
+  const double spm_seconds = since(t0);
+  const auto src_model = text::SubwordModel::load(paths.src);
+  const auto tgt_model = text::SubwordModel::load(paths.tgt);
+
+  t0 = std::chrono::steady_clock::now();
+  text::FilterReport report;
+  const auto filter = text::training_filter(r.data);
+  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_model, tgt_model, filter,
+                                            r.subword.threads, &report);
+  const double encode_seconds = since(t0);
+
+  text::BatchOptions bo;
+  bo.by_tokens = r.train.batch_by == "tokens";
+  bo.batch_size = r.train.batch_size;
+  bo.batch_tokens = r.train.batch_tokens;
+  bo.pool_batches = r.train.pool_batches;
+  bo.seed = static_cast<std::uint64_t>(r.train.seed);
+  t0 = std::chrono::steady_clock::now();
+  text::Batcher batcher(corpus, bo);
+  const auto batches = batcher.epoch_batches(1);
+  std::size_t materialised_tokens = 0;
+  for (const auto& b : batches) materialised_tokens += static_cast<std::size_t>(text::make_batch(corpus, b).target_tokens);
+  const double batch_seconds = since(t0);
+
+  char pad[32];
+  std::snprintf(pad, sizeof pad, "%.1f%%", 100.0 * batcher.padding_fraction(1));
+  out << "subword models: " << paths.src << (paths.tgt != paths.src ? ", " + paths.tgt : "") << " ("
+      << seconds(spm_seconds) << " s)\n";
+  out << "train: " << report.summary(filter) << "\n";
+  out << "encoded in " << seconds(encode_seconds) << " s; " << corpus.size() << " pairs, " << materialised_tokens
+      << " target tokens\n";
+  out << "batches (epoch 1): " << batches.size() << " (" << r.train.batch_by << "), padding " << pad << ", built in "
+      << seconds(batch_seconds) << " s\n";
+  if (!r.data.valid_src.empty()) {
+    text::FilterReport vr;
+    const text::FilterOptions keep_all{0, 0, 0.0, false};
+    const auto valid = text::encode_parallel(r.data.valid_src, r.data.valid_tgt, src_model, tgt_model, keep_all,
+                                             r.subword.threads, &vr);
+    out << "valid: " << vr.read << " pairs\n";
+  }
+  return 0;
+}
+
+}  // namespace gloss::cli

@@ -1,0 +1,461 @@
+#include "gloss/recipe/recipe.h"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "gloss/util/error.h"
+#include "gloss/util/line_reader.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace gloss::recipe {
+namespace {
+
+const std::vector<std::string> kSections = {"data", "subword", "model", "train", "decode", "eval", "run"};
+
+std::string number_text(double v) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// "; did you mean 'x'?" for the nearest candidate, if it is near enough.
+std::string suggestion(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = SIZE_MAX;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  if (best.empty() || best_d > std::max<std::size_t>(3, word.size() / 3)) return "";
+  return "; did you mean '" + best + "'?";
+}
+
+struct KeySpec {
+  std::string name;  // "train.lr"
+  std::string type;  // int, float, bool, string, path, choice
+  std::string help;
+  std::string default_text;
+  std::vector<std::string> choices;
+  std::function<po::value_semantic*()> semantic;
+  std::function<std::string()> text;
+  std::function<std::string()> check;  // "" when valid, else what is wrong
+  std::string* path = nullptr;
+};
+
+class Schema {
+ public:
+  explicit Schema(Recipe& r) {
+    auto& d = r.data;
+    add_path("data.train_src", &d.train_src, "training source text, one sentence a line (plain or .gz)");
+    add_path("data.train_tgt", &d.train_tgt, "training target text, line-aligned with train_src");
+    add_path("data.valid_src", &d.valid_src, "validation source text");
+    add_path("data.valid_tgt", &d.valid_tgt, "validation target text");
+    add_path("data.test_src", &d.test_src, "test source text");
+    add_path("data.test_tgt", &d.test_tgt, "test target text (reference)");
+    add_string("data.src_lang", &d.src_lang, "source language code (names model files)");
+    add_string("data.tgt_lang", &d.tgt_lang, "target language code");
+    add_int("data.max_src_len", &d.max_src_len, "drop training pairs with more source subwords", 1);
+    add_int("data.max_tgt_len", &d.max_tgt_len, "drop training pairs with more target subwords", 1);
+    add_float("data.max_len_ratio", &d.max_len_ratio, "drop pairs whose subword length ratio exceeds this (0: off)", 0);
+
+    auto& s = r.subword;
+    add_choice("subword.model_type", &s.model_type, "SentencePiece algorithm", {"unigram", "bpe"});
+    add_int("subword.vocab_size", &s.vocab_size, "vocabulary size of each model (lowered with a warning if too large)", 8);
+    add_bool("subword.joint", &s.joint, "one model for both languages");
+    add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5, 1.0);
+    add_int("subword.input_sentence_size", &s.input_sentence_size, "sentences sampled for training (0: all)", 0);
+    add_bool("subword.byte_fallback", &s.byte_fallback, "encode unseen characters as bytes instead of <unk>");
+    add_choice("subword.normalization", &s.normalization, "SentencePiece normalisation rule",
+               {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"});
+    add_int("subword.seed", &s.seed, "random seed of SentencePiece training", 0);
+    add_int("subword.threads", &s.threads, "threads for SentencePiece training and encoding", 1, 64);
+
+    auto& m = r.model;
+    add_choice("model.cell", &m.cell, "recurrent cell", {"gru", "lstm"});
+    add_int("model.emb_dim", &m.emb_dim, "embedding size", 1);
+    add_int("model.enc_hidden", &m.enc_hidden, "encoder state size per direction", 1);
+    add_int("model.enc_layers", &m.enc_layers, "encoder layers", 1, 16);
+    add_choice("model.bidirectional", &m.bidirectional, "bidirectional encoder layers", {"first", "all", "none"});
+    add_int("model.dec_hidden", &m.dec_hidden, "decoder state size", 1);
+    add_int("model.dec_layers", &m.dec_layers, "decoder layers", 1, 16);
+    add_int("model.att_dim", &m.att_dim, "additive attention size", 1);
+    add_choice("model.readout", &m.readout, "readout layer before the softmax", {"maxout", "tanh"});
+    add_int("model.readout_dim", &m.readout_dim, "readout size", 1);
+    add_choice("model.dec_init", &m.dec_init, "decoder initial state: tanh(W h) of the backward encoder's first state, "
+               "of the mean annotation, or zero", {"last_backward", "mean", "zero"});
+    add_bool("model.tie_target_embeddings", &m.tie_target_embeddings, "share target embeddings with the output layer");
+    add_float("model.dropout_emb", &m.dropout_emb, "dropout on embeddings", 0, 0.95);
+    add_float("model.dropout_rnn", &m.dropout_rnn, "dropout on recurrent layer outputs", 0, 0.95);
+    add_float("model.dropout_readout", &m.dropout_readout, "dropout on the readout", 0, 0.95);
+
+    auto& t = r.train;
+    add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
+    add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
+    add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule", {"constant", "plateau", "inverse_sqrt"});
+    add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0);
+    add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
+    add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1);
+    add_float("train.clip_norm", &t.clip_norm, "global gradient-norm clipping (0: off)", 0);
+    add_float("train.label_smoothing", &t.label_smoothing, "label smoothing", 0, 0.99);
+    add_choice("train.batch_by", &t.batch_by, "batch size unit", {"sentences", "tokens"});
+    add_int("train.batch_size", &t.batch_size, "sentences per batch (batch_by = sentences)", 1);
+    add_int("train.batch_tokens", &t.batch_tokens, "target tokens per batch (batch_by = tokens)", 1);
+    add_int("train.pool_batches", &t.pool_batches, "batches sorted by length together (1: no bucketing)", 1);
+    add_int("train.accumulate", &t.accumulate, "batches per update (gradient accumulation)", 1);
+    add_int("train.epochs", &t.epochs, "epochs", 0);
+    add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
+    add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0);
+    add_float("train.teacher_forcing", &t.teacher_forcing, "probability of feeding the reference word", 0, 1);
+    add_float("train.teacher_forcing_decay", &t.teacher_forcing_decay, "teacher forcing lowered by this per epoch", 0, 1);
+    add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
+    add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model", {"bleu", "chrf", "ce"});
+    add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
+    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept besides the best", 1);
+    add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
+    add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
+    add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
+    add_int("train.threads", &t.threads, "compute threads", 1, 256);
+
+    auto& c = r.decode;
+    add_int("decode.beam_size", &c.beam_size, "beam size (1: greedy)", 1, 1000);
+    add_float("decode.length_penalty", &c.length_penalty, "score / length^alpha", 0, 10);
+    add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100, true);
+    add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0);
+    add_int("decode.n_best", &c.n_best, "translations per sentence (<= beam_size)", 1);
+    add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
+
+    add_string("eval.metrics", &r.eval.metrics, "metrics of the final report (bleu, chrf, ter)");
+    add_path("run.workdir", &r.run.workdir, "where models and results go (default: runs/<recipe name>)");
+  }
+
+  const KeySpec* find(const std::string& name) const {
+    for (const auto& k : keys)
+      if (k.name == name) return &k;
+    return nullptr;
+  }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& k : keys) out.push_back(k.name);
+    return out;
+  }
+
+  std::vector<KeySpec> keys;
+
+ private:
+  void add_int(const std::string& name, int* p, const std::string& help, int min = INT_MIN, int max = INT_MAX) {
+    KeySpec k{name, "int", help, std::to_string(*p), {}, {}, {}, {}, nullptr};
+    const int def = *p;
+    k.semantic = [p, def] { return po::value<int>(p)->default_value(def); };
+    k.text = [p] { return std::to_string(*p); };
+    k.check = [p, min, max]() -> std::string {
+      if (*p < min) return "must be at least " + std::to_string(min) + " (got " + std::to_string(*p) + ")";
+      if (*p > max) return "must be at most " + std::to_string(max) + " (got " + std::to_string(*p) + ")";
+      return "";
+    };
+    keys.push_back(std::move(k));
+  }
+  void add_float(const std::string& name, double* p, const std::string& help, double min = -1e300, double max = 1e300,
+                 bool min_exclusive = false) {
+    KeySpec k{name, "float", help, number_text(*p), {}, {}, {}, {}, nullptr};
+    const double def = *p;
+    k.semantic = [p, def] { return po::value<double>(p)->default_value(def, number_text(def)); };
+    k.text = [p] { return number_text(*p); };
+    k.check = [p, min, max, min_exclusive]() -> std::string {
+      if (!(*p == *p)) return "must be a number";
+      if (min_exclusive ? *p <= min : *p < min)
+        return std::string("must be ") + (min_exclusive ? "> " : ">= ") + number_text(min) + " (got " + number_text(*p) + ")";
+      if (*p > max) return "must be <= " + number_text(max) + " (got " + number_text(*p) + ")";
+      return "";
+    };
+    keys.push_back(std::move(k));
+  }
+  void add_bool(const std::string& name, bool* p, const std::string& help) {
+    KeySpec k{name, "bool", help, *p ? "true" : "false", {}, {}, {}, {}, nullptr};
+    const bool def = *p;
+    k.semantic = [p, def] { return po::value<bool>(p)->default_value(def, def ? "true" : "false"); };
+    k.text = [p] { return std::string(*p ? "true" : "false"); };
+    k.check = [] { return std::string(); };
+    keys.push_back(std::move(k));
+  }
+  void add_string(const std::string& name, std::string* p, const std::string& help) {
+    KeySpec k{name, "string", help, *p, {}, {}, {}, {}, nullptr};
+    const std::string def = *p;
+    k.semantic = [p, def] { return po::value<std::string>(p)->default_value(def); };
+    k.text = [p] { return *p; };
+    k.check = [] { return std::string(); };
+    keys.push_back(std::move(k));
+  }
+  void add_path(const std::string& name, std::string* p, const std::string& help) {
+    add_string(name, p, help);
+    keys.back().type = "path";
+    keys.back().path = p;
+  }
+  void add_choice(const std::string& name, std::string* p, const std::string& help, std::vector<std::string> choices) {
+    add_string(name, p, help);
+    KeySpec& k = keys.back();
+    k.type = "choice";
+    k.choices = choices;
+    k.check = [p, choices]() -> std::string {
+      if (std::find(choices.begin(), choices.end(), *p) != choices.end()) return "";
+      std::string list;
+      for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+      return "'" + *p + "' is not one of: " + list + suggestion(*p, choices);
+    };
+  }
+};
+
+struct Entry {
+  std::string file;
+  int line = 0;
+  std::string section, key, value;
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+std::string relative_to(const std::string& file, const std::string& value) {
+  if (value.empty() || fs::path(value).is_absolute()) return value;
+  return (fs::path(file).parent_path() / value).lexically_normal().string();
+}
+
+// Reads one recipe file and, after it, the files it includes (later includes first):
+// entries come in priority order, highest first.
+void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::string>& stack) {
+  const std::string canonical = fs::weakly_canonical(file).string();
+  if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
+    throw InputError(file, 0, "includes itself (through " + stack.back() + "); remove the include cycle");
+  stack.push_back(canonical);
+  LineReader reader(file);
+  std::string raw, section;
+  std::vector<Entry> local;
+  std::vector<std::pair<std::string, int>> includes;
+  std::map<std::string, int> seen;
+  while (reader.next(raw)) {
+    const int line = static_cast<int>(reader.line_number());
+    std::string text = trim(raw);
+    if (text.empty() || text[0] == '#' || text[0] == ';') continue;
+    if (text[0] == '[') {
+      if (text.back() != ']') throw InputError(file, line, "section header needs a closing ']': " + text);
+      section = trim(text.substr(1, text.size() - 2));
+      if (std::find(kSections.begin(), kSections.end(), section) == kSections.end())
+        throw InputError(file, line, "unknown section [" + section + "]" + suggestion(section, kSections) +
+                                         " (sections: data, subword, model, train, decode, eval, run)");
+      continue;
+    }
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) throw InputError(file, line, "expected 'key = value', got: " + text);
+    std::string key = trim(text.substr(0, eq));
+    std::string value = text.substr(eq + 1);
+    if (const auto hash = value.find(" #"); hash != std::string::npos) value.resize(hash);
+    value = trim(value);
+    if (section.empty()) {
+      if (key != "include")
+        throw InputError(file, line, "'" + key + "' is outside any section; put it under [data], [train], ...");
+      includes.emplace_back(relative_to(file, value), line);
+      continue;
+    }
+    const std::string full = section + "." + key;
+    if (auto it = seen.find(full); it != seen.end())
+      throw InputError(file, line, "[" + section + "] " + key + " is set twice (first at line " +
+                                       std::to_string(it->second) + "); keep one");
+    seen[full] = line;
+    local.push_back({file, line, section, key, value});
+  }
+  out.insert(out.end(), local.begin(), local.end());
+  for (auto it = includes.rbegin(); it != includes.rend(); ++it) {
+    if (!fs::exists(it->first))
+      throw InputError(file, it->second, "include: no such file '" + it->first + "'");
+    scan(it->first, out, stack);
+  }
+  stack.pop_back();
+}
+
+}  // namespace
+
+std::string Origin::describe() const {
+  switch (kind) {
+    case Kind::kDefault: return "default";
+    case Kind::kCommandLine: return "command line";
+    case Kind::kFile: return file + ":" + std::to_string(line);
+  }
+  return "";
+}
+
+LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, bool check_files) {
+  LoadedRecipe out;
+  Recipe& r = out.recipe;
+  r.path = path;
+  Schema schema(r);
+  po::options_description desc;
+  for (const auto& k : schema.keys) desc.add_options()(k.name.c_str(), k.semantic(), k.help.c_str());
+  po::variables_map vm;
+
+  // 1. The command line: highest priority.
+  try {
+    const auto parsed = po::command_line_parser(overrides).options(desc).style(po::command_line_style::unix_style &
+                                                                                ~po::command_line_style::allow_guessing).run();
+    po::store(parsed, vm);
+    for (const auto& o : parsed.options) out.origins[o.string_key] = {Origin::Kind::kCommandLine, "", 0};
+  } catch (const po::unknown_option& e) {
+    std::string name = e.get_option_name();
+    std::string bare = name.rfind("--", 0) == 0 ? name.substr(2) : name;
+    throw ConfigError("unknown option " + name + suggestion(bare, schema.names()) + " (see --help for recipe keys)");
+  } catch (const po::error& e) {
+    throw ConfigError(e.what());
+  }
+
+  // 2. Recipe files, the recipe before what it includes.
+  std::vector<Entry> entries;
+  if (!path.empty()) {
+    if (!fs::exists(path)) throw InputError(path, 0, "no such recipe file");
+    std::vector<std::string> stack;
+    scan(path, entries, stack);
+  }
+  for (const auto& e : entries) {
+    const std::string name = e.section + "." + e.key;
+    const KeySpec* spec = schema.find(name);
+    if (!spec) {
+      std::vector<std::string> in_section;
+      for (const auto& k : schema.keys)
+        if (k.name.rfind(e.section + ".", 0) == 0) in_section.push_back(k.name.substr(e.section.size() + 1));
+      throw InputError(e.file, e.line, "unknown key '" + e.key + "' in [" + e.section + "]" + suggestion(e.key, in_section));
+    }
+    if (out.origins.count(name)) continue;  // set with higher priority
+    const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;
+    po::parsed_options one(&desc);
+    one.options.emplace_back(name, std::vector<std::string>{value});
+    try {
+      po::store(one, vm);
+    } catch (const po::error&) {
+      throw InputError(e.file, e.line, "[" + e.section + "] " + e.key + ": '" + e.value + "' is not a valid " +
+                                           spec->type + " value");
+    }
+    out.origins[name] = {Origin::Kind::kFile, e.file, e.line};
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(e.what());
+  }
+
+  // 3. Validation, naming where each bad value came from.
+  auto where = [&](const std::string& name) -> std::string {
+    const auto it = out.origins.find(name);
+    if (it == out.origins.end()) return name + " (default)";
+    if (it->second.kind == Origin::Kind::kCommandLine) return "--" + name;
+    return it->second.file + ":" + std::to_string(it->second.line) + ": " + name;
+  };
+  for (const auto& k : schema.keys) {
+    const std::string problem = k.check();
+    if (!problem.empty()) throw ConfigError(where(k.name) + " " + problem);
+  }
+  auto require = [&](const std::string& name, const std::string& value, const std::string& why) {
+    if (value.empty())
+      throw ConfigError((path.empty() ? std::string("") : path + ": ") + name + " is required: " + why);
+  };
+  require("data.train_src", r.data.train_src, "the training source text ([data] train_src = FILE)");
+  require("data.train_tgt", r.data.train_tgt, "the training target text ([data] train_tgt = FILE)");
+  if (r.data.valid_src.empty() != r.data.valid_tgt.empty())
+    throw ConfigError(where(r.data.valid_src.empty() ? "data.valid_tgt" : "data.valid_src") +
+                      " needs its counterpart: set both valid_src and valid_tgt, or neither");
+  if (r.data.test_src.empty() != r.data.test_tgt.empty())
+    throw ConfigError(where(r.data.test_src.empty() ? "data.test_tgt" : "data.test_src") +
+                      " needs its counterpart: set both test_src and test_tgt, or neither");
+  if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
+    throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
+                      std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
+  if (r.decode.n_best > r.decode.beam_size)
+    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" + std::to_string(r.decode.n_best) +
+                      " > " + std::to_string(r.decode.beam_size) + ")");
+  if (check_files) {
+    for (const auto& k : schema.keys) {
+      if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
+      if (!fs::exists(*k.path)) {
+        const auto it = out.origins.find(k.name);
+        if (it != out.origins.end() && it->second.kind == Origin::Kind::kFile)
+          throw InputError(it->second.file, static_cast<std::size_t>(it->second.line),
+                           k.name + ": no such file '" + *k.path + "' (paths are relative to the recipe file)");
+        throw ConfigError("--" + k.name + ": no such file '" + *k.path + "'");
+      }
+    }
+  }
+  if (r.run.workdir.empty()) {
+    const std::string stem = path.empty() ? "gloss" : fs::path(path).stem().string();
+    r.run.workdir = (fs::path("runs") / stem).string();
+  }
+  for (const auto& k : schema.keys) {
+    out.keys.push_back(k.name);
+    out.text[k.name] = k.text();
+  }
+  return out;
+}
+
+std::string show(const LoadedRecipe& loaded) {
+  std::ostringstream out;
+  std::string section;
+  std::size_t width = 0;
+  for (const auto& name : loaded.keys) width = std::max(width, name.size() - name.find('.') - 1 + 3 + loaded.text.at(name).size());
+  width = std::min<std::size_t>(width, 60);
+  for (const auto& name : loaded.keys) {
+    const auto dot = name.find('.');
+    const std::string sec = name.substr(0, dot), key = name.substr(dot + 1);
+    if (sec != section) {
+      out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    const auto it = loaded.origins.find(name);
+    const std::string origin = it == loaded.origins.end() ? "default" : it->second.describe();
+    std::string line = key + " = " + loaded.text.at(name);
+    if (line.size() < width) line += std::string(width - line.size(), ' ');
+    out << line << "  # " << origin << "\n";
+  }
+  return out.str();
+}
+
+std::string keys_help() {
+  Recipe r;
+  Schema schema(r);
+  std::ostringstream out;
+  out << "Recipe keys (in a recipe: [section] key = value; on the command line: --section.key value):\n";
+  for (const auto& k : schema.keys) {
+    std::string head = "  --" + k.name + " " + (k.choices.empty() ? k.type : [&] {
+      std::string c;
+      for (const auto& x : k.choices) c += (c.empty() ? "" : "|") + x;
+      return c;
+    }());
+    if (head.size() < 48) head += std::string(48 - head.size(), ' ');
+    out << head << " " << k.help << (k.default_text.empty() ? "" : " [" + k.default_text + "]") << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace gloss::recipe

@@ -1,0 +1,91 @@
+#include "gloss/util/line_reader.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <unistd.h>
+
+#include "gloss/util/error.h"
+#include "gloss/util/unicode.h"
+
+namespace gloss {
+
+struct LineReader::Handle {
+  gzFile file = nullptr;
+  ~Handle() {
+    if (file) gzclose(file);
+  }
+};
+
+LineReader::LineReader(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
+  if (path != "-" && std::filesystem::is_directory(path))
+    throw InputError(path, 0, "is a directory; give a text file (plain or .gz)");
+  // zlib reads uncompressed files transparently, so one code path serves both.
+  handle_->file = path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb");
+  if (!handle_->file) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+  gzbuffer(handle_->file, 1 << 17);
+}
+
+LineReader::~LineReader() = default;
+
+bool LineReader::fill() {
+  if (eof_) return false;
+  if (pos_ > 0) {
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+  }
+  char chunk[1 << 16];
+  const int n = gzread(handle_->file, chunk, sizeof chunk);
+  if (n < 0) {
+    int code = 0;
+    const std::string message = gzerror(handle_->file, &code);
+    throw InputError(path_, line_number_ + 1, "read error: " + message + " (a truncated or corrupt .gz file?)");
+  }
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  buffer_.append(chunk, static_cast<std::size_t>(n));
+  return true;
+}
+
+bool LineReader::next(std::string& line) {
+  for (;;) {
+    const std::size_t nl = buffer_.find('\n', pos_);
+    if (nl != std::string::npos) {
+      line.assign(buffer_, pos_, nl - pos_);
+      pos_ = nl + 1;
+      break;
+    }
+    if (!fill()) {
+      if (pos_ >= buffer_.size()) return false;
+      line.assign(buffer_, pos_, std::string::npos);  // a last line without a line break
+      pos_ = buffer_.size();
+      break;
+    }
+  }
+  ++line_number_;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line_number_ == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+  if (const auto bad = unicode::find_invalid_utf8(line); bad != std::string_view::npos) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(line[bad]));
+    throw InputError(path_, line_number_,
+                     "invalid UTF-8 (byte " + std::string(hex) + " at column " + std::to_string(bad + 1) +
+                         "); convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8");
+  }
+  return true;
+}
+
+std::size_t count_lines(const std::string& path) {
+  LineReader reader(path);
+  std::string line;
+  while (reader.next(line)) {
+  }
+  return reader.line_number();
+}
+
+}  // namespace gloss
