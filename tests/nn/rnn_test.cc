@@ -1,0 +1,169 @@
+// oneDNN's GRU/LSTM against a plain C++ reference of the cell equations (double precision),
+// and its backward pass against finite differences of that reference.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+
+#include "gloss/nn/rnn.h"
+#include "gloss/tensor/compute.h"
+#include "gloss/util/rng.h"
+
+using namespace gloss;
+using namespace gloss::nn;
+
+namespace {
+
+double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+struct Reference {
+  CellType cell;
+  int C, H, G;
+  std::vector<double> W, U, b;  // [C,G,H], [H,G,H], [4,H]
+
+  // Runs T steps; returns y [T,N,H], final h and c.
+  void run(int T, int N, const std::vector<double>& x, const std::vector<double>& h0, const std::vector<double>& c0,
+           std::vector<double>& y, std::vector<double>& hT, std::vector<double>& cT) const {
+    std::vector<double> h = h0, c = c0;
+    y.assign(static_cast<std::size_t>(T * N * H), 0.0);
+    for (int t = 0; t < T; ++t) {
+      std::vector<double> hn(h.size()), cn(c.size());
+      for (int n = 0; n < N; ++n) {
+        std::vector<double> gx(static_cast<std::size_t>(G * H), 0.0), gh(static_cast<std::size_t>(G * H), 0.0);
+        for (int g = 0; g < G; ++g)
+          for (int k = 0; k < H; ++k) {
+            for (int i = 0; i < C; ++i) gx[g * H + k] += x[(t * N + n) * C + i] * W[(i * G + g) * H + k];
+            for (int i = 0; i < H; ++i) gh[g * H + k] += h[n * H + i] * U[(i * G + g) * H + k];
+          }
+        for (int k = 0; k < H; ++k) {
+          const double hp = h[n * H + k];
+          if (cell == CellType::kGru) {
+            const double u = sigm(gx[0 * H + k] + gh[0 * H + k] + b[0 * H + k]);
+            const double r = sigm(gx[1 * H + k] + gh[1 * H + k] + b[1 * H + k]);
+            const double o = std::tanh(gx[2 * H + k] + b[2 * H + k] + r * (gh[2 * H + k] + b[3 * H + k]));
+            hn[n * H + k] = u * hp + (1 - u) * o;
+          } else {
+            const double i = sigm(gx[0 * H + k] + gh[0 * H + k] + b[0 * H + k]);
+            const double f = sigm(gx[1 * H + k] + gh[1 * H + k] + b[1 * H + k]);
+            const double cc = std::tanh(gx[2 * H + k] + gh[2 * H + k] + b[2 * H + k]);
+            const double o = sigm(gx[3 * H + k] + gh[3 * H + k] + b[3 * H + k]);
+            cn[n * H + k] = f * c[n * H + k] + i * cc;
+            hn[n * H + k] = o * std::tanh(cn[n * H + k]);
+          }
+        }
+      }
+      h = hn;
+      if (cell == CellType::kLstm) c = cn;
+      for (int n = 0; n < N; ++n)
+        for (int k = 0; k < H; ++k) y[(t * N + n) * H + k] = h[n * H + k];
+    }
+    hT = h;
+    cT = c;
+  }
+};
+
+std::vector<double> to_double(const Tensor& t) { return {t.data(), t.data() + t.size()}; }
+std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+void check_cell(CellType cell) {
+  compute::set_threads(1);
+  const int T = 4, N = 3, C = 5, H = 4;
+  ParameterSet params;
+  RnnCell rnn(params, "rnn", cell, C, H);
+  Rng rng(11);
+  for (auto& p : params.all())
+    for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+  Reference ref{cell, C, H, rnn.gates(), to_double(params.get("rnn/weights_layer").value),
+                to_double(params.get("rnn/weights_iter").value), to_double(params.get("rnn/bias").value)};
+  auto rand_vec = [&](std::size_t n) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = rng.uniform(-1.f, 1.f);
+    return v;
+  };
+  const auto x = rand_vec(T * N * C), h0 = rand_vec(N * H), gy = rand_vec(T * N * H), gh = rand_vec(N * H);
+  const auto c0 = cell == CellType::kLstm ? rand_vec(N * H) : std::vector<double>(N * H, 0.0);
+  const auto gc = cell == CellType::kLstm ? rand_vec(N * H) : std::vector<double>(N * H, 0.0);
+
+  // Forward: oneDNN equals the reference.
+  const auto xf = to_float(x), h0f = to_float(h0), c0f = to_float(c0);
+  std::vector<float> y(T * N * H), hT(N * H), cT(N * H);
+  RnnCell::Cache cache;
+  rnn.forward(T, N, xf.data(), h0f.data(), c0f.data(), y.data(), hT.data(), cT.data(), &cache);
+  std::vector<double> ry, rh, rc;
+  ref.run(T, N, x, h0, c0, ry, rh, rc);
+  for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == Approx(ry[i]).margin(2e-6));
+  for (std::size_t i = 0; i < hT.size(); ++i) REQUIRE(hT[i] == Approx(rh[i]).margin(2e-6));
+  if (cell == CellType::kLstm)
+    for (std::size_t i = 0; i < cT.size(); ++i) REQUIRE(cT[i] == Approx(rc[i]).margin(2e-6));
+  // Inference gives the same numbers.
+  std::vector<float> yi(T * N * H);
+  rnn.forward(T, N, xf.data(), h0f.data(), c0f.data(), yi.data(), nullptr, nullptr, nullptr);
+  for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(yi[i] == Approx(y[i]).margin(1e-6));
+
+  // Backward: gradients of L = gy.y + gh.hT + gc.cT against central differences of the reference.
+  params.zero_grad();
+  const auto gyf = to_float(gy), ghf = to_float(gh), gcf = to_float(gc);
+  std::vector<float> dx(T * N * C), dh0(N * H), dc0(N * H);
+  rnn.backward(cache, gyf.data(), ghf.data(), cell == CellType::kLstm ? gcf.data() : nullptr, dx.data(), dh0.data(),
+               dc0.data());
+  auto loss = [&](const Reference& r, const std::vector<double>& xx, const std::vector<double>& hh,
+                  const std::vector<double>& cc) {
+    std::vector<double> yy, ht, ct;
+    r.run(T, N, xx, hh, cc, yy, ht, ct);
+    double l = 0;
+    for (std::size_t i = 0; i < yy.size(); ++i) l += gy[i] * yy[i];
+    for (std::size_t i = 0; i < ht.size(); ++i) l += gh[i] * ht[i] + gc[i] * ct[i];
+    return l;
+  };
+  const double eps = 1e-6;
+  auto numeric = [&](std::vector<double>& v, std::size_t i, const std::function<double()>& f) {
+    const double keep = v[i];
+    v[i] = keep + eps;
+    const double up = f();
+    v[i] = keep - eps;
+    const double down = f();
+    v[i] = keep;
+    return (up - down) / (2 * eps);
+  };
+  auto expect = [](double analytic, double numeric_value, const char* what, std::size_t i) {
+    INFO(what << "[" << i << "]: analytic " << analytic << ", numeric " << numeric_value);
+    CHECK(std::abs(analytic - numeric_value) <= 1e-4 + 1e-3 * std::abs(numeric_value));
+  };
+  {
+    auto xx = x;
+    for (std::size_t i = 0; i < xx.size(); ++i)
+      expect(dx[i], numeric(xx, i, [&] { return loss(ref, xx, h0, c0); }), "dx", i);
+    auto hh = h0;
+    for (std::size_t i = 0; i < hh.size(); ++i)
+      expect(dh0[i], numeric(hh, i, [&] { return loss(ref, x, hh, c0); }), "dh0", i);
+    if (cell == CellType::kLstm) {
+      auto cc = c0;
+      for (std::size_t i = 0; i < cc.size(); ++i)
+        expect(dc0[i], numeric(cc, i, [&] { return loss(ref, x, h0, cc); }), "dc0", i);
+    }
+  }
+  Reference r = ref;
+  const auto& gw = params.get("rnn/weights_layer").grad;
+  const auto& gu = params.get("rnn/weights_iter").grad;
+  const auto& gb = params.get("rnn/bias").grad;
+  for (std::size_t i = 0; i < r.W.size(); ++i) expect(gw[i], numeric(r.W, i, [&] { return loss(r, x, h0, c0); }), "dW", i);
+  for (std::size_t i = 0; i < r.U.size(); ++i) expect(gu[i], numeric(r.U, i, [&] { return loss(r, x, h0, c0); }), "dU", i);
+  for (std::size_t i = 0; i < r.b.size(); ++i) expect(gb[i], numeric(r.b, i, [&] { return loss(r, x, h0, c0); }), "db", i);
+
+  // Backward accumulates: a second call doubles the weight gradients.
+  const float first = gw[0];
+  RnnCell::Cache cache2;
+  rnn.forward(T, N, xf.data(), h0f.data(), c0f.data(), y.data(), nullptr, nullptr, &cache2);
+  rnn.backward(cache2, gyf.data(), ghf.data(), cell == CellType::kLstm ? gcf.data() : nullptr, nullptr, nullptr, nullptr);
+  CHECK(gw[0] == Approx(2 * first).epsilon(1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("RnnCell GRU: oneDNN lbr_gru equals the cell equations; gradients match finite differences", "[nn][rnn]") {
+  check_cell(CellType::kGru);
+}
+
+TEST_CASE("RnnCell LSTM: oneDNN lstm equals the cell equations; gradients match finite differences", "[nn][rnn]") {
+  check_cell(CellType::kLstm);
+}

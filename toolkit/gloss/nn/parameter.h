@@ -1,0 +1,39 @@
+#pragma once
+// Every trainable tensor of a model, by stable hierarchical name ("decoder/attention/v"):
+// the one place the optimiser and checkpoints read. Layers keep references into it.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gloss/tensor/tensor.h"
+
+namespace gloss::nn {
+
+struct Parameter {
+  std::string name;
+  Tensor value;
+  Tensor grad;  // same shape; layers accumulate into it
+};
+
+class ParameterSet {
+ public:
+  // Registers a zero-initialised parameter; names are unique.
+  Parameter& add(const std::string& name, std::vector<std::int64_t> shape);
+  Parameter& get(const std::string& name);
+  const Parameter& get(const std::string& name) const;
+  bool contains(const std::string& name) const;
+  const std::vector<std::unique_ptr<Parameter>>& all() const { return params_; }
+  void zero_grad();
+  std::int64_t num_values() const;
+
+  // Incremented whenever values change (optimiser step, load): layers that keep derived
+  // copies (reordered weights) refresh them when it moves.
+  std::uint64_t version() const { return version_; }
+  void touch() { ++version_; }
+
+ private:
+  std::vector<std::unique_ptr<Parameter>> params_;
+  std::uint64_t version_ = 1;
+};
+
+}  // namespace gloss::nn

@@ -1,0 +1,87 @@
+#pragma once
+// Recurrent layers on oneDNN 2.6 RNN primitives.
+//
+// RnnCell is one layer in one direction (left to right): oneDNN `lbr_gru` (linear-before-
+// reset GRU, the same function as PyTorch's nn.GRU and Marian's GRU) or `lstm`.
+// Parameters (canonical layout ldigo, what checkpoints store):
+//   <name>/weights_layer [C, G, H]   input weights,     G = 3 (GRU: u, r, o) or 4 (LSTM: i, f, c~, o)
+//   <name>/weights_iter  [H, G, H]   recurrent weights
+//   <name>/bias          [4, H]      GRU: u, r, o, u' (u' inside the reset product); LSTM: i, f, c~, o
+// GRU:  u = sig(W_u x + U_u h + b_u), r = sig(W_r x + U_r h + b_r),
+//       o = tanh(W_o x + b_o + r * (U_o h + b_u')),  h' = u * h + (1 - u) * o.
+// LSTM: i, f, o = sig(...), c~ = tanh(...), c' = f * c + i * c~, h' = o * tanh(c').
+//
+// Layouts: sequences are time-major [T, N, C]; states [N, H]. Primitives are cached by
+// (propagation, T, N); weights used by backward are reordered once per parameter update.
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "gloss/nn/parameter.h"
+
+namespace gloss::nn {
+
+enum class CellType { kGru, kLstm };
+CellType parse_cell(std::string_view name);  // "gru" or "lstm"
+
+class RnnCell {
+ public:
+  RnnCell(ParameterSet& params, const std::string& name, CellType cell, std::int64_t input, std::int64_t hidden);
+
+  CellType cell() const { return cell_; }
+  std::int64_t input_size() const { return input_; }
+  std::int64_t hidden_size() const { return hidden_; }
+  int gates() const { return cell_ == CellType::kGru ? 3 : 4; }
+
+  // What backward needs from a training forward call. x and y stay owned by the caller and
+  // must not change until backward; the rest is kept here.
+  struct Cache {
+    int T = 0, N = 0;
+    const float* x = nullptr;
+    const float* y = nullptr;
+    Tensor h0, c0, hT, cT;
+    dnnl::memory workspace;
+  };
+
+  // x [T, N, C] -> y [T, N, H]. h0, c0: initial state [N, H] (nullptr: zeros; c only for LSTM).
+  // hT, cT: final state after step T (nullptr: not needed). With `cache`, runs
+  // forward_training and fills it for backward; without, forward_inference.
+  void forward(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT, float* cT,
+               Cache* cache);
+
+  // Gradients: dy [T, N, H] and dhT/dcT [N, H] (any may be nullptr: zero) in; dx [T, N, C] and
+  // dh0/dc0 [N, H] out (overwritten; nullptr: not needed). Weight and bias gradients are
+  // ADDED to the parameters' grad tensors.
+  void backward(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0, float* dc0);
+
+ private:
+  struct Forward {
+    std::unique_ptr<dnnl::primitive_desc> pd;  // lbr_gru_forward / lstm_forward
+    dnnl::primitive prim;
+  };
+  struct Backward {
+    std::unique_ptr<dnnl::primitive_desc> pd;
+    dnnl::primitive prim;
+  };
+  Forward& forward_primitive(bool training, int T, int N);
+  Backward& backward_primitive(int T, int N);
+  void refresh_backward_weights();
+
+  ParameterSet& params_;
+  CellType cell_;
+  std::int64_t input_, hidden_;
+  Parameter& w_layer_;
+  Parameter& w_iter_;
+  Parameter& bias_;
+  std::map<std::tuple<bool, int, int>, Forward> forward_;
+  std::map<std::pair<int, int>, Backward> backward_;
+  Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
+  std::uint64_t bwd_version_ = 0;
+  Tensor zeros_;                     // zero states and gradients, grown on demand
+};
+
+}  // namespace gloss::nn

@@ -1,0 +1,42 @@
+#include "gloss/tensor/tensor.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace gloss {
+
+Tensor& Tensor::operator=(const Tensor& other) {
+  if (this == &other) return *this;
+  resize(other.shape_);
+  if (size_) std::memcpy(data(), other.data(), static_cast<std::size_t>(size_) * sizeof(float));
+  return *this;
+}
+
+void Tensor::resize(std::vector<std::int64_t> shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  shape_ = std::move(shape);
+  size_ = n;
+  if (n > capacity_) {
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    data_.reset(static_cast<float*>(p));
+    capacity_ = n;
+  }
+}
+
+void Tensor::zero() {
+  if (size_) std::memset(data(), 0, static_cast<std::size_t>(size_) * sizeof(float));
+}
+
+void Tensor::fill(float value) { std::fill(data(), data() + size_, value); }
+
+std::string Tensor::shape_string() const {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape_.size(); ++i) s += (i ? ", " : "") + std::to_string(shape_[i]);
+  return s + "]";
+}
+
+}  // namespace gloss

@@ -1,0 +1,47 @@
+#pragma once
+// A float buffer with a row-major shape, 64-byte aligned for vector loads. resize() keeps the
+// allocation when it is large enough, so buffers reused across batches never reallocate.
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gloss {
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::vector<std::int64_t> shape) { resize(std::move(shape)); zero(); }
+  Tensor(std::initializer_list<std::int64_t> shape) : Tensor(std::vector<std::int64_t>(shape)) {}
+  Tensor(const Tensor& other) { *this = other; }
+  Tensor& operator=(const Tensor& other);
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&&) noexcept = default;
+
+  // New shape; contents are unspecified unless zero() follows.
+  void resize(std::vector<std::int64_t> shape);
+  void zero();
+  void fill(float value);
+
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  float& operator[](std::int64_t i) { return data_.get()[i]; }
+  float operator[](std::int64_t i) const { return data_.get()[i]; }
+  std::int64_t size() const { return size_; }
+  const std::vector<std::int64_t>& shape() const { return shape_; }
+  std::int64_t dim(std::size_t i) const { return shape_.at(i); }
+  std::string shape_string() const;
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  std::vector<std::int64_t> shape_;
+  std::int64_t size_ = 0;
+  std::int64_t capacity_ = 0;
+};
+
+}  // namespace gloss
