@@ -1,0 +1,153 @@
+// The whole encoder-decoder on tiny padded batches: gradients against central differences,
+// a padded batch against its sentences run one by one.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "gloss/model/seq2seq.h"
+#include "gloss/tensor/compute.h"
+
+using namespace gloss;
+using namespace gloss::model;
+
+namespace {
+
+// A batch with padding on both sides: source lengths 4, 2, 3; target lengths 3, 1, 2 (+EOS).
+struct TinyBatch {
+  int N = 3, S = 4, T = 4;
+  std::vector<std::int32_t> src = {5, 6, 7,   //
+                                   8, 9, 10,  //
+                                   11, 0, 12, //
+                                   4, 0, 0};
+  std::vector<std::int32_t> lengths = {4, 2, 3};
+  std::vector<std::int32_t> tgt_in = {2, 2, 2, 4, 5, 6, 7, 0, 8, 9, 0, 0};
+  std::vector<std::int32_t> tgt_out = {4, 5, 6, 7, 3, 8, 9, 0, 3, 3, 0, 0};
+  BatchView view() const { return {N, S, T, src.data(), lengths.data(), tgt_in.data(), tgt_out.data()}; }
+};
+
+ModelConfig tiny(nn::CellType cell) {
+  ModelConfig c;
+  c.cell = cell;
+  c.src_vocab = 13;
+  c.tgt_vocab = 11;
+  c.emb = 4;
+  c.enc_hidden = 3;
+  c.dec_hidden = 5;
+  c.att = 4;
+  c.readout_dim = 3;
+  c.dropout_emb = c.dropout_rnn = c.dropout_readout = 0.0f;
+  return c;
+}
+
+void randomise(nn::ParameterSet& params, std::uint64_t seed, float scale = 0.5f) {
+  Rng rng(seed);
+  for (auto& p : params.all())
+    for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-scale, scale);
+  params.touch();
+}
+
+void gradient_check(const ModelConfig& config) {
+  compute::set_threads(1);
+  nn::ParameterSet params;
+  Seq2Seq model(config, params);
+  randomise(params, 3);
+  if (config.readout == "maxout") {
+    // Finite differences are meaningless across maxout's kink: keep the two pieces of each
+    // unit apart by a margin (alternating which one wins) so no step of eps crosses it.
+    auto& bias = params.get("decoder/readout/bias").value;
+    for (std::int64_t k = 0; k < bias.size() / 2; ++k) bias[2 * k + (k % 2)] += 3.0f;
+    params.touch();
+  }
+  TinyBatch batch;
+  const float ls = 0.1f;
+  params.zero_grad();
+  model.forward_backward(batch.view(), ls, nullptr, true);
+  Rng pick(5);
+  int checked = 0;
+  for (auto& p : params.all()) {
+    // A few entries of every parameter tensor, including its first and last.
+    std::vector<std::int64_t> idx = {0, p->value.size() - 1};
+    for (int k = 0; k < 4; ++k) idx.push_back(static_cast<std::int64_t>(pick.below(static_cast<std::uint64_t>(p->value.size()))));
+    for (auto i : idx) {
+      const float keep = p->value[i];
+      const float eps = 1e-2f;
+      p->value[i] = keep + eps;
+      params.touch();
+      const double up = model.forward_backward(batch.view(), ls, nullptr, false).loss;
+      p->value[i] = keep - eps;
+      params.touch();
+      const double down = model.forward_backward(batch.view(), ls, nullptr, false).loss;
+      p->value[i] = keep;
+      params.touch();
+      const double numeric = (up - down) / (2.0 * eps);
+      const double analytic = p->grad[i];
+      INFO(p->name << "[" << i << "]: analytic " << analytic << ", numeric " << numeric);
+      CHECK(std::abs(analytic - numeric) <= 4e-3 + 3e-2 * std::abs(numeric));
+      ++checked;
+    }
+  }
+  CHECK(checked > 60);
+}
+
+}  // namespace
+
+TEST_CASE("Seq2Seq GRU: gradients of the whole model match finite differences on a padded batch", "[model][grad]") {
+  gradient_check(tiny(nn::CellType::kGru));
+}
+
+TEST_CASE("Seq2Seq LSTM: gradients match finite differences", "[model][grad]") {
+  gradient_check(tiny(nn::CellType::kLstm));
+}
+
+TEST_CASE("Seq2Seq variants: tanh readout, mean init, tied embeddings, two bidirectional layers", "[model][grad]") {
+  auto c = tiny(nn::CellType::kGru);
+  c.readout = "tanh";
+  c.dec_init = "mean";
+  gradient_check(c);
+  c = tiny(nn::CellType::kGru);
+  c.tie_target_embeddings = true;
+  c.readout_dim = c.emb;
+  gradient_check(c);
+  c = tiny(nn::CellType::kGru);
+  c.enc_layers = 2;
+  c.bidirectional = "all";
+  gradient_check(c);
+  c = tiny(nn::CellType::kLstm);
+  c.enc_layers = 2;
+  c.bidirectional = "first";
+  c.dec_init = "last_backward";
+  gradient_check(c);
+  c = tiny(nn::CellType::kGru);
+  c.dec_init = "zero";
+  c.bidirectional = "none";
+  gradient_check(c);
+}
+
+TEST_CASE("Seq2Seq: a padded batch gives the loss of its sentences run one by one", "[model][padding]") {
+  compute::set_threads(1);
+  for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
+    auto config = tiny(cell);
+    config.enc_layers = 2;
+    config.bidirectional = "all";
+    nn::ParameterSet params;
+    Seq2Seq model(config, params);
+    randomise(params, 9);
+    TinyBatch batch;
+    const double together = model.forward_backward(batch.view(), 0.1f, nullptr, false).loss;
+    double alone = 0.0;
+    for (int n = 0; n < batch.N; ++n) {
+      const int S = batch.lengths[static_cast<std::size_t>(n)];
+      int T = 0;
+      while (T < batch.T && batch.tgt_out[static_cast<std::size_t>(T * batch.N + n)] != 0) ++T;
+      std::vector<std::int32_t> src, tin, tout, len{S};
+      for (int t = 0; t < S; ++t) src.push_back(batch.src[static_cast<std::size_t>(t * batch.N + n)]);
+      for (int t = 0; t < T; ++t) {
+        tin.push_back(batch.tgt_in[static_cast<std::size_t>(t * batch.N + n)]);
+        tout.push_back(batch.tgt_out[static_cast<std::size_t>(t * batch.N + n)]);
+      }
+      const BatchView one{1, S, T, src.data(), len.data(), tin.data(), tout.data()};
+      alone += model.forward_backward(one, 0.1f, nullptr, false).loss;
+    }
+    CHECK(together == Approx(alone).epsilon(1e-5));
+  }
+}

@@ -1,0 +1,354 @@
+#include "gloss/model/seq2seq.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "gloss/tensor/compute.h"
+#include "gloss/util/error.h"
+
+namespace gloss::model {
+namespace {
+
+constexpr int kPad = 0;
+
+// out[t, n] = in[len_n - 1 - t, n] for t < len_n, else in[t, n]: the sequence of each sentence
+// reversed within its own length (its own inverse).
+void reverse_within(const float* in, float* out, int S, int N, std::int64_t C, const std::int32_t* lengths) {
+  const auto bytes = static_cast<std::size_t>(C) * sizeof(float);
+  for (int n = 0; n < N; ++n) {
+    const int len = lengths[n];
+    for (int t = 0; t < S; ++t) {
+      const int from = t < len ? len - 1 - t : t;
+      std::memcpy(out + (static_cast<std::int64_t>(t) * N + n) * C, in + (static_cast<std::int64_t>(from) * N + n) * C, bytes);
+    }
+  }
+}
+
+void add(std::int64_t n, const float* x, float* y) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+void validate(const ModelConfig& c) {
+  auto positive = [](std::int64_t v, const char* name) {
+    if (v < 1) throw ConfigError(std::string("model.") + name + " must be at least 1 (got " + std::to_string(v) + ")");
+  };
+  positive(c.src_vocab, "src_vocab");
+  positive(c.tgt_vocab, "tgt_vocab");
+  positive(c.emb, "emb_dim");
+  positive(c.enc_hidden, "enc_hidden");
+  positive(c.enc_layers, "enc_layers");
+  positive(c.dec_hidden, "dec_hidden");
+  positive(c.att, "att_dim");
+  positive(c.readout_dim, "readout_dim");
+  if (c.bidirectional != "first" && c.bidirectional != "all" && c.bidirectional != "none")
+    throw ConfigError("model.bidirectional must be first, all or none (got '" + c.bidirectional + "')");
+  if (c.readout != "maxout" && c.readout != "tanh")
+    throw ConfigError("model.readout must be maxout or tanh (got '" + c.readout + "')");
+  if (c.dec_init != "last_backward" && c.dec_init != "mean" && c.dec_init != "zero")
+    throw ConfigError("model.dec_init must be last_backward, mean or zero (got '" + c.dec_init + "')");
+  if (c.tie_target_embeddings && c.readout_dim != c.emb)
+    throw ConfigError("model.tie_target_embeddings needs model.readout_dim == model.emb_dim");
+  for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout})
+    if (p < 0 || p >= 1) throw ConfigError("model dropout probabilities must be in [0, 1)");
+}
+
+static std::int64_t top_width(const ModelConfig& c) {
+  const bool top_bi = c.bidirectional == "all" || (c.bidirectional == "first" && c.enc_layers == 1);
+  return top_bi ? 2 * c.enc_hidden : c.enc_hidden;
+}
+
+Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
+    : config_((validate(config), config)),
+      key_dim_(top_width(config)),
+      src_emb_(params, "encoder/embedding", config.src_vocab, config.emb, kPad),
+      tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb, kPad),
+      attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att),
+      dec_rnn_(params, "decoder/rnn", config.cell, config.emb + key_dim_, config.dec_hidden),
+      readout_(params, "decoder/readout", config.dec_hidden + key_dim_ + config.emb,
+               config.readout == "maxout" ? 2 * config.readout_dim : config.readout_dim) {
+  std::int64_t in = config.emb;
+  for (int l = 0; l < config.enc_layers; ++l) {
+    EncoderLayer layer;
+    const bool bi = config.bidirectional == "all" || (config.bidirectional == "first" && l == 0);
+    const std::string name = "encoder/layer" + std::to_string(l);
+    layer.fwd = std::make_unique<nn::RnnCell>(params, name + "/l2r", config.cell, in, config.enc_hidden);
+    if (bi) layer.bwd = std::make_unique<nn::RnnCell>(params, name + "/r2l", config.cell, in, config.enc_hidden);
+    in = bi ? 2 * config.enc_hidden : config.enc_hidden;
+    layers_.push_back(std::move(layer));
+  }
+  if (config.dec_init != "zero") {
+    const std::int64_t init_in = config.dec_init == "mean" ? key_dim_ : config.enc_hidden;
+    init_ = std::make_unique<nn::Linear>(params, "decoder/init", init_in, config.dec_hidden);
+  }
+  if (config.tie_target_embeddings) out_bias_ = &params.add("decoder/output/bias", {config.tgt_vocab});
+  else out_ = std::make_unique<nn::Linear>(params, "decoder/output", config.readout_dim, config.tgt_vocab);
+}
+
+void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
+  const int S = b.S, N = b.N;
+  const std::int64_t rows = static_cast<std::int64_t>(S) * N, H = config_.enc_hidden;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    EncoderLayer& L = layers_[l];
+    std::int64_t C;
+    if (l == 0) {
+      C = config_.emb;
+      L.in.resize({S, N, C});
+      src_emb_.forward(rows, b.src, L.in.data());
+      if (rng && config_.dropout_emb > 0) {
+        L.drop_mask.resize({S, N, C});
+        nn::dropout_forward(rows * C, config_.dropout_emb, *rng, L.in.data(), L.drop_mask.data());
+      }
+    } else {
+      L.in = layers_[l - 1].out;
+      C = L.in.dim(2);
+      if (rng && config_.dropout_rnn > 0) {
+        L.drop_mask.resize({S, N, C});
+        nn::dropout_forward(rows * C, config_.dropout_rnn, *rng, L.in.data(), L.drop_mask.data());
+      }
+    }
+    L.y_fwd.resize({S, N, H});
+    L.fwd->forward(S, N, L.in.data(), nullptr, nullptr, L.y_fwd.data(), nullptr, nullptr,
+                   training ? &L.cache_fwd : nullptr);
+    if (!L.bwd) {
+      L.out = L.y_fwd;
+      continue;
+    }
+    L.in_rev.resize({S, N, C});
+    reverse_within(L.in.data(), L.in_rev.data(), S, N, C, b.src_lengths);
+    L.y_rev.resize({S, N, H});
+    L.bwd->forward(S, N, L.in_rev.data(), nullptr, nullptr, L.y_rev.data(), nullptr, nullptr,
+                   training ? &L.cache_bwd : nullptr);
+    // out = [y_fwd ; reverse(y_rev)]
+    L.out.resize({S, N, 2 * H});
+    for (int t = 0; t < S; ++t) {
+      for (int n = 0; n < N; ++n) {
+        const int len = b.src_lengths[n];
+        const int from = t < len ? len - 1 - t : t;
+        float* o = L.out.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
+        std::memcpy(o, L.y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H, static_cast<std::size_t>(H) * sizeof(float));
+        std::memcpy(o + H, L.y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H, static_cast<std::size_t>(H) * sizeof(float));
+      }
+    }
+  }
+}
+
+nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing, Rng* rng, bool backward,
+                                      float grad_scale) {
+  const int S = b.S, N = b.N, T = b.T;
+  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden, Henc = config_.enc_hidden;
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
+  const std::int64_t M = static_cast<std::int64_t>(T) * N;
+  const bool maxout = config_.readout == "maxout";
+  const std::int64_t RO = maxout ? 2 * R : R;
+
+  // ---- encoder
+  dropout_active_ = rng != nullptr;
+  encode(b, rng, backward);
+  const Tensor& annotations = layers_.back().out;  // [S, N, K]
+  const bool top_bi = layers_.back().bwd != nullptr;
+
+  // ---- initial decoder state
+  states_.resize({T + 1, N, D});
+  float* s0 = states_.data();
+  if (config_.dec_init == "zero") {
+    std::memset(s0, 0, static_cast<std::size_t>(N * D) * sizeof(float));
+  } else {
+    const std::int64_t in = init_->in();
+    init_in_.resize({N, in});
+    for (int n = 0; n < N; ++n) {
+      float* x = init_in_.data() + n * in;
+      const int len = b.src_lengths[n];
+      if (config_.dec_init == "mean") {
+        std::memset(x, 0, static_cast<std::size_t>(in) * sizeof(float));
+        for (int j = 0; j < len; ++j) add(K, annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, x);
+        for (std::int64_t k = 0; k < K; ++k) x[k] /= static_cast<float>(len);
+      } else if (top_bi) {  // <-h_1: the backward RNN's state at the first source word
+        std::memcpy(x, annotations.data() + static_cast<std::int64_t>(n) * K + Henc, static_cast<std::size_t>(Henc) * sizeof(float));
+      } else {  // ->h_len: the last state of the forward RNN
+        std::memcpy(x, annotations.data() + (static_cast<std::int64_t>(len - 1) * N + n) * K, static_cast<std::size_t>(Henc) * sizeof(float));
+      }
+    }
+    init_->forward(N, init_in_.data(), s0);
+    nn::tanh_forward(N * D, s0);
+  }
+
+  // ---- decoder steps
+  memory_.S = S;
+  memory_.N = N;
+  memory_.keys = annotations.data();
+  memory_.lengths = b.src_lengths;
+  attention_.prepare(memory_);
+  tgt_emb_out_.resize({T, N, E});
+  tgt_emb_.forward(M, b.tgt_in, tgt_emb_out_.data());
+  if (rng && config_.dropout_emb > 0) {
+    tgt_drop_.resize({T, N, E});
+    nn::dropout_forward(M * E, config_.dropout_emb, *rng, tgt_emb_out_.data(), tgt_drop_.data());
+  }
+  contexts_.resize({T, N, K});
+  dec_in_.resize({T, N, E + K});
+  if (steps_.size() < static_cast<std::size_t>(T)) steps_.resize(static_cast<std::size_t>(T));
+  if (dec_caches_.size() < static_cast<std::size_t>(T)) dec_caches_.resize(static_cast<std::size_t>(T));
+  for (int i = 0; i < T; ++i) {
+    const float* s_prev = states_.data() + static_cast<std::int64_t>(i) * N * D;
+    float* c = contexts_.data() + static_cast<std::int64_t>(i) * N * K;
+    attention_.forward(memory_, s_prev, c, steps_[static_cast<std::size_t>(i)]);
+    float* x = dec_in_.data() + static_cast<std::int64_t>(i) * N * (E + K);
+    for (int n = 0; n < N; ++n) {
+      std::memcpy(x + n * (E + K), tgt_emb_out_.data() + (static_cast<std::int64_t>(i) * N + n) * E, static_cast<std::size_t>(E) * sizeof(float));
+      std::memcpy(x + n * (E + K) + E, c + n * K, static_cast<std::size_t>(K) * sizeof(float));
+    }
+    dec_rnn_.forward(1, N, x, s_prev, nullptr, states_.data() + static_cast<std::int64_t>(i + 1) * N * D, nullptr,
+                     nullptr, backward ? &dec_caches_[static_cast<std::size_t>(i)] : nullptr);
+  }
+
+  // ---- readout and output layer, all steps at once
+  const std::int64_t RI = D + K + E;
+  readout_in_.resize({M, RI});
+  for (std::int64_t r = 0; r < M; ++r) {
+    float* x = readout_in_.data() + r * RI;
+    std::memcpy(x, states_.data() + static_cast<std::int64_t>(N) * D + r * D, static_cast<std::size_t>(D) * sizeof(float));
+    std::memcpy(x + D, contexts_.data() + r * K, static_cast<std::size_t>(K) * sizeof(float));
+    std::memcpy(x + D + K, tgt_emb_out_.data() + r * E, static_cast<std::size_t>(E) * sizeof(float));
+  }
+  readout_pre_.resize({M, RO});
+  readout_.forward(M, readout_in_.data(), readout_pre_.data());
+  readout_out_.resize({M, R});
+  if (maxout) {
+    maxout_which_.resize(static_cast<std::size_t>(M * R));
+    nn::maxout_forward(M, R, readout_pre_.data(), readout_out_.data(), maxout_which_.data());
+  } else {
+    std::memcpy(readout_out_.data(), readout_pre_.data(), static_cast<std::size_t>(M * R) * sizeof(float));
+    nn::tanh_forward(M * R, readout_out_.data());
+  }
+  if (rng && config_.dropout_readout > 0) {
+    readout_drop_.resize({M, R});
+    nn::dropout_forward(M * R, config_.dropout_readout, *rng, readout_out_.data(), readout_drop_.data());
+  }
+  logits_.resize({M, V});
+  if (out_) {
+    out_->forward(M, readout_out_.data(), logits_.data());
+  } else {
+    for (std::int64_t r = 0; r < M; ++r)
+      std::memcpy(logits_.data() + r * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
+    compute::gemm(false, true, M, V, R, 1.0f, readout_out_.data(), R, tgt_emb_.table().value.data(), E, 1.0f,
+                  logits_.data(), V);
+  }
+  const nn::LossSum loss =
+      nn::softmax_cross_entropy(M, V, logits_.data(), b.tgt_out, kPad, label_smoothing, backward, grad_scale);
+  if (!backward) return loss;
+
+  // ================= backward
+  const float* dlogits = logits_.data();
+  Tensor dt({M, R});
+  if (out_) {
+    out_->backward(M, readout_out_.data(), dlogits, dt.data());
+  } else {
+    compute::gemm(true, false, V, R, M, 1.0f, dlogits, V, readout_out_.data(), R, 1.0f, tgt_emb_.table().grad.data(), E);
+    for (std::int64_t r = 0; r < M; ++r) add(V, dlogits + r * V, out_bias_->grad.data());
+    compute::gemm(false, false, M, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f, dt.data(), R);
+  }
+  if (rng && config_.dropout_readout > 0) nn::dropout_backward(M * R, readout_drop_.data(), dt.data());
+  Tensor dpre({M, RO});
+  if (maxout) {
+    nn::maxout_backward(M, R, maxout_which_.data(), dt.data(), dpre.data());
+  } else {
+    // readout_out_ was overwritten by dropout; recompute tanh from the pre-activation.
+    for (std::int64_t i = 0; i < M * R; ++i) {
+      const float y = std::tanh(readout_pre_[i]);
+      dpre[i] = dt[i] * (1.0f - y * y);
+    }
+  }
+  Tensor dreadout_in({M, RI});
+  readout_.backward(M, readout_in_.data(), dpre.data(), dreadout_in.data());
+
+  Tensor dcontext({T, N, K}), demb({T, N, E}), dkeys({S, N, K});
+  for (std::int64_t r = 0; r < M; ++r) {
+    std::memcpy(dcontext.data() + r * K, dreadout_in.data() + r * RI + D, static_cast<std::size_t>(K) * sizeof(float));
+    std::memcpy(demb.data() + r * E, dreadout_in.data() + r * RI + D + K, static_cast<std::size_t>(E) * sizeof(float));
+  }
+  Tensor ds({N, D}), ds_next({N, D}), dh_prev({N, D}), dquery({N, D}), dx({N, E + K});
+  ds_next.zero();
+  for (int i = T - 1; i >= 0; --i) {
+    // ds_i = (readout gradient of s_i) + (what step i + 1 sent back to s_i)
+    for (std::int64_t k = 0; k < N * D; ++k)
+      ds[k] = dreadout_in[(static_cast<std::int64_t>(i) * N + k / D) * RI + k % D] + ds_next[k];
+    dec_rnn_.backward(dec_caches_[static_cast<std::size_t>(i)], ds.data(), nullptr, nullptr, dx.data(), dh_prev.data(),
+                      nullptr);
+    float* dc = dcontext.data() + static_cast<std::int64_t>(i) * N * K;
+    float* de = demb.data() + static_cast<std::int64_t>(i) * N * E;
+    for (int n = 0; n < N; ++n) {
+      add(E, dx.data() + n * (E + K), de + n * E);
+      add(K, dx.data() + n * (E + K) + E, dc + n * K);
+    }
+    const float* s_prev = states_.data() + static_cast<std::int64_t>(i) * N * D;
+    attention_.backward(memory_, s_prev, steps_[static_cast<std::size_t>(i)], dc, dquery.data(), dkeys.data());
+    for (std::int64_t k = 0; k < N * D; ++k) ds_next[k] = dh_prev[k] + dquery[k];
+  }
+  attention_.finish_backward(memory_, dkeys.data());
+
+  // initial state: s0 = tanh(init(x0))
+  if (init_) {
+    for (std::int64_t k = 0; k < N * D; ++k) ds_next[k] *= 1.0f - s0[k] * s0[k];
+    const std::int64_t in = init_->in();
+    Tensor dx0({N, in});
+    init_->backward(N, init_in_.data(), ds_next.data(), dx0.data());
+    for (int n = 0; n < N; ++n) {
+      const float* g = dx0.data() + n * in;
+      const int len = b.src_lengths[n];
+      if (config_.dec_init == "mean") {
+        for (int j = 0; j < len; ++j) {
+          float* d = dkeys.data() + (static_cast<std::int64_t>(j) * N + n) * K;
+          for (std::int64_t k = 0; k < K; ++k) d[k] += g[k] / static_cast<float>(len);
+        }
+      } else if (top_bi) {
+        add(Henc, g, dkeys.data() + static_cast<std::int64_t>(n) * K + Henc);
+      } else {
+        add(Henc, g, dkeys.data() + (static_cast<std::int64_t>(len - 1) * N + n) * K);
+      }
+    }
+  }
+
+  if (rng && config_.dropout_emb > 0) nn::dropout_backward(M * E, tgt_drop_.data(), demb.data());
+  tgt_emb_.backward(M, b.tgt_in, demb.data());
+  backward_encoder(b, dkeys);
+  return loss;
+}
+
+void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
+  const int S = b.S, N = b.N;
+  const std::int64_t rows = static_cast<std::int64_t>(S) * N, H = config_.enc_hidden;
+  for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) {
+    EncoderLayer& L = layers_[static_cast<std::size_t>(l)];
+    const std::int64_t C = L.in.dim(2);
+    Tensor dx({S, N, C});
+    if (!L.bwd) {
+      L.fwd->backward(L.cache_fwd, dtop.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
+    } else {
+      Tensor dy_fwd({S, N, H}), dy_rev({S, N, H});
+      for (int t = 0; t < S; ++t) {
+        for (int n = 0; n < N; ++n) {
+          const int len = b.src_lengths[n];
+          const int to = t < len ? len - 1 - t : t;
+          const float* g = dtop.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
+          std::memcpy(dy_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H, g, static_cast<std::size_t>(H) * sizeof(float));
+          std::memcpy(dy_rev.data() + (static_cast<std::int64_t>(to) * N + n) * H, g + H, static_cast<std::size_t>(H) * sizeof(float));
+        }
+      }
+      L.fwd->backward(L.cache_fwd, dy_fwd.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
+      Tensor dx_rev({S, N, C}), dx_back({S, N, C});
+      L.bwd->backward(L.cache_bwd, dy_rev.data(), nullptr, nullptr, dx_rev.data(), nullptr, nullptr);
+      reverse_within(dx_rev.data(), dx_back.data(), S, N, C, b.src_lengths);
+      add(rows * C, dx_back.data(), dx.data());
+    }
+    if (dropout_active_ && ((l == 0 && config_.dropout_emb > 0) || (l > 0 && config_.dropout_rnn > 0))) {
+      nn::dropout_backward(rows * C, L.drop_mask.data(), dx.data());
+    }
+    if (l == 0) src_emb_.backward(rows, b.src, dx.data());
+    else dtop = std::move(dx);
+  }
+}
+
+}  // namespace gloss::model

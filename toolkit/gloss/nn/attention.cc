@@ -1,0 +1,150 @@
+#include "gloss/nn/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gloss/tensor/compute.h"
+
+namespace gloss::nn {
+
+AdditiveAttention::AdditiveAttention(ParameterSet& params, const std::string& name, std::int64_t query_dim,
+                                     std::int64_t key_dim, std::int64_t att_dim)
+    : query_(query_dim),
+      key_(key_dim),
+      att_(att_dim),
+      w_(params.add(name + "/W", {query_dim, att_dim})),
+      b_(params.add(name + "/b", {att_dim})),
+      u_(params.add(name + "/U", {key_dim, att_dim})),
+      v_(params.add(name + "/v", {att_dim})) {}
+
+void AdditiveAttention::prepare(Memory& m) const {
+  const std::int64_t rows = static_cast<std::int64_t>(m.S) * m.N;
+  m.uh.resize({m.S, m.N, att_});
+  compute::gemm(false, false, rows, att_, key_, 1.0f, m.keys, key_, u_.value.data(), att_, 0.0f, m.uh.data(), att_);
+  m.duh.resize({m.S, m.N, att_});
+  m.duh.zero();
+}
+
+void AdditiveAttention::forward(const Memory& m, const float* query, float* context, Step& step) const {
+  const int S = m.S, N = m.N;
+  const std::int64_t A = att_, K = key_;
+  // a = s W + b
+  std::vector<float> a(static_cast<std::size_t>(N * A));
+  for (int n = 0; n < N; ++n) std::memcpy(a.data() + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
+  compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a.data(), A);
+  step.pre.resize({S, N, A});
+  step.alpha.resize({S, N});
+  const float* v = v_.value.data();
+  float* alpha = step.alpha.data();
+  for (int j = 0; j < S; ++j) {
+    for (int n = 0; n < N; ++n) {
+      float* pre = step.pre.data() + (static_cast<std::int64_t>(j) * N + n) * A;
+      const float* uh = m.uh.data() + (static_cast<std::int64_t>(j) * N + n) * A;
+      const float* an = a.data() + n * A;
+      if (j >= m.lengths[n]) {
+        std::memset(pre, 0, static_cast<std::size_t>(A) * sizeof(float));
+        alpha[j * N + n] = -std::numeric_limits<float>::infinity();
+        continue;
+      }
+      float e = 0.0f;
+      for (std::int64_t k = 0; k < A; ++k) {
+        pre[k] = std::tanh(uh[k] + an[k]);
+        e += pre[k] * v[k];
+      }
+      alpha[j * N + n] = e;
+    }
+  }
+  // Softmax over source positions, per sentence.
+  for (int n = 0; n < N; ++n) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < m.lengths[n]; ++j) mx = std::max(mx, alpha[j * N + n]);
+    double sum = 0.0;
+    for (int j = 0; j < m.lengths[n]; ++j) {
+      alpha[j * N + n] = std::exp(alpha[j * N + n] - mx);
+      sum += alpha[j * N + n];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int j = 0; j < S; ++j) alpha[j * N + n] = j < m.lengths[n] ? alpha[j * N + n] * inv : 0.0f;
+  }
+  // c = sum_j alpha_j h_j
+  std::memset(context, 0, static_cast<std::size_t>(N * K) * sizeof(float));
+  for (int j = 0; j < S; ++j) {
+    for (int n = 0; n < N; ++n) {
+      const float w = alpha[j * N + n];
+      if (w == 0.0f) continue;
+      const float* h = m.keys + (static_cast<std::int64_t>(j) * N + n) * K;
+      float* c = context + n * K;
+#pragma omp simd
+      for (std::int64_t k = 0; k < K; ++k) c[k] += w * h[k];
+    }
+  }
+}
+
+void AdditiveAttention::backward(Memory& m, const float* query, const Step& step, const float* dcontext,
+                                 float* dquery, float* dkeys) const {
+  const int S = m.S, N = m.N;
+  const std::int64_t A = att_, K = key_;
+  const float* alpha = step.alpha.data();
+  std::vector<float> dalpha(static_cast<std::size_t>(S) * N, 0.0f);
+  for (int j = 0; j < S; ++j) {
+    for (int n = 0; n < N; ++n) {
+      if (j >= m.lengths[n]) continue;
+      const float* h = m.keys + (static_cast<std::int64_t>(j) * N + n) * K;
+      const float* dc = dcontext + n * K;
+      float* dh = dkeys + (static_cast<std::int64_t>(j) * N + n) * K;
+      const float w = alpha[j * N + n];
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (std::int64_t k = 0; k < K; ++k) {
+        dot += dc[k] * h[k];
+        dh[k] += w * dc[k];
+      }
+      dalpha[static_cast<std::size_t>(j * N + n)] = dot;
+    }
+  }
+  // Softmax backward: de_j = alpha_j (dalpha_j - sum_j' alpha_j' dalpha_j').
+  std::vector<float> de(static_cast<std::size_t>(S) * N, 0.0f);
+  for (int n = 0; n < N; ++n) {
+    double s = 0.0;
+    for (int j = 0; j < m.lengths[n]; ++j) s += static_cast<double>(alpha[j * N + n]) * dalpha[static_cast<std::size_t>(j * N + n)];
+    for (int j = 0; j < m.lengths[n]; ++j)
+      de[static_cast<std::size_t>(j * N + n)] = alpha[j * N + n] * (dalpha[static_cast<std::size_t>(j * N + n)] - static_cast<float>(s));
+  }
+  // Through v^T tanh(.): dv += sum de * pre; dz = de * v * (1 - pre^2); duh += dz; da = sum_j dz.
+  const float* v = v_.value.data();
+  float* dv = v_.grad.data();
+  std::vector<float> da(static_cast<std::size_t>(N * A), 0.0f);
+  for (int j = 0; j < S; ++j) {
+    for (int n = 0; n < N; ++n) {
+      const float g = de[static_cast<std::size_t>(j * N + n)];
+      if (j >= m.lengths[n] || g == 0.0f) continue;
+      const std::int64_t off = (static_cast<std::int64_t>(j) * N + n) * A;
+      const float* pre = step.pre.data() + off;
+      float* duh = m.duh.data() + off;
+      float* dan = da.data() + n * A;
+#pragma omp simd
+      for (std::int64_t k = 0; k < A; ++k) {
+        dv[k] += g * pre[k];
+        const float dz = g * v[k] * (1.0f - pre[k] * pre[k]);
+        duh[k] += dz;
+        dan[k] += dz;
+      }
+    }
+  }
+  // a = s W + b
+  compute::gemm(true, false, query_, A, N, 1.0f, query, query_, da.data(), A, 1.0f, w_.grad.data(), A);
+  for (int n = 0; n < N; ++n)
+    for (std::int64_t k = 0; k < A; ++k) b_.grad[k] += da[static_cast<std::size_t>(n * A + k)];
+  compute::gemm(false, true, N, query_, A, 1.0f, da.data(), A, w_.value.data(), A, 0.0f, dquery, query_);
+}
+
+void AdditiveAttention::finish_backward(Memory& m, float* dkeys) const {
+  const std::int64_t rows = static_cast<std::int64_t>(m.S) * m.N;
+  compute::gemm(false, true, rows, key_, att_, 1.0f, m.duh.data(), att_, u_.value.data(), att_, 1.0f, dkeys, key_);
+  compute::gemm(true, false, key_, att_, rows, 1.0f, m.keys, key_, m.duh.data(), att_, 1.0f, u_.grad.data(), att_);
+}
+
+}  // namespace gloss::nn

@@ -1,0 +1,52 @@
+#pragma once
+// Bahdanau additive attention (Bahdanau et al. 2015):
+//   e_ij = v^T tanh(W s_{i-1} + b + U h_j),  alpha_i = softmax_j(e_i) over real source
+//   positions (padding masked), c_i = sum_j alpha_ij h_j.
+// The key projection U h_j is computed once per batch (prepare) and reused at every step.
+// Layouts: keys h [S, N, K] time-major; queries s [N, D]; weights W [D, A], U [K, A], v [A].
+#include <cstdint>
+#include <string>
+
+#include "gloss/nn/parameter.h"
+
+namespace gloss::nn {
+
+class AdditiveAttention {
+ public:
+  AdditiveAttention(ParameterSet& params, const std::string& name, std::int64_t query_dim, std::int64_t key_dim,
+                    std::int64_t att_dim);
+  std::int64_t att_dim() const { return att_; }
+
+  // The source side of one batch. keys and lengths stay owned by the caller.
+  struct Memory {
+    int S = 0, N = 0;
+    const float* keys = nullptr;          // [S, N, K]
+    const std::int32_t* lengths = nullptr; // [N], each >= 1
+    Tensor uh;                            // [S, N, A] = keys U
+    Tensor duh;                           // gradient of uh, summed over steps
+  };
+  void prepare(Memory& memory) const;
+
+  // One query step; what backward needs.
+  struct Step {
+    Tensor pre;    // [S, N, A] tanh(uh + W s + b)
+    Tensor alpha;  // [S, N]
+  };
+  // query [N, D] -> context [N, K]; alpha [S, N] also in step.alpha.
+  void forward(const Memory& memory, const float* query, float* context, Step& step) const;
+  // dcontext [N, K] -> dquery [N, D] (overwritten); dkeys [S, N, K] and memory.duh are
+  // added to; W, b, v gradients are added to the parameters.
+  void backward(Memory& memory, const float* query, const Step& step, const float* dcontext, float* dquery,
+                float* dkeys) const;
+  // After the last step's backward: dkeys += duh U^T, dU += keys^T duh.
+  void finish_backward(Memory& memory, float* dkeys) const;
+
+ private:
+  std::int64_t query_, key_, att_;
+  Parameter& w_;  // [D, A]
+  Parameter& b_;  // [A]
+  Parameter& u_;  // [K, A]
+  Parameter& v_;  // [A]
+};
+
+}  // namespace gloss::nn

@@ -1,0 +1,126 @@
+#include "gloss/nn/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gloss/tensor/compute.h"
+
+namespace gloss::nn {
+
+Linear::Linear(ParameterSet& params, const std::string& name, std::int64_t in, std::int64_t out, bool bias)
+    : in_(in), out_(out), w_(&params.add(name + "/weight", {in, out})) {
+  if (bias) b_ = &params.add(name + "/bias", {out});
+}
+
+void Linear::forward(std::int64_t m, const float* x, float* y) const {
+  if (b_) {
+    for (std::int64_t i = 0; i < m; ++i) std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
+  }
+  compute::gemm(false, false, m, out_, in_, 1.0f, x, in_, w_->value.data(), out_, b_ ? 1.0f : 0.0f, y, out_);
+}
+
+void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate) const {
+  compute::gemm(true, false, in_, out_, m, 1.0f, x, in_, dy, out_, 1.0f, w_->grad.data(), out_);
+  if (b_) {
+    float* db = b_->grad.data();
+    for (std::int64_t i = 0; i < m; ++i) {
+      const float* row = dy + i * out_;
+#pragma omp simd
+      for (std::int64_t k = 0; k < out_; ++k) db[k] += row[k];
+    }
+  }
+  if (dx) compute::gemm(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f, dx, in_);
+}
+
+Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id)
+    : vocab_(vocab), dim_(dim), pad_(pad_id), table_(&params.add(name + "/table", {vocab, dim})) {}
+
+void Embedding::forward(std::int64_t m, const std::int32_t* ids, float* out) const {
+  const auto row_bytes = static_cast<std::size_t>(dim_) * sizeof(float);
+  for (std::int64_t i = 0; i < m; ++i) {
+    if (ids[i] == pad_) std::memset(out + i * dim_, 0, row_bytes);
+    else std::memcpy(out + i * dim_, table_->value.data() + static_cast<std::int64_t>(ids[i]) * dim_, row_bytes);
+  }
+}
+
+void Embedding::backward(std::int64_t m, const std::int32_t* ids, const float* dout) const {
+  for (std::int64_t i = 0; i < m; ++i) {
+    if (ids[i] == pad_) continue;
+    float* g = table_->grad.data() + static_cast<std::int64_t>(ids[i]) * dim_;
+    const float* d = dout + i * dim_;
+#pragma omp simd
+    for (std::int64_t k = 0; k < dim_; ++k) g[k] += d[k];
+  }
+}
+
+void dropout_forward(std::int64_t n, float p, Rng& rng, float* x, float* mask) {
+  const float scale = 1.0f / (1.0f - p);
+  const std::uint64_t threshold = static_cast<std::uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
+  for (std::int64_t i = 0; i < n; ++i) mask[i] = rng.next() < threshold ? 0.0f : scale;
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) x[i] *= mask[i];
+}
+
+void dropout_backward(std::int64_t n, const float* mask, float* dx) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) dx[i] *= mask[i];
+}
+
+void maxout_forward(std::int64_t m, std::int64_t units, const float* x, float* y, std::uint8_t* which) {
+  for (std::int64_t i = 0; i < m * units; ++i) {
+    const float a = x[2 * i], b = x[2 * i + 1];
+    which[i] = b > a;
+    y[i] = b > a ? b : a;
+  }
+}
+
+void maxout_backward(std::int64_t m, std::int64_t units, const std::uint8_t* which, const float* dy, float* dx) {
+  for (std::int64_t i = 0; i < m * units; ++i) {
+    dx[2 * i] = which[i] ? 0.0f : dy[i];
+    dx[2 * i + 1] = which[i] ? dy[i] : 0.0f;
+  }
+}
+
+void tanh_forward(std::int64_t n, float* x) {
+  for (std::int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+
+void tanh_backward(std::int64_t n, const float* y, float* dy) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) dy[i] *= 1.0f - y[i] * y[i];
+}
+
+LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
+                              float label_smoothing, bool grad, float scale) {
+  LossSum out;
+  const double eps = label_smoothing, uniform = eps / static_cast<double>(v);
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = logits + i * v;
+    if (targets[i] == pad) {
+      if (grad) std::memset(row, 0, static_cast<std::size_t>(v) * sizeof(float));
+      continue;
+    }
+    float mx = row[0];
+    for (std::int64_t k = 1; k < v; ++k) mx = std::max(mx, row[k]);
+    double sum = 0.0, sum_logits = 0.0;
+    for (std::int64_t k = 0; k < v; ++k) {
+      sum += std::exp(static_cast<double>(row[k] - mx));
+      sum_logits += row[k];
+    }
+    const double log_z = mx + std::log(sum);
+    const double nll = log_z - row[targets[i]];
+    // -sum_v q_v log p_v with q = (1-eps) onehot + eps/V: (1-eps) nll + eps (log Z - mean logit)
+    out.loss += (1.0 - eps) * nll + eps * (log_z - sum_logits / static_cast<double>(v));
+    out.nll += nll;
+    ++out.tokens;
+    if (grad) {
+      const float lz = static_cast<float>(log_z);
+      for (std::int64_t k = 0; k < v; ++k) row[k] = scale * (std::exp(row[k] - lz) - static_cast<float>(uniform));
+      row[targets[i]] -= scale * static_cast<float>(1.0 - eps);
+    }
+  }
+  return out;
+}
+
+}  // namespace gloss::nn

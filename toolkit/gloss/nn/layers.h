@@ -1,0 +1,71 @@
+#pragma once
+// Feed-forward pieces of the network, each with an explicit backward pass. All matrices are
+// row-major; a batch of M rows goes through one GEMM (every time step at once where the maths
+// allows). Backward ADDS parameter gradients into the ParameterSet and overwrites (or, where
+// named so, adds to) input gradients.
+#include <cstdint>
+#include <string>
+
+#include "gloss/nn/parameter.h"
+#include "gloss/util/rng.h"
+
+namespace gloss::nn {
+
+// y[M, out] = x[M, in] W[in, out] + b[out]
+class Linear {
+ public:
+  Linear(ParameterSet& params, const std::string& name, std::int64_t in, std::int64_t out, bool bias = true);
+  std::int64_t in() const { return in_; }
+  std::int64_t out() const { return out_; }
+  void forward(std::int64_t m, const float* x, float* y) const;
+  // dx (may be nullptr) = dy W^T, added to dx when `accumulate`; dW += x^T dy; db += sum dy.
+  void backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate = false) const;
+  Parameter& weight() const { return *w_; }
+
+ private:
+  std::int64_t in_, out_;
+  Parameter* w_;
+  Parameter* b_ = nullptr;
+};
+
+// Rows of a table; the padding id gives a zero vector and never receives gradient.
+class Embedding {
+ public:
+  Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id);
+  std::int64_t dim() const { return dim_; }
+  std::int64_t vocab() const { return vocab_; }
+  void forward(std::int64_t m, const std::int32_t* ids, float* out) const;
+  void backward(std::int64_t m, const std::int32_t* ids, const float* dout) const;
+  Parameter& table() const { return *table_; }
+
+ private:
+  std::int64_t vocab_, dim_;
+  int pad_;
+  Parameter* table_;
+};
+
+// Inverted dropout: keeps each value with probability 1 - p and scales it by 1 / (1 - p).
+// The mask (0 or the scale) is written to `mask` for backward.
+void dropout_forward(std::int64_t n, float p, Rng& rng, float* x, float* mask);
+void dropout_backward(std::int64_t n, const float* mask, float* dx);
+
+// Maxout with pool size 2 over adjacent units: y[k] = max(x[2k], x[2k+1]); argmax kept.
+void maxout_forward(std::int64_t m, std::int64_t units, const float* x, float* y, std::uint8_t* which);
+void maxout_backward(std::int64_t m, std::int64_t units, const std::uint8_t* which, const float* dy, float* dx);
+
+void tanh_forward(std::int64_t n, float* x);                           // in place
+void tanh_backward(std::int64_t n, const float* y, float* dy);         // dy *= 1 - y^2
+
+// Label-smoothed softmax cross-entropy over rows of logits [M, V], fused with its gradient:
+// q = (1 - eps) onehot(target) + eps / V; loss = -sum q log softmax(logits). Rows whose
+// target is `pad` are ignored. Returns the summed loss (double) and counts real targets;
+// when `grad` is set, logits are overwritten with d(loss_sum * scale)/d logits.
+struct LossSum {
+  double loss = 0.0;        // summed over real target tokens
+  double nll = 0.0;         // the same without label smoothing (for perplexity)
+  std::int64_t tokens = 0;
+};
+LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
+                              float label_smoothing, bool grad, float scale = 1.0f);
+
+}  // namespace gloss::nn
