@@ -1,0 +1,140 @@
+#include "gloss/nn/optimizer.h"
+
+#include <cmath>
+
+#include "gloss/util/error.h"
+
+namespace gloss::nn {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Orthogonal H x H block (rows of stride `stride`) by Gram-Schmidt on Gaussian rows.
+void orthogonal(float* w, std::int64_t h, std::int64_t stride, Rng& rng) {
+  std::vector<double> m(static_cast<std::size_t>(h * h));
+  for (auto& x : m) x = rng.normal();
+  for (std::int64_t i = 0; i < h; ++i) {
+    double* row = m.data() + i * h;
+    for (std::int64_t j = 0; j < i; ++j) {
+      const double* prev = m.data() + j * h;
+      double dot = 0;
+      for (std::int64_t k = 0; k < h; ++k) dot += row[k] * prev[k];
+      for (std::int64_t k = 0; k < h; ++k) row[k] -= dot * prev[k];
+    }
+    double norm = 0;
+    for (std::int64_t k = 0; k < h; ++k) norm += row[k] * row[k];
+    norm = std::sqrt(norm);
+    for (std::int64_t k = 0; k < h; ++k) row[k] /= norm;
+  }
+  for (std::int64_t i = 0; i < h; ++i)
+    for (std::int64_t k = 0; k < h; ++k) w[i * stride + k] = static_cast<float>(m[static_cast<std::size_t>(i * h + k)]);
+}
+
+class Adam : public Optimizer {
+ public:
+  explicit Adam(const ParameterSet& params) {
+    for (const auto& p : params.all()) {
+      m_.emplace_back(p->value.shape());
+      v_.emplace_back(p->value.shape());
+    }
+  }
+  void step(ParameterSet& params, float lr) override {
+    ++steps;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
+    const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
+    const auto& all = params.all();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      float* w = all[i]->value.data();
+      const float* g = all[i]->grad.data();
+      float* m = m_[i].data();
+      float* v = v_[i].data();
+      const std::int64_t n = all[i]->value.size();
+#pragma omp simd
+      for (std::int64_t k = 0; k < n; ++k) {
+        m[k] = 0.9f * m[k] + 0.1f * g[k];
+        v[k] = 0.999f * v[k] + 0.001f * g[k] * g[k];
+        w[k] -= lr * (m[k] * c1) / (std::sqrt(v[k] * c2) + static_cast<float>(eps));
+      }
+    }
+    params.touch();
+  }
+  std::vector<Tensor*> state() override {
+    std::vector<Tensor*> out;
+    for (auto& t : m_) out.push_back(&t);
+    for (auto& t : v_) out.push_back(&t);
+    return out;
+  }
+
+ private:
+  std::vector<Tensor> m_, v_;
+};
+
+class Sgd : public Optimizer {
+ public:
+  void step(ParameterSet& params, float lr) override {
+    ++steps;
+    for (const auto& p : params.all()) {
+      float* w = p->value.data();
+      const float* g = p->grad.data();
+      const std::int64_t n = p->value.size();
+#pragma omp simd
+      for (std::int64_t k = 0; k < n; ++k) w[k] -= lr * g[k];
+    }
+    params.touch();
+  }
+  std::vector<Tensor*> state() override { return {}; }
+};
+
+}  // namespace
+
+void init_parameters(ParameterSet& params, const std::string& method, float scale, Rng& rng) {
+  if (method != "uniform" && method != "glorot")
+    throw ConfigError("train.init: unknown method '" + method + "'; choose uniform or glorot");
+  for (const auto& p : params.all()) {
+    Tensor& t = p->value;
+    if (method == "uniform") {
+      for (std::int64_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-scale, scale);
+      continue;
+    }
+    const auto& shape = t.shape();
+    if (shape.size() == 1 || ends_with(p->name, "/bias") || ends_with(p->name, "/b")) {
+      t.zero();
+    } else if (ends_with(p->name, "/weights_iter")) {  // [H, G, H]: one orthogonal block per gate
+      const std::int64_t h = shape[0], g = shape[1];
+      for (std::int64_t gate = 0; gate < g; ++gate) orthogonal(t.data() + gate * h, h, g * h, rng);
+    } else {
+      const std::int64_t fan_out = shape.back(), fan_in = t.size() / fan_out;
+      const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+      for (std::int64_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-limit, limit);
+    }
+  }
+  params.touch();
+}
+
+double clip_grad_norm(ParameterSet& params, double max_norm) {
+  double sq = 0.0;
+  for (const auto& p : params.all()) {
+    const float* g = p->grad.data();
+    for (std::int64_t i = 0; i < p->grad.size(); ++i) sq += static_cast<double>(g[i]) * g[i];
+  }
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const float s = static_cast<float>(max_norm / (norm + 1e-6));
+    for (const auto& p : params.all()) {
+      float* g = p->grad.data();
+      for (std::int64_t i = 0; i < p->grad.size(); ++i) g[i] *= s;
+    }
+  }
+  return norm;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, const ParameterSet& params) {
+  if (name == "adam") return std::make_unique<Adam>(params);
+  if (name == "sgd") return std::make_unique<Sgd>();
+  throw ConfigError("train.optimizer: unknown optimiser '" + name + "'; choose adam or sgd");
+}
+
+}  // namespace gloss::nn
