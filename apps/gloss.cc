@@ -1,9 +1,13 @@
 // The `gloss` command: thin subcommands over the toolkit.
+#include <malloc.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "gloss/cli/bench.h"
 #include "gloss/cli/commands.h"
 #include "gloss/cli/eval_cli.h"
 #include "gloss/util/error.h"
@@ -17,7 +21,8 @@ const char* kUsage =
     "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
     "  recipe  show or check a recipe (every key, its value and where it came from)\n"
     "  spm     train SentencePiece models from a recipe; encode or decode text\n"
-    "  data    prepare a recipe's training data and report filtering, batches, padding\n\n"
+    "  data    prepare a recipe's training data and report filtering, batches, padding\n"
+    "  bench   measure training speed on this machine (gloss bench train)\n\n"
     "Run `gloss <command> --help` for the options of a command.\n";
 
 int cmd_eval(const std::vector<std::string>& args) {
@@ -30,9 +35,21 @@ int cmd_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+// OpenMP's default spin-waiting collapses on shared machines, so Gloss runs with
+// OMP_WAIT_POLICY=PASSIVE unless the user chose a policy. libgomp reads the variable when it
+// is loaded, before main(), so the process re-executes itself once with it set.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default
+}
+
 int run(int argc, char** argv) {
-  // OpenMP's default spin-waiting collapses on shared machines; respect an explicit choice.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  ensure_passive_openmp(argv);
+  // Keep freed memory for reuse instead of returning it to the system after every batch
+  // (large buffers would otherwise be mapped and page-faulted in again each time).
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::ios::sync_with_stdio(false);
   if (argc < 2) {
     std::cerr << kUsage;
@@ -52,7 +69,8 @@ int run(int argc, char** argv) {
   if (command == "recipe") return gloss::cli::recipe_command(args, std::cout, std::cerr);
   if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
   if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: eval, recipe, spm, data (see gloss --help)\n";
+  if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

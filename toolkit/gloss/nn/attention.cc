@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/kernels.h"
 
 namespace gloss::nn {
 
@@ -37,26 +38,8 @@ void AdditiveAttention::forward(const Memory& m, const float* query, float* cont
   compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a.data(), A);
   step.pre.resize({S, N, A});
   step.alpha.resize({S, N});
-  const float* v = v_.value.data();
   float* alpha = step.alpha.data();
-  for (int j = 0; j < S; ++j) {
-    for (int n = 0; n < N; ++n) {
-      float* pre = step.pre.data() + (static_cast<std::int64_t>(j) * N + n) * A;
-      const float* uh = m.uh.data() + (static_cast<std::int64_t>(j) * N + n) * A;
-      const float* an = a.data() + n * A;
-      if (j >= m.lengths[n]) {
-        std::memset(pre, 0, static_cast<std::size_t>(A) * sizeof(float));
-        alpha[j * N + n] = -std::numeric_limits<float>::infinity();
-        continue;
-      }
-      float e = 0.0f;
-      for (std::int64_t k = 0; k < A; ++k) {
-        pre[k] = std::tanh(uh[k] + an[k]);
-        e += pre[k] * v[k];
-      }
-      alpha[j * N + n] = e;
-    }
-  }
+  kernels::attention_scores(S, N, A, m.uh.data(), a.data(), v_.value.data(), m.lengths, step.pre.data(), alpha);
   // Softmax over source positions, per sentence.
   for (int n = 0; n < N; ++n) {
     float mx = -std::numeric_limits<float>::infinity();
@@ -70,13 +53,13 @@ void AdditiveAttention::forward(const Memory& m, const float* query, float* cont
     for (int j = 0; j < S; ++j) alpha[j * N + n] = j < m.lengths[n] ? alpha[j * N + n] * inv : 0.0f;
   }
   // c = sum_j alpha_j h_j
-  std::memset(context, 0, static_cast<std::size_t>(N * K) * sizeof(float));
-  for (int j = 0; j < S; ++j) {
-    for (int n = 0; n < N; ++n) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    float* c = context + n * K;
+    std::memset(c, 0, static_cast<std::size_t>(K) * sizeof(float));
+    for (int j = 0; j < m.lengths[n]; ++j) {
       const float w = alpha[j * N + n];
-      if (w == 0.0f) continue;
       const float* h = m.keys + (static_cast<std::int64_t>(j) * N + n) * K;
-      float* c = context + n * K;
 #pragma omp simd
       for (std::int64_t k = 0; k < K; ++k) c[k] += w * h[k];
     }
@@ -89,11 +72,11 @@ void AdditiveAttention::backward(Memory& m, const float* query, const Step& step
   const std::int64_t A = att_, K = key_;
   const float* alpha = step.alpha.data();
   std::vector<float> dalpha(static_cast<std::size_t>(S) * N, 0.0f);
-  for (int j = 0; j < S; ++j) {
-    for (int n = 0; n < N; ++n) {
-      if (j >= m.lengths[n]) continue;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    const float* dc = dcontext + n * K;
+    for (int j = 0; j < m.lengths[n]; ++j) {
       const float* h = m.keys + (static_cast<std::int64_t>(j) * N + n) * K;
-      const float* dc = dcontext + n * K;
       float* dh = dkeys + (static_cast<std::int64_t>(j) * N + n) * K;
       const float w = alpha[j * N + n];
       float dot = 0.0f;
@@ -114,26 +97,9 @@ void AdditiveAttention::backward(Memory& m, const float* query, const Step& step
       de[static_cast<std::size_t>(j * N + n)] = alpha[j * N + n] * (dalpha[static_cast<std::size_t>(j * N + n)] - static_cast<float>(s));
   }
   // Through v^T tanh(.): dv += sum de * pre; dz = de * v * (1 - pre^2); duh += dz; da = sum_j dz.
-  const float* v = v_.value.data();
-  float* dv = v_.grad.data();
   std::vector<float> da(static_cast<std::size_t>(N * A), 0.0f);
-  for (int j = 0; j < S; ++j) {
-    for (int n = 0; n < N; ++n) {
-      const float g = de[static_cast<std::size_t>(j * N + n)];
-      if (j >= m.lengths[n] || g == 0.0f) continue;
-      const std::int64_t off = (static_cast<std::int64_t>(j) * N + n) * A;
-      const float* pre = step.pre.data() + off;
-      float* duh = m.duh.data() + off;
-      float* dan = da.data() + n * A;
-#pragma omp simd
-      for (std::int64_t k = 0; k < A; ++k) {
-        dv[k] += g * pre[k];
-        const float dz = g * v[k] * (1.0f - pre[k] * pre[k]);
-        duh[k] += dz;
-        dan[k] += dz;
-      }
-    }
-  }
+  kernels::attention_scores_backward(S, N, A, step.pre.data(), v_.value.data(), de.data(), m.lengths, m.duh.data(),
+                                     da.data(), v_.grad.data());
   // a = s W + b
   compute::gemm(true, false, query_, A, N, 1.0f, query, query_, da.data(), A, 1.0f, w_.grad.data(), A);
   for (int n = 0; n < N; ++n)

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/kernels.h"
 
 namespace gloss::nn {
 
@@ -82,9 +84,7 @@ void maxout_backward(std::int64_t m, std::int64_t units, const std::uint8_t* whi
   }
 }
 
-void tanh_forward(std::int64_t n, float* x) {
-  for (std::int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
-}
+void tanh_forward(std::int64_t n, float* x) { kernels::tanh_inplace(n, x); }
 
 void tanh_backward(std::int64_t n, const float* y, float* dy) {
 #pragma omp simd
@@ -93,32 +93,14 @@ void tanh_backward(std::int64_t n, const float* y, float* dy) {
 
 LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
                               float label_smoothing, bool grad, float scale) {
+  std::vector<double> row_loss(static_cast<std::size_t>(m)), row_nll(static_cast<std::size_t>(m));
+  kernels::cross_entropy_rows(m, v, logits, targets, pad, label_smoothing, grad, scale, row_loss.data(), row_nll.data());
   LossSum out;
-  const double eps = label_smoothing, uniform = eps / static_cast<double>(v);
-  for (std::int64_t i = 0; i < m; ++i) {
-    float* row = logits + i * v;
-    if (targets[i] == pad) {
-      if (grad) std::memset(row, 0, static_cast<std::size_t>(v) * sizeof(float));
-      continue;
-    }
-    float mx = row[0];
-    for (std::int64_t k = 1; k < v; ++k) mx = std::max(mx, row[k]);
-    double sum = 0.0, sum_logits = 0.0;
-    for (std::int64_t k = 0; k < v; ++k) {
-      sum += std::exp(static_cast<double>(row[k] - mx));
-      sum_logits += row[k];
-    }
-    const double log_z = mx + std::log(sum);
-    const double nll = log_z - row[targets[i]];
-    // -sum_v q_v log p_v with q = (1-eps) onehot + eps/V: (1-eps) nll + eps (log Z - mean logit)
-    out.loss += (1.0 - eps) * nll + eps * (log_z - sum_logits / static_cast<double>(v));
-    out.nll += nll;
+  for (std::int64_t i = 0; i < m; ++i) {  // summed in row order: independent of the thread count
+    if (targets[i] == pad) continue;
+    out.loss += row_loss[static_cast<std::size_t>(i)];
+    out.nll += row_nll[static_cast<std::size_t>(i)];
     ++out.tokens;
-    if (grad) {
-      const float lz = static_cast<float>(log_z);
-      for (std::int64_t k = 0; k < v; ++k) row[k] = scale * (std::exp(row[k] - lz) - static_cast<float>(uniform));
-      row[targets[i]] -= scale * static_cast<float>(1.0 - eps);
-    }
   }
   return out;
 }

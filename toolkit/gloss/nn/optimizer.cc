@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "gloss/tensor/kernels.h"
 #include "gloss/util/error.h"
 
 namespace gloss::nn {
@@ -42,23 +43,12 @@ class Adam : public Optimizer {
   }
   void step(ParameterSet& params, float lr) override {
     ++steps;
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const double b1 = 0.9, b2 = 0.999;
     const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
     const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
     const auto& all = params.all();
-    for (std::size_t i = 0; i < all.size(); ++i) {
-      float* w = all[i]->value.data();
-      const float* g = all[i]->grad.data();
-      float* m = m_[i].data();
-      float* v = v_[i].data();
-      const std::int64_t n = all[i]->value.size();
-#pragma omp simd
-      for (std::int64_t k = 0; k < n; ++k) {
-        m[k] = 0.9f * m[k] + 0.1f * g[k];
-        v[k] = 0.999f * v[k] + 0.001f * g[k] * g[k];
-        w[k] -= lr * (m[k] * c1) / (std::sqrt(v[k] * c2) + static_cast<float>(eps));
-      }
-    }
+    for (std::size_t i = 0; i < all.size(); ++i)
+      kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(), v_[i].data());
     params.touch();
   }
   std::vector<Tensor*> state() override {
@@ -116,17 +106,11 @@ void init_parameters(ParameterSet& params, const std::string& method, float scal
 
 double clip_grad_norm(ParameterSet& params, double max_norm) {
   double sq = 0.0;
-  for (const auto& p : params.all()) {
-    const float* g = p->grad.data();
-    for (std::int64_t i = 0; i < p->grad.size(); ++i) sq += static_cast<double>(g[i]) * g[i];
-  }
+  for (const auto& p : params.all()) sq += kernels::sum_squares(p->grad.size(), p->grad.data());
   const double norm = std::sqrt(sq);
   if (max_norm > 0 && norm > max_norm) {
     const float s = static_cast<float>(max_norm / (norm + 1e-6));
-    for (const auto& p : params.all()) {
-      float* g = p->grad.data();
-      for (std::int64_t i = 0; i < p->grad.size(); ++i) g[i] *= s;
-    }
+    for (const auto& p : params.all()) kernels::scale(p->grad.size(), s, p->grad.data());
   }
   return norm;
 }

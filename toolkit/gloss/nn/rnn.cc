@@ -131,7 +131,9 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
       cache->cT.resize({N, hidden_});
       c_out = cache->cT.data();
     }
-    cache->workspace = memory(f.pd->workspace_desc(), compute::engine());
+    const auto ws = f.pd->workspace_desc();
+    cache->workspace_buffer.resize({static_cast<std::int64_t>((ws.get_size() + sizeof(float) - 1) / sizeof(float))});
+    cache->workspace = memory(ws, compute::engine(), cache->workspace_buffer.data());
   }
   if (!h_out) {
     scratch_h.resize({state});

@@ -45,6 +45,7 @@ class RnnCell {
     const float* y = nullptr;
     Tensor h0, c0, hT, cT;
     dnnl::memory workspace;
+    Tensor workspace_buffer;  // reused across calls of the same or smaller size
   };
 
   // x [T, N, C] -> y [T, N, H]. h0, c0: initial state [N, H] (nullptr: zeros; c only for LSTM).

@@ -1,0 +1,180 @@
+#include "gloss/cli/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <ostream>
+
+#include "gloss/model/seq2seq.h"
+#include "gloss/nn/optimizer.h"
+#include "gloss/recipe/recipe.h"
+#include "gloss/tensor/compute.h"
+#include "gloss/text/batcher.h"
+#include "gloss/text/corpus.h"
+#include "gloss/text/subword.h"
+#include "gloss/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace gloss::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Best dnnl_sgemm rate over shapes this model uses, at the current thread count.
+double sgemm_gflops(std::ostream& log) {
+  struct Shape {
+    std::int64_t m, n, k;
+  };
+  const Shape shapes[] = {{1024, 1024, 1024}, {1024, 8000, 256}, {64, 1536, 768}};
+  double best = 0;
+  for (const auto& s : shapes) {
+    Tensor a({s.m, s.k}), b({s.k, s.n}), c({s.m, s.n});
+    a.fill(0.5f);
+    b.fill(0.25f);
+    compute::gemm(false, false, s.m, s.n, s.k, 1.0f, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n);  // warm up
+    double fastest = 1e9;
+    for (int r = 0; r < 5; ++r) {
+      const auto t = Clock::now();
+      int reps = 0;
+      do {
+        compute::gemm(false, false, s.m, s.n, s.k, 1.0f, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n);
+        ++reps;
+      } while (seconds_since(t) < 0.1);
+      fastest = std::min(fastest, seconds_since(t) / reps);
+    }
+    const double gflops = 2.0 * s.m * s.n * s.k / fastest / 1e9;
+    log << "bench: sgemm " << s.m << "x" << s.n << "x" << s.k << ": " << fixed(gflops, 1) << " GFLOP/s" << std::endl;
+    best = std::max(best, gflops);
+  }
+  return best;
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  if (raw.empty() || raw[0] != "train" ||
+      std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
+    (raw.empty() ? log : out)
+        << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
+           "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
+           "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
+           "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
+           "machine's dnnl_sgemm rate at the same thread count.\n\n"
+        << recipe::keys_help();
+    return raw.empty() ? 2 : 0;
+  }
+  int threads = 2, batches = 40;
+  std::string path;
+  std::vector<std::string> overrides;
+  for (std::size_t i = 1; i < raw.size(); ++i) {
+    auto int_arg = [&](int& target) {
+      if (i + 1 >= raw.size()) throw ConfigError(raw[i] + " needs a number");
+      try {
+        target = std::stoi(raw[++i]);
+      } catch (const std::exception&) {
+        throw ConfigError(raw[i - 1] + ": '" + raw[i] + "' is not a number");
+      }
+      if (target < 1) throw ConfigError(raw[i - 1] + " must be at least 1");
+    };
+    if (raw[i] == "--threads") int_arg(threads);
+    else if (raw[i] == "--batches") int_arg(batches);
+    else if (path.empty() && overrides.empty() && raw[i][0] != '-') path = raw[i];
+    else overrides.push_back(raw[i]);
+  }
+  if (path.empty()) {
+    path = "recipes/quick-en-de.ini";
+    if (!fs::exists(path))
+      throw ConfigError("no recipe given and " + path + " is not here; run from the Gloss folder or name a recipe");
+  }
+  const auto loaded = recipe::load_recipe(path, overrides);
+  const auto& r = loaded.recipe;
+  compute::set_threads(threads);
+
+  text::check_parallel(r.data.train_src, r.data.train_tgt);
+  const auto paths = text::prepare_subword_models(r.data, r.subword, (fs::path(r.run.workdir) / "spm").string(), log);
+  const auto src_sp = text::SubwordModel::load(paths.src), tgt_sp = text::SubwordModel::load(paths.tgt);
+  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_sp, tgt_sp,
+                                            text::training_filter(r.data), threads);
+  text::BatchOptions bo;
+  bo.by_tokens = r.train.batch_by == "tokens";
+  bo.batch_size = r.train.batch_size;
+  bo.batch_tokens = r.train.batch_tokens;
+  bo.pool_batches = r.train.pool_batches;
+  bo.seed = static_cast<std::uint64_t>(r.train.seed);
+  text::Batcher batcher(corpus, bo);
+
+  model::ModelConfig mc;
+  mc.cell = nn::parse_cell(r.model.cell);
+  mc.src_vocab = src_sp.vocab_size();
+  mc.tgt_vocab = tgt_sp.vocab_size();
+  mc.emb = r.model.emb_dim;
+  mc.enc_hidden = r.model.enc_hidden;
+  mc.enc_layers = r.model.enc_layers;
+  mc.bidirectional = r.model.bidirectional;
+  mc.dec_hidden = r.model.dec_hidden;
+  mc.att = r.model.att_dim;
+  mc.readout = r.model.readout;
+  mc.readout_dim = r.model.readout_dim;
+  mc.dec_init = r.model.dec_init;
+  mc.tie_target_embeddings = r.model.tie_target_embeddings;
+  mc.dropout_emb = static_cast<float>(r.model.dropout_emb);
+  mc.dropout_rnn = static_cast<float>(r.model.dropout_rnn);
+  mc.dropout_readout = static_cast<float>(r.model.dropout_readout);
+  nn::ParameterSet params;
+  model::Seq2Seq net(mc, params);
+  Rng rng(static_cast<std::uint64_t>(r.train.seed));
+  nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
+  auto optimizer = nn::make_optimizer(r.train.optimizer, params);
+  log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
+      << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads" << std::endl;
+
+  auto train_batch = [&](std::int64_t& tokens) {
+    const text::Batch b = batcher.next();
+    const model::BatchView view{b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(),
+                                b.tgt_out.data()};
+    params.zero_grad();
+    const auto loss = net.forward_backward(view, static_cast<float>(r.train.label_smoothing), &rng, true,
+                                           1.0f / static_cast<float>(b.size));
+    nn::clip_grad_norm(params, r.train.clip_norm);
+    optimizer->step(params, static_cast<float>(r.train.lr));
+    tokens += loss.tokens;
+    return loss;
+  };
+  std::int64_t warm_tokens = 0;
+  for (int i = 0; i < 5; ++i) train_batch(warm_tokens);
+  compute::reset_flops();
+  std::int64_t tokens = 0;
+  const auto start = Clock::now();
+  for (int i = 0; i < batches; ++i) {
+    const auto loss = train_batch(tokens);
+    if ((i + 1) % 10 == 0 || i + 1 == batches) {
+      const double s = seconds_since(start);
+      log << "bench: batch " << (i + 1) << "/" << batches << ", loss/token "
+          << fixed(loss.loss / static_cast<double>(loss.tokens), 3) << ", " << fixed(static_cast<double>(tokens) / s, 0)
+          << " tok/s, ETA " << fixed(s / (i + 1) * (batches - i - 1), 0) << " s" << std::endl;
+    }
+  }
+  const double elapsed = seconds_since(start);
+  const double flops = compute::flops();
+  const double tok_s = static_cast<double>(tokens) / elapsed;
+  const double gflops = flops / elapsed / 1e9;
+  const double peak = sgemm_gflops(log);
+  out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
+  out << "BENCH train_gemm_gflops " << fixed(gflops, 1) << " GFLOP/s\n";
+  out << "BENCH train_mflop_per_target_token " << fixed(flops / static_cast<double>(tokens) / 1e6, 1) << " MFLOP\n";
+  out << "BENCH sgemm_gflops " << fixed(peak, 1) << " GFLOP/s\n";
+  out << "BENCH train_fraction_of_sgemm " << fixed(100.0 * gflops / peak, 1) << " %\n";
+  return 0;
+}
+
+}  // namespace gloss::cli

@@ -1,0 +1,193 @@
+#include "gloss/tensor/kernels.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GLOSS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GLOSS_CLONES
+#endif
+#define GLOSS_INLINE inline __attribute__((always_inline))
+
+namespace gloss::kernels {
+namespace {
+
+// e^x: x = k ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^k through the exponent bits.
+GLOSS_INLINE float exp_f(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float t = x * 1.44269504088896341f;
+  const float k = (t + 12582912.0f) - 12582912.0f;  // round to nearest (|t| < 2^22)
+  float r = x - k * 0.693145751953125f;
+  r = r - k * 1.428606765330187e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const std::int32_t bits = (static_cast<std::int32_t>(k) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
+}
+
+GLOSS_INLINE float tanh_f(float x) {
+  const float ax = std::fabs(x);
+  const float e = exp_f(-2.0f * ax);
+  const float big = (1.0f - e) / (1.0f + e);
+  const float x2 = ax * ax;  // series near 0, where 1 - e loses digits
+  const float small = ax * (1.0f + x2 * (-1.0f / 3.0f + x2 * (2.0f / 15.0f + x2 * (-17.0f / 315.0f))));
+  const float y = ax < 0.125f ? small : big;
+  return std::copysign(y, x);
+}
+
+constexpr std::int64_t kChunk = 1 << 14;
+
+}  // namespace
+
+GLOSS_CLONES void tanh_inplace(std::int64_t n, float* x) {
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t c = 0; c < n; c += kChunk) {
+    const std::int64_t end = std::min(n, c + kChunk);
+#pragma omp simd
+    for (std::int64_t i = c; i < end; ++i) x[i] = tanh_f(x[i]);
+  }
+}
+
+GLOSS_CLONES double sum_squares(std::int64_t n, const float* x) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t end = std::min(n, (c + 1) * kChunk);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t i = c * kChunk; i < end; ++i) s += x[i] * x[i];
+    partial[static_cast<std::size_t>(c)] = s;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+GLOSS_CLONES void scale(std::int64_t n, float s, float* x) {
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t c = 0; c < n; c += kChunk) {
+    const std::int64_t end = std::min(n, c + kChunk);
+#pragma omp simd
+    for (std::int64_t i = c; i < end; ++i) x[i] *= s;
+  }
+}
+
+GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v) {
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t c = 0; c < n; c += kChunk) {
+    const std::int64_t end = std::min(n, c + kChunk);
+#pragma omp simd
+    for (std::int64_t i = c; i < end; ++i) {
+      m[i] = 0.9f * m[i] + 0.1f * g[i];
+      v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
+      w[i] -= lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + 1e-8f);
+    }
+  }
+}
+
+GLOSS_CLONES void attention_scores(int S, int N, std::int64_t A, const float* uh, const float* a, const float* v,
+                                   const std::int32_t* lengths, float* pre, float* e) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < static_cast<std::int64_t>(S) * N; ++r) {
+    const int j = static_cast<int>(r / N), n = static_cast<int>(r % N);
+    float* p = pre + r * A;
+    if (j >= lengths[n]) {
+      std::memset(p, 0, static_cast<std::size_t>(A) * sizeof(float));
+      e[r] = 0.0f;
+      continue;
+    }
+    const float* u = uh + r * A;
+    const float* an = a + static_cast<std::int64_t>(n) * A;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t k = 0; k < A; ++k) {
+      const float t = tanh_f(u[k] + an[k]);
+      p[k] = t;
+      s += t * v[k];
+    }
+    e[r] = s;
+  }
+}
+
+GLOSS_CLONES void attention_scores_backward(int S, int N, std::int64_t A, const float* pre, const float* v,
+                                            const float* de, const std::int32_t* lengths, float* duh, float* da,
+                                            float* dv) {
+  // duh and da: independent per sentence n, so parallel over n in a fixed order of j.
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    float* dan = da + static_cast<std::int64_t>(n) * A;
+    std::memset(dan, 0, static_cast<std::size_t>(A) * sizeof(float));
+    for (int j = 0; j < lengths[n]; ++j) {
+      const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
+      const float g = de[r];
+      const float* p = pre + r * A;
+      float* du = duh + r * A;
+#pragma omp simd
+      for (std::int64_t k = 0; k < A; ++k) {
+        const float dz = g * v[k] * (1.0f - p[k] * p[k]);
+        du[k] += dz;
+        dan[k] += dz;
+      }
+    }
+  }
+  // dv: a sum over rows, split by columns so each thread owns its slice of dv.
+#pragma omp parallel for schedule(static)
+  for (std::int64_t k0 = 0; k0 < A; k0 += 64) {
+    const std::int64_t k1 = std::min(A, k0 + 64);
+    for (int j = 0; j < S; ++j)
+      for (int n = 0; n < N; ++n) {
+        if (j >= lengths[n]) continue;
+        const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
+        const float g = de[r];
+        const float* p = pre + r * A;
+#pragma omp simd
+        for (std::int64_t k = k0; k < k1; ++k) dv[k] += g * p[k];
+      }
+  }
+}
+
+GLOSS_CLONES void cross_entropy_rows(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets,
+                                     int pad, float label_smoothing, bool grad, float scale, double* row_loss,
+                                     double* row_nll) {
+  const float eps = label_smoothing, uniform = label_smoothing / static_cast<float>(v);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = logits + i * v;
+    if (targets[i] == pad) {
+      row_loss[i] = row_nll[i] = 0.0;
+      if (grad) std::memset(row, 0, static_cast<std::size_t>(v) * sizeof(float));
+      continue;
+    }
+    float mx = row[0];
+#pragma omp simd reduction(max : mx)
+    for (std::int64_t k = 0; k < v; ++k) mx = std::max(mx, row[k]);
+    float sum = 0.0f, sum_logits = 0.0f;
+#pragma omp simd reduction(+ : sum, sum_logits)
+    for (std::int64_t k = 0; k < v; ++k) {
+      sum += exp_f(row[k] - mx);
+      sum_logits += row[k];
+    }
+    const double log_z = static_cast<double>(mx) + std::log(static_cast<double>(sum));
+    const double nll = log_z - row[targets[i]];
+    row_nll[i] = nll;
+    row_loss[i] = (1.0 - eps) * nll + eps * (log_z - static_cast<double>(sum_logits) / static_cast<double>(v));
+    if (grad) {
+      const float lz = static_cast<float>(log_z);
+#pragma omp simd
+      for (std::int64_t k = 0; k < v; ++k) row[k] = scale * (exp_f(row[k] - lz) - uniform);
+      row[targets[i]] -= scale * (1.0f - eps);
+    }
+  }
+}
+
+}  // namespace gloss::kernels
