@@ -167,3 +167,49 @@ TEST_CASE("RnnCell GRU: oneDNN lbr_gru equals the cell equations; gradients matc
 TEST_CASE("RnnCell LSTM: oneDNN lstm equals the cell equations; gradients match finite differences", "[nn][rnn]") {
   check_cell(CellType::kLstm);
 }
+
+TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-sequence call, gradients too",
+          "[nn][rnn]") {
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    const int T = 5, N = 2, C = 3, H = 4;
+    ParameterSet params;
+    RnnCell rnn(params, "rnn", cell, C, H);
+    Rng rng(23);
+    for (auto& p : params.all())
+      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+    std::vector<float> x(T * N * C), dy(T * N * H);
+    for (auto& v : x) v = rng.uniform(-1.f, 1.f);
+    for (auto& v : dy) v = rng.uniform(-1.f, 1.f);
+    // Whole sequence.
+    std::vector<float> y(T * N * H), dx(T * N * C);
+    RnnCell::Cache whole;
+    params.zero_grad();
+    rnn.forward(T, N, x.data(), nullptr, nullptr, y.data(), nullptr, nullptr, &whole);
+    rnn.backward(whole, dy.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
+    std::vector<float> gw(params.get("rnn/weights_iter").grad.data(), params.get("rnn/weights_iter").grad.data() + 3 * H * H);
+    // Step by step, as the decoder runs it: each step has its own cache; gradients flow back
+    // through the states and accumulate into the same weight gradients.
+    params.zero_grad();
+    std::vector<float> ys(T * N * H), h(N * H, 0.f), c(N * H, 0.f), hn(N * H), cn(N * H);
+    std::vector<RnnCell::Cache> caches(T);
+    std::vector<std::vector<float>> cs(T + 1, std::vector<float>(N * H, 0.f));
+    for (int t = 0; t < T; ++t) {
+      rnn.forward(1, N, x.data() + t * N * C, h.data(), c.data(), ys.data() + t * N * H, hn.data(), cn.data(), &caches[t]);
+      h = hn;
+      c = cn;
+    }
+    for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(ys[i] == Approx(y[i]).margin(1e-6));
+    std::vector<float> dh(N * H, 0.f), dc(N * H, 0.f), dh_prev(N * H), dc_prev(N * H), dxs(T * N * C), dyt(N * H);
+    for (int t = T - 1; t >= 0; --t) {
+      for (int k = 0; k < N * H; ++k) dyt[k] = dy[t * N * H + k];
+      rnn.backward(caches[t], dyt.data(), dh.data(), cell == CellType::kLstm ? dc.data() : nullptr, dxs.data() + t * N * C,
+                   dh_prev.data(), dc_prev.data());
+      dh = dh_prev;
+      dc = dc_prev;
+    }
+    for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dxs[i] == Approx(dx[i]).margin(1e-5));
+    const float* g = params.get("rnn/weights_iter").grad.data();
+    for (std::size_t i = 0; i < gw.size(); ++i) CHECK(g[i] == Approx(gw[i]).margin(1e-5));
+  }
+}

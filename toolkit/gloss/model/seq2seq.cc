@@ -153,27 +153,7 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   // ---- initial decoder state
   states_.resize({T + 1, N, D});
   float* s0 = states_.data();
-  if (config_.dec_init == "zero") {
-    std::memset(s0, 0, static_cast<std::size_t>(N * D) * sizeof(float));
-  } else {
-    const std::int64_t in = init_->in();
-    init_in_.resize({N, in});
-    for (int n = 0; n < N; ++n) {
-      float* x = init_in_.data() + n * in;
-      const int len = b.src_lengths[n];
-      if (config_.dec_init == "mean") {
-        std::memset(x, 0, static_cast<std::size_t>(in) * sizeof(float));
-        for (int j = 0; j < len; ++j) add(K, annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, x);
-        for (std::int64_t k = 0; k < K; ++k) x[k] /= static_cast<float>(len);
-      } else if (top_bi) {  // <-h_1: the backward RNN's state at the first source word
-        std::memcpy(x, annotations.data() + static_cast<std::int64_t>(n) * K + Henc, static_cast<std::size_t>(Henc) * sizeof(float));
-      } else {  // ->h_len: the last state of the forward RNN
-        std::memcpy(x, annotations.data() + (static_cast<std::int64_t>(len - 1) * N + n) * K, static_cast<std::size_t>(Henc) * sizeof(float));
-      }
-    }
-    init_->forward(N, init_in_.data(), s0);
-    nn::tanh_forward(N * D, s0);
-  }
+  initial_state(b, s0);
 
   // ---- decoder steps
   memory_.S = S;
@@ -315,6 +295,106 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   tgt_emb_.backward(M, b.tgt_in, demb.data());
   backward_encoder(b, dkeys);
   return loss;
+}
+
+void Seq2Seq::initial_state(const BatchView& b, float* s0) {
+  const int N = b.N;
+  const std::int64_t K = key_dim_, D = config_.dec_hidden, Henc = config_.enc_hidden;
+  const Tensor& annotations = layers_.back().out;
+  const bool top_bi = layers_.back().bwd != nullptr;
+  if (config_.dec_init == "zero") {
+    std::memset(s0, 0, static_cast<std::size_t>(N * D) * sizeof(float));
+    return;
+  }
+  const std::int64_t in = init_->in();
+  init_in_.resize({N, in});
+  for (int n = 0; n < N; ++n) {
+    float* x = init_in_.data() + n * in;
+    const int len = b.src_lengths[n];
+    if (config_.dec_init == "mean") {
+      std::memset(x, 0, static_cast<std::size_t>(in) * sizeof(float));
+      for (int j = 0; j < len; ++j) add(K, annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, x);
+      for (std::int64_t k = 0; k < K; ++k) x[k] /= static_cast<float>(len);
+    } else if (top_bi) {  // <-h_1: the backward RNN's state at the first source word
+      std::memcpy(x, annotations.data() + static_cast<std::int64_t>(n) * K + Henc, static_cast<std::size_t>(Henc) * sizeof(float));
+    } else {  // ->h_len: the last state of the forward RNN
+      std::memcpy(x, annotations.data() + (static_cast<std::int64_t>(len - 1) * N + n) * K, static_cast<std::size_t>(Henc) * sizeof(float));
+    }
+  }
+  init_->forward(N, init_in_.data(), s0);
+  nn::tanh_forward(N * D, s0);
+}
+
+std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const std::vector<int>& max_len) {
+  const int S = b.S, N = b.N;
+  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
+  const bool maxout = config_.readout == "maxout";
+  const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
+  dropout_active_ = false;
+  encode(b, nullptr, false);
+  const Tensor& annotations = layers_.back().out;
+  Tensor s({N, D}), s_next({N, D}), c({N, K}), emb({N, E}), x({N, E + K}), rin({N, RI}), pre({N, RO}), t({N, R}),
+      logits({N, V});
+  initial_state(b, s.data());
+  nn::AdditiveAttention::Memory memory;
+  memory.S = S;
+  memory.N = N;
+  memory.keys = annotations.data();
+  memory.lengths = b.src_lengths;
+  attention_.prepare(memory);
+  nn::AdditiveAttention::Step step;
+  std::vector<std::int32_t> prev(static_cast<std::size_t>(N), 2 /*BOS*/);
+  std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(N));
+  std::vector<bool> done(static_cast<std::size_t>(N), false);
+  std::vector<std::uint8_t> which(static_cast<std::size_t>(N * R));
+  const int longest = *std::max_element(max_len.begin(), max_len.end());
+  for (int i = 0; i < longest; ++i) {
+    attention_.forward(memory, s.data(), c.data(), step);
+    tgt_emb_.forward(N, prev.data(), emb.data());
+    for (int n = 0; n < N; ++n) {
+      std::memcpy(x.data() + n * (E + K), emb.data() + n * E, static_cast<std::size_t>(E) * sizeof(float));
+      std::memcpy(x.data() + n * (E + K) + E, c.data() + n * K, static_cast<std::size_t>(K) * sizeof(float));
+    }
+    dec_rnn_.forward(1, N, x.data(), s.data(), nullptr, s_next.data(), nullptr, nullptr, nullptr);
+    for (int n = 0; n < N; ++n) {
+      float* r = rin.data() + n * RI;
+      std::memcpy(r, s_next.data() + n * D, static_cast<std::size_t>(D) * sizeof(float));
+      std::memcpy(r + D, c.data() + n * K, static_cast<std::size_t>(K) * sizeof(float));
+      std::memcpy(r + D + K, emb.data() + n * E, static_cast<std::size_t>(E) * sizeof(float));
+    }
+    readout_.forward(N, rin.data(), pre.data());
+    if (maxout) {
+      nn::maxout_forward(N, R, pre.data(), t.data(), which.data());
+    } else {
+      std::memcpy(t.data(), pre.data(), static_cast<std::size_t>(N * R) * sizeof(float));
+      nn::tanh_forward(N * R, t.data());
+    }
+    if (out_) {
+      out_->forward(N, t.data(), logits.data());
+    } else {
+      for (int n = 0; n < N; ++n)
+        std::memcpy(logits.data() + n * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
+      compute::gemm(false, true, N, V, R, 1.0f, t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, logits.data(), V);
+    }
+    bool all_done = true;
+    for (int n = 0; n < N; ++n) {
+      const float* row = logits.data() + static_cast<std::int64_t>(n) * V;
+      // Never pick padding, BOS or unknown; EOS ends the sentence.
+      std::int32_t best = 3;
+      for (std::int64_t v = 3; v < V; ++v)
+        if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
+      if (!done[static_cast<std::size_t>(n)]) {
+        if (best == 3 || i >= max_len[static_cast<std::size_t>(n)]) done[static_cast<std::size_t>(n)] = true;
+        else out[static_cast<std::size_t>(n)].push_back(best);
+      }
+      prev[static_cast<std::size_t>(n)] = done[static_cast<std::size_t>(n)] ? 3 : best;
+      all_done = all_done && done[static_cast<std::size_t>(n)];
+    }
+    std::swap(s, s_next);
+    if (all_done) break;
+  }
+  return out;
 }
 
 void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {

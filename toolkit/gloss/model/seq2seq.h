@@ -63,6 +63,10 @@ class Seq2Seq {
   nn::LossSum forward_backward(const BatchView& batch, float label_smoothing, Rng* rng, bool backward,
                                float grad_scale = 1.0f);
 
+  // Greedy translation of the batch's sources (tgt fields unused): the most probable word at
+  // each step until EOS or max_len[n] words; returns subword ids without EOS.
+  std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
+
  private:
   struct EncoderLayer {
     std::unique_ptr<nn::RnnCell> fwd, bwd;  // bwd null for unidirectional layers
@@ -72,6 +76,7 @@ class Seq2Seq {
     nn::RnnCell::Cache cache_fwd, cache_bwd;
   };
   void encode(const BatchView& b, Rng* rng, bool training);
+  void initial_state(const BatchView& b, float* s0);
   void backward_encoder(const BatchView& b, Tensor& dtop);
 
   ModelConfig config_;
