@@ -18,6 +18,7 @@ const char* kUsage =
     "Usage: gloss <command> [options]\n"
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
+    "  train   train a model from a recipe (resumes when interrupted)\n"
     "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
     "  recipe  show or check a recipe (every key, its value and where it came from)\n"
     "  spm     train SentencePiece models from a recipe; encode or decode text\n"
@@ -69,8 +70,9 @@ int run(int argc, char** argv) {
   if (command == "recipe") return gloss::cli::recipe_command(args, std::cout, std::cerr);
   if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
   if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
+  if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
   if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

@@ -12,6 +12,7 @@
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
+#include "gloss/train/trainer.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/line_reader.h"
@@ -199,6 +200,21 @@ int spm_command(const std::vector<std::string>& args, std::istream&, std::ostrea
     return 0;
   }
   throw ConfigError("gloss spm: unknown action '" + action + "'; choose train, encode or decode");
+}
+
+int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  if (args.empty() || wants_help(args)) {
+    (args.empty() ? log : out)
+        << "Usage: gloss train RECIPE [--section.key value ...]\n"
+           "Trains the recipe's model (subword models, data, model, validation, checkpoints) in\n"
+           "<run.workdir>; rerunning after an interruption resumes. Progress goes to stderr; the\n"
+           "last line on stdout is the path of the best model.\n\n"
+        << recipe::keys_help();
+    return args.empty() ? 2 : 0;
+  }
+  const auto outcome = train::train(load(args), log);
+  out << outcome.best_model << "\n";
+  return 0;
 }
 
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
