@@ -19,6 +19,7 @@ const char* kUsage =
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
     "  train   train a model from a recipe (resumes when interrupted)\n"
+    "  translate  translate text with a trained model (beam search, n-best)\n"
     "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
     "  recipe  show or check a recipe (every key, its value and where it came from)\n"
     "  spm     train SentencePiece models from a recipe; encode or decode text\n"
@@ -71,8 +72,9 @@ int run(int argc, char** argv) {
   if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
   if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
   if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
+  if (command == "translate") return gloss::cli::translate_command(args, std::cout, std::cerr);
   if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

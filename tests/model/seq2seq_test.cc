@@ -208,6 +208,16 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     exact += hyps[static_cast<std::size_t>(n)] == want;
   }
   CHECK(exact == N);
+  // Beam search: beam 1 is greedy; beam 5 finds the same memorised targets.
+  const auto beam1 = model.beam_search(batch, std::vector<int>(N, 2 * S), 1, 1.0f, 1);
+  const auto beam5 = model.beam_search(batch, std::vector<int>(N, 2 * S), 5, 1.0f, 3);
+  for (int n = 0; n < N; ++n) {
+    CHECK(beam1[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
+    CHECK(beam5[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
+    const auto& nbest = beam5[static_cast<std::size_t>(n)];
+    CHECK(nbest.size() <= 3);  // up to n_best: the search stops once its best hypothesis ended
+    for (std::size_t k = 1; k < nbest.size(); ++k) CHECK(nbest[k - 1].score >= nbest[k].score);
+  }
 }
 
 TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds the norm", "[nn][optim]") {

@@ -13,6 +13,8 @@
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
+#include "gloss/decode/translator.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/line_reader.h"
@@ -214,6 +216,45 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   }
   const auto outcome = train::train(load(args), log);
   out << outcome.best_model << "\n";
+  return 0;
+}
+
+int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  decode::TranslateOptions o;
+  std::string model, input, output;
+  int threads = 2;
+  po::options_description desc(
+      "Usage: gloss translate -m MODEL [-i IN] [-o OUT] [options]\n"
+      "Translates one sentence per line (plain or .gz; standard input by default), one output line\n"
+      "per input line, in input order. MODEL is a model file from gloss train (it holds its\n"
+      "subword models); nothing else is needed");
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "model file")(
+      "input,i", po::value(&input)->default_value("-"), "input text (- = standard input)")(
+      "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
+      "beam-size,b", po::value(&o.beam_size)->default_value(5), "beam size (1 = greedy)")(
+      "n-best", po::value(&o.n_best)->default_value(1), "translations per sentence, as 'id ||| text ||| score'")(
+      "length-penalty", po::value(&o.length_penalty)->default_value(1.0f), "score = log p / length^alpha")(
+      "max-len-ratio", po::value(&o.max_len_ratio)->default_value(2.0), "longest output: ratio * source length + add")(
+      "max-len-add", po::value(&o.max_len_add)->default_value(10), "see --max-len-ratio")(
+      "batch-size", po::value(&o.batch_size)->default_value(64), "sentences per batch")(
+      "threads", po::value(&threads)->default_value(2), "compute threads")(
+      "progress", po::bool_switch(&o.progress), "print progress on stderr");
+  if (wants_help(args)) {
+    out << desc;
+    return 0;
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see gloss translate --help)");
+  }
+  if (threads < 1) throw ConfigError("--threads must be at least 1");
+  decode::validate(o);
+  compute::set_threads(threads);
+  decode::Translator translator(model);
+  decode::translate_file(translator, input, output, o, out, log);
   return 0;
 }
 

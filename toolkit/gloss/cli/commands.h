@@ -11,6 +11,7 @@ namespace gloss::cli {
 int recipe_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int spm_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& log);
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::cli

@@ -1,6 +1,9 @@
 #include "gloss/model/seq2seq.h"
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <cstring>
 
 #include "gloss/tensor/compute.h"
@@ -393,6 +396,171 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
     }
     std::swap(s, s_next);
     if (all_done) break;
+  }
+  return out;
+}
+
+std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchView& b, const std::vector<int>& max_len,
+                                                                     int beam_size, float length_penalty, int n_best) {
+  const int S = b.S, N = b.N, B = beam_size;
+  const int H = N * B;  // hypothesis slot h = n * B + k
+  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
+  const bool maxout = config_.readout == "maxout";
+  const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
+  dropout_active_ = false;
+  encode(b, nullptr, false);
+  const Tensor& annotations = layers_.back().out;
+  Tensor s0({N, D});
+  initial_state(b, s0.data());
+  // Every hypothesis of sentence n attends over n's annotations: expand keys to [S, N*B, K].
+  Tensor keys({S, H, K});
+  std::vector<std::int32_t> lengths(static_cast<std::size_t>(H));
+  for (int j = 0; j < S; ++j)
+    for (int n = 0; n < N; ++n)
+      for (int k = 0; k < B; ++k)
+        std::memcpy(keys.data() + (static_cast<std::int64_t>(j) * H + n * B + k) * K,
+                    annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, static_cast<std::size_t>(K) * sizeof(float));
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < B; ++k) lengths[static_cast<std::size_t>(n * B + k)] = b.src_lengths[n];
+  nn::AdditiveAttention::Memory memory;
+  memory.S = S;
+  memory.N = H;
+  memory.keys = keys.data();
+  memory.lengths = lengths.data();
+  attention_.prepare(memory);
+  nn::AdditiveAttention::Step step;
+
+  Tensor s({H, D}), s_next({H, D}), s_sel({H, D}), c({H, K}), emb({H, E}), x({H, E + K}), rin({H, RI}), pre({H, RO}),
+      t({H, R}), logits({H, V});
+  for (int h = 0; h < H; ++h)
+    std::memcpy(s.data() + static_cast<std::int64_t>(h) * D, s0.data() + static_cast<std::int64_t>(h / B) * D,
+                static_cast<std::size_t>(D) * sizeof(float));
+  std::vector<std::uint8_t> which(static_cast<std::size_t>(H * R));
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  std::vector<double> beam_lp(static_cast<std::size_t>(H), neg_inf);
+  for (int n = 0; n < N; ++n) beam_lp[static_cast<std::size_t>(n * B)] = 0.0;  // one live hypothesis to start
+  std::vector<std::vector<std::int32_t>> beam_ids(static_cast<std::size_t>(H));
+  std::vector<std::int32_t> prev(static_cast<std::size_t>(H), 2 /*BOS*/);
+  std::vector<std::vector<Hypothesis>> finished(static_cast<std::size_t>(N));
+  std::vector<bool> done(static_cast<std::size_t>(N), false);
+  auto normalise = [&](double lp, std::size_t len) {
+    return length_penalty == 0.0f ? lp : lp / std::pow(static_cast<double>(std::max<std::size_t>(1, len)), length_penalty);
+  };
+  const int longest = *std::max_element(max_len.begin(), max_len.end());
+  std::vector<double> row_lse(static_cast<std::size_t>(H));
+  for (int i = 0; i <= longest; ++i) {
+    attention_.forward(memory, s.data(), c.data(), step);
+    tgt_emb_.forward(H, prev.data(), emb.data());
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(x.data() + h * (E + K), emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+      std::memcpy(x.data() + h * (E + K) + E, c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
+    }
+    dec_rnn_.forward(1, H, x.data(), s.data(), nullptr, s_next.data(), nullptr, nullptr, nullptr);
+    for (int h = 0; h < H; ++h) {
+      float* r = rin.data() + h * RI;
+      std::memcpy(r, s_next.data() + h * D, static_cast<std::size_t>(D) * sizeof(float));
+      std::memcpy(r + D, c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
+      std::memcpy(r + D + K, emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+    }
+    readout_.forward(H, rin.data(), pre.data());
+    if (maxout) {
+      nn::maxout_forward(H, R, pre.data(), t.data(), which.data());
+    } else {
+      std::memcpy(t.data(), pre.data(), static_cast<std::size_t>(H * R) * sizeof(float));
+      nn::tanh_forward(H * R, t.data());
+    }
+    if (out_) {
+      out_->forward(H, t.data(), logits.data());
+    } else {
+      for (int h = 0; h < H; ++h)
+        std::memcpy(logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
+      compute::gemm(false, true, H, V, R, 1.0f, t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, logits.data(), V);
+    }
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; ++h) {  // log-sum-exp per row, for log-probabilities
+      const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
+      float mx = row[0];
+      for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+      double sum = 0;
+      for (std::int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+      row_lse[static_cast<std::size_t>(h)] = mx + std::log(sum);
+    }
+    // Per sentence: the 2B best continuations (so EOS cannot empty the beam), EOS ones finish.
+    std::vector<int> src_slot(static_cast<std::size_t>(H), 0);
+    std::vector<std::int32_t> next_tok(static_cast<std::size_t>(H), 3);
+    std::vector<double> next_lp(static_cast<std::size_t>(H), neg_inf);
+    std::vector<std::vector<std::int32_t>> next_ids(static_cast<std::size_t>(H));
+    for (int n = 0; n < N; ++n) {
+      if (done[static_cast<std::size_t>(n)]) continue;
+      struct Cand {
+        double lp;
+        int slot;
+        std::int32_t tok;
+      };
+      std::vector<Cand> cands;
+      for (int k = 0; k < B; ++k) {
+        const int h = n * B + k;
+        if (beam_lp[static_cast<std::size_t>(h)] == neg_inf) continue;
+        const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
+        // Top 2B words of this hypothesis (pad, unk and bos never chosen).
+        std::vector<std::pair<float, std::int32_t>> best;
+        for (std::int64_t v = 3; v < V; ++v) {
+          if (static_cast<int>(best.size()) < 2 * B) {
+            best.emplace_back(row[v], static_cast<std::int32_t>(v));
+            std::push_heap(best.begin(), best.end(), std::greater<>());
+          } else if (row[v] > best.front().first) {
+            std::pop_heap(best.begin(), best.end(), std::greater<>());
+            best.back() = {row[v], static_cast<std::int32_t>(v)};
+            std::push_heap(best.begin(), best.end(), std::greater<>());
+          }
+        }
+        for (const auto& [logit, v] : best)
+          cands.push_back({beam_lp[static_cast<std::size_t>(h)] + logit - row_lse[static_cast<std::size_t>(h)], h, v});
+      }
+      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.lp > b.lp; });
+      int filled = 0;
+      const bool last = i >= max_len[static_cast<std::size_t>(n)];
+      for (const auto& cand : cands) {
+        if (filled == B) break;
+        const auto& ids = beam_ids[static_cast<std::size_t>(cand.slot)];
+        if (cand.tok == 3 || last) {
+          Hypothesis hyp{ids, cand.lp, 0};
+          if (cand.tok != 3) hyp.ids.push_back(cand.tok);
+          hyp.score = normalise(hyp.log_prob, hyp.ids.size() + 1);
+          finished[static_cast<std::size_t>(n)].push_back(std::move(hyp));
+          continue;
+        }
+        const int h = n * B + filled++;
+        src_slot[static_cast<std::size_t>(h)] = cand.slot;
+        next_tok[static_cast<std::size_t>(h)] = cand.tok;
+        next_lp[static_cast<std::size_t>(h)] = cand.lp;
+        next_ids[static_cast<std::size_t>(h)] = ids;
+        next_ids[static_cast<std::size_t>(h)].push_back(cand.tok);
+      }
+      // A sentence is done when its best candidate of this step ends it (no live hypothesis
+      // is ahead of it any more), at its length limit, or when nothing is left alive.
+      if (last || filled == 0 || (!cands.empty() && cands.front().tok == 3)) done[static_cast<std::size_t>(n)] = true;
+      if (done[static_cast<std::size_t>(n)])
+        for (int k = 0; k < B; ++k) next_lp[static_cast<std::size_t>(n * B + k)] = neg_inf;
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    // Reorder states to the selected hypotheses.
+    for (int h = 0; h < H; ++h)
+      std::memcpy(s_sel.data() + static_cast<std::int64_t>(h) * D,
+                  s_next.data() + static_cast<std::int64_t>(src_slot[static_cast<std::size_t>(h)]) * D,
+                  static_cast<std::size_t>(D) * sizeof(float));
+    std::swap(s, s_sel);
+    beam_lp = next_lp;
+    beam_ids = std::move(next_ids);
+    prev = next_tok;
+  }
+  std::vector<std::vector<Hypothesis>> out(static_cast<std::size_t>(N));
+  for (int n = 0; n < N; ++n) {
+    auto& fin = finished[static_cast<std::size_t>(n)];
+    std::stable_sort(fin.begin(), fin.end(), [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+    if (static_cast<int>(fin.size()) > n_best) fin.resize(static_cast<std::size_t>(n_best));
+    out[static_cast<std::size_t>(n)] = std::move(fin);
   }
   return out;
 }

@@ -67,6 +67,18 @@ class Seq2Seq {
   // each step until EOS or max_len[n] words; returns subword ids without EOS.
   std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
 
+  // Beam search over the batch's sentences at once (sentences x beam hypotheses in every
+  // oneDNN step call). Hypotheses end with EOS or at max_len[n] words; finished ones are
+  // ranked by log-probability / length^length_penalty. Returns up to n_best per sentence,
+  // best first.
+  struct Hypothesis {
+    std::vector<std::int32_t> ids;  // without EOS
+    double log_prob = 0;            // sum of word log-probabilities (EOS included)
+    double score = 0;               // normalised: log_prob / length^alpha
+  };
+  std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
+                                                   int beam_size, float length_penalty, int n_best);
+
  private:
   struct EncoderLayer {
     std::unique_ptr<nn::RnnCell> fwd, bwd;  // bwd null for unidirectional layers

@@ -1,0 +1,188 @@
+#include "gloss/decode/translator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+
+#include "gloss/train/checkpoint.h"
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+#include "gloss/util/unicode.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+namespace gloss::decode {
+
+void validate(const TranslateOptions& o) {
+  if (o.beam_size < 1) throw ConfigError("--beam-size must be at least 1 (got " + std::to_string(o.beam_size) + ")");
+  if (o.n_best < 1 || o.n_best > o.beam_size)
+    throw ConfigError("--n-best must be between 1 and --beam-size (got " + std::to_string(o.n_best) + ")");
+  if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
+  if (o.max_len_ratio <= 0) throw ConfigError("--max-len-ratio must be > 0");
+}
+
+Translator::Translator(const std::string& model_path) {
+  const auto mf = train::load_model(model_path, nullptr);
+  model_ = std::make_unique<model::Seq2Seq>(mf.config, params_);
+  train::load_model(model_path, &params_);
+  src_ = text::SubwordModel::from_bytes(mf.src_spm, model_path + " (source subwords)");
+  tgt_ = text::SubwordModel::from_bytes(mf.tgt_spm, model_path + " (target subwords)");
+}
+
+namespace {
+
+// Invalid UTF-8 bytes become U+FFFD, so the line is still translated.
+std::string repair_utf8(const std::string& line) {
+  std::string out;
+  std::string_view rest(line);
+  for (;;) {
+    const auto bad = unicode::find_invalid_utf8(rest);
+    if (bad == std::string_view::npos) {
+      out.append(rest);
+      return out;
+    }
+    out.append(rest.substr(0, bad));
+    out += "\xEF\xBF\xBD";
+    rest.remove_prefix(bad + 1);
+  }
+}
+
+std::string score_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<std::string> Translator::translate(const std::vector<std::string>& lines, const TranslateOptions& o,
+                                               std::size_t first_line, std::ostream& log) {
+  const std::size_t n = lines.size();
+  std::vector<std::vector<int>> src(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    src[i] = src_.encode(lines[i]);
+    if (static_cast<int>(src[i].size()) > o.max_src_len) {
+      log << "translate: warning: line " << first_line + i << " has " << src[i].size() << " subwords; translating the first "
+          << o.max_src_len << std::endl;
+      src[i].resize(static_cast<std::size_t>(o.max_src_len));
+    }
+  }
+  // Longest first within the window, so batches hold similar lengths; results go back in order.
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return src[a].size() > src[b].size(); });
+  std::vector<std::vector<model::Seq2Seq::Hypothesis>> results(n);
+  std::size_t pos = 0;
+  while (pos < n && src[order[pos]].empty() == false) {
+    const std::size_t end = std::min(n, pos + static_cast<std::size_t>(o.batch_size));
+    std::vector<std::size_t> idx;
+    for (std::size_t k = pos; k < end && !src[order[k]].empty(); ++k) idx.push_back(order[k]);
+    const int N = static_cast<int>(idx.size());
+    const int S = static_cast<int>(src[idx[0]].size());
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
+    std::vector<int> max_len(static_cast<std::size_t>(N));
+    for (int k = 0; k < N; ++k) {
+      const auto& s = src[idx[static_cast<std::size_t>(k)]];
+      len[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(s.size());
+      for (std::size_t t = 0; t < s.size(); ++t) ids[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(k)] = s[t];
+      max_len[static_cast<std::size_t>(k)] = static_cast<int>(o.max_len_ratio * static_cast<double>(s.size())) + o.max_len_add;
+    }
+    const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
+    if (o.beam_size == 1 && o.n_best == 1) {
+      const auto g = model_->greedy(view, max_len);
+      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0}};
+    } else {
+      auto beams = model_->beam_search(view, max_len, o.beam_size, o.length_penalty, o.n_best);
+      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
+    }
+    pos += idx.size();
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& hyps = results[i];
+    if (hyps.empty()) hyps.push_back({});  // empty input: empty output
+    if (o.n_best == 1) {
+      out.push_back(tgt_.decode(std::vector<int>(hyps[0].ids.begin(), hyps[0].ids.end())));
+      continue;
+    }
+    while (static_cast<int>(hyps.size()) < o.n_best) hyps.push_back(hyps.back());  // exactly n_best lines
+    for (const auto& h : hyps)
+      out.push_back(std::to_string(first_line + i - 1) + " ||| " + tgt_.decode(std::vector<int>(h.ids.begin(), h.ids.end())) +
+                    " ||| " + score_text(h.score));
+  }
+  return out;
+}
+
+void translate_file(Translator& translator, const std::string& input, const std::string& output,
+                    const TranslateOptions& o, std::ostream& out, std::ostream& log) {
+  validate(o);
+  gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
+  if (!in) throw InputError(input, 0, "cannot open");
+  std::string buffer, pending;
+  std::vector<std::string> window;
+  std::size_t line_no = 0, done = 0;
+  // A file output is written to a temporary name beside it and renamed when complete.
+  const std::string tmp_path = output + ".tmp." + std::to_string(::getpid());
+  std::ofstream file;
+  if (output != "-") {
+    file.open(tmp_path, std::ios::binary);
+    if (!file) throw UserError(output + ": cannot write");
+  }
+  std::ostream& sink = output == "-" ? out : file;
+  const auto start = std::chrono::steady_clock::now();
+  auto flush = [&]() {
+    if (window.empty()) return;
+    const auto lines = translator.translate(window, o, line_no - window.size() + 1, log);
+    for (const auto& l : lines) sink << l << '\n';
+    sink.flush();
+    done += window.size();
+    window.clear();
+    if (o.progress) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      log << "translate: " << done << " lines, " << score_text(static_cast<double>(done) / s) << " sentences/s" << std::endl;
+    }
+  };
+  auto take_line = [&](std::string line) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+    if (unicode::find_invalid_utf8(line) != std::string_view::npos) {
+      log << "translate: warning: " << input << ":" << line_no << ": invalid UTF-8, replaced by U+FFFD" << std::endl;
+      line = repair_utf8(line);
+    }
+    window.push_back(std::move(line));
+    if (static_cast<int>(window.size()) >= o.window) flush();
+  };
+  char chunk[1 << 16];
+  for (;;) {
+    const int got = gzread(in, chunk, sizeof chunk);
+    if (got < 0) {
+      gzclose(in);
+      throw InputError(input, line_no + 1, "read error (a truncated .gz file?)");
+    }
+    if (got == 0) break;
+    pending.append(chunk, static_cast<std::size_t>(got));
+    std::size_t startpos = 0, nl;
+    while ((nl = pending.find('\n', startpos)) != std::string::npos) {
+      take_line(pending.substr(startpos, nl - startpos));
+      startpos = nl + 1;
+    }
+    pending.erase(0, startpos);
+  }
+  gzclose(in);
+  if (!pending.empty()) take_line(pending);
+  flush();
+  if (output != "-") {
+    file.close();
+    if (!file || std::rename(tmp_path.c_str(), output.c_str()) != 0) {
+      std::remove(tmp_path.c_str());
+      throw UserError(output + ": cannot write the translation");
+    }
+  }
+}
+
+}  // namespace gloss::decode

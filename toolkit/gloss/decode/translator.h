@@ -1,0 +1,46 @@
+#pragma once
+// Batch translation of text with a model file from `gloss train`. Streaming: input is read in
+// windows, sorted by length within a window for speed, translated in batches and written
+// back in input order; exactly one output line per input line (n_best lines with --n-best).
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gloss/model/seq2seq.h"
+#include "gloss/nn/parameter.h"
+#include "gloss/text/subword.h"
+
+namespace gloss::decode {
+
+struct TranslateOptions {
+  int beam_size = 5;            // 1: greedy
+  float length_penalty = 1.0f;  // score = log p / length^alpha
+  double max_len_ratio = 2.0;   // output limit: ratio * source subwords + max_len_add
+  int max_len_add = 10;
+  int n_best = 1;               // > 1: "id ||| text ||| score" lines
+  int batch_size = 64;          // sentences per batch
+  int max_src_len = 250;        // longer inputs are truncated (with a warning)
+  int window = 2000;            // lines sorted by length together
+  bool progress = false;        // progress line on stderr
+};
+void validate(const TranslateOptions& options);
+
+class Translator {
+ public:
+  explicit Translator(const std::string& model_path);
+  // Translations of `lines`; lines are numbered from first_line for n-best ids and warnings.
+  std::vector<std::string> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
+                                     std::size_t first_line, std::ostream& log);
+
+ private:
+  nn::ParameterSet params_;
+  std::unique_ptr<model::Seq2Seq> model_;
+  text::SubwordModel src_, tgt_;
+};
+
+// Reads `input` ("-" = stdin), writes `output` ("-" = stdout; a file is replaced atomically).
+void translate_file(Translator& translator, const std::string& input, const std::string& output,
+                    const TranslateOptions& options, std::ostream& out, std::ostream& log);
+
+}  // namespace gloss::decode
