@@ -50,6 +50,15 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   std::ostringstream log;
   const auto full = small_recipe(root / "full", 10);
   train::train(full, log);
+  // Running a finished training again changes nothing (no step, no validation, same files).
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string before = read(root / "full" / "checkpoint.gckpt");
+  const auto again = train::train(full, log);
+  CHECK(again.steps == 10);
+  CHECK(read(root / "full" / "checkpoint.gckpt") == before);
   // The same run, stopped after 8 steps (its last checkpoint), then restarted with the same command.
   train::train(small_recipe(root / "resumed", 8), log);
   const auto outcome = train::train(small_recipe(root / "resumed", 10), log);

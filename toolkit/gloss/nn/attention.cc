@@ -29,17 +29,18 @@ void AdditiveAttention::prepare(Memory& m) const {
   m.duh.zero();
 }
 
-void AdditiveAttention::forward(const Memory& m, const float* query, float* context, Step& step) const {
+void AdditiveAttention::forward(Memory& m, const float* query, float* context, Step& step) const {
   const int S = m.S, N = m.N;
   const std::int64_t A = att_, K = key_;
   // a = s W + b
-  std::vector<float> a(static_cast<std::size_t>(N * A));
-  for (int n = 0; n < N; ++n) std::memcpy(a.data() + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
-  compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a.data(), A);
-  step.pre.resize({S, N, A});
+  step.a.resize({N, A});
+  float* a = step.a.data();
+  for (int n = 0; n < N; ++n) std::memcpy(a + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
+  compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
+  m.scratch.resize({S, N, A});
   step.alpha.resize({S, N});
   float* alpha = step.alpha.data();
-  kernels::attention_scores(S, N, A, m.uh.data(), a.data(), v_.value.data(), m.lengths, step.pre.data(), alpha);
+  kernels::attention_scores(S, N, A, m.uh.data(), a, v_.value.data(), m.lengths, m.scratch.data(), alpha);
   // Softmax over source positions, per sentence.
   for (int n = 0; n < N; ++n) {
     float mx = -std::numeric_limits<float>::infinity();
@@ -98,7 +99,11 @@ void AdditiveAttention::backward(Memory& m, const float* query, const Step& step
   }
   // Through v^T tanh(.): dv += sum de * pre; dz = de * v * (1 - pre^2); duh += dz; da = sum_j dz.
   std::vector<float> da(static_cast<std::size_t>(N * A), 0.0f);
-  kernels::attention_scores_backward(S, N, A, step.pre.data(), v_.value.data(), de.data(), m.lengths, m.duh.data(),
+  m.scratch.resize({S, N, A});
+  std::vector<float> unused(static_cast<std::size_t>(S) * N);
+  kernels::attention_scores(S, N, A, m.uh.data(), step.a.data(), v_.value.data(), m.lengths, m.scratch.data(),
+                            unused.data());
+  kernels::attention_scores_backward(S, N, A, m.scratch.data(), v_.value.data(), de.data(), m.lengths, m.duh.data(),
                                      da.data(), v_.grad.data());
   // a = s W + b
   compute::gemm(true, false, query_, A, N, 1.0f, query, query_, da.data(), A, 1.0f, w_.grad.data(), A);

@@ -24,16 +24,19 @@ class AdditiveAttention {
     const std::int32_t* lengths = nullptr; // [N], each >= 1
     Tensor uh;                            // [S, N, A] = keys U
     Tensor duh;                           // gradient of uh, summed over steps
+    Tensor scratch;                       // [S, N, A] pre-activations, recomputed per step
   };
   void prepare(Memory& memory) const;
 
   // One query step; what backward needs.
+  // Only the small per-step tensors are kept; backward recomputes tanh(uh + a) (memory
+  // grows with S*N*A once per batch, not once per target word).
   struct Step {
-    Tensor pre;    // [S, N, A] tanh(uh + W s + b)
+    Tensor a;      // [N, A] W s + b
     Tensor alpha;  // [S, N]
   };
   // query [N, D] -> context [N, K]; alpha [S, N] also in step.alpha.
-  void forward(const Memory& memory, const float* query, float* context, Step& step) const;
+  void forward(Memory& memory, const float* query, float* context, Step& step) const;
   // dcontext [N, K] -> dquery [N, D] (overwritten); dkeys [S, N, K] and memory.duh are
   // added to; W, b, v gradients are added to the parameters.
   void backward(Memory& memory, const float* query, const Step& step, const float* dcontext, float* dquery,

@@ -7,7 +7,12 @@
 #include <boost/serialization/vector.hpp>
 #include <zlib.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 
 #include "gloss/util/atomic_file.h"
@@ -18,16 +23,6 @@ namespace {
 
 constexpr std::uint32_t kFormatVersion = 1;
 
-struct NamedTensor {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<float> values;
-  template <class A>
-  void serialize(A& ar, unsigned) {
-    ar & name & shape & values;
-  }
-};
-
 template <class A>
 void serialize_config(A& ar, model::ModelConfig& c) {
   int cell = c.cell == nn::CellType::kGru ? 0 : 1;
@@ -36,40 +31,105 @@ void serialize_config(A& ar, model::ModelConfig& c) {
   c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
 }
 
-std::vector<NamedTensor> export_params(const nn::ParameterSet& params) {
-  std::vector<NamedTensor> out;
-  for (const auto& p : params.all())
-    out.push_back({p->name, p->value.shape(), std::vector<float>(p->value.data(), p->value.data() + p->value.size())});
-  return out;
-}
-
-void import_params(const std::string& path, const std::vector<NamedTensor>& stored, nn::ParameterSet& params) {
-  if (stored.size() != params.all().size())
-    throw InputError(path, 0, "holds " + std::to_string(stored.size()) + " parameters, the model has " +
-                                  std::to_string(params.all().size()));
-  for (const auto& t : stored) {
-    if (!params.contains(t.name)) throw InputError(path, 0, "has a parameter '" + t.name + "' the model does not");
-    auto& p = params.get(t.name);
-    if (p.value.shape() != t.shape || static_cast<std::int64_t>(t.values.size()) != p.value.size())
-      throw InputError(path, 0, "parameter '" + t.name + "' has shape " + Tensor(t.shape).shape_string() +
-                                    ", the model expects " + p.value.shape_string());
-    std::memcpy(p.value.data(), t.values.data(), t.values.size() * sizeof(float));
+// Parameters are written as (count, then name, shape, values) straight from their tensors.
+template <class A>
+void save_params(A& ar, const nn::ParameterSet& params) {
+  std::uint64_t count = params.all().size();
+  ar << count;
+  for (const auto& p : params.all()) {
+    std::string name = p->name;
+    std::vector<std::int64_t> shape = p->value.shape();
+    ar << name << shape;
+    ar << boost::serialization::make_array(p->value.data(), static_cast<std::size_t>(p->value.size()));
   }
-  params.touch();
 }
 
-void write_envelope(const std::string& path, const char* magic, const std::string& payload) {
-  std::string out(magic, 8);
-  auto put = [&out](const void* p, std::size_t n) { out.append(static_cast<const char*>(p), n); };
-  const std::uint32_t version = kFormatVersion;
-  const std::uint64_t size = payload.size();
-  const std::uint32_t crc = static_cast<std::uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())));
-  put(&version, 4);
-  put(&size, 8);
-  put(&crc, 4);
-  out += payload;
-  atomic_write_file(path, out);
+template <class A>
+void load_params(A& ar, const std::string& path, nn::ParameterSet* params) {
+  std::uint64_t count = 0;
+  ar >> count;
+  if (params && count != params->all().size())
+    throw InputError(path, 0, "holds " + std::to_string(count) + " parameters, the model has " +
+                                  std::to_string(params->all().size()));
+  std::vector<float> skip;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    ar >> name >> shape;
+    std::int64_t size = 1;
+    for (auto d : shape) size *= d;
+    if (!params) {
+      skip.resize(static_cast<std::size_t>(size));
+      ar >> boost::serialization::make_array(skip.data(), skip.size());
+      continue;
+    }
+    if (!params->contains(name)) throw InputError(path, 0, "has a parameter '" + name + "' the model does not");
+    auto& p = params->get(name);
+    if (p.value.shape() != shape)
+      throw InputError(path, 0, "parameter '" + name + "' has shape " + Tensor(shape).shape_string() +
+                                    ", the model expects " + p.value.shape_string());
+    ar >> boost::serialization::make_array(p.value.data(), static_cast<std::size_t>(size));
+  }
+  if (params) params->touch();
+}
+
+// An istream over bytes already in memory (no copy).
+struct MemoryBuffer : std::streambuf {
+  MemoryBuffer(const char* begin, std::size_t size) {
+    char* b = const_cast<char*>(begin);
+    setg(b, b, b + size);
+  }
+};
+
+// Streams the payload into a temporary file after a placeholder header, then fills in size
+// and CRC-32 and renames: the full file is never held in memory.
+template <class F>
+void write_file(const std::string& path, const char* magic, F&& write_payload) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw UserError(path + ": cannot write");
+    out.write(std::string(24, '\0').data(), 24);
+    {
+      boost::archive::binary_oarchive ar(out);
+      write_payload(ar);
+    }
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw UserError(path + ": write failed (disk full?)");
+    }
+  }
+  std::fstream f(tmp, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(24);
+  std::vector<char> chunk(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::uint64_t size = 0;
+  while (f.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || f.gcount() > 0) {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(f.gcount()));
+    size += static_cast<std::uint64_t>(f.gcount());
+  }
+  f.clear();
+  f.seekp(0);
+  const std::uint32_t version = kFormatVersion, crc32v = static_cast<std::uint32_t>(crc);
+  f.write(magic, 8);
+  f.write(reinterpret_cast<const char*>(&version), 4);
+  f.write(reinterpret_cast<const char*>(&size), 8);
+  f.write(reinterpret_cast<const char*>(&crc32v), 4);
+  f.close();
+  if (!f) {
+    std::remove(tmp.c_str());
+    throw UserError(path + ": write failed");
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw UserError(path + ": cannot rename into place");
+  }
 }
 
 std::string read_envelope(const std::string& path, const char* magic, const char* what) {
@@ -91,11 +151,10 @@ std::string read_envelope(const std::string& path, const char* magic, const char
   if (data.size() - 24 != size)
     throw InputError(path, 0, "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
                                   " payload bytes); the file is incomplete or damaged");
-  const std::string payload = data.substr(24);
   const auto actual = static_cast<std::uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())));
+      crc32(0L, reinterpret_cast<const Bytef*>(data.data() + 24), static_cast<uInt>(size)));
   if (actual != crc) throw InputError(path, 0, "is corrupted (checksum mismatch); use another copy");
-  return payload;
+  return data;  // payload starts at byte 24
 }
 
 template <class A>
@@ -113,93 +172,82 @@ void serialize_state(A& ar, TrainingState& s) {
 }  // namespace
 
 void save_model(const std::string& path, const ModelFile& model, const nn::ParameterSet& params) {
-  std::ostringstream buf;
-  {
-    boost::archive::binary_oarchive ar(buf);
+  write_file(path, "GLOSSMDL", [&](boost::archive::binary_oarchive& ar) {
     ModelFile m = model;
     serialize_model_part(ar, m);
-    auto tensors = export_params(params);
-    ar << tensors;
-  }
-  write_envelope(path, "GLOSSMDL", buf.str());
+    save_params(ar, params);
+  });
 }
 
-ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
-  const std::string payload = read_envelope(path, "GLOSSMDL", "model");
+namespace {
+
+template <class F>
+ModelFile read_file_payload(const std::string& path, const char* magic, const char* what, F&& rest) {
+  const std::string data = read_envelope(path, magic, what);
   try {
-    std::istringstream in(payload);
+    MemoryBuffer buf(data.data() + 24, data.size() - 24);
+    std::istream in(&buf);
     boost::archive::binary_iarchive ar(in);
     ModelFile m;
     serialize_model_part(ar, m);
-    std::vector<NamedTensor> tensors;
-    ar >> tensors;
-    if (params) import_params(path, tensors, *params);
+    rest(ar, m);
     return m;
   } catch (const boost::archive::archive_exception& e) {
     throw InputError(path, 0, std::string("cannot be read: ") + e.what());
   }
+}
+
+}  // namespace
+
+ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
+  return read_file_payload(path, "GLOSSMDL", "model",
+                           [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });
 }
 
 void save_checkpoint(const std::string& path, const ModelFile& model, const nn::ParameterSet& params,
                      nn::Optimizer& optimizer, const TrainingState& state) {
-  std::ostringstream buf;
-  {
-    boost::archive::binary_oarchive ar(buf);
+  write_file(path, "GLOSSCKP", [&](boost::archive::binary_oarchive& ar) {
     ModelFile m = model;
     serialize_model_part(ar, m);
-    auto tensors = export_params(params);
-    ar << tensors;
-    std::vector<std::vector<float>> moments;
-    for (Tensor* t : optimizer.state()) moments.emplace_back(t->data(), t->data() + t->size());
+    save_params(ar, params);
+    const auto slots = optimizer.state();
+    std::uint64_t count = slots.size();
+    ar << count;
+    for (Tensor* t : slots) {
+      std::uint64_t size = static_cast<std::uint64_t>(t->size());
+      ar << size << boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+    }
     std::int64_t steps = optimizer.steps;
-    ar << moments << steps;
-    TrainingState s = state;
-    serialize_state(ar, s);
-  }
-  write_envelope(path, "GLOSSCKP", buf.str());
+    ar << steps;
+    TrainingState st = state;
+    serialize_state(ar, st);
+  });
 }
 
 ModelFile peek_checkpoint(const std::string& path) {
-  const std::string payload = read_envelope(path, "GLOSSCKP", "checkpoint");
-  try {
-    std::istringstream in(payload);
-    boost::archive::binary_iarchive ar(in);
-    ModelFile m;
-    serialize_model_part(ar, m);
-    return m;
-  } catch (const boost::archive::archive_exception& e) {
-    throw InputError(path, 0, std::string("cannot be read: ") + e.what());
-  }
+  return read_file_payload(path, "GLOSSCKP", "checkpoint", [](boost::archive::binary_iarchive&, ModelFile&) {});
 }
 
 ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
                           TrainingState& state) {
-  const std::string payload = read_envelope(path, "GLOSSCKP", "checkpoint");
-  try {
-    std::istringstream in(payload);
-    boost::archive::binary_iarchive ar(in);
-    ModelFile m;
-    serialize_model_part(ar, m);
-    std::vector<NamedTensor> tensors;
-    ar >> tensors;
-    import_params(path, tensors, params);
-    std::vector<std::vector<float>> moments;
-    std::int64_t steps = 0;
-    ar >> moments >> steps;
+  return read_file_payload(path, "GLOSSCKP", "checkpoint", [&](boost::archive::binary_iarchive& ar, ModelFile&) {
+    load_params(ar, path, &params);
+    std::uint64_t count = 0;
+    ar >> count;
     auto slots = optimizer.state();
-    if (moments.size() != slots.size())
+    if (count != slots.size())
       throw InputError(path, 0, "optimiser state does not match train.optimizer (different optimiser?)");
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if (static_cast<std::int64_t>(moments[i].size()) != slots[i]->size())
-        throw InputError(path, 0, "optimiser state has the wrong size");
-      std::memcpy(slots[i]->data(), moments[i].data(), moments[i].size() * sizeof(float));
+    for (Tensor* t : slots) {
+      std::uint64_t size = 0;
+      ar >> size;
+      if (static_cast<std::int64_t>(size) != t->size()) throw InputError(path, 0, "optimiser state has the wrong size");
+      ar >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
     }
+    std::int64_t steps = 0;
+    ar >> steps;
     optimizer.steps = steps;
     serialize_state(ar, state);
-    return m;
-  } catch (const boost::archive::archive_exception& e) {
-    throw InputError(path, 0, std::string("cannot be read: ") + e.what());
-  }
+  });
 }
 
 }  // namespace gloss::train

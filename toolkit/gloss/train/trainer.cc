@@ -281,6 +281,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   };
 
   const std::size_t batches_per_epoch = batcher.epoch_batches(1).size();
+  const std::int64_t steps_at_start = state.step;
   while (!stop) {
     if (to.epochs > 0 && batcher.position().epoch > to.epochs) {
       why = std::to_string(to.epochs) + " epochs done";
@@ -338,8 +339,10 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
       checkpoint();
     }
   }
-  if (state.best_step != state.step || !fs::exists(best_path)) {
-    if (state.step % to.valid_every != 0) run_validation();
+  // Final validation and checkpoint, unless the last step already had them. A rerun of a
+  // finished training takes no step and changes nothing.
+  if (state.step != steps_at_start && state.step % to.valid_every != 0) {
+    run_validation();
     checkpoint();
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
