@@ -116,3 +116,16 @@ TEST_CASE("spm: loading something that is not a model is a clear error", "[text]
   CHECK_THROWS_WITH(SubwordModel::load(bogus), Catch::Contains("bogus.model: not a SentencePiece model"));
   CHECK_THROWS_AS(SubwordModel::load((w.dir / "missing.model").string()), gloss::InputError);
 }
+
+TEST_CASE("spm: a joint model is one model trained on both languages", "[text][spm]") {
+  Workdir w;
+  SubwordOptions o = small();
+  o.joint = true;
+  std::ostringstream log;
+  const auto paths = prepare_subword_models(val_data(), o, w.dir.string(), log);
+  CHECK(paths.src == paths.tgt);
+  CHECK(log.str().find("joint en+de") != std::string::npos);
+  CHECK(log.str().find("from 2028 lines") != std::string::npos);  // 1,014 lines of each side
+  const auto m = SubwordModel::load(paths.src);
+  CHECK(m.decode(m.encode("A dog. Ein Hund.")) == "A dog. Ein Hund.");
+}

@@ -225,7 +225,9 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
 
   // ================= backward
   const float* dlogits = logits_.data();
-  Tensor dt({M, R});
+  // Backward buffers are members, reused across batches; only accumulators are zeroed.
+  Tensor& dt = bwd_dt_;
+  dt.resize({M, R});
   if (out_) {
     out_->backward(M, readout_out_.data(), dlogits, dt.data());
   } else {
@@ -234,7 +236,8 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
     compute::gemm(false, false, M, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f, dt.data(), R);
   }
   if (rng && config_.dropout_readout > 0) nn::dropout_backward(M * R, readout_drop_.data(), dt.data());
-  Tensor dpre({M, RO});
+  Tensor& dpre = bwd_dpre_;
+  dpre.resize({M, RO});
   if (maxout) {
     nn::maxout_backward(M, R, maxout_which_.data(), dt.data(), dpre.data());
   } else {
@@ -244,10 +247,15 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
       dpre[i] = dt[i] * (1.0f - y * y);
     }
   }
-  Tensor dreadout_in({M, RI});
+  Tensor& dreadout_in = bwd_dreadout_in_;
+  dreadout_in.resize({M, RI});
   readout_.backward(M, readout_in_.data(), dpre.data(), dreadout_in.data());
 
-  Tensor dcontext({T, N, K}), demb({T, N, E}), dkeys({S, N, K});
+  Tensor &dcontext = bwd_dcontext_, &demb = bwd_demb_, &dkeys = bwd_dkeys_;
+  dcontext.resize({T, N, K});  // fully written below
+  demb.resize({T, N, E});      // fully written below
+  dkeys.resize({S, N, K});
+  dkeys.zero();                // accumulated into
   for (std::int64_t r = 0; r < M; ++r) {
     std::memcpy(dcontext.data() + r * K, dreadout_in.data() + r * RI + D, static_cast<std::size_t>(K) * sizeof(float));
     std::memcpy(demb.data() + r * E, dreadout_in.data() + r * RI + D + K, static_cast<std::size_t>(E) * sizeof(float));

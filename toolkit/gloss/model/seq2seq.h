@@ -107,6 +107,7 @@ class Seq2Seq {
   Tensor src_drop_, init_in_, s0_pre_, states_, contexts_, dec_in_, tgt_emb_out_, tgt_drop_;
   Tensor readout_in_, readout_pre_, readout_out_, readout_drop_, logits_;
   std::vector<std::uint8_t> maxout_which_;
+  Tensor bwd_dt_, bwd_dpre_, bwd_dreadout_in_, bwd_dcontext_, bwd_demb_, bwd_dkeys_;
   nn::AdditiveAttention::Memory memory_;
   std::vector<nn::AdditiveAttention::Step> steps_;
   std::vector<nn::RnnCell::Cache> dec_caches_;
