@@ -6,20 +6,7 @@ gloss=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-expect_error() {  # NAME SUBSTRING -- command...
-  local name=$1 want=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" -ne 2 ]; then fail "$name: exit $rc, expected 2"; return; fi
-  if [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "$name: not one stderr line: $(cat "$tmp/err")"; return; fi
-  grep -qF -- "$want" "$tmp/err" && pass || fail "$name: '$(cat "$tmp/err")' lacks '$want'"
-}
+source "$(dirname "$0")/lib.sh"
 
 # A small recipe over the bundled validation set, with an override file.
 cat >"$tmp/base.ini" <<INI
@@ -63,8 +50,7 @@ expect_error "bad value" "--train.lr must be > 0" -- "$gloss" recipe check "$tmp
 head -c 300 "$src/tests/data/bleu/inputs/val.de.ref.txt" >"$tmp/short.de"
 expect_error "line mismatch" "no matching line in" -- "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" --data.train_tgt "$tmp/short.de"
 printf 'ok\n\xff\n' >"$tmp/latin1.txt"
-expect_error "invalid utf-8" "latin1.txt:2: invalid UTF-8" -- "$gloss" spm encode -m "$model" -i "$tmp/latin1.txt"
+expect_streaming_error "invalid utf-8" "latin1.txt:2: invalid UTF-8" -- "$gloss" spm encode -m "$model" -i "$tmp/latin1.txt"
 expect_error "not a model" "not a SentencePiece model" -- "$gloss" spm encode -m "$tmp/in.de" -i "$tmp/in.de"
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

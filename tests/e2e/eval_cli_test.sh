@@ -6,26 +6,7 @@ gloss=$1
 data=$2/bleu/inputs
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect_error NAME EXPECTED_SUBSTRING -- command...
-expect_error() {
-  local name=$1 want=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" -ne 2 ]; then fail "$name: exit code $rc, expected 2"; return; fi
-  if [ "$lines" -ne 1 ]; then fail "$name: $lines stderr lines, expected 1: $(cat "$tmp/err")"; return; fi
-  if ! grep -qF -- "$want" "$tmp/err"; then fail "$name: stderr '$(cat "$tmp/err")' lacks '$want'"; return; fi
-  if [ -s "$tmp/out" ]; then fail "$name: wrote to stdout on error"; return; fi
-  pass
-}
+source "$(dirname "$0")/lib.sh"
 
 # A normal run from stdin and from -i gives the same line.
 "$gloss" eval "$data/val.de.ref.txt" <"$data/val.de.drop.txt" >"$tmp/stdin.out" || fail "stdin run exit $?"
@@ -60,5 +41,4 @@ expect_error "unknown option" "unrecognised option" -- "$gloss" eval "$tmp/ref2.
 expect_error "no references" "give at least one reference file" -- "$gloss" eval
 expect_error "unknown command" "unknown command 'trian'" -- "$gloss" trian
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -7,10 +7,7 @@ gloss=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/lib.sh"
 
 d=$src/data/multi30k
 args=(--data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz"
@@ -58,5 +55,4 @@ cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different 
 "$gloss" translate -m "$tmp/in.en" -i "$tmp/in.en" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "is not a Gloss model" "$tmp/err" && pass || fail "not-a-model error: $(cat "$tmp/err")"
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

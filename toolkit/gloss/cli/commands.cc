@@ -25,6 +25,17 @@ namespace fs = std::filesystem;
 namespace gloss::cli {
 namespace {
 
+// Parses `args` into the variables bound in `desc`; errors name the command's --help.
+void parse_options(const std::vector<std::string>& args, const po::options_description& desc, const std::string& command) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see " + command + " --help)");
+  }
+}
+
 bool wants_help(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") return true;
@@ -95,13 +106,7 @@ int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& ou
     out << desc;
     return 0;
   }
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string(e.what()) + " (see gloss spm " + (encode ? "encode" : "decode") + " --help)");
-  }
+  parse_options(args, desc, std::string("gloss spm ") + (encode ? "encode" : "decode"));
   const auto sp = text::SubwordModel::load(model);
   stream_lines(input, output, out, [&](const std::string& line, const LineReader& reader) {
     std::string result;
@@ -243,13 +248,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
     out << desc;
     return 0;
   }
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string(e.what()) + " (see gloss translate --help)");
-  }
+  parse_options(args, desc, "gloss translate");
   if (threads < 1) throw ConfigError("--threads must be at least 1");
   decode::validate(o);
   compute::set_threads(threads);

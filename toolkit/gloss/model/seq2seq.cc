@@ -308,6 +308,49 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   return loss;
 }
 
+void Seq2Seq::infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
+                         const std::int32_t* prev, const float* s, float* s_next, InferScratch& w) {
+  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
+  const bool maxout = config_.readout == "maxout";
+  const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
+  w.c.resize({rows, K});
+  w.emb.resize({rows, E});
+  w.x.resize({rows, E + K});
+  w.rin.resize({rows, RI});
+  w.pre.resize({rows, RO});
+  w.t.resize({rows, R});
+  w.logits.resize({rows, V});
+  w.which.resize(static_cast<std::size_t>(rows * R));
+  attention_.forward(memory, s, w.c.data(), step);
+  tgt_emb_.forward(rows, prev, w.emb.data());
+  for (int h = 0; h < rows; ++h) {
+    std::memcpy(w.x.data() + h * (E + K), w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+    std::memcpy(w.x.data() + h * (E + K) + E, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
+  }
+  dec_rnn_.forward(1, rows, w.x.data(), s, nullptr, s_next, nullptr, nullptr, nullptr);
+  for (int h = 0; h < rows; ++h) {
+    float* r = w.rin.data() + h * RI;
+    std::memcpy(r, s_next + h * D, static_cast<std::size_t>(D) * sizeof(float));
+    std::memcpy(r + D, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
+    std::memcpy(r + D + K, w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+  }
+  readout_.forward(rows, w.rin.data(), w.pre.data());
+  if (maxout) {
+    nn::maxout_forward(rows, R, w.pre.data(), w.t.data(), w.which.data());
+  } else {
+    std::memcpy(w.t.data(), w.pre.data(), static_cast<std::size_t>(rows * R) * sizeof(float));
+    nn::tanh_forward(rows * R, w.t.data());
+  }
+  if (out_) {
+    out_->forward(rows, w.t.data(), w.logits.data());
+  } else {
+    for (int h = 0; h < rows; ++h)
+      std::memcpy(w.logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
+    compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(), V);
+  }
+}
+
 void Seq2Seq::initial_state(const BatchView& b, float* s0) {
   const int N = b.N;
   const std::int64_t K = key_dim_, D = config_.dec_hidden, Henc = config_.enc_hidden;
@@ -338,15 +381,11 @@ void Seq2Seq::initial_state(const BatchView& b, float* s0) {
 
 std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const std::vector<int>& max_len) {
   const int S = b.S, N = b.N;
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
-  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
-  const bool maxout = config_.readout == "maxout";
-  const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
+  const std::int64_t D = config_.dec_hidden, V = config_.tgt_vocab;
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
-  Tensor s({N, D}), s_next({N, D}), c({N, K}), emb({N, E}), x({N, E + K}), rin({N, RI}), pre({N, RO}), t({N, R}),
-      logits({N, V});
+  Tensor s({N, D}), s_next({N, D});
   initial_state(b, s.data());
   nn::AdditiveAttention::Memory memory;
   memory.S = S;
@@ -358,36 +397,11 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
   std::vector<std::int32_t> prev(static_cast<std::size_t>(N), 2 /*BOS*/);
   std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(N));
   std::vector<bool> done(static_cast<std::size_t>(N), false);
-  std::vector<std::uint8_t> which(static_cast<std::size_t>(N * R));
   const int longest = *std::max_element(max_len.begin(), max_len.end());
+  InferScratch w;
   for (int i = 0; i < longest; ++i) {
-    attention_.forward(memory, s.data(), c.data(), step);
-    tgt_emb_.forward(N, prev.data(), emb.data());
-    for (int n = 0; n < N; ++n) {
-      std::memcpy(x.data() + n * (E + K), emb.data() + n * E, static_cast<std::size_t>(E) * sizeof(float));
-      std::memcpy(x.data() + n * (E + K) + E, c.data() + n * K, static_cast<std::size_t>(K) * sizeof(float));
-    }
-    dec_rnn_.forward(1, N, x.data(), s.data(), nullptr, s_next.data(), nullptr, nullptr, nullptr);
-    for (int n = 0; n < N; ++n) {
-      float* r = rin.data() + n * RI;
-      std::memcpy(r, s_next.data() + n * D, static_cast<std::size_t>(D) * sizeof(float));
-      std::memcpy(r + D, c.data() + n * K, static_cast<std::size_t>(K) * sizeof(float));
-      std::memcpy(r + D + K, emb.data() + n * E, static_cast<std::size_t>(E) * sizeof(float));
-    }
-    readout_.forward(N, rin.data(), pre.data());
-    if (maxout) {
-      nn::maxout_forward(N, R, pre.data(), t.data(), which.data());
-    } else {
-      std::memcpy(t.data(), pre.data(), static_cast<std::size_t>(N * R) * sizeof(float));
-      nn::tanh_forward(N * R, t.data());
-    }
-    if (out_) {
-      out_->forward(N, t.data(), logits.data());
-    } else {
-      for (int n = 0; n < N; ++n)
-        std::memcpy(logits.data() + n * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
-      compute::gemm(false, true, N, V, R, 1.0f, t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, logits.data(), V);
-    }
+    infer_step(memory, step, N, prev.data(), s.data(), s_next.data(), w);
+    const Tensor& logits = w.logits;
     bool all_done = true;
     for (int n = 0; n < N; ++n) {
       const float* row = logits.data() + static_cast<std::int64_t>(n) * V;
@@ -412,10 +426,7 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
                                                                      int beam_size, float length_penalty, int n_best) {
   const int S = b.S, N = b.N, B = beam_size;
   const int H = N * B;  // hypothesis slot h = n * B + k
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
-  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
-  const bool maxout = config_.readout == "maxout";
-  const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
+  const std::int64_t K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab;
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
@@ -439,12 +450,10 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   attention_.prepare(memory);
   nn::AdditiveAttention::Step step;
 
-  Tensor s({H, D}), s_next({H, D}), s_sel({H, D}), c({H, K}), emb({H, E}), x({H, E + K}), rin({H, RI}), pre({H, RO}),
-      t({H, R}), logits({H, V});
+  Tensor s({H, D}), s_next({H, D}), s_sel({H, D});
   for (int h = 0; h < H; ++h)
     std::memcpy(s.data() + static_cast<std::int64_t>(h) * D, s0.data() + static_cast<std::int64_t>(h / B) * D,
                 static_cast<std::size_t>(D) * sizeof(float));
-  std::vector<std::uint8_t> which(static_cast<std::size_t>(H * R));
   const double neg_inf = -std::numeric_limits<double>::infinity();
   std::vector<double> beam_lp(static_cast<std::size_t>(H), neg_inf);
   for (int n = 0; n < N; ++n) beam_lp[static_cast<std::size_t>(n * B)] = 0.0;  // one live hypothesis to start
@@ -457,34 +466,10 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   };
   const int longest = *std::max_element(max_len.begin(), max_len.end());
   std::vector<double> row_lse(static_cast<std::size_t>(H));
+  InferScratch w;
   for (int i = 0; i <= longest; ++i) {
-    attention_.forward(memory, s.data(), c.data(), step);
-    tgt_emb_.forward(H, prev.data(), emb.data());
-    for (int h = 0; h < H; ++h) {
-      std::memcpy(x.data() + h * (E + K), emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
-      std::memcpy(x.data() + h * (E + K) + E, c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
-    }
-    dec_rnn_.forward(1, H, x.data(), s.data(), nullptr, s_next.data(), nullptr, nullptr, nullptr);
-    for (int h = 0; h < H; ++h) {
-      float* r = rin.data() + h * RI;
-      std::memcpy(r, s_next.data() + h * D, static_cast<std::size_t>(D) * sizeof(float));
-      std::memcpy(r + D, c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
-      std::memcpy(r + D + K, emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
-    }
-    readout_.forward(H, rin.data(), pre.data());
-    if (maxout) {
-      nn::maxout_forward(H, R, pre.data(), t.data(), which.data());
-    } else {
-      std::memcpy(t.data(), pre.data(), static_cast<std::size_t>(H * R) * sizeof(float));
-      nn::tanh_forward(H * R, t.data());
-    }
-    if (out_) {
-      out_->forward(H, t.data(), logits.data());
-    } else {
-      for (int h = 0; h < H; ++h)
-        std::memcpy(logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
-      compute::gemm(false, true, H, V, R, 1.0f, t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, logits.data(), V);
-    }
+    infer_step(memory, step, H, prev.data(), s.data(), s_next.data(), w);
+    const Tensor& logits = w.logits;
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < H; ++h) {  // log-sum-exp per row, for log-probabilities
       const float* row = logits.data() + static_cast<std::int64_t>(h) * V;

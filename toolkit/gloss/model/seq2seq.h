@@ -88,6 +88,15 @@ class Seq2Seq {
     nn::RnnCell::Cache cache_fwd, cache_bwd;
   };
   void encode(const BatchView& b, Rng* rng, bool training);
+  // Scratch of one inference step, reused across steps.
+  struct InferScratch {
+    Tensor c, emb, x, rin, pre, t, logits;
+    std::vector<std::uint8_t> which;
+  };
+  // One inference step for `rows` hypotheses: attention on s, RNN input [E y_prev ; c],
+  // s_next, readout and output layer into w.logits [rows, V].
+  void infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
+                  const std::int32_t* prev, const float* s, float* s_next, InferScratch& w);
   void initial_state(const BatchView& b, float* s0);
   void backward_encoder(const BatchView& b, Tensor& dtop);
 
