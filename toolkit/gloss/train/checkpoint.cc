@@ -21,7 +21,8 @@
 namespace gloss::train {
 namespace {
 
-constexpr std::uint32_t kFormatVersion = 1;
+// 2: parameters and optimiser moments streamed as raw arrays (1: as vectors of copies).
+constexpr std::uint32_t kFormatVersion = 2;
 
 template <class A>
 void serialize_config(A& ar, model::ModelConfig& c) {
@@ -194,6 +195,10 @@ ModelFile read_file_payload(const std::string& path, const char* magic, const ch
     return m;
   } catch (const boost::archive::archive_exception& e) {
     throw InputError(path, 0, std::string("cannot be read: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
+  } catch (const std::length_error&) {
+    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
   }
 }
 
