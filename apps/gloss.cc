@@ -18,13 +18,13 @@ const char* kUsage =
     "Usage: gloss <command> [options]\n"
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
-    "  train   train a model from a recipe (resumes when interrupted)\n"
+    "  train      train a model from a recipe (resumes when interrupted)\n"
     "  translate  translate text with a trained model (beam search, n-best)\n"
-    "  eval    score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
-    "  recipe  show or check a recipe (every key, its value and where it came from)\n"
-    "  spm     train SentencePiece models from a recipe; encode or decode text\n"
-    "  data    prepare a recipe's training data and report filtering, batches, padding\n"
-    "  bench   measure training speed on this machine (gloss bench train)\n\n"
+    "  eval       score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
+    "  recipe     show or check a recipe (every key, its value and where it came from)\n"
+    "  spm        train SentencePiece models from a recipe; encode or decode text\n"
+    "  data       prepare a recipe's training data and report filtering, batches, padding\n"
+    "  bench      measure training speed on this machine (gloss bench train)\n\n"
     "Run `gloss <command> --help` for the options of a command.\n";
 
 int cmd_eval(const std::vector<std::string>& args) {
