@@ -131,11 +131,11 @@ class Schema {
     add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
     add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0);
     add_float("train.teacher_forcing", &t.teacher_forcing, "probability of feeding the reference word", 0, 1);
-    add_float("train.teacher_forcing_decay", &t.teacher_forcing_decay, "teacher forcing lowered by this per epoch", 0, 1);
+    add_float("train.teacher_forcing_decay", &t.teacher_forcing_decay, "teacher forcing lowered by this per epoch (scheduled sampling is not implemented yet)", 0, 1);
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
     add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model", {"bleu", "chrf", "ce"});
     add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
-    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept besides the best", 1);
+    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept besides the best (not used yet: only the latest is kept)", 1);
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
@@ -149,7 +149,7 @@ class Schema {
     add_int("decode.n_best", &c.n_best, "translations per sentence (<= beam_size)", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
 
-    add_string("eval.metrics", &r.eval.metrics, "metrics of the final report (bleu, chrf, ter)");
+    add_string("eval.metrics", &r.eval.metrics, "metrics of the final report of `gloss run` (not used yet)");
     add_path("run.workdir", &r.run.workdir, "where models and results go (default: runs/<recipe name>)");
   }
 
