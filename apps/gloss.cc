@@ -19,6 +19,7 @@ const char* kUsage =
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
     "  train      train a model from a recipe (resumes when interrupted)\n"
+    "  average    average model files or checkpoints of one training\n"
     "  translate  translate text with a trained model (beam search, n-best)\n"
     "  eval       score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
     "  recipe     show or check a recipe (every key, its value and where it came from)\n"
@@ -73,8 +74,9 @@ int run(int argc, char** argv) {
   if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
   if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
   if (command == "translate") return gloss::cli::translate_command(args, std::cout, std::cerr);
+  if (command == "average") return gloss::cli::average_command(args, std::cout, std::cerr);
   if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, average, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

@@ -75,6 +75,23 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   int lines = 0;
   while (std::getline(metrics, line)) lines += line.find("\"valid_bleu\"") != std::string::npos;
   CHECK(lines == 3);
+  // train.keep_last (default 2) keeps the last numbered checkpoints; gloss average means them.
+  CHECK(!fs::exists(root / "full" / "checkpoint.4.gckpt"));
+  REQUIRE(fs::exists(root / "full" / "checkpoint.8.gckpt"));
+  REQUIRE(fs::exists(root / "full" / "checkpoint.10.gckpt"));
+  const std::vector<std::string> inputs = {(root / "full" / "checkpoint.8.gckpt").string(),
+                                           (root / "full" / "checkpoint.10.gckpt").string()};
+  train::average_models(inputs, (root / "avg.gloss").string());
+  nn::ParameterSet p8, p10, avg;
+  const auto mf = train::load_any(inputs[0], nullptr);
+  model::Seq2Seq m8(mf.config, p8), m10(mf.config, p10), ma(mf.config, avg);
+  train::load_any(inputs[0], &p8);
+  train::load_any(inputs[1], &p10);
+  train::load_model((root / "avg.gloss").string(), &avg);
+  const auto& w8 = p8.get("decoder/attention/v").value;
+  const auto& w10 = p10.get("decoder/attention/v").value;
+  const auto& wa = avg.get("decoder/attention/v").value;
+  for (std::int64_t i = 0; i < wa.size(); ++i) CHECK(wa[i] == Approx(0.5f * (w8[i] + w10[i])).margin(1e-7));
   fs::remove_all(root);
 }
 

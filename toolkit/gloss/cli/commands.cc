@@ -13,6 +13,7 @@
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
+#include "gloss/train/checkpoint.h"
 #include "gloss/decode/translator.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/util/atomic_file.h"
@@ -254,6 +255,37 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   compute::set_threads(threads);
   decode::Translator translator(model);
   decode::translate_file(translator, input, output, o, out, log);
+  return 0;
+}
+
+int average_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  std::string output;
+  std::vector<std::string> inputs;
+  po::options_description desc(
+      "Usage: gloss average -o OUT MODEL_OR_CHECKPOINT ...\n"
+      "Averages the parameters of model files and/or checkpoints of one training (e.g. the\n"
+      "checkpoint.<step>.gckpt files that train.keep_last keeps) into a new model file");
+  desc.add_options()("help,h", "print this help")("output,o", po::value(&output)->required(), "model file to write");
+  po::options_description hidden;
+  hidden.add_options()("inputs", po::value(&inputs)->multitoken());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  if (wants_help(args)) {
+    out << desc;
+    return 0;
+  }
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see gloss average --help)");
+  }
+  train::average_models(inputs, output);
+  log << "average: " << inputs.size() << " files -> " << output << std::endl;
+  out << output << "\n";
   return 0;
 }
 

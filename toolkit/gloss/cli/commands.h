@@ -12,6 +12,7 @@ int recipe_command(const std::vector<std::string>& args, std::ostream& out, std:
 int spm_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& log);
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int average_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::cli

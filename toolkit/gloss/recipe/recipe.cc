@@ -135,7 +135,7 @@ class Schema {
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
     add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model", {"bleu", "chrf", "ce"});
     add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
-    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept besides the best (not used yet: only the latest is kept)", 1);
+    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1);
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);

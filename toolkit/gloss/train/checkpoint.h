@@ -48,4 +48,12 @@ ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn:
 // Only the configuration part of a checkpoint (to build the model before loading values).
 ModelFile peek_checkpoint(const std::string& path);
 
+// The configuration, subword models and (when params is given) parameter values of either a
+// model file or a checkpoint.
+ModelFile load_any(const std::string& path, nn::ParameterSet* params);
+
+// Averages the parameters of model files and/or checkpoints of one model (same configuration
+// and subword models) into a new model file. Throws InputError naming a file that differs.
+void average_models(const std::vector<std::string>& inputs, const std::string& output);
+
 }  // namespace gloss::train

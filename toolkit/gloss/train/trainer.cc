@@ -240,6 +240,23 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     state.batch = batcher.position().batch;
     state.rng = rng.state();
     save_checkpoint(ckpt_path, mf, params, *optimizer, state);
+    // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
+    // since every save renames a new file into place.
+    const fs::path numbered = dir / ("checkpoint." + std::to_string(state.step) + ".gckpt");
+    std::error_code ec;
+    fs::remove(numbered, ec);
+    fs::create_hard_link(ckpt_path, numbered, ec);
+    if (ec) fs::copy_file(ckpt_path, numbered, fs::copy_options::overwrite_existing, ec);
+    std::vector<std::pair<std::int64_t, fs::path>> kept;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0) continue;
+      const std::string middle = name.substr(11, name.size() - 17);
+      if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
+      kept.emplace_back(std::stoll(middle), entry.path());
+    }
+    std::sort(kept.begin(), kept.end());
+    for (std::size_t i = 0; i + static_cast<std::size_t>(to.keep_last) < kept.size(); ++i) fs::remove(kept[i].second, ec);
   };
   auto run_validation = [&]() {
     if (!has_valid) {
