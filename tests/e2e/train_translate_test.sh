@@ -51,6 +51,9 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
 "$gloss" eval <(zcat "$d/test_2016_flickr.de.gz" | head -150) -i "$tmp/b64" -b >/dev/null && pass || fail "eval of the output"
 
+# The translation benchmark prints its figures.
+"$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
+
 # Errors: a file that is not a model.
 "$gloss" translate -m "$tmp/in.en" -i "$tmp/in.en" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "is not a Gloss model" "$tmp/err" && pass || fail "not-a-model error: $(cat "$tmp/err")"

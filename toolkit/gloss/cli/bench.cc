@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <ostream>
 
+#include "gloss/decode/translator.h"
 #include "gloss/model/seq2seq.h"
+#include "gloss/util/line_reader.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/recipe/recipe.h"
 #include "gloss/tensor/compute.h"
@@ -67,11 +69,74 @@ SgemmRates sgemm_gflops(std::ostream& log) {
 
 }  // namespace
 
+namespace {
+
+// `gloss bench translate -m MODEL -i FILE [--beam-size N] [--threads N] [--batch-size N]`
+int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  std::string model, input;
+  decode::TranslateOptions o;
+  int threads = 2, runs = 3;
+  for (std::size_t i = 1; i < raw.size(); ++i) {
+    auto value = [&]() -> std::string {
+      if (i + 1 >= raw.size()) throw ConfigError(raw[i] + " needs a value");
+      return raw[++i];
+    };
+    auto number = [&]() {
+      const std::string name = raw[i], v = value();
+      try {
+        const int n = std::stoi(v);
+        if (n < 1) throw ConfigError(name + " must be at least 1");
+        return n;
+      } catch (const std::invalid_argument&) {
+        throw ConfigError(name + ": '" + v + "' is not a number");
+      }
+    };
+    if (raw[i] == "-m" || raw[i] == "--model") model = value();
+    else if (raw[i] == "-i" || raw[i] == "--input") input = value();
+    else if (raw[i] == "--beam-size" || raw[i] == "-b") o.beam_size = number();
+    else if (raw[i] == "--batch-size") o.batch_size = number();
+    else if (raw[i] == "--threads") threads = number();
+    else if (raw[i] == "--runs") runs = number();
+    else throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
+  }
+  if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
+  decode::validate(o);
+  compute::set_threads(threads);
+  decode::Translator translator(model);
+  std::vector<std::string> lines;
+  {
+    LineReader reader(input);
+    std::string line;
+    while (reader.next(line)) lines.push_back(line);
+  }
+  std::vector<double> times;
+  std::size_t words = 0;
+  for (int r = 0; r < runs; ++r) {
+    const auto t = Clock::now();
+    const auto outputs = translator.translate(lines, o, 1, log);
+    times.push_back(seconds_since(t));
+    words = 0;
+    for (const auto& l : outputs) words += static_cast<std::size_t>(std::count(l.begin(), l.end(), ' ') + (l.empty() ? 0 : 1));
+    log << "bench: run " << (r + 1) << ": " << fixed(times.back(), 2) << " s" << std::endl;
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  out << "BENCH translate_sentences_per_s " << fixed(static_cast<double>(lines.size()) / median, 1) << " sent/s\n";
+  out << "BENCH translate_words_per_s " << fixed(static_cast<double>(words) / median, 0) << " words/s\n";
+  return 0;
+}
+
+}  // namespace
+
 int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  if (!raw.empty() && raw[0] == "translate" && std::find(raw.begin(), raw.end(), "--help") == raw.end())
+    return bench_translate(raw, out, log);
   if (raw.empty() || raw[0] != "train" ||
       std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
+           "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
+           "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
            "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
            "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
