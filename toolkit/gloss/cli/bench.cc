@@ -15,6 +15,7 @@
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
+#include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
 
 namespace fs = std::filesystem;
@@ -176,31 +177,8 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   const auto src_sp = text::SubwordModel::load(paths.src), tgt_sp = text::SubwordModel::load(paths.tgt);
   const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_sp, tgt_sp,
                                             text::training_filter(r.data), threads);
-  text::BatchOptions bo;
-  bo.by_tokens = r.train.batch_by == "tokens";
-  bo.batch_size = r.train.batch_size;
-  bo.batch_tokens = r.train.batch_tokens;
-  bo.pool_batches = r.train.pool_batches;
-  bo.seed = static_cast<std::uint64_t>(r.train.seed);
-  text::Batcher batcher(corpus, bo);
-
-  model::ModelConfig mc;
-  mc.cell = nn::parse_cell(r.model.cell);
-  mc.src_vocab = src_sp.vocab_size();
-  mc.tgt_vocab = tgt_sp.vocab_size();
-  mc.emb = r.model.emb_dim;
-  mc.enc_hidden = r.model.enc_hidden;
-  mc.enc_layers = r.model.enc_layers;
-  mc.bidirectional = r.model.bidirectional;
-  mc.dec_hidden = r.model.dec_hidden;
-  mc.att = r.model.att_dim;
-  mc.readout = r.model.readout;
-  mc.readout_dim = r.model.readout_dim;
-  mc.dec_init = r.model.dec_init;
-  mc.tie_target_embeddings = r.model.tie_target_embeddings;
-  mc.dropout_emb = static_cast<float>(r.model.dropout_emb);
-  mc.dropout_rnn = static_cast<float>(r.model.dropout_rnn);
-  mc.dropout_readout = static_cast<float>(r.model.dropout_readout);
+  text::Batcher batcher(corpus, train::batch_options(r.train));
+  const model::ModelConfig mc = train::model_config(r.model, src_sp.vocab_size(), tgt_sp.vocab_size());
   nn::ParameterSet params;
   model::Seq2Seq net(mc, params);
   Rng rng(static_cast<std::uint64_t>(r.train.seed));
@@ -211,10 +189,8 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
 
   auto train_batch = [&](std::int64_t& tokens) {
     const text::Batch b = batcher.next();
-    const model::BatchView view{b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(),
-                                b.tgt_out.data()};
     params.zero_grad();
-    const auto loss = net.forward_backward(view, static_cast<float>(r.train.label_smoothing), &rng, true,
+    const auto loss = net.forward_backward(train::batch_view(b), static_cast<float>(r.train.label_smoothing), &rng, true,
                                            1.0f / static_cast<float>(b.size));
     nn::clip_grad_norm(params, r.train.clip_norm);
     optimizer->step(params, static_cast<float>(r.train.lr));

@@ -314,14 +314,8 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
                                             r.subword.threads, &report);
   const double encode_seconds = since(t0);
 
-  text::BatchOptions bo;
-  bo.by_tokens = r.train.batch_by == "tokens";
-  bo.batch_size = r.train.batch_size;
-  bo.batch_tokens = r.train.batch_tokens;
-  bo.pool_batches = r.train.pool_batches;
-  bo.seed = static_cast<std::uint64_t>(r.train.seed);
   t0 = std::chrono::steady_clock::now();
-  text::Batcher batcher(corpus, bo);
+  text::Batcher batcher(corpus, train::batch_options(r.train));
   const auto batches = batcher.epoch_batches(1);
   std::size_t materialised_tokens = 0;
   for (const auto& b : batches) materialised_tokens += static_cast<std::size_t>(text::make_batch(corpus, b).target_tokens);

@@ -40,10 +40,6 @@ std::string duration(double seconds) {
   return buf;
 }
 
-model::BatchView view_of(const text::Batch& b) {
-  return {b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(), b.tgt_out.data()};
-}
-
 struct Validation {
   double ce = 0, ppl = 0, bleu = 0, chrf = 0;
 };
@@ -78,7 +74,7 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
     std::vector<std::uint32_t> ids;
     for (std::size_t i = start; i < std::min(valid.pairs.size(), start + bs); ++i) ids.push_back(static_cast<std::uint32_t>(i));
     const auto b = text::make_batch(valid.pairs, ids);
-    const auto loss = net.forward_backward(view_of(b), 0.0f, nullptr, false);
+    const auto loss = net.forward_backward(batch_view(b), 0.0f, nullptr, false);
     nll += loss.nll;
     tokens += loss.tokens;
   }
@@ -154,6 +150,10 @@ model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_
   c.dropout_readout = static_cast<float>(m.dropout_readout);
   if (m.dec_layers != 1) throw ConfigError("model.dec_layers: only 1 decoder layer is implemented (got " + std::to_string(m.dec_layers) + ")");
   return c;
+}
+
+model::BatchView batch_view(const text::Batch& b) {
+  return {b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(), b.tgt_out.data()};
 }
 
 text::BatchOptions batch_options(const recipe::TrainOptions& t) {
@@ -319,7 +319,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     for (int a = 0; a < to.accumulate; ++a) {
       const text::Batch b = batcher.next();
       const float scale = 1.0f / static_cast<float>(b.target_tokens * to.accumulate);
-      const auto loss = net.forward_backward(view_of(b), static_cast<float>(to.label_smoothing), &rng, true, scale);
+      const auto loss = net.forward_backward(batch_view(b), static_cast<float>(to.label_smoothing), &rng, true, scale);
       step_tokens += loss.tokens;
       step_loss += loss.nll;
     }

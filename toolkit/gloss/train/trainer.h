@@ -16,8 +16,10 @@
 
 namespace gloss::train {
 
+// The recipe's [model] and [train] batching keys as the model and the batcher take them.
 model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_vocab, std::int64_t tgt_vocab);
 text::BatchOptions batch_options(const recipe::TrainOptions& t);
+model::BatchView batch_view(const text::Batch& b);
 
 struct TrainOutcome {
   std::string best_model;   // path of model.best.gloss
