@@ -466,18 +466,34 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   };
   const int longest = *std::max_element(max_len.begin(), max_len.end());
   std::vector<double> row_lse(static_cast<std::size_t>(H));
+  std::vector<std::vector<std::pair<float, std::int32_t>>> top(static_cast<std::size_t>(H));
   InferScratch w;
   for (int i = 0; i <= longest; ++i) {
     infer_step(memory, step, H, prev.data(), s.data(), s_next.data(), w);
     const Tensor& logits = w.logits;
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < H; ++h) {  // log-sum-exp per row, for log-probabilities
+    // Per live hypothesis, in parallel: log-sum-exp of its row and its 2B best words
+    // (pad, unk and bos never chosen). Dead slots (finished sentences, empty beam) are skipped.
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int h = 0; h < H; ++h) {
+      auto& best = top[static_cast<std::size_t>(h)];
+      best.clear();
+      if (beam_lp[static_cast<std::size_t>(h)] == neg_inf) continue;
       const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
       float mx = row[0];
       for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
       double sum = 0;
       for (std::int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
       row_lse[static_cast<std::size_t>(h)] = mx + std::log(sum);
+      for (std::int64_t v = 3; v < V; ++v) {
+        if (static_cast<int>(best.size()) < 2 * B) {
+          best.emplace_back(row[v], static_cast<std::int32_t>(v));
+          std::push_heap(best.begin(), best.end(), std::greater<>());
+        } else if (row[v] > best.front().first) {
+          std::pop_heap(best.begin(), best.end(), std::greater<>());
+          best.back() = {row[v], static_cast<std::int32_t>(v)};
+          std::push_heap(best.begin(), best.end(), std::greater<>());
+        }
+      }
     }
     // Per sentence: the 2B best continuations (so EOS cannot empty the beam), EOS ones finish.
     std::vector<int> src_slot(static_cast<std::size_t>(H), 0);
@@ -495,19 +511,7 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
       for (int k = 0; k < B; ++k) {
         const int h = n * B + k;
         if (beam_lp[static_cast<std::size_t>(h)] == neg_inf) continue;
-        const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
-        // Top 2B words of this hypothesis (pad, unk and bos never chosen).
-        std::vector<std::pair<float, std::int32_t>> best;
-        for (std::int64_t v = 3; v < V; ++v) {
-          if (static_cast<int>(best.size()) < 2 * B) {
-            best.emplace_back(row[v], static_cast<std::int32_t>(v));
-            std::push_heap(best.begin(), best.end(), std::greater<>());
-          } else if (row[v] > best.front().first) {
-            std::pop_heap(best.begin(), best.end(), std::greater<>());
-            best.back() = {row[v], static_cast<std::int32_t>(v)};
-            std::push_heap(best.begin(), best.end(), std::greater<>());
-          }
-        }
+        const auto& best = top[static_cast<std::size_t>(h)];
         for (const auto& [logit, v] : best)
           cands.push_back({beam_lp[static_cast<std::size_t>(h)] + logit - row_lse[static_cast<std::size_t>(h)], h, v});
       }
