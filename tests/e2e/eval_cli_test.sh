@@ -35,6 +35,7 @@ expect_error "missing file" "cannot open" -- "$gloss" eval "$data/val.de.ref.txt
 printf 'a\n\xff\n' >"$tmp/bad.txt"
 printf 'a\nb\n' >"$tmp/ref2.txt"
 expect_error "invalid utf-8" "bad.txt:2: invalid UTF-8" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/bad.txt"
+expect_error "directory" "is a directory; give a file" -- "$gloss" eval "$tmp" -i "$tmp/ref2.txt"
 expect_error "unknown metric" "choose from: bleu, chrf, ter" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/ref2.txt" -m rouge
 expect_error "unknown tokenizer" "choose one of: 13a, none, intl, char" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/ref2.txt" --tokenize zh
 expect_error "unknown option" "unrecognised option" -- "$gloss" eval "$tmp/ref2.txt" --frobnicate

@@ -54,7 +54,9 @@ cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different 
 # The translation benchmark prints its figures.
 "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
 
-# Errors: a file that is not a model.
+# Errors: a directory where a file belongs; a file that is not a model.
+expect_error "directory input" "is a directory; give a file" -- "$gloss" translate -m "$model" -i "$tmp"
+expect_error "directory model" "is a directory; give a file" -- "$gloss" translate -m "$tmp" -i "$tmp/in.en"
 "$gloss" translate -m "$tmp/in.en" -i "$tmp/in.en" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "is not a Gloss model" "$tmp/err" && pass || fail "not-a-model error: $(cat "$tmp/err")"
 

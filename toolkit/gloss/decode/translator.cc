@@ -120,6 +120,7 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
 void translate_file(Translator& translator, const std::string& input, const std::string& output,
                     const TranslateOptions& o, std::ostream& out, std::ostream& log) {
   validate(o);
+  require_file(input);
   gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
   if (!in) throw InputError(input, 0, "cannot open");
   std::string buffer, pending;

@@ -41,7 +41,16 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
   }
 }
 
+void require_file(const std::string& path) {
+  if (path == "-") return;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw InputError(path, 0, "cannot open: No such file or directory");
+  if (std::filesystem::is_directory(status)) throw InputError(path, 0, "is a directory; give a file");
+}
+
 std::string read_file(const std::string& path) {
+  require_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -9,4 +9,8 @@ namespace gloss {
 void atomic_write_file(const std::string& path, std::string_view bytes);
 std::string read_file(const std::string& path);  // InputError if unreadable
 
+// InputError unless `path` can be opened as a file ("-" = standard input is accepted):
+// a directory or a missing file gets a one-line error naming it.
+void require_file(const std::string& path);
+
 }  // namespace gloss

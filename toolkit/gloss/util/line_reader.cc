@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/unicode.h"
 
@@ -21,8 +22,7 @@ struct LineReader::Handle {
 };
 
 LineReader::LineReader(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
-  if (path != "-" && std::filesystem::is_directory(path))
-    throw InputError(path, 0, "is a directory; give a text file (plain or .gz)");
+  require_file(path);
   // zlib reads uncompressed files transparently, so one code path serves both.
   handle_->file = path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb");
   if (!handle_->file) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));

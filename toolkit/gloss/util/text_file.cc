@@ -8,6 +8,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/unicode.h"
 
@@ -82,6 +83,7 @@ std::vector<std::string> read_lines(std::istream& in, const std::string& name, L
 }
 
 std::vector<std::string> read_lines(const std::string& path, LineBreaks breaks) {
+  require_file(path);
   if (ends_with(path, ".gz")) return split_lines(read_gzip(path), path, breaks);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
