@@ -213,3 +213,55 @@ TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-
     for (std::size_t i = 0; i < gw.size(); ++i) CHECK(g[i] == Approx(gw[i]).margin(1e-5));
   }
 }
+
+TEST_CASE("RnnCell under a memory budget: chunks recomputed in backward give the whole-sequence results", "[nn][rnn]") {
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    const int T = 7, N = 3, C = 3, H = 4;
+    ParameterSet params;
+    RnnCell rnn(params, "rnn", cell, C, H);
+    Rng rng(29);
+    for (auto& p : params.all())
+      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+    std::vector<float> x(T * N * C), dy(T * N * H), h0(N * H), c0(N * H), dhT(N * H), dcT(N * H);
+    for (auto* v : {&x, &dy, &h0, &c0, &dhT, &dcT})
+      for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
+    struct Result {
+      std::vector<float> y, hT, cT, dx, dh0, dc0, grads;
+      int chunk = 0;
+    };
+    auto run = [&](std::size_t budget) {
+      Result r;
+      r.y.resize(T * N * H), r.hT.resize(N * H), r.cT.resize(N * H), r.dx.resize(T * N * C), r.dh0.resize(N * H),
+          r.dc0.resize(N * H);
+      RnnCell::Cache cache;
+      cache.budget = budget;
+      params.zero_grad();
+      rnn.forward(T, N, x.data(), h0.data(), c0.data(), r.y.data(), r.hT.data(), r.cT.data(), &cache);
+      rnn.backward(cache, dy.data(), dhT.data(), dcT.data(), r.dx.data(), r.dh0.data(), r.dc0.data());
+      for (auto& p : params.all()) r.grads.insert(r.grads.end(), p->grad.data(), p->grad.data() + p->grad.size());
+      r.chunk = cache.chunk;
+      return r;
+    };
+    const Result whole = run(0);
+    CHECK(whole.chunk == T);
+    const std::size_t full = rnn.training_cache_bytes(T, N);
+    for (std::size_t budget : {full / 2, full / 3, std::size_t{1}}) {  // chunks of 3, 2 and 1 steps
+      const Result part = run(budget);
+      CHECK(part.chunk < T);
+      auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == Approx(b[i]).margin(1e-5));
+      };
+      same(part.y, whole.y);
+      same(part.hT, whole.hT);
+      same(part.dx, whole.dx);
+      same(part.dh0, whole.dh0);
+      same(part.grads, whole.grads);
+      if (cell == CellType::kLstm) {
+        same(part.cT, whole.cT);
+        same(part.dc0, whole.dc0);
+      }
+    }
+  }
+}

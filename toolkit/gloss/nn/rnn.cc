@@ -9,6 +9,8 @@
 namespace gloss::nn {
 namespace {
 
+constexpr int kInferenceChunk = 32;  // steps per forward_inference call
+
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
@@ -86,6 +88,12 @@ RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
   return backward_.emplace(key, std::move(bw)).first->second;
 }
 
+std::size_t RnnCell::training_cache_bytes(int T, int N) {
+  const std::size_t states = static_cast<std::size_t>(N) * static_cast<std::size_t>(hidden_) * sizeof(float) *
+                             (cell_ == CellType::kLstm ? 4 : 2);
+  return forward_primitive(true, T, N).pd->workspace_desc().get_size() + states;
+}
+
 void RnnCell::refresh_backward_weights() {
   if (bwd_version_ == params_.version()) return;
   const memory::dim C = input_, H = hidden_, G = gates();
@@ -102,6 +110,38 @@ void RnnCell::refresh_backward_weights() {
   bwd_version_ = params_.version();
 }
 
+void RnnCell::run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
+                          float* hT, float* cT, dnnl::memory* workspace) {
+  const bool lstm = cell_ == CellType::kLstm;
+  Forward& f = forward_primitive(training, T, N);
+  const memory::dim C = input_, H = hidden_, G = gates();
+  const auto s = md({1, 1, N, H}, tag::ldnc);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC_LAYER, mem(md({T, N, C}, tag::tnc), x)},
+      {DNNL_ARG_SRC_ITER, mem(s, h0)},
+      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldigo), w_layer_.value.data())},
+      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldigo), w_iter_.value.data())},
+      {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
+      {DNNL_ARG_DST_LAYER, mem(md({T, N, H}, tag::tnc), y)},
+      {DNNL_ARG_DST_ITER, mem(s, hT)},
+  };
+  if (lstm) {
+    args.emplace(DNNL_ARG_SRC_ITER_C, mem(s, c0));
+    args.emplace(DNNL_ARG_DST_ITER_C, mem(s, cT));
+  }
+  if (workspace) args.emplace(DNNL_ARG_WORKSPACE, *workspace);
+  f.prim.execute(compute::stream(), args);
+  compute::stream().wait();
+  compute::add_flops(2.0 * T * N * G * H * static_cast<double>(C + H));
+}
+
+dnnl::memory& RnnCell::prepare_workspace(Cache& cache, int T, int N) {
+  const auto ws = forward_primitive(true, T, N).pd->workspace_desc();
+  cache.workspace_buffer.resize({static_cast<std::int64_t>((ws.get_size() + sizeof(float) - 1) / sizeof(float))});
+  cache.workspace = memory(ws, compute::engine(), cache.workspace_buffer.data());
+  return cache.workspace;
+}
+
 void RnnCell::forward(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT, float* cT,
                       Cache* cache) {
   const bool lstm = cell_ == CellType::kLstm;
@@ -110,73 +150,131 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
     zeros_.resize({state});
     zeros_.zero();
   }
-  Forward& f = forward_primitive(cache != nullptr, T, N);
-  const memory::dim C = input_, H = hidden_, G = gates();
-  const auto s = md({1, 1, N, H}, tag::ldnc);
+  if (!h0) h0 = zeros_.data();
+  if (!c0) c0 = zeros_.data();
   Tensor scratch_h, scratch_c;
-  float* h_out = hT;
-  float* c_out = cT;
-  if (cache) {
-    cache->T = T;
-    cache->N = N;
-    cache->x = x;
-    cache->y = y;
-    cache->h0.resize({N, hidden_});
-    std::copy(h0 ? h0 : zeros_.data(), (h0 ? h0 : zeros_.data()) + state, cache->h0.data());
-    cache->hT.resize({N, hidden_});
-    h_out = cache->hT.data();
-    if (lstm) {
-      cache->c0.resize({N, hidden_});
-      std::copy(c0 ? c0 : zeros_.data(), (c0 ? c0 : zeros_.data()) + state, cache->c0.data());
-      cache->cT.resize({N, hidden_});
-      c_out = cache->cT.data();
+  if (!cache) {
+    if (!hT) {
+      scratch_h.resize({state});
+      hT = scratch_h.data();
     }
-    const auto ws = f.pd->workspace_desc();
-    cache->workspace_buffer.resize({static_cast<std::int64_t>((ws.get_size() + sizeof(float) - 1) / sizeof(float))});
-    cache->workspace = memory(ws, compute::engine(), cache->workspace_buffer.data());
+    if (lstm && !cT) {
+      scratch_c.resize({state});
+      cT = scratch_c.data();
+    }
+    // Long sequences in chunks of kInferenceChunk steps: oneDNN's scratchpad grows with the
+    // steps of one call (~1 MB per step at N=64, H=256). The chunk length does not depend on N,
+    // so results do not depend on the batch size.
+    const memory::dim C = input_, H = hidden_;
+    Tensor carry_h, carry_c;
+    for (int t0 = 0; t0 < T; t0 += kInferenceChunk) {
+      const int len = std::min(kInferenceChunk, T - t0);
+      const bool last = t0 + len == T;
+      Tensor next_h, next_c;
+      if (!last) {
+        next_h.resize({state});
+        if (lstm) next_c.resize({state});
+      }
+      run_forward(false, len, N, x + static_cast<std::int64_t>(t0) * N * C, t0 == 0 ? h0 : carry_h.data(),
+                  t0 == 0 ? c0 : carry_c.data(), y + static_cast<std::int64_t>(t0) * N * H, last ? hT : next_h.data(),
+                  last ? cT : (lstm ? next_c.data() : nullptr), nullptr);
+      carry_h = std::move(next_h);
+      carry_c = std::move(next_c);
+    }
+    return;
   }
-  if (!h_out) {
-    scratch_h.resize({state});
-    h_out = scratch_h.data();
+  cache->T = T;
+  cache->N = N;
+  cache->x = x;
+  cache->y = y;
+  cache->h0.resize({N, hidden_});
+  std::copy(h0, h0 + state, cache->h0.data());
+  cache->hT.resize({N, hidden_});
+  if (lstm) {
+    cache->c0.resize({N, hidden_});
+    std::copy(c0, c0 + state, cache->c0.data());
+    cache->cT.resize({N, hidden_});
   }
-  if (lstm && !c_out) {
-    scratch_c.resize({state});
-    c_out = scratch_c.data();
+  cache->chunk = T;
+  if (cache->budget > 0 && T > 1) {
+    const std::size_t need = training_cache_bytes(T, N);
+    if (need > cache->budget)
+      cache->chunk = std::max(1, static_cast<int>(static_cast<double>(T) * static_cast<double>(cache->budget) / static_cast<double>(need)));
   }
+  if (cache->chunk == T) {
+    run_forward(true, T, N, x, cache->h0.data(), lstm ? cache->c0.data() : nullptr, y, cache->hT.data(),
+                lstm ? cache->cT.data() : nullptr, &prepare_workspace(*cache, T, N));
+  } else {
+    // Chunks of steps; only each chunk's initial state is kept (the workspace is recomputed).
+    const int chunk = cache->chunk, chunks = (T + chunk - 1) / chunk;
+    const memory::dim C = input_, H = hidden_;
+    cache->bounds_h.resize({chunks, N, H});
+    if (lstm) cache->bounds_c.resize({chunks, N, H});
+    for (int k = 0; k < chunks; ++k) {
+      const int t0 = k * chunk, len = std::min(chunk, T - t0);
+      float* bh = cache->bounds_h.data() + k * state;
+      float* bc = lstm ? cache->bounds_c.data() + k * state : nullptr;
+      if (k == 0) {
+        std::copy(h0, h0 + state, bh);
+        if (lstm) std::copy(c0, c0 + state, bc);
+      }
+      const bool last = k == chunks - 1;
+      float* next_h = last ? cache->hT.data() : cache->bounds_h.data() + (k + 1) * state;
+      float* next_c = !lstm ? nullptr : last ? cache->cT.data() : cache->bounds_c.data() + (k + 1) * state;
+      run_forward(true, len, N, x + static_cast<std::int64_t>(t0) * N * C, bh, bc, y + static_cast<std::int64_t>(t0) * N * H,
+                  next_h, next_c, &prepare_workspace(*cache, len, N));
+    }
+  }
+  if (hT) std::copy(cache->hT.data(), cache->hT.data() + state, hT);
+  if (lstm && cT) std::copy(cache->cT.data(), cache->cT.data() + state, cT);
+}
+
+void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y,
+                           const float* hT, const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT,
+                           const float* dcT, float* dx, float* dh0, float* dc0) {
+  const bool lstm = cell_ == CellType::kLstm;
+  const memory::dim C = input_, H = hidden_, G = gates();
+  Backward& b = backward_primitive(T, N);
+  const auto s = md({1, 1, N, H}, tag::ldnc);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC_LAYER, mem(md({T, N, C}, tag::tnc), x)},
-      {DNNL_ARG_SRC_ITER, mem(s, cache ? cache->h0.data() : (h0 ? h0 : zeros_.data()))},
-      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldigo), w_layer_.value.data())},
-      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldigo), w_iter_.value.data())},
+      {DNNL_ARG_SRC_ITER, mem(s, h0)},
+      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldgoi), w_layer_bwd_.data())},
+      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldgoi), w_iter_bwd_.data())},
       {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
       {DNNL_ARG_DST_LAYER, mem(md({T, N, H}, tag::tnc), y)},
-      {DNNL_ARG_DST_ITER, mem(s, h_out)},
+      {DNNL_ARG_DST_ITER, mem(s, hT)},
+      {DNNL_ARG_DIFF_SRC_LAYER, mem(md({T, N, C}, tag::tnc), dx)},
+      {DNNL_ARG_DIFF_SRC_ITER, mem(s, dh0)},
+      {DNNL_ARG_DIFF_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldigo), w_layer_.grad.data())},
+      {DNNL_ARG_DIFF_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldigo), w_iter_.grad.data())},
+      {DNNL_ARG_DIFF_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.grad.data())},
+      {DNNL_ARG_DIFF_DST_LAYER, mem(md({T, N, H}, tag::tnc), dy)},
+      {DNNL_ARG_DIFF_DST_ITER, mem(s, dhT)},
+      {DNNL_ARG_WORKSPACE, workspace},
   };
   if (lstm) {
-    args.emplace(DNNL_ARG_SRC_ITER_C, mem(s, cache ? cache->c0.data() : (c0 ? c0 : zeros_.data())));
-    args.emplace(DNNL_ARG_DST_ITER_C, mem(s, c_out));
+    args.emplace(DNNL_ARG_SRC_ITER_C, mem(s, c0));
+    args.emplace(DNNL_ARG_DST_ITER_C, mem(s, cT));
+    args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, mem(s, dc0));
+    args.emplace(DNNL_ARG_DIFF_DST_ITER_C, mem(s, dcT));
   }
-  if (cache) args.emplace(DNNL_ARG_WORKSPACE, cache->workspace);
-  f.prim.execute(compute::stream(), args);
+  b.prim.execute(compute::stream(), args);
   compute::stream().wait();
-  if (cache && hT) std::copy(cache->hT.data(), cache->hT.data() + state, hT);
-  if (cache && lstm && cT) std::copy(cache->cT.data(), cache->cT.data() + state, cT);
-  compute::add_flops(2.0 * T * N * G * H * static_cast<double>(C + H));
+  compute::add_flops(4.0 * T * N * G * H * static_cast<double>(C + H));
 }
 
 void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
                        float* dc0) {
   const bool lstm = cell_ == CellType::kLstm;
   const int T = cache.T, N = cache.N;
-  const memory::dim C = input_, H = hidden_, G = gates();
+  const memory::dim C = input_, H = hidden_;
   const std::int64_t seq = static_cast<std::int64_t>(T) * N * H, state = static_cast<std::int64_t>(N) * H;
   if (zeros_.size() < seq) {
     zeros_.resize({seq});
     zeros_.zero();
   }
   refresh_backward_weights();
-  Backward& b = backward_primitive(T, N);
-  const auto s = md({1, 1, N, H}, tag::ldnc);
   Tensor scratch_dh, scratch_dc, scratch_dx;
   if (!dh0) {
     scratch_dh.resize({state});
@@ -190,32 +288,38 @@ void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const fl
     scratch_dx.resize({static_cast<std::int64_t>(T) * N * C});
     dx = scratch_dx.data();
   }
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC_LAYER, mem(md({T, N, C}, tag::tnc), cache.x)},
-      {DNNL_ARG_SRC_ITER, mem(s, cache.h0.data())},
-      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldgoi), w_layer_bwd_.data())},
-      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldgoi), w_iter_bwd_.data())},
-      {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
-      {DNNL_ARG_DST_LAYER, mem(md({T, N, H}, tag::tnc), cache.y)},
-      {DNNL_ARG_DST_ITER, mem(s, cache.hT.data())},
-      {DNNL_ARG_DIFF_SRC_LAYER, mem(md({T, N, C}, tag::tnc), dx)},
-      {DNNL_ARG_DIFF_SRC_ITER, mem(s, dh0)},
-      {DNNL_ARG_DIFF_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldigo), w_layer_.grad.data())},
-      {DNNL_ARG_DIFF_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldigo), w_iter_.grad.data())},
-      {DNNL_ARG_DIFF_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.grad.data())},
-      {DNNL_ARG_DIFF_DST_LAYER, mem(md({T, N, H}, tag::tnc), dy ? dy : zeros_.data())},
-      {DNNL_ARG_DIFF_DST_ITER, mem(s, dhT ? dhT : zeros_.data())},
-      {DNNL_ARG_WORKSPACE, cache.workspace},
-  };
-  if (lstm) {
-    args.emplace(DNNL_ARG_SRC_ITER_C, mem(s, cache.c0.data()));
-    args.emplace(DNNL_ARG_DST_ITER_C, mem(s, cache.cT.data()));
-    args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, mem(s, dc0));
-    args.emplace(DNNL_ARG_DIFF_DST_ITER_C, mem(s, dcT ? dcT : zeros_.data()));
+  if (!dy) dy = zeros_.data();
+  if (!dhT) dhT = zeros_.data();
+  if (!dcT) dcT = zeros_.data();
+  if (cache.chunk == T) {
+    run_backward(T, N, cache.x, cache.h0.data(), lstm ? cache.c0.data() : nullptr, cache.y, cache.hT.data(),
+                 lstm ? cache.cT.data() : nullptr, cache.workspace, dy, dhT, dcT, dx, dh0, dc0);
+    return;
   }
-  b.prim.execute(compute::stream(), args);
-  compute::stream().wait();
-  compute::add_flops(4.0 * T * N * G * H * static_cast<double>(C + H));
+  // Chunked: last chunk first; each chunk's forward is recomputed from its initial state.
+  const int chunk = cache.chunk, chunks = (T + chunk - 1) / chunk;
+  Tensor carry_h({N, H}), carry_c({N, H}), next_h({N, H}), next_c({N, H});
+  std::copy(dhT, dhT + state, carry_h.data());
+  if (lstm) std::copy(dcT, dcT + state, carry_c.data());
+  cache.y_chunk.resize({chunk, N, H});
+  cache.h_chunk.resize({N, H});
+  cache.c_chunk.resize({N, H});
+  for (int k = chunks - 1; k >= 0; --k) {
+    const int t0 = k * chunk, len = std::min(chunk, T - t0);
+    const float* x = cache.x + static_cast<std::int64_t>(t0) * N * C;
+    const float* bh = cache.bounds_h.data() + k * state;
+    const float* bc = lstm ? cache.bounds_c.data() + k * state : nullptr;
+    auto& ws = prepare_workspace(cache, len, N);
+    run_forward(true, len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr,
+                &ws);
+    const bool first = k == 0;
+    run_backward(len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr, ws,
+                 dy + static_cast<std::int64_t>(t0) * N * H, carry_h.data(), lstm ? carry_c.data() : nullptr,
+                 dx + static_cast<std::int64_t>(t0) * N * C, first ? dh0 : next_h.data(),
+                 !lstm ? nullptr : first ? dc0 : next_c.data());
+    std::swap(carry_h, next_h);
+    if (lstm) std::swap(carry_c, next_c);
+  }
 }
 
 }  // namespace gloss::nn

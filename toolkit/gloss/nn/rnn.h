@@ -40,10 +40,17 @@ class RnnCell {
   // What backward needs from a training forward call. x and y stay owned by the caller and
   // must not change until backward; the rest is kept here.
   struct Cache {
-    int T = 0, N = 0;
+    // Memory limit for the oneDNN workspace (0: none). When a sequence's workspace would be
+    // larger, forward keeps only the states at the start of chunks of steps, and backward
+    // recomputes each chunk's workspace before its backward: the same gradients, one more
+    // forward pass of compute, memory of one chunk.
+    std::size_t budget = 0;
+    int T = 0, N = 0, chunk = 0;  // chunk: steps per chunk (== T when not chunked)
     const float* x = nullptr;
     const float* y = nullptr;
     Tensor h0, c0, hT, cT;
+    Tensor bounds_h, bounds_c;  // chunked: the state at the start of each chunk [chunks, N, H]
+    Tensor y_chunk, h_chunk, c_chunk;  // chunked: recomputed outputs in backward
     dnnl::memory workspace;
     Tensor workspace_buffer;  // reused across calls of the same or smaller size
   };
@@ -59,6 +66,9 @@ class RnnCell {
   // ADDED to the parameters' grad tensors.
   void backward(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0, float* dc0);
 
+  // Bytes a training forward call of this shape keeps in its Cache (workspace and states).
+  std::size_t training_cache_bytes(int T, int N);
+
  private:
   struct Forward {
     std::unique_ptr<dnnl::primitive_desc> pd;  // lbr_gru_forward / lstm_forward
@@ -69,6 +79,13 @@ class RnnCell {
     dnnl::primitive prim;
   };
   Forward& forward_primitive(bool training, int T, int N);
+  // One primitive call each; workspace null for inference.
+  void run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
+                   float* cT, dnnl::memory* workspace);
+  void run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y, const float* hT,
+                    const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT, const float* dcT,
+                    float* dx, float* dh0, float* dc0);
+  dnnl::memory& prepare_workspace(Cache& cache, int T, int N);
   Backward& backward_primitive(int T, int N);
   void refresh_backward_weights();
 
