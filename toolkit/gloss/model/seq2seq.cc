@@ -13,6 +13,7 @@ namespace gloss::model {
 namespace {
 
 constexpr int kPad = 0;
+constexpr std::int64_t kOutputChunkRows = 512;   // rows of logits computed at once in training
 
 // out[t, n] = in[len_n - 1 - t, n] for t < len_n, else in[t, n]: the sequence of each sentence
 // reversed within its own length (its own inverse).
@@ -44,6 +45,7 @@ void validate(const ModelConfig& c) {
   positive(c.enc_hidden, "enc_hidden");
   positive(c.enc_layers, "enc_layers");
   positive(c.dec_hidden, "dec_hidden");
+  positive(c.dec_layers, "dec_layers");
   positive(c.att, "att_dim");
   positive(c.readout_dim, "readout_dim");
   if (c.bidirectional != "first" && c.bidirectional != "all" && c.bidirectional != "none")
@@ -58,6 +60,16 @@ void validate(const ModelConfig& c) {
     if (p < 0 || p >= 1) throw ConfigError("model dropout probabilities must be in [0, 1)");
 }
 
+// Registered right after the attention (the order parameters are initialised in).
+static std::vector<std::unique_ptr<nn::RnnCell>> decoder_layers(nn::ParameterSet& params, const ModelConfig& c,
+                                                                std::int64_t key_dim) {
+  std::vector<std::unique_ptr<nn::RnnCell>> layers;
+  for (int l = 0; l < c.dec_layers; ++l)
+    layers.push_back(std::make_unique<nn::RnnCell>(params, l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l),
+                                                   c.cell, l == 0 ? c.emb + key_dim : c.dec_hidden, c.dec_hidden));
+  return layers;
+}
+
 static std::int64_t top_width(const ModelConfig& c) {
   const bool top_bi = c.bidirectional == "all" || (c.bidirectional == "first" && c.enc_layers == 1);
   return top_bi ? 2 * c.enc_hidden : c.enc_hidden;
@@ -69,7 +81,7 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
       src_emb_(params, "encoder/embedding", config.src_vocab, config.emb, kPad),
       tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb, kPad),
       attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att),
-      dec_rnn_(params, "decoder/rnn", config.cell, config.emb + key_dim_, config.dec_hidden),
+      dec_rnn_(decoder_layers(params, config, key_dim_)),
       readout_(params, "decoder/readout", config.dec_hidden + key_dim_ + config.emb,
                config.readout == "maxout" ? 2 * config.readout_dim : config.readout_dim) {
   std::int64_t in = config.emb;
@@ -92,6 +104,10 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
 
 void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
   const int S = b.S, N = b.N;
+  std::size_t cells = 0;
+  for (const auto& L : layers_) cells += L.bwd ? 2 : 1;
+  const std::size_t cell_budget = std::max<std::size_t>(1, rnn_cache_bytes_ / 2 / cells);
+  for (auto& L : layers_) L.cache_fwd.budget = L.cache_bwd.budget = cell_budget;
   const std::int64_t rows = static_cast<std::int64_t>(S) * N, H = config_.enc_hidden;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     EncoderLayer& L = layers_[l];
@@ -153,10 +169,23 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   const Tensor& annotations = layers_.back().out;  // [S, N, K]
   const bool top_bi = layers_.back().bwd != nullptr;
 
-  // ---- initial decoder state
-  states_.resize({T + 1, N, D});
-  float* s0 = states_.data();
+  // ---- initial decoder state: every layer's h starts at s_0, LSTM cells at zero
+  const int L = config_.dec_layers;
+  const bool lstm = config_.cell == nn::CellType::kLstm;
+  const std::int64_t ND = static_cast<std::int64_t>(N) * D;
+  dec_h_.resize(static_cast<std::size_t>(L));
+  dec_c_.resize(lstm ? static_cast<std::size_t>(L) : 0);
+  for (int l = 0; l < L; ++l) {
+    dec_h_[static_cast<std::size_t>(l)].resize({T + 1, N, D});
+    if (lstm) {
+      dec_c_[static_cast<std::size_t>(l)].resize({T + 1, N, D});
+      std::memset(dec_c_[static_cast<std::size_t>(l)].data(), 0, static_cast<std::size_t>(ND) * sizeof(float));
+    }
+  }
+  float* s0 = dec_h_[0].data();
   initial_state(b, s0);
+  for (int l = 1; l < L; ++l) std::memcpy(dec_h_[static_cast<std::size_t>(l)].data(), s0, static_cast<std::size_t>(ND) * sizeof(float));
+  Tensor& top = dec_h_[static_cast<std::size_t>(L - 1)];
 
   // ---- decoder steps
   memory_.S = S;
@@ -164,18 +193,41 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   memory_.keys = annotations.data();
   memory_.lengths = b.src_lengths;
   attention_.prepare(memory_);
+  tgt_in_used_.assign(b.tgt_in, b.tgt_in + M);
   tgt_emb_out_.resize({T, N, E});
   tgt_emb_.forward(M, b.tgt_in, tgt_emb_out_.data());
-  if (rng && config_.dropout_emb > 0) {
+  const bool emb_dropout = rng && config_.dropout_emb > 0;
+  if (emb_dropout) {
     tgt_drop_.resize({T, N, E});
     nn::dropout_forward(M * E, config_.dropout_emb, *rng, tgt_emb_out_.data(), tgt_drop_.data());
   }
+  const bool sampling = rng && teacher_forcing_ < 1.0f;
   contexts_.resize({T, N, K});
   dec_in_.resize({T, N, E + K});
   if (steps_.size() < static_cast<std::size_t>(T)) steps_.resize(static_cast<std::size_t>(T));
-  if (dec_caches_.size() < static_cast<std::size_t>(T)) dec_caches_.resize(static_cast<std::size_t>(T));
+  // Steps 0..cached-1 keep their oneDNN workspaces for backward; later steps share one and are
+  // recomputed in backward (bounded memory for long batches).
+  int cached = 0;
+  if (backward) {
+    std::size_t per_step = 0;
+    for (auto& cell : dec_rnn_) per_step += cell->training_cache_bytes(1, N);
+    cached = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(T), rnn_cache_bytes_ / 2 / std::max<std::size_t>(1, per_step)));
+    dec_caches_.resize(static_cast<std::size_t>(L));
+    for (auto& caches : dec_caches_)
+      if (caches.size() < static_cast<std::size_t>(cached)) caches.resize(static_cast<std::size_t>(cached));
+  }
+  auto layer_input = [&](int l, int i) -> const float* {
+    return l == 0 ? dec_in_.data() + static_cast<std::int64_t>(i) * N * (E + K)
+                  : dec_h_[static_cast<std::size_t>(l - 1)].data() + static_cast<std::int64_t>(i + 1) * ND;
+  };
+  // Layer l at step i: reads its state at row i, writes h (and c) to `h_out`, `c_out`.
+  auto run_layer = [&](int l, int i, nn::RnnCell::Cache* cache, float* h_out, float* c_out) {
+    const auto li = static_cast<std::size_t>(l);
+    dec_rnn_[li]->forward(1, N, layer_input(l, i), dec_h_[li].data() + i * ND,
+                          lstm ? dec_c_[li].data() + i * ND : nullptr, h_out, nullptr, c_out, cache);
+  };
   for (int i = 0; i < T; ++i) {
-    const float* s_prev = states_.data() + static_cast<std::int64_t>(i) * N * D;
+    const float* s_prev = top.data() + i * ND;
     float* c = contexts_.data() + static_cast<std::int64_t>(i) * N * K;
     attention_.forward(memory_, s_prev, c, steps_[static_cast<std::size_t>(i)]);
     float* x = dec_in_.data() + static_cast<std::int64_t>(i) * N * (E + K);
@@ -183,21 +235,35 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
       std::memcpy(x + n * (E + K), tgt_emb_out_.data() + (static_cast<std::int64_t>(i) * N + n) * E, static_cast<std::size_t>(E) * sizeof(float));
       std::memcpy(x + n * (E + K) + E, c + n * K, static_cast<std::size_t>(K) * sizeof(float));
     }
-    dec_rnn_.forward(1, N, x, s_prev, nullptr, states_.data() + static_cast<std::int64_t>(i + 1) * N * D, nullptr,
-                     nullptr, backward ? &dec_caches_[static_cast<std::size_t>(i)] : nullptr);
+    for (int l = 0; l < L; ++l) {
+      const auto li = static_cast<std::size_t>(l);
+      nn::RnnCell::Cache* cache = !backward ? nullptr : i < cached ? &dec_caches_[li][static_cast<std::size_t>(i)] : &dec_recompute_;
+      run_layer(l, i, cache, dec_h_[li].data() + (i + 1) * ND, lstm ? dec_c_[li].data() + (i + 1) * ND : nullptr);
+    }
+    if (sampling && i + 1 < T) {
+      // The model's own choice after step i, fed to step i + 1 where the coin says so.
+      readout_logits(N, top.data() + (i + 1) * ND, c, tgt_emb_out_.data() + static_cast<std::int64_t>(i) * N * E, sample_w_);
+      for (int n = 0; n < N; ++n) {
+        const std::int64_t at = static_cast<std::int64_t>(i + 1) * N + n;
+        if (b.tgt_in[at] == kPad || rng->uniform() < teacher_forcing_) continue;
+        const float* row = sample_w_.logits.data() + static_cast<std::int64_t>(n) * V;
+        std::int32_t best = 3;
+        for (std::int64_t v = 4; v < V; ++v)
+          if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
+        tgt_in_used_[static_cast<std::size_t>(at)] = best;
+        float* e = tgt_emb_out_.data() + at * E;
+        tgt_emb_.forward(1, &best, e);
+        if (emb_dropout)
+          for (std::int64_t k = 0; k < E; ++k) e[k] *= tgt_drop_[at * E + k];
+      }
+    }
   }
 
-  // ---- readout and output layer, all steps at once
-  const std::int64_t RI = D + K + E;
-  readout_in_.resize({M, RI});
-  for (std::int64_t r = 0; r < M; ++r) {
-    float* x = readout_in_.data() + r * RI;
-    std::memcpy(x, states_.data() + static_cast<std::int64_t>(N) * D + r * D, static_cast<std::size_t>(D) * sizeof(float));
-    std::memcpy(x + D, contexts_.data() + r * K, static_cast<std::size_t>(K) * sizeof(float));
-    std::memcpy(x + D + K, tgt_emb_out_.data() + r * E, static_cast<std::size_t>(E) * sizeof(float));
-  }
+  // ---- readout for all steps at once, on [s_i ; c_i ; e_i] without building the concatenation
+  const std::vector<nn::Linear::Part> readout_parts = {
+      {top.data() + ND, D}, {contexts_.data(), K}, {tgt_emb_out_.data(), E}};
   readout_pre_.resize({M, RO});
-  readout_.forward(M, readout_in_.data(), readout_pre_.data());
+  readout_.forward_parts(M, readout_parts, readout_pre_.data());
   readout_out_.resize({M, R});
   if (maxout) {
     maxout_which_.resize(static_cast<std::size_t>(M * R));
@@ -210,84 +276,103 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
     readout_drop_.resize({M, R});
     nn::dropout_forward(M * R, config_.dropout_readout, *rng, readout_out_.data(), readout_drop_.data());
   }
-  logits_.resize({M, V});
-  if (out_) {
-    out_->forward(M, readout_out_.data(), logits_.data());
-  } else {
-    for (std::int64_t r = 0; r < M; ++r)
-      std::memcpy(logits_.data() + r * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
-    compute::gemm(false, true, M, V, R, 1.0f, readout_out_.data(), R, tgt_emb_.table().value.data(), E, 1.0f,
-                  logits_.data(), V);
+
+  // ---- output layer and loss (and their backward) in chunks of rows: the logits of a whole
+  // batch (rows x vocabulary) would be the largest buffer of a training step.
+  Tensor& dt = bwd_dt_;
+  if (backward) dt.resize({M, R});
+  nn::LossSum loss;
+  for (std::int64_t r0 = 0; r0 < M; r0 += kOutputChunkRows) {
+    const std::int64_t rows = std::min(kOutputChunkRows, M - r0);
+    const float* t = readout_out_.data() + r0 * R;
+    logits_.resize({rows, V});
+    if (out_) {
+      out_->forward(rows, t, logits_.data());
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r)
+        std::memcpy(logits_.data() + r * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
+      compute::gemm(false, true, rows, V, R, 1.0f, t, R, tgt_emb_.table().value.data(), E, 1.0f, logits_.data(), V);
+    }
+    const nn::LossSum part =
+        nn::softmax_cross_entropy(rows, V, logits_.data(), b.tgt_out + r0, kPad, label_smoothing, backward, grad_scale);
+    loss.loss += part.loss;
+    loss.nll += part.nll;
+    loss.tokens += part.tokens;
+    if (!backward) continue;
+    const float* dlogits = logits_.data();
+    if (out_) {
+      out_->backward(rows, t, dlogits, dt.data() + r0 * R);
+    } else {
+      compute::gemm(true, false, V, R, rows, 1.0f, dlogits, V, t, R, 1.0f, tgt_emb_.table().grad.data(), E);
+      for (std::int64_t r = 0; r < rows; ++r) add(V, dlogits + r * V, out_bias_->grad.data());
+      compute::gemm(false, false, rows, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f, dt.data() + r0 * R, R);
+    }
   }
-  const nn::LossSum loss =
-      nn::softmax_cross_entropy(M, V, logits_.data(), b.tgt_out, kPad, label_smoothing, backward, grad_scale);
   if (!backward) return loss;
 
   // ================= backward
-  const float* dlogits = logits_.data();
   // Backward buffers are members, reused across batches; only accumulators are zeroed.
-  Tensor& dt = bwd_dt_;
-  dt.resize({M, R});
-  if (out_) {
-    out_->backward(M, readout_out_.data(), dlogits, dt.data());
-  } else {
-    compute::gemm(true, false, V, R, M, 1.0f, dlogits, V, readout_out_.data(), R, 1.0f, tgt_emb_.table().grad.data(), E);
-    for (std::int64_t r = 0; r < M; ++r) add(V, dlogits + r * V, out_bias_->grad.data());
-    compute::gemm(false, false, M, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f, dt.data(), R);
-  }
   if (rng && config_.dropout_readout > 0) nn::dropout_backward(M * R, readout_drop_.data(), dt.data());
-  Tensor& dpre = bwd_dpre_;
-  dpre.resize({M, RO});
+  Tensor& dpre = readout_pre_;  // the pre-activations become their gradient, in place
   if (maxout) {
     nn::maxout_backward(M, R, maxout_which_.data(), dt.data(), dpre.data());
   } else {
     // readout_out_ was overwritten by dropout; recompute tanh from the pre-activation.
     for (std::int64_t i = 0; i < M * R; ++i) {
       const float y = std::tanh(readout_pre_[i]);
-      dpre[i] = dt[i] * (1.0f - y * y);
+      dpre[i] = dt[i] * (1.0f - y * y);  // same element: in place is safe
     }
   }
-  Tensor& dreadout_in = bwd_dreadout_in_;
-  dreadout_in.resize({M, RI});
-  readout_.backward(M, readout_in_.data(), dpre.data(), dreadout_in.data());
-
-  Tensor &dcontext = bwd_dcontext_, &demb = bwd_demb_, &dkeys = bwd_dkeys_;
-  dcontext.resize({T, N, K});  // fully written below
-  demb.resize({T, N, E});      // fully written below
+  Tensor &ds_readout = bwd_ds_readout_, &dcontext = bwd_dcontext_, &demb = bwd_demb_, &dkeys = bwd_dkeys_;
+  ds_readout.resize({T, N, D});
+  dcontext.resize({T, N, K});
+  demb.resize({T, N, E});
+  readout_.backward_parts(M, readout_parts, dpre.data(), {ds_readout.data(), dcontext.data(), demb.data()});
   dkeys.resize({S, N, K});
   dkeys.zero();                // accumulated into
-  for (std::int64_t r = 0; r < M; ++r) {
-    std::memcpy(dcontext.data() + r * K, dreadout_in.data() + r * RI + D, static_cast<std::size_t>(K) * sizeof(float));
-    std::memcpy(demb.data() + r * E, dreadout_in.data() + r * RI + D + K, static_cast<std::size_t>(E) * sizeof(float));
-  }
-  Tensor ds({N, D}), ds_next({N, D}), dh_prev({N, D}), dquery({N, D}), dx({N, E + K});
-  ds_next.zero();
+  // dh_next[l], dc_next[l]: what step i + 1 sent back to layer l's state after step i.
+  std::vector<Tensor> dh_next(static_cast<std::size_t>(L)), dc_next(lstm ? static_cast<std::size_t>(L) : 0);
+  for (auto& g : dh_next) g.resize({N, D}), g.zero();
+  for (auto& g : dc_next) g.resize({N, D}), g.zero();
+  Tensor dy({N, D}), dx0({N, E + K}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D});
+  Tensor h_tmp({N, D}), c_tmp({N, D});
   for (int i = T - 1; i >= 0; --i) {
-    // ds_i = (readout gradient of s_i) + (what step i + 1 sent back to s_i)
-    for (std::int64_t k = 0; k < N * D; ++k)
-      ds[k] = dreadout_in[(static_cast<std::int64_t>(i) * N + k / D) * RI + k % D] + ds_next[k];
-    dec_rnn_.backward(dec_caches_[static_cast<std::size_t>(i)], ds.data(), nullptr, nullptr, dx.data(), dh_prev.data(),
-                      nullptr);
+    for (int l = L - 1; l >= 0; --l) {
+      const auto li = static_cast<std::size_t>(l);
+      // dy = (readout gradient of s_i, or the layer above's input gradient) + recurrent gradient
+      const float* from_above = l == L - 1 ? nullptr : dxl.data();
+      for (std::int64_t k = 0; k < ND; ++k)
+        dy[k] = dh_next[li][k] + (from_above ? from_above[k] : ds_readout[i * ND + k]);
+      nn::RnnCell::Cache* cache = &dec_recompute_;
+      if (i < cached) cache = &dec_caches_[li][static_cast<std::size_t>(i)];
+      else run_layer(l, i, cache, h_tmp.data(), lstm ? c_tmp.data() : nullptr);  // recompute the workspace
+      dec_rnn_[li]->backward(*cache, dy.data(), nullptr, lstm ? dc_next[li].data() : nullptr,
+                             l == 0 ? dx0.data() : dxl.data(), dh_prev.data(), lstm ? dc_prev.data() : nullptr);
+      std::swap(dh_next[li], dh_prev);
+      if (lstm) std::swap(dc_next[li], dc_prev);
+    }
     float* dc = dcontext.data() + static_cast<std::int64_t>(i) * N * K;
     float* de = demb.data() + static_cast<std::int64_t>(i) * N * E;
     for (int n = 0; n < N; ++n) {
-      add(E, dx.data() + n * (E + K), de + n * E);
-      add(K, dx.data() + n * (E + K) + E, dc + n * K);
+      add(E, dx0.data() + n * (E + K), de + n * E);
+      add(K, dx0.data() + n * (E + K) + E, dc + n * K);
     }
-    const float* s_prev = states_.data() + static_cast<std::int64_t>(i) * N * D;
+    const float* s_prev = top.data() + i * ND;
     attention_.backward(memory_, s_prev, steps_[static_cast<std::size_t>(i)], dc, dquery.data(), dkeys.data());
-    for (std::int64_t k = 0; k < N * D; ++k) ds_next[k] = dh_prev[k] + dquery[k];
+    add(ND, dquery.data(), dh_next[static_cast<std::size_t>(L - 1)].data());
   }
   attention_.finish_backward(memory_, dkeys.data());
 
-  // initial state: s0 = tanh(init(x0))
+  // initial state: every layer's h0 is s0 = tanh(init(x0))
+  Tensor& ds_next = dh_next[0];
+  for (int l = 1; l < L; ++l) add(ND, dh_next[static_cast<std::size_t>(l)].data(), ds_next.data());
   if (init_) {
     for (std::int64_t k = 0; k < N * D; ++k) ds_next[k] *= 1.0f - s0[k] * s0[k];
     const std::int64_t in = init_->in();
-    Tensor dx0({N, in});
-    init_->backward(N, init_in_.data(), ds_next.data(), dx0.data());
+    Tensor dinit({N, in});
+    init_->backward(N, init_in_.data(), ds_next.data(), dinit.data());
     for (int n = 0; n < N; ++n) {
-      const float* g = dx0.data() + n * in;
+      const float* g = dinit.data() + n * in;
       const int len = b.src_lengths[n];
       if (config_.dec_init == "mean") {
         for (int j = 0; j < len; ++j) {
@@ -302,38 +387,27 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
     }
   }
 
-  if (rng && config_.dropout_emb > 0) nn::dropout_backward(M * E, tgt_drop_.data(), demb.data());
-  tgt_emb_.backward(M, b.tgt_in, demb.data());
+  if (emb_dropout) nn::dropout_backward(M * E, tgt_drop_.data(), demb.data());
+  tgt_emb_.backward(M, tgt_in_used_.data(), demb.data());
   backward_encoder(b, dkeys);
   return loss;
 }
 
-void Seq2Seq::infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
-                         const std::int32_t* prev, const float* s, float* s_next, InferScratch& w) {
+void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const float* emb, InferScratch& w) {
   const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
   const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
   const bool maxout = config_.readout == "maxout";
   const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
-  w.c.resize({rows, K});
-  w.emb.resize({rows, E});
-  w.x.resize({rows, E + K});
   w.rin.resize({rows, RI});
   w.pre.resize({rows, RO});
   w.t.resize({rows, R});
   w.logits.resize({rows, V});
   w.which.resize(static_cast<std::size_t>(rows * R));
-  attention_.forward(memory, s, w.c.data(), step);
-  tgt_emb_.forward(rows, prev, w.emb.data());
-  for (int h = 0; h < rows; ++h) {
-    std::memcpy(w.x.data() + h * (E + K), w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
-    std::memcpy(w.x.data() + h * (E + K) + E, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
-  }
-  dec_rnn_.forward(1, rows, w.x.data(), s, nullptr, s_next, nullptr, nullptr, nullptr);
   for (int h = 0; h < rows; ++h) {
     float* r = w.rin.data() + h * RI;
-    std::memcpy(r, s_next + h * D, static_cast<std::size_t>(D) * sizeof(float));
-    std::memcpy(r + D, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
-    std::memcpy(r + D + K, w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+    std::memcpy(r, s + h * D, static_cast<std::size_t>(D) * sizeof(float));
+    std::memcpy(r + D, c + h * K, static_cast<std::size_t>(K) * sizeof(float));
+    std::memcpy(r + D + K, emb + h * E, static_cast<std::size_t>(E) * sizeof(float));
   }
   readout_.forward(rows, w.rin.data(), w.pre.data());
   if (maxout) {
@@ -349,6 +423,44 @@ void Seq2Seq::infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAtte
       std::memcpy(w.logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
     compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(), V);
   }
+}
+
+void Seq2Seq::expand_state(const float* s0, int N, int B, float* state) const {
+  const std::int64_t D = config_.dec_hidden, rows = static_cast<std::int64_t>(N) * B;
+  const int L = config_.dec_layers;
+  for (int p = 0; p < state_parts(); ++p) {
+    float* part = state + p * rows * D;
+    if (p >= L) {
+      std::memset(part, 0, static_cast<std::size_t>(rows * D) * sizeof(float));
+      continue;
+    }
+    for (std::int64_t h = 0; h < rows; ++h)
+      std::memcpy(part + h * D, s0 + (h / B) * D, static_cast<std::size_t>(D) * sizeof(float));
+  }
+}
+
+void Seq2Seq::infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
+                         const std::int32_t* prev, const float* state, float* state_next, InferScratch& w) {
+  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const int L = config_.dec_layers;
+  const bool lstm = config_.cell == nn::CellType::kLstm;
+  const std::int64_t part = static_cast<std::int64_t>(rows) * D;
+  w.c.resize({rows, K});
+  w.emb.resize({rows, E});
+  w.x.resize({rows, E + K});
+  attention_.forward(memory, state + (L - 1) * part, w.c.data(), step);
+  tgt_emb_.forward(rows, prev, w.emb.data());
+  for (int h = 0; h < rows; ++h) {
+    std::memcpy(w.x.data() + h * (E + K), w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
+    std::memcpy(w.x.data() + h * (E + K) + E, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
+  }
+  for (int l = 0; l < L; ++l) {
+    const float* x = l == 0 ? w.x.data() : state_next + (l - 1) * part;
+    dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part, lstm ? state + (L + l) * part : nullptr,
+                                                   state_next + l * part, nullptr,
+                                                   lstm ? state_next + (L + l) * part : nullptr, nullptr);
+  }
+  readout_logits(rows, state_next + (L - 1) * part, w.c.data(), w.emb.data(), w);
 }
 
 void Seq2Seq::initial_state(const BatchView& b, float* s0) {
@@ -385,8 +497,9 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
-  Tensor s({N, D}), s_next({N, D});
-  initial_state(b, s.data());
+  Tensor s0({N, D}), s({state_parts(), N, D}), s_next({state_parts(), N, D});
+  initial_state(b, s0.data());
+  expand_state(s0.data(), N, 1, s.data());
   nn::AdditiveAttention::Memory memory;
   memory.S = S;
   memory.N = N;
@@ -450,10 +563,9 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   attention_.prepare(memory);
   nn::AdditiveAttention::Step step;
 
-  Tensor s({H, D}), s_next({H, D}), s_sel({H, D});
-  for (int h = 0; h < H; ++h)
-    std::memcpy(s.data() + static_cast<std::int64_t>(h) * D, s0.data() + static_cast<std::int64_t>(h / B) * D,
-                static_cast<std::size_t>(D) * sizeof(float));
+  const int P = state_parts();
+  Tensor s({P, H, D}), s_next({P, H, D}), s_sel({P, H, D});
+  expand_state(s0.data(), N, B, s.data());
   const double neg_inf = -std::numeric_limits<double>::infinity();
   std::vector<double> beam_lp(static_cast<std::size_t>(H), neg_inf);
   for (int n = 0; n < N; ++n) beam_lp[static_cast<std::size_t>(n * B)] = 0.0;  // one live hypothesis to start
@@ -543,10 +655,11 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
     // Reorder states to the selected hypotheses.
-    for (int h = 0; h < H; ++h)
-      std::memcpy(s_sel.data() + static_cast<std::int64_t>(h) * D,
-                  s_next.data() + static_cast<std::int64_t>(src_slot[static_cast<std::size_t>(h)]) * D,
-                  static_cast<std::size_t>(D) * sizeof(float));
+    for (int p = 0; p < P; ++p)
+      for (int h = 0; h < H; ++h)
+        std::memcpy(s_sel.data() + (static_cast<std::int64_t>(p) * H + h) * D,
+                    s_next.data() + (static_cast<std::int64_t>(p) * H + src_slot[static_cast<std::size_t>(h)]) * D,
+                    static_cast<std::size_t>(D) * sizeof(float));
     std::swap(s, s_sel);
     beam_lp = next_lp;
     beam_ids = std::move(next_ids);
@@ -568,11 +681,14 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
   for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) {
     EncoderLayer& L = layers_[static_cast<std::size_t>(l)];
     const std::int64_t C = L.in.dim(2);
-    Tensor dx({S, N, C});
+    Tensor& dx = enc_dx_;
+    dx.resize({S, N, C});
     if (!L.bwd) {
       L.fwd->backward(L.cache_fwd, dtop.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
     } else {
-      Tensor dy_fwd({S, N, H}), dy_rev({S, N, H});
+      Tensor &dy_fwd = enc_dy_fwd_, &dy_rev = enc_dy_rev_;
+      dy_fwd.resize({S, N, H});
+      dy_rev.resize({S, N, H});
       for (int t = 0; t < S; ++t) {
         for (int n = 0; n < N; ++n) {
           const int len = b.src_lengths[n];
@@ -583,7 +699,9 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
         }
       }
       L.fwd->backward(L.cache_fwd, dy_fwd.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
-      Tensor dx_rev({S, N, C}), dx_back({S, N, C});
+      Tensor &dx_rev = enc_dx_rev_, &dx_back = enc_dx_back_;
+      dx_rev.resize({S, N, C});
+      dx_back.resize({S, N, C});
       L.bwd->backward(L.cache_bwd, dy_rev.data(), nullptr, nullptr, dx_rev.data(), nullptr, nullptr);
       reverse_within(dx_rev.data(), dx_back.data(), S, N, C, b.src_lengths);
       add(rows * C, dx_back.data(), dx.data());
@@ -592,7 +710,7 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
       nn::dropout_backward(rows * C, L.drop_mask.data(), dx.data());
     }
     if (l == 0) src_emb_.backward(rows, b.src, dx.data());
-    else dtop = std::move(dx);
+    else std::swap(dtop, dx);
   }
 }
 

@@ -5,6 +5,8 @@
 //   init     s_0 = tanh(W_init <-h_1 + b)   (last_backward: the backward RNN's state at the
 //            first source word; `mean`: of the mean annotation; `zero`: s_0 = 0)
 //   step i   c_i = Attention(s_{i-1}, h);  s_i = RNN([dropout(E_tgt[y_{i-1}]) ; c_i], s_{i-1})
+//            (dec_layers > 1: layer l > 0 reads layer l-1's new state; s_i is the top layer's;
+//            every layer starts from s_0; an LSTM's memory cell starts at zero and is carried)
 //   readout  t_i = dropout(maxout_2(W_r [s_i ; c_i ; E_tgt[y_{i-1}]] + b_r))   (or tanh)
 //   output   p(y_i) = softmax(W_o t_i + b_o)   (W_o = E_tgt^T when tied)
 // Readout, output and loss run for all time steps of a batch in single GEMMs; the attention
@@ -32,6 +34,7 @@ struct ModelConfig {
   int enc_layers = 1;
   std::string bidirectional = "first";  // first, all, none
   std::int64_t dec_hidden = 512;
+  int dec_layers = 1;
   std::int64_t att = 512;
   std::string readout = "maxout";       // maxout (pool 2) or tanh
   std::int64_t readout_dim = 256;
@@ -63,6 +66,18 @@ class Seq2Seq {
   nn::LossSum forward_backward(const BatchView& batch, float label_smoothing, Rng* rng, bool backward,
                                float grad_scale = 1.0f);
 
+  // Scheduled sampling (Bengio et al. 2015), training only: at each step after the first, each
+  // sentence is fed its reference word with probability `ratio`, otherwise the model's own
+  // most probable word of the previous step (no gradient through the choice). 1: teacher forcing.
+  void set_teacher_forcing(float ratio) { teacher_forcing_ = ratio; }
+  // The decoder inputs of the last forward_backward call [T, N] (tgt_in, or sampled words).
+  const std::vector<std::int32_t>& last_decoder_inputs() const { return tgt_in_used_; }
+  // Memory for the recurrent layers' training caches (oneDNN workspaces): half for the
+  // decoder's steps, half shared by the encoder's cells. What does not fit is recomputed
+  // during backward (decoder steps beyond the budget; encoder sequences in chunks): the same
+  // gradients, a little more compute, bounded memory for long batches.
+  void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
+
   // Greedy translation of the batch's sources (tgt fields unused): the most probable word at
   // each step until EOS or max_len[n] words; returns subword ids without EOS.
   std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
@@ -93,10 +108,17 @@ class Seq2Seq {
     Tensor c, emb, x, rin, pre, t, logits;
     std::vector<std::uint8_t> which;
   };
-  // One inference step for `rows` hypotheses: attention on s, RNN input [E y_prev ; c],
-  // s_next, readout and output layer into w.logits [rows, V].
+  // Decoder state of `rows` hypotheses for inference: [parts, rows, D], parts 0..L-1 the
+  // layers' h, then (LSTM) L..2L-1 their memory cells. The top layer's h is the query.
+  int state_parts() const { return config_.dec_layers * (config_.cell == nn::CellType::kLstm ? 2 : 1); }
+  // s0 [N, D] -> state [parts, N*B, D]: every layer's h starts at s0 of its sentence, cells at 0.
+  void expand_state(const float* s0, int N, int B, float* state) const;
+  // One inference step for `rows` hypotheses: attention on the top h, RNN input [E y_prev ; c],
+  // state_next, readout and output layer into w.logits [rows, V].
   void infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
-                  const std::int32_t* prev, const float* s, float* s_next, InferScratch& w);
+                  const std::int32_t* prev, const float* state, float* state_next, InferScratch& w);
+  // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch).
+  void readout_logits(int rows, const float* s, const float* c, const float* emb, InferScratch& w);
   void initial_state(const BatchView& b, float* s0);
   void backward_encoder(const BatchView& b, Tensor& dtop);
 
@@ -107,19 +129,26 @@ class Seq2Seq {
   std::vector<EncoderLayer> layers_;
   std::unique_ptr<nn::Linear> init_;
   nn::AdditiveAttention attention_;
-  nn::RnnCell dec_rnn_;
+  std::vector<std::unique_ptr<nn::RnnCell>> dec_rnn_;  // "decoder/rnn", "decoder/rnn1", ...
   nn::Linear readout_;
   std::unique_ptr<nn::Linear> out_;   // untied output layer
   nn::Parameter* out_bias_ = nullptr; // tied: bias only
 
   // Per-batch workspace, reused.
-  Tensor src_drop_, init_in_, s0_pre_, states_, contexts_, dec_in_, tgt_emb_out_, tgt_drop_;
-  Tensor readout_in_, readout_pre_, readout_out_, readout_drop_, logits_;
+  Tensor src_drop_, init_in_, s0_pre_, contexts_, dec_in_, tgt_emb_out_, tgt_drop_;
+  std::vector<Tensor> dec_h_, dec_c_;  // per decoder layer [T + 1, N, D]; row 0 the initial state
+  std::vector<std::int32_t> tgt_in_used_;  // the decoder's inputs (scheduled sampling replaces some)
+  float teacher_forcing_ = 1.0f;
+  std::size_t rnn_cache_bytes_ = std::size_t{128} << 20;
+  InferScratch sample_w_;
+  Tensor readout_pre_, readout_out_, readout_drop_, logits_;
   std::vector<std::uint8_t> maxout_which_;
-  Tensor bwd_dt_, bwd_dpre_, bwd_dreadout_in_, bwd_dcontext_, bwd_demb_, bwd_dkeys_;
+  Tensor enc_dx_, enc_dy_fwd_, enc_dy_rev_, enc_dx_rev_, enc_dx_back_;
+  Tensor bwd_dt_, bwd_ds_readout_, bwd_dcontext_, bwd_demb_, bwd_dkeys_;
   nn::AdditiveAttention::Memory memory_;
   std::vector<nn::AdditiveAttention::Step> steps_;
-  std::vector<nn::RnnCell::Cache> dec_caches_;
+  std::vector<std::vector<nn::RnnCell::Cache>> dec_caches_;  // [layer][step] for the cached steps
+  nn::RnnCell::Cache dec_recompute_;                          // the steps beyond the budget
 };
 
 }  // namespace gloss::model

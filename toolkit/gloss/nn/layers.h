@@ -5,6 +5,7 @@
 // named so, adds to) input gradients.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gloss/nn/parameter.h"
 #include "gloss/util/rng.h"
@@ -21,6 +22,16 @@ class Linear {
   // dx (may be nullptr) = dy W^T, added to dx when `accumulate`; dW += x^T dy; db += sum dy.
   void backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate = false) const;
   Parameter& weight() const { return *w_; }
+
+  // The input as consecutive column blocks held in separate matrices (x = [x_1 ; x_2 ; ...],
+  // x_p [M, width_p], widths summing to in): y = sum_p x_p W_p + b without building x.
+  struct Part {
+    const float* x;
+    std::int64_t width;
+  };
+  void forward_parts(std::int64_t m, const std::vector<Part>& parts, float* y) const;
+  // dW_p += x_p^T dy; db += sum dy; dxs[p] (nullptr: skipped) = dy W_p^T, overwritten.
+  void backward_parts(std::int64_t m, const std::vector<Part>& parts, const float* dy, const std::vector<float*>& dxs) const;
 
  private:
   std::int64_t in_, out_;

@@ -22,13 +22,17 @@ namespace gloss::train {
 namespace {
 
 // 2: parameters and optimiser moments streamed as raw arrays (1: as vectors of copies).
-constexpr std::uint32_t kFormatVersion = 2;
+// 3: the model configuration has dec_layers. Version 2 files are read (one decoder layer),
+// except LSTM models: version 2 reset the decoder's LSTM memory cell at every step.
+constexpr std::uint32_t kFormatVersion = 3, kOldestVersion = 2;
 
 template <class A>
-void serialize_config(A& ar, model::ModelConfig& c) {
+void serialize_config(A& ar, model::ModelConfig& c, std::uint32_t version) {
   int cell = c.cell == nn::CellType::kGru ? 0 : 1;
   ar & cell & c.src_vocab & c.tgt_vocab & c.emb & c.enc_hidden & c.enc_layers & c.bidirectional & c.dec_hidden & c.att &
       c.readout & c.readout_dim & c.dec_init & c.tie_target_embeddings & c.dropout_emb & c.dropout_rnn & c.dropout_readout;
+  if (version >= 3) ar & c.dec_layers;
+  else c.dec_layers = 1;
   c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
 }
 
@@ -146,9 +150,9 @@ std::string read_envelope(const std::string& path, const char* magic, const char
   std::memcpy(&version, data.data() + 8, 4);
   std::memcpy(&size, data.data() + 12, 8);
   std::memcpy(&crc, data.data() + 20, 4);
-  if (version != kFormatVersion)
-    throw InputError(path, 0, std::string(what) + " format version " + std::to_string(version) + "; this gloss reads version " +
-                                  std::to_string(kFormatVersion));
+  if (version < kOldestVersion || version > kFormatVersion)
+    throw InputError(path, 0, std::string(what) + " format version " + std::to_string(version) + "; this gloss reads versions " +
+                                  std::to_string(kOldestVersion) + " to " + std::to_string(kFormatVersion));
   if (data.size() - 24 != size)
     throw InputError(path, 0, "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
                                   " payload bytes); the file is incomplete or damaged");
@@ -159,8 +163,8 @@ std::string read_envelope(const std::string& path, const char* magic, const char
 }
 
 template <class A>
-void serialize_model_part(A& ar, ModelFile& m) {
-  serialize_config(ar, m.config);
+void serialize_model_part(A& ar, ModelFile& m, std::uint32_t version = kFormatVersion) {
+  serialize_config(ar, m.config, version);
   ar & m.src_spm & m.tgt_spm & m.recipe;
 }
 
@@ -190,7 +194,12 @@ ModelFile read_file_payload(const std::string& path, const char* magic, const ch
     std::istream in(&buf);
     boost::archive::binary_iarchive ar(in);
     ModelFile m;
-    serialize_model_part(ar, m);
+    std::uint32_t version;
+    std::memcpy(&version, data.data() + 8, 4);
+    serialize_model_part(ar, m, version);
+    if (version < 3 && m.config.cell == nn::CellType::kLstm)
+      throw InputError(path, 0, "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
+                                "step; retrain it with this gloss");
     rest(ar, m);
     return m;
   } catch (const boost::archive::archive_exception& e) {
