@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -141,6 +143,44 @@ TEST_CASE("Batcher: token batches stay under the padded token budget", "[text][b
     total += ids.size();
   }
   CHECK(total == corpus.size());
+}
+
+TEST_CASE("split_batch: long batches in parts under the position limit, every sentence once", "[text][batcher]") {
+  Fixture f;
+  const auto corpus = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 2);
+  BatchOptions o;
+  o.batch_size = 64;
+  Batcher batcher(corpus, o);
+  int split = 0;
+  for (const auto& ids : batcher.epoch_batches(1)) {
+    const Batch b = make_batch(corpus, ids);
+    const auto parts = split_batch(corpus, b, 400);
+    if (static_cast<std::int64_t>(b.tgt_len) * b.size <= 400) {
+      REQUIRE(parts.size() == 1);
+      CHECK(parts[0].examples == b.examples);
+      continue;
+    }
+    ++split;
+    std::vector<std::uint32_t> seen;
+    std::int64_t tokens = 0;
+    const int k = static_cast<int>((static_cast<std::int64_t>(b.tgt_len) * b.size + 399) / 400);
+    const int per = (b.size + k - 1) / k;  // equal parts (the last may be smaller)
+    CHECK(static_cast<int>(parts.size()) == (b.size + per - 1) / per);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const auto& p = parts[i];
+      CHECK((p.size == per || i + 1 == parts.size()));
+      CHECK(p.tgt_len <= b.tgt_len);
+      seen.insert(seen.end(), p.examples.begin(), p.examples.end());
+      tokens += p.target_tokens;
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<std::uint32_t> want = b.examples;
+    std::sort(want.begin(), want.end());
+    CHECK(seen == want);
+    CHECK(tokens == b.target_tokens);
+  }
+  CHECK(split > 0);
+  CHECK(split_batch(corpus, make_batch(corpus, {0, 1, 2}), 0).size() == 1);
 }
 
 TEST_CASE("make_batch: time-major, padded, BOS/EOS in place", "[text][batcher]") {

@@ -134,3 +134,25 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   CHECK_THROWS_WITH(train::peek_checkpoint(path), Catch::Contains("is a Gloss model file, not a checkpoint"));
   fs::remove_all(root);
 }
+
+TEST_CASE("Scheduled sampling: the teacher-forcing ratio follows its decay schedule", "[train]") {
+  gloss::recipe::TrainOptions t;
+  t.teacher_forcing = 1.0;
+  t.teacher_forcing_min = 0.2;
+  t.teacher_forcing_steps = 100;
+  CHECK(gloss::train::teacher_forcing_at(t, 0) == 1.0);
+  CHECK(gloss::train::teacher_forcing_at(t, 5000) == 1.0);  // decay none: constant
+  t.teacher_forcing_decay = "linear";
+  CHECK(gloss::train::teacher_forcing_at(t, 50) == Approx(0.6));
+  CHECK(gloss::train::teacher_forcing_at(t, 100) == Approx(0.2));
+  CHECK(gloss::train::teacher_forcing_at(t, 1000) == Approx(0.2));
+  t.teacher_forcing_decay = "exponential";  // half-life k
+  CHECK(gloss::train::teacher_forcing_at(t, 100) == Approx(0.6));
+  CHECK(gloss::train::teacher_forcing_at(t, 200) == Approx(0.4));
+  t.teacher_forcing_decay = "inverse_sigmoid";  // k / (k + exp(s / k))
+  CHECK(gloss::train::teacher_forcing_at(t, 0) == Approx(0.2 + 0.8 * 100.0 / 101.0));
+  CHECK(gloss::train::teacher_forcing_at(t, 100000) == Approx(0.2));
+  t.teacher_forcing = 0.5;  // constant ratio, as in the Keras/PyTorch tutorials
+  t.teacher_forcing_decay = "none";
+  CHECK(gloss::train::teacher_forcing_at(t, 123) == 0.5);
+}

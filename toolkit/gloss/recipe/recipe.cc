@@ -131,7 +131,17 @@ class Schema {
     add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
     add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0);
     add_float("train.teacher_forcing", &t.teacher_forcing, "probability of feeding the reference word", 0, 1);
-    add_float("train.teacher_forcing_decay", &t.teacher_forcing_decay, "teacher forcing lowered by this per epoch (scheduled sampling is not implemented yet)", 0, 1);
+    add_choice("train.teacher_forcing_decay", &t.teacher_forcing_decay,
+               "scheduled sampling: how teacher_forcing falls to teacher_forcing_min over the updates (step s, "
+               "k = teacher_forcing_steps): linear over k steps, exponential with half-life k, inverse_sigmoid "
+               "k / (k + exp(s / k))", {"none", "linear", "exponential", "inverse_sigmoid"});
+    add_float("train.teacher_forcing_min", &t.teacher_forcing_min, "the ratio teacher_forcing decays towards", 0, 1);
+    add_int("train.teacher_forcing_steps", &t.teacher_forcing_steps, "k of teacher_forcing_decay (updates)", 1);
+    add_int("train.split_positions", &t.split_positions,
+            "a batch with more padded target positions (sentences x longest target) runs in parts into the same "
+            "update: the same training, the memory of a smaller batch (0: never split)", 0);
+    add_int("train.rnn_cache_mb", &t.rnn_cache_mb,
+            "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less memory, a little slower)", 0);
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
     add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model", {"bleu", "chrf", "ce"});
     add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
@@ -149,7 +159,7 @@ class Schema {
     add_int("decode.n_best", &c.n_best, "translations per sentence (<= beam_size)", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
 
-    add_string("eval.metrics", &r.eval.metrics, "metrics of the final report of `gloss run` (not used yet)");
+    add_string("eval.metrics", &r.eval.metrics, "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
     add_path("run.workdir", &r.run.workdir, "where models and results go (default: runs/<recipe name>)");
   }
 

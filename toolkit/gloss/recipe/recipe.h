@@ -54,7 +54,11 @@ struct TrainOptions {
   int max_steps = 0;                  // 0: no limit
   double max_minutes = 0;             // 0: no limit
   double teacher_forcing = 1.0;       // probability of feeding the reference word
-  double teacher_forcing_decay = 0.0; // subtracted per epoch
+  std::string teacher_forcing_decay = "none";  // none, linear, exponential or inverse_sigmoid
+  double teacher_forcing_min = 0.0;   // what the decay tends to
+  int teacher_forcing_steps = 10000;  // k of the decay (updates)
+  int split_positions = 1536;         // larger batches run in parts (same update, less memory)
+  int rnn_cache_mb = 96;             // decoder step caches kept for backward; the rest recomputed
   int valid_every = 500;              // steps
   std::string valid_metric = "bleu";  // bleu, chrf or ce
   int patience = 5;                   // validations without improvement before stopping

@@ -35,6 +35,14 @@ struct Batch {
 
 Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& examples);
 
+// A batch whose padded target positions (tgt_len x size) exceed `max_positions` as
+// ceil(positions / max_positions) parts of equal sentence count (sentences grouped by length,
+// each part padded on its own, so parts hold about max_positions or fewer); otherwise the
+// batch itself. Training runs the parts one
+// after the other into the same gradient: the same update with the memory of a smaller batch.
+// max_positions 0: never split.
+std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions);
+
 class Batcher {
  public:
   // Where the next batch comes from; save it with a checkpoint, restore() it to resume.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -70,9 +71,16 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
   double nll = 0;
   std::int64_t tokens = 0;
   const std::size_t bs = static_cast<std::size_t>(r.decode.batch_size);
-  for (std::size_t start = 0; start < valid.pairs.size(); start += bs) {
-    std::vector<std::uint32_t> ids;
-    for (std::size_t i = start; i < std::min(valid.pairs.size(), start + bs); ++i) ids.push_back(static_cast<std::uint32_t>(i));
+  // Batches of sentences of similar length (less padding: less time and memory).
+  std::vector<std::uint32_t> by_length(valid.pairs.size());
+  std::iota(by_length.begin(), by_length.end(), 0U);
+  std::stable_sort(by_length.begin(), by_length.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return valid.pairs.tgt_len(a) != valid.pairs.tgt_len(b) ? valid.pairs.tgt_len(a) < valid.pairs.tgt_len(b)
+                                                           : valid.pairs.src_len(a) < valid.pairs.src_len(b);
+  });
+  for (std::size_t start = 0; start < by_length.size(); start += bs) {
+    const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
+                                         by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
     const auto b = text::make_batch(valid.pairs, ids);
     const auto loss = net.forward_backward(batch_view(b), 0.0f, nullptr, false);
     nll += loss.nll;
@@ -85,12 +93,16 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
   eval::Chrf chrf;
   eval::BleuStats bleu_stats;
   eval::Stats chrf_stats(chrf.num_stats(), 0.0);
-  for (std::size_t start = 0; start < valid.sources.size(); start += bs) {
-    const std::size_t end = std::min(valid.sources.size(), start + bs);
+  std::vector<std::size_t> src_order(valid.sources.size());
+  std::iota(src_order.begin(), src_order.end(), std::size_t{0});
+  std::stable_sort(src_order.begin(), src_order.end(),
+                   [&](std::size_t a, std::size_t b) { return valid.sources[a].size() < valid.sources[b].size(); });
+  std::vector<std::string> hyps(valid.sources.size());
+  for (std::size_t start = 0; start < src_order.size(); start += bs) {
+    const std::size_t end = std::min(src_order.size(), start + bs);
     std::vector<std::size_t> idx;
-    for (std::size_t i = start; i < end; ++i)
-      if (!valid.sources[i].empty()) idx.push_back(i);
-    std::vector<std::string> hyps(end - start);
+    for (std::size_t k = start; k < end; ++k)
+      if (!valid.sources[src_order[k]].empty()) idx.push_back(src_order[k]);
     if (!idx.empty()) {
       const int N = static_cast<int>(idx.size());
       int S = 0;
@@ -108,14 +120,14 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
       const auto out_ids = net.greedy(view, max_len);
       for (int n = 0; n < N; ++n) {
         const auto& ids = out_ids[static_cast<std::size_t>(n)];
-        hyps[idx[static_cast<std::size_t>(n)] - start] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
+        hyps[idx[static_cast<std::size_t>(n)]] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
       }
     }
-    for (std::size_t i = start; i < end; ++i) {
-      bleu_stats += bleu.sentence_stats(hyps[i - start], {valid.references[i]});
-      const auto c = chrf.sentence_stats(hyps[i - start], {valid.references[i]});
-      for (std::size_t k = 0; k < c.size(); ++k) chrf_stats[k] += c[k];
-    }
+  }
+  for (std::size_t i = 0; i < hyps.size(); ++i) {  // in corpus order, as sacreBLEU sums
+    bleu_stats += bleu.sentence_stats(hyps[i], {valid.references[i]});
+    const auto c = chrf.sentence_stats(hyps[i], {valid.references[i]});
+    for (std::size_t k = 0; k < c.size(); ++k) chrf_stats[k] += c[k];
   }
   out.bleu = bleu.score(bleu_stats).score;
   out.chrf = chrf.f_score(chrf_stats);
@@ -148,8 +160,34 @@ model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_
   c.dropout_emb = static_cast<float>(m.dropout_emb);
   c.dropout_rnn = static_cast<float>(m.dropout_rnn);
   c.dropout_readout = static_cast<float>(m.dropout_readout);
-  if (m.dec_layers != 1) throw ConfigError("model.dec_layers: only 1 decoder layer is implemented (got " + std::to_string(m.dec_layers) + ")");
+  c.dec_layers = m.dec_layers;
   return c;
+}
+
+double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step) {
+  const double p0 = t.teacher_forcing, pm = std::min(t.teacher_forcing_min, t.teacher_forcing);
+  const double s = static_cast<double>(step), k = t.teacher_forcing_steps;
+  if (t.teacher_forcing_decay == "linear") return std::max(pm, p0 - (p0 - pm) * s / k);
+  if (t.teacher_forcing_decay == "exponential") return pm + (p0 - pm) * std::pow(0.5, s / k);
+  if (t.teacher_forcing_decay == "inverse_sigmoid") return pm + (p0 - pm) * k / (k + std::exp(std::min(700.0, s / k)));
+  return p0;
+}
+
+void configure(model::Seq2Seq& net, const recipe::TrainOptions& t) {
+  net.set_rnn_cache_bytes(static_cast<std::size_t>(t.rnn_cache_mb) << 20);
+}
+
+nn::LossSum train_batch(model::Seq2Seq& net, const text::EncodedCorpus& corpus, const text::Batch& batch,
+                        const recipe::TrainOptions& t, Rng& rng, float scale, std::int64_t step) {
+  net.set_teacher_forcing(static_cast<float>(teacher_forcing_at(t, step)));
+  nn::LossSum total;
+  for (const auto& part : text::split_batch(corpus, batch, t.split_positions)) {
+    const auto loss = net.forward_backward(batch_view(part), static_cast<float>(t.label_smoothing), &rng, true, scale);
+    total.loss += loss.loss;
+    total.nll += loss.nll;
+    total.tokens += loss.tokens;
+  }
+  return total;
 }
 
 model::BatchView batch_view(const text::Batch& b) {
@@ -169,8 +207,6 @@ text::BatchOptions batch_options(const recipe::TrainOptions& t) {
 TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   const recipe::Recipe& r = loaded.recipe;
   const recipe::TrainOptions& to = r.train;
-  if (to.teacher_forcing < 1.0)
-    throw ConfigError("train.teacher_forcing < 1 (scheduled sampling) is not implemented yet; use 1.0");
   compute::set_threads(to.threads);
   const fs::path dir(r.run.workdir);
   fs::create_directories(dir);
@@ -198,6 +234,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   mf.recipe = recipe::show(loaded);
   nn::ParameterSet params;
   model::Seq2Seq net(mf.config, params);
+  configure(net, to);
   auto optimizer = nn::make_optimizer(to.optimizer, params);
   TrainingState state;
   Rng rng(static_cast<std::uint64_t>(to.seed));
@@ -319,7 +356,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     for (int a = 0; a < to.accumulate; ++a) {
       const text::Batch b = batcher.next();
       const float scale = 1.0f / static_cast<float>(b.target_tokens * to.accumulate);
-      const auto loss = net.forward_backward(batch_view(b), static_cast<float>(to.label_smoothing), &rng, true, scale);
+      const auto loss = train_batch(net, corpus, b, to, rng, scale, state.step);
       step_tokens += loss.tokens;
       step_loss += loss.nll;
     }
@@ -347,6 +384,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
       log << "train: epoch " << batcher.position().epoch << " step " << state.step << " | loss "
           << fmt("%.3f", window_loss / static_cast<double>(std::max<std::int64_t>(1, window_tokens))) << " | "
           << fmt("%.0f", static_cast<double>(window_tokens) / window_seconds) << " tok/s | lr " << fmt("%.2e", lr_at(state.step))
+          << (to.teacher_forcing < 1 ? " | tf " + fmt("%.2f", teacher_forcing_at(to, state.step)) : std::string())
           << " | ETA " << (eta < 1e17 ? duration(eta) : "?") << " | valid " << last_valid << std::endl;
       window_loss = window_seconds = 0;
       window_tokens = 0;
@@ -367,7 +405,24 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
       << duration(state.elapsed_seconds - elapsed_before) << " training this run (" << duration(wall) << " wall); best "
       << to.valid_metric << " " << fmt("%.2f", to.valid_metric == "ce" ? -state.best_score : state.best_score) << " at step "
       << state.best_step << std::endl;
-  return {best_path, ckpt_path, state.step, state.best_score, state.best_step};
+  TrainOutcome outcome;
+  outcome.best_model = best_path;
+  outcome.checkpoint = ckpt_path;
+  outcome.steps = state.step;
+  outcome.best_score = state.best_score;
+  outcome.best_step = state.best_step;
+  outcome.parameters = params.num_values();
+  outcome.pairs_read = report.read;
+  outcome.pairs_kept = report.kept;
+  outcome.valid_pairs = valid.references.size();
+  outcome.data_summary = report.summary(filter);
+  outcome.src_vocab = src_sp.vocab_size();
+  outcome.tgt_vocab = tgt_sp.vocab_size();
+  outcome.epoch = static_cast<int>(state.epoch);
+  outcome.target_tokens = state.target_tokens;
+  outcome.train_seconds = state.elapsed_seconds;
+  outcome.stop_reason = why;
+  return outcome;
 }
 
 }  // namespace gloss::train

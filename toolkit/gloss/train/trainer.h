@@ -20,6 +20,14 @@ namespace gloss::train {
 model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_vocab, std::int64_t tgt_vocab);
 text::BatchOptions batch_options(const recipe::TrainOptions& t);
 model::BatchView batch_view(const text::Batch& b);
+// Applies the [train] keys that shape how the network runs (memory for RNN caches).
+void configure(model::Seq2Seq& net, const recipe::TrainOptions& t);
+// Forward and backward of one batch as training runs it: the teacher-forcing ratio of `step`,
+// long batches in parts (train.split_positions); gradients of scale * loss are added.
+nn::LossSum train_batch(model::Seq2Seq& net, const text::EncodedCorpus& corpus, const text::Batch& batch,
+                        const recipe::TrainOptions& t, Rng& rng, float scale, std::int64_t step);
+// Scheduled sampling: the teacher-forcing ratio at update `step` (train.teacher_forcing*).
+double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step);
 
 struct TrainOutcome {
   std::string best_model;   // path of model.best.gloss
@@ -27,6 +35,15 @@ struct TrainOutcome {
   std::int64_t steps = 0;
   double best_score = 0;    // of train.valid_metric
   std::int64_t best_step = -1;
+  // For reports:
+  std::int64_t parameters = 0;
+  std::size_t pairs_read = 0, pairs_kept = 0, valid_pairs = 0;
+  std::string data_summary;       // the filter report line
+  int src_vocab = 0, tgt_vocab = 0;
+  int epoch = 0;                  // the epoch training stopped in
+  std::int64_t target_tokens = 0; // trained on, over all runs
+  double train_seconds = 0;       // training time over all runs (validation included)
+  std::string stop_reason;        // empty when this run took no step
 };
 
 TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log);
