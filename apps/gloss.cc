@@ -18,6 +18,7 @@ const char* kUsage =
     "Usage: gloss <command> [options]\n"
     "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
     "Commands:\n"
+    "  run        every stage of a recipe: subwords, training, translation, BLEU report\n"
     "  train      train a model from a recipe (resumes when interrupted)\n"
     "  average    average model files or checkpoints of one training\n"
     "  translate  translate text with a trained model (beam search, n-best)\n"
@@ -25,6 +26,7 @@ const char* kUsage =
     "  recipe     show or check a recipe (every key, its value and where it came from)\n"
     "  spm        train SentencePiece models from a recipe; encode or decode text\n"
     "  data       prepare a recipe's training data and report filtering, batches, padding\n"
+    "  plot       draw a run's training curves (metrics.jsonl) as SVG\n"
     "  bench      measure training speed on this machine (gloss bench train)\n\n"
     "Run `gloss <command> --help` for the options of a command.\n";
 
@@ -72,11 +74,13 @@ int run(int argc, char** argv) {
   if (command == "recipe") return gloss::cli::recipe_command(args, std::cout, std::cerr);
   if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
   if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
+  if (command == "run") return gloss::cli::run_command(args, std::cout, std::cerr);
+  if (command == "plot") return gloss::cli::plot_command(args, std::cout, std::cerr);
   if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
   if (command == "translate") return gloss::cli::translate_command(args, std::cout, std::cerr);
   if (command == "average") return gloss::cli::average_command(args, std::cout, std::cerr);
   if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: train, average, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: run, train, average, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "gloss/recipe/recipe.h"
+#include "gloss/report/pipeline.h"
+#include "gloss/report/plot.h"
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
@@ -222,6 +224,54 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   }
   const auto outcome = train::train(load(args), log);
   out << outcome.best_model << "\n";
+  return 0;
+}
+
+int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  if (args.empty() || wants_help(args)) {
+    (args.empty() ? log : out)
+        << "Usage: gloss run RECIPE [--section.key value ...]\n"
+           "Runs every stage of the recipe in <run.workdir>: SentencePiece models, training (resumed\n"
+           "if interrupted), translation of the test set with the [decode] keys, and evaluation\n"
+           "(eval.metrics). Stages whose inputs and keys are unchanged are reused, so a second run\n"
+           "takes seconds. Prints a report (also report.md, report.json and curves.svg in the run\n"
+           "folder). Progress goes to stderr.\n\n"
+        << recipe::keys_help();
+    return args.empty() ? 2 : 0;
+  }
+  const auto result = report::run_recipe(load(args), log);
+  out << result.markdown;
+  return 0;
+}
+
+int plot_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  std::string input, output, title;
+  po::options_description desc(
+      "Usage: gloss plot METRICS.jsonl [-o OUT.svg] [--title TEXT]\n"
+      "Draws the training curves of a run (training loss and validation cross-entropy; validation\n"
+      "BLEU and chrF, against the update step) from the metrics.jsonl gloss train writes, as SVG");
+  desc.add_options()("help,h", "print this help")("metrics", po::value(&input)->required(), "metrics.jsonl of a run")(
+      "output,o", po::value(&output)->default_value(""), "SVG file (default: curves.svg beside METRICS)")(
+      "title", po::value(&title)->default_value("Gloss training curves"), "title above the plots");
+  po::positional_options_description pos;
+  pos.add("metrics", 1);
+  if (wants_help(args)) {
+    out << desc;
+    return 0;
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see gloss plot --help)");
+  }
+  if (output.empty()) output = (fs::path(input).parent_path() / "curves.svg").string();
+  const auto rows = report::read_metrics(input);
+  if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");
+  atomic_write_file(output, report::training_curves_svg(rows, title));
+  log << "plot: " << rows.size() << " validations, steps " << rows.front().step << " to " << rows.back().step << std::endl;
+  out << output << "\n";
   return 0;
 }
 

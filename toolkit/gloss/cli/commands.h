@@ -13,6 +13,8 @@ int spm_command(const std::vector<std::string>& args, std::istream& in, std::ost
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int average_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int plot_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::cli

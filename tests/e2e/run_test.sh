@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# End to end: gloss run on a small recipe (a tiny model): report on stdout and in the run
+# folder, a second run reuses every stage, a changed decode key retranslates only, a changed
+# model key retrains (old files kept in previous/); gloss plot draws the curves.
+# Usage: run_test.sh GLOSS_BINARY SOURCE_DIR
+set -uo pipefail
+gloss=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib.sh"
+
+d=$src/data/multi30k
+cat >"$tmp/tiny.ini" <<INI
+# A tiny en-de recipe for the test.
+[data]
+train_src = $d/val.en.gz
+train_tgt = $d/val.de.gz
+valid_src = $d/test_2016_flickr.en.gz
+valid_tgt = $d/test_2016_flickr.de.gz
+test_src = $d/test_2016_flickr.en.gz
+test_tgt = $d/test_2016_flickr.de.gz
+src_lang = en
+tgt_lang = de
+[subword]
+vocab_size = 400
+[model]
+emb_dim = 16
+enc_hidden = 16
+dec_hidden = 24
+att_dim = 16
+readout_dim = 16
+[train]
+batch_size = 32
+valid_every = 10
+max_steps = 30
+[decode]
+beam_size = 2
+max_len_ratio = 1.5
+[eval]
+metrics = bleu chrf
+[run]
+workdir = $tmp/run
+INI
+
+"$gloss" run "$tmp/tiny.ini" >"$tmp/report1" 2>"$tmp/log1" || fail "run exit $?: $(tail -3 "$tmp/log1")"
+grep -q "^# Gloss run report: tiny.ini" "$tmp/report1" && pass || fail "report on stdout: $(head -3 "$tmp/report1")"
+grep -qE '^\| test_2016_flickr \| 1000 \| 2 \| BLEU \| [0-9]+\.[0-9] \| `nrefs:1\|case:mixed\|eff:no\|tok:13a\|smooth:exp\|version:2\.6\.0` \|$' "$tmp/report1" \
+  && pass || fail "BLEU row with signature: $(grep BLEU "$tmp/report1")"
+grep -qE '^\| test_2016_flickr .* chrF2 ' "$tmp/report1" && pass || fail "chrF row"
+for f in report.md report.json curves.svg test_2016_flickr.de model.best.gloss; do
+  [ -s "$tmp/run/$f" ] && pass || fail "run folder has $f"
+done
+cmp -s "$tmp/report1" "$tmp/run/report.md" && pass || fail "report.md is what was printed"
+[ "$(wc -l <"$tmp/run/test_2016_flickr.de")" -eq 1000 ] && pass || fail "one translation per test line"
+# The report's BLEU is gloss eval's on the same files.
+bleu=$("$gloss" eval "$d/test_2016_flickr.de.gz" -i "$tmp/run/test_2016_flickr.de" -b -m bleu)
+grep -q "| BLEU | $bleu |" "$tmp/report1" && pass || fail "report BLEU equals gloss eval's ($bleu)"
+python3 - "$tmp/run/report.json" "$tmp/run/curves.svg" <<'PY' && pass || fail "report.json fields and a well-formed SVG"
+import json, sys, xml.etree.ElementTree as ET
+r = json.load(open(sys.argv[1]))
+assert r["training"]["steps"] == 30 and r["training"]["best_step"] in (10, 20, 30), r["training"]
+assert r["data"]["train_pairs_read"] == 1014 and r["model"]["parameters"] > 0
+assert r["tests"][0]["scores"][0]["name"] == "BLEU" and len(r["recipe_fingerprint"]) == 16
+root = ET.parse(sys.argv[2]).getroot()
+assert root.tag.endswith("svg") and len([e for e in root.iter() if e.tag.endswith("polyline")]) == 4
+PY
+
+# Second run: everything reused, same report figures.
+start=$(date +%s.%N)
+"$gloss" run "$tmp/tiny.ini" >"$tmp/report2" 2>"$tmp/log2" || fail "second run exit $?"
+grep -q "is up to date" "$tmp/log2" && ! grep -q "train: epoch" "$tmp/log2" && pass || fail "second run reuses: $(cat "$tmp/log2")"
+diff <(grep '^|' "$tmp/report1") <(grep '^|' "$tmp/report2") >/dev/null && pass || fail "same scores on the second run"
+
+# A decode key changed: retranslated, not retrained.
+"$gloss" run "$tmp/tiny.ini" --decode.beam_size 1 >"$tmp/report3" 2>"$tmp/log3" || fail "third run exit $?"
+! grep -q "is up to date" "$tmp/log3" && ! grep -q "train: epoch" "$tmp/log3" && grep -q '| test_2016_flickr | 1000 | 1 |' "$tmp/report3" \
+  && pass || fail "decode change retranslates only"
+# More steps: training continues from the checkpoint.
+"$gloss" run "$tmp/tiny.ini" --train.max_steps 40 >/dev/null 2>"$tmp/log4" || fail "fourth run exit $?"
+grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/log4" && pass || fail "longer training continues"
+# A model key changed: the old run moves to previous/, training starts again.
+"$gloss" run "$tmp/tiny.ini" --model.dec_hidden 20 --train.max_steps 10 >/dev/null 2>"$tmp/log5" || fail "fifth run exit $?"
+grep -q "training starts again" "$tmp/log5" && [ -s "$tmp/run/previous/model.best.gloss" ] && ! grep -q "resuming from" "$tmp/log5" \
+  && pass || fail "model change retrains: $(head -3 "$tmp/log5")"
+
+# gloss plot
+"$gloss" plot "$tmp/run/metrics.jsonl" -o "$tmp/c.svg" >/dev/null 2>&1 && grep -q "<polyline" "$tmp/c.svg" && pass || fail "gloss plot"
+printf '{"step": 1}\nnot json\n' >"$tmp/bad.jsonl"
+expect_error "bad metrics line" "bad.jsonl:2: is not a metrics line" -- "$gloss" plot "$tmp/bad.jsonl"
+expect_error "run without recipe file" "nope.ini" -- "$gloss" run "$tmp/nope.ini"
+finish

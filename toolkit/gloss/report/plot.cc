@@ -1,0 +1,157 @@
+#include "gloss/report/plot.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+
+namespace gloss::report {
+namespace {
+
+std::string num(double v, int decimals = 1) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over span.
+double tick_step(double span, int target) {
+  if (span <= 0) return 1;
+  const double raw = span / target, p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= m * p) return m * p;
+  return 10 * p;
+}
+
+struct Series {
+  std::string name, colour;
+  std::vector<std::pair<double, double>> points;
+};
+
+// One panel: axes with ticks and grid, the series as polylines with dots, a legend.
+void panel(std::ostringstream& svg, double x0, double y0, double w, double h, const std::string& y_label,
+           const std::vector<Series>& series) {
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+  for (const auto& s : series)
+    for (auto [x, y] : s.points) {
+      xmin = std::min(xmin, x), xmax = std::max(xmax, x);
+      ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+    }
+  if (xmin > xmax) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  xmin = std::min(xmin, 0.0);
+  if (xmax == xmin) xmax = xmin + 1;
+  if (ymax == ymin) ymax = ymin + 1;
+  const double yt = tick_step(ymax - ymin, 5), xt = tick_step(xmax - xmin, 6);
+  ymin = std::floor(ymin / yt) * yt, ymax = std::ceil(ymax / yt) * yt;
+  xmax = std::ceil(xmax / xt) * xt;
+  const double L = x0 + 60, R = x0 + w - 10, T = y0 + 10, B = y0 + h - 40;
+  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (R - L); };
+  auto py = [&](double y) { return B - (y - ymin) / (ymax - ymin) * (B - T); };
+  const int ydec = yt >= 1 ? 0 : yt >= 0.1 ? 1 : 2;
+  for (double y = ymin; y <= ymax + yt / 2; y += yt) {
+    svg << "<line x1='" << num(L) << "' y1='" << num(py(y)) << "' x2='" << num(R) << "' y2='" << num(py(y))
+        << "' stroke='#e3e3e3'/>\n<text x='" << num(L - 6) << "' y='" << num(py(y) + 4)
+        << "' text-anchor='end'>" << num(y, ydec) << "</text>\n";
+  }
+  for (double x = xmin; x <= xmax + xt / 2; x += xt) {
+    svg << "<line x1='" << num(px(x)) << "' y1='" << num(T) << "' x2='" << num(px(x)) << "' y2='" << num(B)
+        << "' stroke='#e3e3e3'/>\n<text x='" << num(px(x)) << "' y='" << num(B + 16) << "' text-anchor='middle'>"
+        << num(x, 0) << "</text>\n";
+  }
+  svg << "<rect x='" << num(L) << "' y='" << num(T) << "' width='" << num(R - L) << "' height='" << num(B - T)
+      << "' fill='none' stroke='#444'/>\n";
+  svg << "<text x='" << num((L + R) / 2) << "' y='" << num(B + 34) << "' text-anchor='middle'>update step</text>\n";
+  svg << "<text transform='translate(" << num(x0 + 14) << "," << num((T + B) / 2)
+      << ") rotate(-90)' text-anchor='middle'>" << escape(y_label) << "</text>\n";
+  double ly = T + 16;
+  for (const auto& s : series) {
+    if (s.points.empty()) continue;
+    svg << "<polyline fill='none' stroke='" << s.colour << "' stroke-width='2' points='";
+    for (auto [x, y] : s.points) svg << num(px(x)) << "," << num(py(y)) << " ";
+    svg << "'/>\n";
+    for (auto [x, y] : s.points)
+      svg << "<circle cx='" << num(px(x)) << "' cy='" << num(py(y)) << "' r='2.5' fill='" << s.colour << "'/>\n";
+    svg << "<line x1='" << num(R - 150) << "' y1='" << num(ly - 4) << "' x2='" << num(R - 130) << "' y2='" << num(ly - 4)
+        << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(R - 125) << "' y='" << num(ly) << "'>"
+        << escape(s.name) << "</text>\n";
+    ly += 16;
+  }
+}
+
+}  // namespace
+
+std::vector<MetricsRow> read_metrics(const std::string& path) {
+  require_file(path);
+  std::ifstream in(path);
+  if (!in) throw InputError(path, 0, "cannot be opened");
+  std::map<long long, MetricsRow> by_step;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      MetricsRow r;
+      r.step = j.at("step").get<long long>();
+      r.epoch = j.value("epoch", 0);
+      r.train_loss = j.value("train_loss", 0.0);
+      r.valid_ce = j.value("valid_ce", 0.0);
+      r.valid_ppl = j.value("valid_ppl", 0.0);
+      r.valid_bleu = j.value("valid_bleu", 0.0);
+      r.valid_chrf = j.value("valid_chrf", 0.0);
+      r.lr = j.value("lr", 0.0);
+      r.elapsed_s = j.value("elapsed_s", 0.0);
+      by_step[r.step] = r;
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(path, n, "is not a metrics line of gloss train (a JSON object with \"step\"); give the "
+                                "metrics.jsonl of a run folder");
+    }
+  }
+  std::vector<MetricsRow> rows;
+  for (auto& [step, r] : by_step) rows.push_back(r);
+  return rows;
+}
+
+std::string training_curves_svg(const std::vector<MetricsRow>& rows, const std::string& title) {
+  const double W = 960, H = 400;
+  std::ostringstream svg;
+  svg << "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='" << W
+      << "' height='" << H << "' viewBox='0 0 " << W << " " << H
+      << "' font-family='DejaVu Sans, Arial, sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
+  svg << "<text x='" << W / 2 << "' y='22' text-anchor='middle' font-size='15'>" << escape(title) << "</text>\n";
+  Series loss{"train loss (per token)", "#1f77b4", {}}, ce{"valid cross-entropy", "#ff7f0e", {}};
+  Series bleu{"valid BLEU", "#2ca02c", {}}, chrf{"valid chrF", "#9467bd", {}};
+  for (const auto& r : rows) {
+    const auto x = static_cast<double>(r.step);
+    if (r.train_loss > 0) loss.points.emplace_back(x, r.train_loss);
+    ce.points.emplace_back(x, r.valid_ce);
+    bleu.points.emplace_back(x, r.valid_bleu);
+    chrf.points.emplace_back(x, r.valid_chrf);
+  }
+  panel(svg, 0, 34, W / 2, H - 34, "nats per target token", {loss, ce});
+  panel(svg, W / 2, 34, W / 2, H - 34, "score", {bleu, chrf});
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+}  // namespace gloss::report
