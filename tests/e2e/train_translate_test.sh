@@ -51,6 +51,31 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
 "$gloss" eval <(zcat "$d/test_2016_flickr.de.gz" | head -150) -i "$tmp/b64" -b >/dev/null && pass || fail "eval of the output"
 
+# --max-batch-tokens changes batching, not translations.
+"$gloss" translate -m "$model" -i "$tmp/t.en" --max-batch-tokens 60 -b 4 >"$tmp/bt" 2>/dev/null
+cmp -s "$tmp/bt" "$tmp/b64" && pass || fail "--max-batch-tokens gives different translations"
+
+# Alignments, word scores, minimum length, coverage penalty, attention heat map.
+head -20 "$tmp/t.en" >"$tmp/t20.en"
+"$gloss" translate -m "$model" -i "$tmp/t20.en" -b 3 >"$tmp/plain" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t20.en" -b 3 --alignment hard --word-scores >"$tmp/rich" 2>/dev/null
+diff <(sed 's/ ||| .*//' "$tmp/rich") "$tmp/plain" >/dev/null && pass || fail "alignment/word scores change the translation"
+! grep -qvE '^.* \|\|\|( [0-9]+-[0-9]+)* \|\|\| WordScores=( -?[0-9]+\.[0-9]{4})*$' "$tmp/rich" && pass || fail "hard alignment + word scores format: $(head -2 "$tmp/rich")"
+awk -F' \\|\\|\\| ' '{ n = split($1, w, " "); m = split($3, s, " ") - 1; if (n != m) bad = 1 } END { exit bad }' "$tmp/rich" \
+  && pass || fail "one word score per output word"
+"$gloss" translate -m "$model" -i "$tmp/t20.en" -b 3 --alignment soft >"$tmp/soft" 2>/dev/null
+! grep -qvE '^.* \|\|\|( [0-9]\.[0-9]{4}(,[0-9]\.[0-9]{4})*)*$' "$tmp/soft" && pass || fail "soft alignment format: $(head -1 "$tmp/soft")"
+"$gloss" translate -m "$model" -i "$tmp/t20.en" -b 3 --min-length 30 >"$tmp/minlen" 2>/dev/null
+[ "$(wc -l <"$tmp/minlen")" -eq 20 ] && pass || fail "--min-length: one line per input line (its effect: tests/model)"
+"$gloss" translate -m "$model" -i "$tmp/t20.en" -b 3 --coverage-penalty 0.4 >"$tmp/cov" 2>/dev/null && [ "$(wc -l <"$tmp/cov")" -eq 20 ] \
+  && pass || fail "--coverage-penalty"
+"$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/att.svg" --attention-line 3 >/dev/null 2>&1
+python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert len([e for e in r.iter() if e.tag.endswith('rect')]) > 10" "$tmp/att.svg" \
+  && pass || fail "attention heat map is an SVG with cells"
+expect_error "attention as png" "give a file name ending in .svg" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/a.png"
+expect_streaming_error "attention line past the end" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/b.svg" --attention-line 21
+expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --alignment fuzzy
+
 # The translation benchmark prints its figures.
 "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
 

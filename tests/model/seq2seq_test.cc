@@ -291,6 +291,40 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     CHECK(nbest.size() <= 3);  // up to n_best: the search stops once its best hypothesis ended
     for (std::size_t k = 1; k < nbest.size(); ++k) CHECK(nbest[k - 1].score >= nbest[k].score);
   }
+  // Word scores and attention rows of each output subword (and of EOS); min length; coverage.
+  Seq2Seq::SearchOptions so;
+  so.beam_size = 4;
+  so.word_scores = true;
+  so.attention = true;
+  const auto rich = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  for (int n = 0; n < N; ++n) {
+    const auto& h = rich[static_cast<std::size_t>(n)][0];
+    CHECK(h.ids == hyps[static_cast<std::size_t>(n)]);
+    REQUIRE(h.word_log_probs.size() == h.ids.size() + 1);
+    double sum = 0;
+    for (float v : h.word_log_probs) sum += v;
+    CHECK(sum == Approx(h.log_prob).margin(1e-4));
+    const auto L = static_cast<std::size_t>(len[n]);
+    REQUIRE(h.attention.size() == (h.ids.size() + 1) * L);
+    for (std::size_t t = 0; t <= h.ids.size(); ++t) {
+      double row = 0;
+      for (std::size_t j = 0; j < L; ++j) row += h.attention[t * L + j];
+      CHECK(row == Approx(1.0).margin(1e-5));
+    }
+  }
+  so = {};
+  so.beam_size = 3;
+  so.min_length = S + 2;  // longer than every memorised target
+  const auto longer = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  for (int n = 0; n < N; ++n) CHECK(static_cast<int>(longer[static_cast<std::size_t>(n)][0].ids.size()) >= S + 2);
+  so = {};
+  so.beam_size = 3;
+  so.coverage_penalty = 0.2f;
+  const auto covered = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  for (int n = 0; n < N; ++n) {
+    const auto& h = covered[static_cast<std::size_t>(n)][0];
+    CHECK(h.score <= h.log_prob / static_cast<double>(h.ids.size() + 1) + 1e-9);  // the penalty is <= 0
+  }
 }
 
 TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds the norm", "[nn][optim]") {

@@ -294,7 +294,18 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "max-len-add", po::value(&o.max_len_add)->default_value(10), "see --max-len-ratio")(
       "batch-size", po::value(&o.batch_size)->default_value(64), "sentences per batch")(
       "threads", po::value(&threads)->default_value(2), "compute threads")(
-      "progress", po::bool_switch(&o.progress), "print progress on stderr");
+      "progress", po::bool_switch(&o.progress), "print progress on stderr (automatic when stderr is a terminal)")(
+      "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(0),
+      "at most this many padded source subwords per batch (0: no limit)")(
+      "min-length", po::value(&o.min_length)->default_value(0), "subwords before the end of sentence is allowed")(
+      "coverage-penalty", po::value(&o.coverage_penalty)->default_value(0.0f),
+      "beta of Wu et al. (2016): score + beta * sum_j log(min(attention on j, 1))")(
+      "word-scores", po::bool_switch(&o.word_scores), "append ' ||| WordScores= ' and each output word's log-probability")(
+      "alignment", po::value(&o.alignment)->default_value(""),
+      "append ' ||| ' and the attention alignment of the subwords: hard (src-tgt pairs) or soft (weights)")(
+      "attention", po::value(&o.attention_svg)->default_value(""),
+      "draw the attention matrix of one sentence (--attention-line) as an SVG heat map into this file")(
+      "attention-line", po::value(&o.attention_line)->default_value(1), "the input line --attention draws (from 1)");
   if (wants_help(args)) {
     out << desc;
     return 0;

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <numeric>
 
+#include "gloss/report/plot.h"
 #include "gloss/train/checkpoint.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
@@ -17,12 +18,29 @@
 
 namespace gloss::decode {
 
+void Translator::write_attention_svg(const std::vector<int>& src, const model::Seq2Seq::Hypothesis& h,
+                                     const std::string& path) const {
+  std::vector<std::string> src_pieces, tgt_pieces;
+  for (int id : src) src_pieces.push_back(src_.piece(id));
+  for (auto id : h.ids) tgt_pieces.push_back(tgt_.piece(id));
+  const std::size_t rows = src.empty() ? 0 : h.attention.size() / src.size();
+  if (rows > tgt_pieces.size()) tgt_pieces.push_back("</s>");
+  atomic_write_file(path, report::attention_svg(src_pieces, tgt_pieces, h.attention));
+}
+
 void validate(const TranslateOptions& o) {
   if (o.beam_size < 1) throw ConfigError("--beam-size must be at least 1 (got " + std::to_string(o.beam_size) + ")");
   if (o.n_best < 1 || o.n_best > o.beam_size)
     throw ConfigError("--n-best must be between 1 and --beam-size (got " + std::to_string(o.n_best) + ")");
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
   if (o.max_len_ratio <= 0) throw ConfigError("--max-len-ratio must be > 0");
+  if (o.max_batch_tokens < 0) throw ConfigError("--max-batch-tokens must be >= 0 (0: no limit)");
+  if (o.min_length < 0) throw ConfigError("--min-length must be >= 0");
+  if (!o.alignment.empty() && o.alignment != "hard" && o.alignment != "soft")
+    throw ConfigError("--alignment must be hard or soft (got '" + o.alignment + "')");
+  if (o.attention_line < 1) throw ConfigError("--attention-line counts from 1");
+  if (!o.attention_svg.empty() && !o.attention_svg.ends_with(".svg"))
+    throw ConfigError("--attention " + o.attention_svg + ": the heat map is drawn as SVG; give a file name ending in .svg");
 }
 
 Translator::Translator(const std::string& model_path) {
@@ -80,7 +98,14 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
   while (pos < n && src[order[pos]].empty() == false) {
     const std::size_t end = std::min(n, pos + static_cast<std::size_t>(o.batch_size));
     std::vector<std::size_t> idx;
-    for (std::size_t k = pos; k < end && !src[order[k]].empty(); ++k) idx.push_back(order[k]);
+    // Longest first: the first sentence sets the padded length of the batch.
+    const std::size_t padded = src[order[pos]].size();
+    for (std::size_t k = pos; k < end && !src[order[k]].empty(); ++k) {
+      if (o.max_batch_tokens > 0 && !idx.empty() &&
+          (idx.size() + 1) * padded > static_cast<std::size_t>(o.max_batch_tokens))
+        break;
+      idx.push_back(order[k]);
+    }
     const int N = static_cast<int>(idx.size());
     const int S = static_cast<int>(src[idx[0]].size());
     std::vector<std::int32_t> ids(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
@@ -92,27 +117,76 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
       max_len[static_cast<std::size_t>(k)] = static_cast<int>(o.max_len_ratio * static_cast<double>(s.size())) + o.max_len_add;
     }
     const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
-    if (o.beam_size == 1 && o.n_best == 1) {
+    const bool attention_wanted = !o.alignment.empty() || !o.attention_svg.empty();
+    const bool plain_greedy = o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
+                              !o.word_scores && !attention_wanted;
+    if (plain_greedy) {
       const auto g = model_->greedy(view, max_len);
-      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0}};
+      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
     } else {
-      auto beams = model_->beam_search(view, max_len, o.beam_size, o.length_penalty, o.n_best);
+      model::Seq2Seq::SearchOptions so;
+      so.beam_size = o.beam_size;
+      so.length_penalty = o.length_penalty;
+      so.n_best = o.n_best;
+      so.coverage_penalty = o.coverage_penalty;
+      so.min_length = o.min_length;
+      so.word_scores = o.word_scores;
+      so.attention = attention_wanted;
+      auto beams = model_->beam_search(view, max_len, so);
       for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
     }
     pos += idx.size();
   }
+  // What --alignment and --word-scores append to a translation.
+  auto extras = [&](const model::Seq2Seq::Hypothesis& h, std::size_t src_len) {
+    std::string x;
+    const std::size_t T = h.ids.size();
+    if (!o.alignment.empty()) {
+      x += " |||";
+      for (std::size_t t = 0; t < T && (t + 1) * src_len <= h.attention.size(); ++t) {
+        const float* row = h.attention.data() + t * src_len;
+        if (o.alignment == "hard") {
+          char buf[48];
+          std::snprintf(buf, sizeof buf, " %td-%zu", std::max_element(row, row + src_len) - row, t);
+          x += buf;
+        } else {
+          x += " ";
+          for (std::size_t j = 0; j < src_len; ++j) {
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "%s%.4f", j ? "," : "", static_cast<double>(row[j]));
+            x += buf;
+          }
+        }
+      }
+    }
+    if (o.word_scores) {
+      // Words are the output's whitespace-separated words: a piece starting with U+2581 starts one.
+      x += " ||| WordScores=";
+      double word = 0;
+      for (std::size_t t = 0; t < T && t < h.word_log_probs.size(); ++t) {
+        if (t > 0 && tgt_.piece(h.ids[t]).rfind("\xE2\x96\x81", 0) == 0) {  // a new word starts
+          x.append(" ").append(score_text(word));
+          word = 0;
+        }
+        word += h.word_log_probs[t];
+      }
+      if (T > 0) x.append(" ").append(score_text(word));
+    }
+    return x;
+  };
   std::vector<std::string> out;
   for (std::size_t i = 0; i < n; ++i) {
     auto& hyps = results[i];
     if (hyps.empty()) hyps.push_back({});  // empty input: empty output
+    if (!o.attention_svg.empty() && first_line + i == o.attention_line) write_attention_svg(src[i], hyps[0], o.attention_svg);
     if (o.n_best == 1) {
-      out.push_back(tgt_.decode(std::vector<int>(hyps[0].ids.begin(), hyps[0].ids.end())));
+      out.push_back(tgt_.decode(std::vector<int>(hyps[0].ids.begin(), hyps[0].ids.end())) + extras(hyps[0], src[i].size()));
       continue;
     }
     while (static_cast<int>(hyps.size()) < o.n_best) hyps.push_back(hyps.back());  // exactly n_best lines
     for (const auto& h : hyps)
       out.push_back(std::to_string(first_line + i - 1) + " ||| " + tgt_.decode(std::vector<int>(h.ids.begin(), h.ids.end())) +
-                    " ||| " + score_text(h.score));
+                    " ||| " + score_text(h.score) + extras(h, src[i].size()));
   }
   return out;
 }
@@ -135,6 +209,7 @@ void translate_file(Translator& translator, const std::string& input, const std:
   }
   std::ostream& sink = output == "-" ? out : file;
   const auto start = std::chrono::steady_clock::now();
+  const bool progress = o.progress || ::isatty(2);  // automatic on a terminal
   auto flush = [&]() {
     if (window.empty()) return;
     const auto lines = translator.translate(window, o, line_no - window.size() + 1, log);
@@ -142,7 +217,7 @@ void translate_file(Translator& translator, const std::string& input, const std:
     sink.flush();
     done += window.size();
     window.clear();
-    if (o.progress) {
+    if (progress) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       log << "translate: " << done << " lines, " << score_text(static_cast<double>(done) / s) << " sentences/s" << std::endl;
     }
@@ -177,6 +252,9 @@ void translate_file(Translator& translator, const std::string& input, const std:
   gzclose(in);
   if (!pending.empty()) take_line(pending);
   flush();
+  if (!o.attention_svg.empty() && o.attention_line > line_no)
+    throw ConfigError("--attention-line " + std::to_string(o.attention_line) + ": the input has only " +
+                      std::to_string(line_no) + " lines");
   if (output != "-") {
     file.close();
     if (!file || std::rename(tmp_path.c_str(), output.c_str()) != 0) {

@@ -23,6 +23,13 @@ struct TranslateOptions {
   int max_src_len = 250;        // longer inputs are truncated (with a warning)
   int window = 2000;            // lines sorted by length together
   bool progress = false;        // progress line on stderr
+  int max_batch_tokens = 0;     // > 0: at most this many padded source subwords per batch
+  float coverage_penalty = 0;   // beta of Wu et al. (2016)
+  int min_length = 0;           // subwords before EOS is allowed
+  bool word_scores = false;     // append " ||| WordScores= ..." (per output word)
+  std::string alignment;        // "", "hard" or "soft": append " ||| " + subword alignment
+  std::string attention_svg;    // draw the attention matrix of line attention_line here
+  std::size_t attention_line = 1;
 };
 void validate(const TranslateOptions& options);
 
@@ -34,6 +41,7 @@ class Translator {
                                      std::size_t first_line, std::ostream& log);
 
  private:
+  void write_attention_svg(const std::vector<int>& src, const model::Seq2Seq::Hypothesis& h, const std::string& path) const;
   nn::ParameterSet params_;
   std::unique_ptr<model::Seq2Seq> model_;
   text::SubwordModel src_, tgt_;

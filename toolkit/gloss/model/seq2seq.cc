@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <cstring>
 
 #include "gloss/tensor/compute.h"
@@ -536,15 +537,19 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
 }
 
 std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchView& b, const std::vector<int>& max_len,
-                                                                     int beam_size, float length_penalty, int n_best) {
-  const int S = b.S, N = b.N, B = beam_size;
-  const int H = N * B;  // hypothesis slot h = n * B + k
-  const std::int64_t K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab;
+                                                                     const SearchOptions& o) {
+  const int S = b.S, N = b.N, B = o.beam_size;
+  const std::int64_t K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab, A = config_.att;
+  const bool track_attention = o.attention || o.coverage_penalty != 0.0f;
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
   Tensor s0({N, D});
   initial_state(b, s0.data());
+  // Rows h = g * B + k: hypothesis k of active sentence group g (active[g] is its sentence).
+  std::vector<int> active(static_cast<std::size_t>(N));
+  std::iota(active.begin(), active.end(), 0);
+  int H = N * B;
   // Every hypothesis of sentence n attends over n's annotations: expand keys to [S, N*B, K].
   Tensor keys({S, H, K});
   std::vector<std::int32_t> lengths(static_cast<std::size_t>(H));
@@ -564,32 +569,46 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   nn::AdditiveAttention::Step step;
 
   const int P = state_parts();
-  Tensor s({P, H, D}), s_next({P, H, D}), s_sel({P, H, D});
+  Tensor s({P, H, D}), s_next({P, H, D}), s_sel;
   expand_state(s0.data(), N, B, s.data());
   const double neg_inf = -std::numeric_limits<double>::infinity();
-  std::vector<double> beam_lp(static_cast<std::size_t>(H), neg_inf);
-  for (int n = 0; n < N; ++n) beam_lp[static_cast<std::size_t>(n * B)] = 0.0;  // one live hypothesis to start
-  std::vector<std::vector<std::int32_t>> beam_ids(static_cast<std::size_t>(H));
+  struct Slot {
+    double lp = -std::numeric_limits<double>::infinity();  // -inf: empty slot
+    std::vector<std::int32_t> ids;
+    std::vector<float> word_lp, attention, coverage;
+  };
+  std::vector<Slot> slots(static_cast<std::size_t>(H));
+  for (int n = 0; n < N; ++n) {
+    Slot& first = slots[static_cast<std::size_t>(n * B)];
+    first.lp = 0.0;  // one live hypothesis to start
+    if (o.coverage_penalty != 0.0f) first.coverage.assign(static_cast<std::size_t>(b.src_lengths[n]), 0.0f);
+  }
   std::vector<std::int32_t> prev(static_cast<std::size_t>(H), 2 /*BOS*/);
   std::vector<std::vector<Hypothesis>> finished(static_cast<std::size_t>(N));
-  std::vector<bool> done(static_cast<std::size_t>(N), false);
-  auto normalise = [&](double lp, std::size_t len) {
-    return length_penalty == 0.0f ? lp : lp / std::pow(static_cast<double>(std::max<std::size_t>(1, len)), length_penalty);
+  auto final_score = [&](const Slot& slot, double lp, std::size_t len) {
+    double score = o.length_penalty == 0.0f ? lp
+                                            : lp / std::pow(static_cast<double>(std::max<std::size_t>(1, len)), o.length_penalty);
+    if (o.coverage_penalty != 0.0f) {
+      double cp = 0;
+      for (float c : slot.coverage) cp += std::log(std::min(1.0, std::max(1e-10, static_cast<double>(c))));
+      score += o.coverage_penalty * cp;
+    }
+    return score;
   };
-  const int longest = *std::max_element(max_len.begin(), max_len.end());
   std::vector<double> row_lse(static_cast<std::size_t>(H));
   std::vector<std::vector<std::pair<float, std::int32_t>>> top(static_cast<std::size_t>(H));
   InferScratch w;
-  for (int i = 0; i <= longest; ++i) {
+  for (int i = 0;; ++i) {
     infer_step(memory, step, H, prev.data(), s.data(), s_next.data(), w);
     const Tensor& logits = w.logits;
+    const float* alpha = step.alpha.data();  // [S, H]
     // Per live hypothesis, in parallel: log-sum-exp of its row and its 2B best words
-    // (pad, unk and bos never chosen). Dead slots (finished sentences, empty beam) are skipped.
+    // (pad, unk and bos never chosen).
 #pragma omp parallel for schedule(dynamic, 4)
     for (int h = 0; h < H; ++h) {
       auto& best = top[static_cast<std::size_t>(h)];
       best.clear();
-      if (beam_lp[static_cast<std::size_t>(h)] == neg_inf) continue;
+      if (slots[static_cast<std::size_t>(h)].lp == neg_inf) continue;
       const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
       float mx = row[0];
       for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
@@ -607,69 +626,135 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
         }
       }
     }
+    // The hypothesis `parent` extended by `tok`, with its histories.
+    auto extend = [&](int parent, std::int32_t tok, double lp, float word_lp) {
+      const Slot& from = slots[static_cast<std::size_t>(parent)];
+      Slot next;
+      next.lp = lp;
+      next.ids = from.ids;
+      if (tok != 3) next.ids.push_back(tok);
+      if (o.word_scores) {
+        next.word_lp = from.word_lp;
+        next.word_lp.push_back(word_lp);
+      }
+      if (track_attention) {
+        const int len = lengths[static_cast<std::size_t>(parent)];
+        if (o.attention) {
+          next.attention = from.attention;
+          for (int j = 0; j < len; ++j) next.attention.push_back(alpha[static_cast<std::int64_t>(j) * H + parent]);
+        }
+        if (o.coverage_penalty != 0.0f) {
+          next.coverage = from.coverage;
+          for (int j = 0; j < len; ++j) next.coverage[static_cast<std::size_t>(j)] += alpha[static_cast<std::int64_t>(j) * H + parent];
+        }
+      }
+      return next;
+    };
     // Per sentence: the 2B best continuations (so EOS cannot empty the beam), EOS ones finish.
+    const int G = static_cast<int>(active.size());
     std::vector<int> src_slot(static_cast<std::size_t>(H), 0);
     std::vector<std::int32_t> next_tok(static_cast<std::size_t>(H), 3);
-    std::vector<double> next_lp(static_cast<std::size_t>(H), neg_inf);
-    std::vector<std::vector<std::int32_t>> next_ids(static_cast<std::size_t>(H));
-    for (int n = 0; n < N; ++n) {
-      if (done[static_cast<std::size_t>(n)]) continue;
+    std::vector<Slot> next(static_cast<std::size_t>(H));
+    std::vector<bool> done(static_cast<std::size_t>(G), false);
+    for (int g = 0; g < G; ++g) {
+      const int n = active[static_cast<std::size_t>(g)];
       struct Cand {
         double lp;
         int slot;
         std::int32_t tok;
+        float word_lp;
       };
       std::vector<Cand> cands;
       for (int k = 0; k < B; ++k) {
-        const int h = n * B + k;
-        if (beam_lp[static_cast<std::size_t>(h)] == neg_inf) continue;
-        const auto& best = top[static_cast<std::size_t>(h)];
-        for (const auto& [logit, v] : best)
-          cands.push_back({beam_lp[static_cast<std::size_t>(h)] + logit - row_lse[static_cast<std::size_t>(h)], h, v});
+        const int h = g * B + k;
+        const double base = slots[static_cast<std::size_t>(h)].lp;
+        if (base == neg_inf) continue;
+        for (const auto& [logit, v] : top[static_cast<std::size_t>(h)]) {
+          const float wlp = static_cast<float>(logit - row_lse[static_cast<std::size_t>(h)]);
+          cands.push_back({base + logit - row_lse[static_cast<std::size_t>(h)], h, v, wlp});
+        }
       }
-      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.lp > b.lp; });
+      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& c) { return a.lp > c.lp; });
       int filled = 0;
+      bool best_ends = false, first = true;
       const bool last = i >= max_len[static_cast<std::size_t>(n)];
       for (const auto& cand : cands) {
         if (filled == B) break;
-        const auto& ids = beam_ids[static_cast<std::size_t>(cand.slot)];
+        if (cand.tok == 3 && i < o.min_length && !last) continue;  // too short to end
+        if (first) best_ends = cand.tok == 3;
+        first = false;
         if (cand.tok == 3 || last) {
-          Hypothesis hyp{ids, cand.lp, 0};
-          if (cand.tok != 3) hyp.ids.push_back(cand.tok);
-          hyp.score = normalise(hyp.log_prob, hyp.ids.size() + 1);
+          Slot ended = extend(cand.slot, cand.tok, cand.lp, cand.word_lp);
+          Hypothesis hyp{std::move(ended.ids), cand.lp, 0, std::move(ended.word_lp), std::move(ended.attention)};
+          hyp.score = final_score(ended, cand.lp, hyp.ids.size() + 1);
           finished[static_cast<std::size_t>(n)].push_back(std::move(hyp));
           continue;
         }
-        const int h = n * B + filled++;
+        const int h = g * B + filled++;
         src_slot[static_cast<std::size_t>(h)] = cand.slot;
         next_tok[static_cast<std::size_t>(h)] = cand.tok;
-        next_lp[static_cast<std::size_t>(h)] = cand.lp;
-        next_ids[static_cast<std::size_t>(h)] = ids;
-        next_ids[static_cast<std::size_t>(h)].push_back(cand.tok);
+        next[static_cast<std::size_t>(h)] = extend(cand.slot, cand.tok, cand.lp, cand.word_lp);
       }
       // A sentence is done when its best candidate of this step ends it (no live hypothesis
       // is ahead of it any more), at its length limit, or when nothing is left alive.
-      if (last || filled == 0 || (!cands.empty() && cands.front().tok == 3)) done[static_cast<std::size_t>(n)] = true;
-      if (done[static_cast<std::size_t>(n)])
-        for (int k = 0; k < B; ++k) next_lp[static_cast<std::size_t>(n * B + k)] = neg_inf;
+      done[static_cast<std::size_t>(g)] = last || filled == 0 || best_ends;
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    // Reorder states to the selected hypotheses.
+    // The groups still searching, compacted: rows of finished sentences leave the batch.
+    std::vector<int> keep;
+    for (int g = 0; g < G; ++g)
+      if (!done[static_cast<std::size_t>(g)]) keep.push_back(g);
+    if (keep.empty()) break;
+    const int H2 = static_cast<int>(keep.size()) * B;
+    std::vector<int> row_from(static_cast<std::size_t>(H2));  // new row <- old row (same group)
+    for (std::size_t g2 = 0; g2 < keep.size(); ++g2)
+      for (int k = 0; k < B; ++k) row_from[g2 * static_cast<std::size_t>(B) + static_cast<std::size_t>(k)] = keep[g2] * B + k;
+    s_sel.resize({P, H2, D});
     for (int p = 0; p < P; ++p)
-      for (int h = 0; h < H; ++h)
-        std::memcpy(s_sel.data() + (static_cast<std::int64_t>(p) * H + h) * D,
-                    s_next.data() + (static_cast<std::int64_t>(p) * H + src_slot[static_cast<std::size_t>(h)]) * D,
+      for (int h = 0; h < H2; ++h)
+        std::memcpy(s_sel.data() + (static_cast<std::int64_t>(p) * H2 + h) * D,
+                    s_next.data() + (static_cast<std::int64_t>(p) * H + src_slot[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])]) * D,
                     static_cast<std::size_t>(D) * sizeof(float));
     std::swap(s, s_sel);
-    beam_lp = next_lp;
-    beam_ids = std::move(next_ids);
-    prev = next_tok;
+    std::vector<Slot> kept(static_cast<std::size_t>(H2));
+    std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2));
+    for (int h = 0; h < H2; ++h) {
+      kept[static_cast<std::size_t>(h)] = std::move(next[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])]);
+      kept_tok[static_cast<std::size_t>(h)] = next_tok[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
+    }
+    slots = std::move(kept);
+    prev = std::move(kept_tok);
+    if (H2 != H) {
+      // Attention memory of the remaining rows: keys, their projection and lengths.
+      Tensor keys2({S, H2, K}), uh2({S, H2, A});
+      std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2));
+      for (int j = 0; j < S; ++j)
+        for (int h = 0; h < H2; ++h) {
+          const std::int64_t from = static_cast<std::int64_t>(j) * H + row_from[static_cast<std::size_t>(h)];
+          const std::int64_t to = static_cast<std::int64_t>(j) * H2 + h;
+          std::memcpy(keys2.data() + to * K, keys.data() + from * K, static_cast<std::size_t>(K) * sizeof(float));
+          std::memcpy(uh2.data() + to * A, memory.uh.data() + from * A, static_cast<std::size_t>(A) * sizeof(float));
+        }
+      for (int h = 0; h < H2; ++h) lengths2[static_cast<std::size_t>(h)] = lengths[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
+      keys = std::move(keys2);
+      memory.uh = std::move(uh2);
+      lengths = std::move(lengths2);
+      memory.keys = keys.data();
+      memory.lengths = lengths.data();
+      memory.N = H2;
+      std::vector<int> active2;
+      for (int g : keep) active2.push_back(active[static_cast<std::size_t>(g)]);
+      active = std::move(active2);
+      H = H2;
+      s_next.resize({P, H, D});
+      row_lse.resize(static_cast<std::size_t>(H));
+      top.resize(static_cast<std::size_t>(H));
+    }
   }
   std::vector<std::vector<Hypothesis>> out(static_cast<std::size_t>(N));
   for (int n = 0; n < N; ++n) {
     auto& fin = finished[static_cast<std::size_t>(n)];
-    std::stable_sort(fin.begin(), fin.end(), [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
-    if (static_cast<int>(fin.size()) > n_best) fin.resize(static_cast<std::size_t>(n_best));
+    std::stable_sort(fin.begin(), fin.end(), [](const Hypothesis& a, const Hypothesis& c) { return a.score > c.score; });
+    if (static_cast<int>(fin.size()) > o.n_best) fin.resize(static_cast<std::size_t>(o.n_best));
     out[static_cast<std::size_t>(n)] = std::move(fin);
   }
   return out;

@@ -83,16 +83,40 @@ class Seq2Seq {
   std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
 
   // Beam search over the batch's sentences at once (sentences x beam hypotheses in every
-  // oneDNN step call). Hypotheses end with EOS or at max_len[n] words; finished ones are
-  // ranked by log-probability / length^length_penalty. Returns up to n_best per sentence,
-  // best first.
+  // oneDNN step call; a sentence whose search ended leaves the batch, which shrinks).
+  // Hypotheses end with EOS or at max_len[n] words; finished ones are ranked by
+  // log-probability / length^length_penalty (+ the coverage penalty). Returns up to n_best
+  // per sentence, best first.
+  struct SearchOptions {
+    int beam_size = 5;
+    float length_penalty = 1.0f;  // alpha of score = log p / length^alpha
+    int n_best = 1;
+    float coverage_penalty = 0;   // beta of Wu et al. (2016): + beta * sum_j log(min(sum_i a_ij, 1))
+    int min_length = 0;           // EOS is not allowed before this many subwords
+    bool word_scores = false;     // keep each output subword's log-probability
+    bool attention = false;       // keep the attention weights of each output subword
+  };
   struct Hypothesis {
     std::vector<std::int32_t> ids;  // without EOS
     double log_prob = 0;            // sum of word log-probabilities (EOS included)
-    double score = 0;               // normalised: log_prob / length^alpha
+    double score = 0;               // normalised: log_prob / length^alpha (+ coverage penalty)
+    // With SearchOptions::word_scores: the log-probability of each subword of ids, then of EOS
+    // when the hypothesis ended with it.
+    std::vector<float> word_log_probs;
+    // With SearchOptions::attention: one row per entry of word_log_probs (the same steps), each
+    // the weights over the sentence's src_lengths[n] source subwords.
+    std::vector<float> attention;
   };
   std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
-                                                   int beam_size, float length_penalty, int n_best);
+                                                   const SearchOptions& options);
+  std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
+                                                   int beam_size, float length_penalty, int n_best) {
+    SearchOptions o;
+    o.beam_size = beam_size;
+    o.length_penalty = length_penalty;
+    o.n_best = n_best;
+    return beam_search(batch, max_len, o);
+  }
 
  private:
   struct EncoderLayer {

@@ -154,4 +154,37 @@ std::string training_curves_svg(const std::vector<MetricsRow>& rows, const std::
   return svg.str();
 }
 
+std::string attention_svg(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
+                          const std::vector<float>& weights) {
+  const std::size_t cols = src_pieces.size(), rows = cols ? std::min(tgt_pieces.size(), weights.size() / cols) : 0;
+  const double cell = 28, left = 130, top = 130;
+  const double W = left + cell * static_cast<double>(cols) + 20, H = top + cell * static_cast<double>(rows) + 20;
+  std::ostringstream svg;
+  svg << "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='" << num(W, 0)
+      << "' height='" << num(H, 0) << "' font-family='DejaVu Sans, Arial, sans-serif' font-size='12'>\n"
+      << "<rect width='100%' height='100%' fill='white'/>\n";
+  for (std::size_t j = 0; j < cols; ++j) {
+    const double x = left + cell * (static_cast<double>(j) + 0.5);
+    svg << "<text transform='translate(" << num(x + 4) << "," << num(top - 6) << ") rotate(-60)'>"
+        << escape(src_pieces[j]) << "</text>\n";
+  }
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double y = top + cell * static_cast<double>(i);
+    svg << "<text x='" << num(left - 6) << "' y='" << num(y + cell / 2 + 4) << "' text-anchor='end'>"
+        << escape(tgt_pieces[i]) << "</text>\n";
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double v = std::clamp(static_cast<double>(weights[i * cols + j]), 0.0, 1.0);
+      const int r = static_cast<int>(255 - v * 247), g = static_cast<int>(255 - v * 207), b = static_cast<int>(255 - v * 148);
+      const double x = left + cell * static_cast<double>(j);
+      svg << "<rect x='" << num(x) << "' y='" << num(y) << "' width='" << num(cell) << "' height='" << num(cell)
+          << "' fill='rgb(" << r << "," << g << "," << b << ")' stroke='#ddd'><title>" << num(v, 3) << "</title></rect>\n";
+      if (v >= 0.1)
+        svg << "<text x='" << num(x + cell / 2) << "' y='" << num(y + cell / 2 + 4) << "' text-anchor='middle' font-size='9' fill='"
+            << (v > 0.5 ? "white" : "black") << "'>" << num(v * 100, 0) << "</text>\n";
+    }
+  }
+  svg << "</svg>\n";
+  return svg.str();
+}
+
 }  // namespace gloss::report

@@ -20,4 +20,10 @@ std::vector<MetricsRow> read_metrics(const std::string& path);
 // The SVG document (UTF-8 text). `title` goes above the two panels.
 std::string training_curves_svg(const std::vector<MetricsRow>& rows, const std::string& title);
 
+// The attention matrix of one translation as an SVG heat map: source pieces along the top,
+// target pieces down the left, one cell per weight (white 0 to dark blue 1), each labelled
+// when it is at least 0.1. weights: [targets, sources] row-major.
+std::string attention_svg(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
+                          const std::vector<float>& weights);
+
 }  // namespace gloss::report

@@ -161,6 +161,8 @@ std::string SubwordModel::decode_pieces(const std::vector<std::string>& pieces) 
   return text;
 }
 
+std::string SubwordModel::piece(int id) const { return sp_->IdToPiece(id); }
+
 int SubwordModel::vocab_size() const { return sp_->GetPieceSize(); }
 
 std::string subword_fingerprint(const std::vector<std::string>& files, const SubwordOptions& o,

@@ -32,6 +32,7 @@ class SubwordModel {
   std::string decode(const std::vector<int>& ids) const;
   std::string decode_pieces(const std::vector<std::string>& pieces) const;
   int vocab_size() const;
+  std::string piece(int id) const;  // the piece of an id ("▁Ein", "<0xC3>", "</s>")
   const std::string& bytes() const { return bytes_; }  // the serialised model (for model files)
 
  private:
