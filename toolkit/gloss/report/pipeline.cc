@@ -222,7 +222,7 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
                 {"enc_layers", r.model.enc_layers},
                 {"dec_layers", r.model.dec_layers}};
   j["training"] = {{"steps", trained.steps},
-                   {"epoch", trained.epoch},
+                   {"epochs", trained.epochs_done},
                    {"target_tokens", trained.target_tokens},
                    {"seconds", trained.train_seconds},
                    {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
@@ -251,12 +251,13 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   std::ostringstream md;
   md << "# Gloss run report: " << fs::path(r.path).filename().string() << "\n\n";
   md << "- Recipe: `" << r.path << "` (fingerprint " << recipe_fp << "), run folder `" << dir.string() << "`\n";
+ const auto dropped = trained.data_summary.find("; ");
   md << "- Data: " << trained.pairs_kept << " of " << trained.pairs_read << " training pairs kept ("
-     << trained.data_summary << "); " << trained.valid_pairs << " validation pairs; subword vocabularies "
+     << (dropped == std::string::npos ? "none dropped" : trained.data_summary.substr(dropped + 2)) << "); " << trained.valid_pairs << " validation pairs; subword vocabularies "
      << trained.src_vocab << " (" << r.data.src_lang << ") and " << trained.tgt_vocab << " (" << r.data.tgt_lang << ")\n";
   md << "- Model: " << r.model.cell << ", " << trained.parameters << " parameters, `" << trained.best_model << "` ("
      << fixed(static_cast<double>(model_bytes) / 1e6, 1) << " MB)\n";
-  md << "- Training: " << trained.steps << " updates, epoch " << trained.epoch << ", " << hms(trained.train_seconds)
+  md << "- Training: " << trained.steps << " updates, " << fixed(trained.epochs_done, 2) << " epochs, " << hms(trained.train_seconds)
      << " of updates, " << fixed(trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0, 0)
      << " target tokens/s; best validation " << r.train.valid_metric << " at step " << trained.best_step;
   if (best_row)

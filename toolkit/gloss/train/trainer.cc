@@ -419,6 +419,8 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   outcome.src_vocab = src_sp.vocab_size();
   outcome.tgt_vocab = tgt_sp.vocab_size();
   outcome.epoch = static_cast<int>(state.epoch);
+  outcome.epochs_done = static_cast<double>(batcher.position().epoch - 1) +
+                        static_cast<double>(batcher.position().batch) / static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
   outcome.target_tokens = state.target_tokens;
   outcome.train_seconds = state.elapsed_seconds;
   outcome.stop_reason = why;

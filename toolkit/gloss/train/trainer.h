@@ -41,6 +41,7 @@ struct TrainOutcome {
   std::string data_summary;       // the filter report line
   int src_vocab = 0, tgt_vocab = 0;
   int epoch = 0;                  // the epoch training stopped in
+  double epochs_done = 0;         // complete epochs plus the fraction of the current one
   std::int64_t target_tokens = 0; // trained on, over all runs
   double train_seconds = 0;       // training time over all runs (validation included)
   std::string stop_reason;        // empty when this run took no step
