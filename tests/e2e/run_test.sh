@@ -45,7 +45,7 @@ INI
 
 "$gloss" run "$tmp/tiny.ini" >"$tmp/report1" 2>"$tmp/log1" || fail "run exit $?: $(tail -3 "$tmp/log1")"
 grep -q "^# Gloss run report: tiny.ini" "$tmp/report1" && pass || fail "report on stdout: $(head -3 "$tmp/report1")"
-grep -qE '^\| test_2016_flickr \| 1000 \| 2 \| BLEU \| [0-9]+\.[0-9] \| `nrefs:1\|case:mixed\|eff:no\|tok:13a\|smooth:exp\|version:2\.6\.0` \|$' "$tmp/report1" \
+grep -qF '| BLEU |' "$tmp/report1" && grep -qE '^\| test_2016_flickr \| 1000 \| 2 \| BLEU \| [0-9]+\.[0-9] \| `nrefs:1\\\|case:mixed\\\|eff:no\\\|tok:13a\\\|smooth:exp\\\|version:2\.6\.0` \|$' "$tmp/report1" \
   && pass || fail "BLEU row with signature: $(grep BLEU "$tmp/report1")"
 grep -qE '^\| test_2016_flickr .* chrF2 ' "$tmp/report1" && pass || fail "chrF row"
 for f in report.md report.json curves.svg test_2016_flickr.de model.best.gloss; do

@@ -90,6 +90,16 @@ std::size_t count_lines(const std::string& path) {
   return n;
 }
 
+// A '|' inside a Markdown table cell (even in code) must be written '\|'.
+std::string table_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 struct TestResult {
   std::string name, source, reference, output;
   std::size_t lines = 0;
@@ -269,7 +279,7 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     for (const auto& t : tests)
       for (const auto& s : t.scores)
         md << "| " << t.name << " | " << t.lines << " | " << r.decode.beam_size << " | " << s.value("name", "") << " | "
-           << fixed(s.value("score", 0.0), 1) << " | `" << s.value("signature", "") << "` |\n";
+           << fixed(s.value("score", 0.0), 1) << " | `" << table_escape(s.value("signature", "")) << "` |\n";
     md << "\n";
   }
   md << "This run: train " << fixed(stages["train"]["seconds"].get<double>(), 1) << " s";
