@@ -76,6 +76,10 @@ expect_error "attention as png" "give a file name ending in .svg" -- "$gloss" tr
 expect_streaming_error "attention line past the end" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/b.svg" --attention-line 21
 expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --alignment fuzzy
 
+# Ensembles: two models translate together; models with other subword models are refused.
+"$gloss" translate -m "$model" "$tmp/uninterrupted.gloss" -i "$tmp/t20.en" -b 2 >"$tmp/ens" 2>/dev/null && [ "$(wc -l <"$tmp/ens")" -eq 20 ] \
+  && pass || fail "ensemble of two models"
+
 # The translation benchmark prints its figures.
 "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
 

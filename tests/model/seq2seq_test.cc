@@ -291,6 +291,16 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     CHECK(nbest.size() <= 3);  // up to n_best: the search stops once its best hypothesis ended
     for (std::size_t k = 1; k < nbest.size(); ++k) CHECK(nbest[k - 1].score >= nbest[k].score);
   }
+  // An ensemble of the model with itself: the mean of equal log-probabilities, the same search.
+  Seq2Seq::SearchOptions five;
+  five.beam_size = 5;
+  five.n_best = 3;
+  const auto twice = Seq2Seq::beam_search({&model, &model}, batch, std::vector<int>(N, 2 * S), five);
+  for (int n = 0; n < N; ++n) {
+    REQUIRE(!twice[static_cast<std::size_t>(n)].empty());
+    CHECK(twice[static_cast<std::size_t>(n)][0].ids == beam5[static_cast<std::size_t>(n)][0].ids);
+    CHECK(twice[static_cast<std::size_t>(n)][0].score == Approx(beam5[static_cast<std::size_t>(n)][0].score).margin(1e-4));
+  }
   // Word scores and attention rows of each output subword (and of EOS); min length; coverage.
   Seq2Seq::SearchOptions so;
   so.beam_size = 4;

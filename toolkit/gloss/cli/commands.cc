@@ -277,14 +277,16 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
 
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
   decode::TranslateOptions o;
-  std::string model, input, output;
+  std::vector<std::string> models;
+  std::string input, output;
   int threads = 2;
   po::options_description desc(
-      "Usage: gloss translate -m MODEL [-i IN] [-o OUT] [options]\n"
+      "Usage: gloss translate -m MODEL [MODEL ...] [-i IN] [-o OUT] [options]\n"
       "Translates one sentence per line (plain or .gz; standard input by default), one output line\n"
       "per input line, in input order. MODEL is a model file from gloss train (it holds its\n"
-      "subword models); nothing else is needed");
-  desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "model file")(
+      "subword models); nothing else is needed. Several models (trained with the same subword\n"
+      "models) translate as an ensemble, averaging their log-probabilities");
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&models)->required()->multitoken(), "model file(s)")(
       "input,i", po::value(&input)->default_value("-"), "input text (- = standard input)")(
       "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
       "beam-size,b", po::value(&o.beam_size)->default_value(5), "beam size (1 = greedy)")(
@@ -314,7 +316,8 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   if (threads < 1) throw ConfigError("--threads must be at least 1");
   decode::validate(o);
   compute::set_threads(threads);
-  decode::Translator translator(model);
+  for (const auto& m : models) require_file(m);
+  decode::Translator translator(models);
   decode::translate_file(translator, input, output, o, out, log);
   return 0;
 }

@@ -43,12 +43,27 @@ void validate(const TranslateOptions& o) {
     throw ConfigError("--attention " + o.attention_svg + ": the heat map is drawn as SVG; give a file name ending in .svg");
 }
 
-Translator::Translator(const std::string& model_path) {
-  const auto mf = train::load_model(model_path, nullptr);
-  model_ = std::make_unique<model::Seq2Seq>(mf.config, params_);
-  train::load_model(model_path, &params_);
-  src_ = text::SubwordModel::from_bytes(mf.src_spm, model_path + " (source subwords)");
-  tgt_ = text::SubwordModel::from_bytes(mf.tgt_spm, model_path + " (target subwords)");
+Translator::Translator(const std::string& model_path) : Translator(std::vector<std::string>{model_path}) {}
+
+Translator::Translator(const std::vector<std::string>& model_paths) {
+  if (model_paths.empty()) throw ConfigError("give at least one model file (-m)");
+  std::string src_spm, tgt_spm;
+  for (const auto& path : model_paths) {
+    const auto mf = train::load_model(path, nullptr);
+    if (models_.empty()) {
+      src_spm = mf.src_spm;
+      tgt_spm = mf.tgt_spm;
+      src_ = text::SubwordModel::from_bytes(mf.src_spm, path + " (source subwords)");
+      tgt_ = text::SubwordModel::from_bytes(mf.tgt_spm, path + " (target subwords)");
+    } else if (mf.src_spm != src_spm || mf.tgt_spm != tgt_spm) {
+      throw InputError(path, 0, "uses other subword models than " + model_paths[0] +
+                                    "; an ensemble needs models trained with the same ones");
+    }
+    auto member = std::make_unique<Member>();
+    member->model = std::make_unique<model::Seq2Seq>(mf.config, member->params);
+    train::load_model(path, &member->params);
+    models_.push_back(std::move(member));
+  }
 }
 
 namespace {
@@ -118,10 +133,10 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
     }
     const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
     const bool attention_wanted = !o.alignment.empty() || !o.attention_svg.empty();
-    const bool plain_greedy = o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
+    const bool plain_greedy = models_.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
                               !o.word_scores && !attention_wanted;
     if (plain_greedy) {
-      const auto g = model_->greedy(view, max_len);
+      const auto g = models_[0]->model->greedy(view, max_len);
       for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
     } else {
       model::Seq2Seq::SearchOptions so;
@@ -132,7 +147,9 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
       so.min_length = o.min_length;
       so.word_scores = o.word_scores;
       so.attention = attention_wanted;
-      auto beams = model_->beam_search(view, max_len, so);
+      std::vector<model::Seq2Seq*> ensemble;
+      for (auto& m : models_) ensemble.push_back(m->model.get());
+      auto beams = model::Seq2Seq::beam_search(ensemble, view, max_len, so);
       for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
     }
     pos += idx.size();

@@ -36,14 +36,19 @@ void validate(const TranslateOptions& options);
 class Translator {
  public:
   explicit Translator(const std::string& model_path);
+  // An ensemble of models trained with the same subword models: log-probabilities averaged.
+  explicit Translator(const std::vector<std::string>& model_paths);
   // Translations of `lines`; lines are numbered from first_line for n-best ids and warnings.
   std::vector<std::string> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
                                      std::size_t first_line, std::ostream& log);
 
  private:
   void write_attention_svg(const std::vector<int>& src, const model::Seq2Seq::Hypothesis& h, const std::string& path) const;
-  nn::ParameterSet params_;
-  std::unique_ptr<model::Seq2Seq> model_;
+  struct Member {
+    nn::ParameterSet params;
+    std::unique_ptr<model::Seq2Seq> model;
+  };
+  std::vector<std::unique_ptr<Member>> models_;
   text::SubwordModel src_, tgt_;
 };
 

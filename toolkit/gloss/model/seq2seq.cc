@@ -536,41 +536,94 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
   return out;
 }
 
-std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchView& b, const std::vector<int>& max_len,
-                                                                     const SearchOptions& o) {
-  const int S = b.S, N = b.N, B = o.beam_size;
-  const std::int64_t K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab, A = config_.att;
-  const bool track_attention = o.attention || o.coverage_penalty != 0.0f;
+void Seq2Seq::search_start(Search& c, const BatchView& b, int B) {
+  const int S = b.S, N = b.N;
+  const std::int64_t K = key_dim_, D = config_.dec_hidden;
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
   Tensor s0({N, D});
   initial_state(b, s0.data());
+  c.S = S;
+  c.H = N * B;
+  // Every hypothesis of sentence n attends over n's annotations: expand keys to [S, N*B, K].
+  c.keys.resize({S, c.H, K});
+  c.lengths.resize(static_cast<std::size_t>(c.H));
+  for (int j = 0; j < S; ++j)
+    for (int n = 0; n < N; ++n)
+      for (int k = 0; k < B; ++k)
+        std::memcpy(c.keys.data() + (static_cast<std::int64_t>(j) * c.H + n * B + k) * K,
+                    annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, static_cast<std::size_t>(K) * sizeof(float));
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < B; ++k) c.lengths[static_cast<std::size_t>(n * B + k)] = b.src_lengths[n];
+  c.memory.S = S;
+  c.memory.N = c.H;
+  c.memory.keys = c.keys.data();
+  c.memory.lengths = c.lengths.data();
+  attention_.prepare(c.memory);
+  const int P = state_parts();
+  c.s.resize({P, c.H, D});
+  c.s_next.resize({P, c.H, D});
+  expand_state(s0.data(), N, B, c.s.data());
+}
+
+void Seq2Seq::search_step(Search& c, const std::int32_t* prev) {
+  infer_step(c.memory, c.step, c.H, prev, c.s.data(), c.s_next.data(), c.w);
+}
+
+void Seq2Seq::search_select(Search& c, const std::vector<int>& next_parent, const std::vector<int>& same_sentence) {
+  const int H = c.H, H2 = static_cast<int>(next_parent.size()), S = c.S, P = state_parts();
+  const std::int64_t K = key_dim_, D = config_.dec_hidden, A = config_.att;
+  c.s_sel.resize({P, H2, D});
+  for (int p = 0; p < P; ++p)
+    for (int h = 0; h < H2; ++h)
+      std::memcpy(c.s_sel.data() + (static_cast<std::int64_t>(p) * H2 + h) * D,
+                  c.s_next.data() + (static_cast<std::int64_t>(p) * H + next_parent[static_cast<std::size_t>(h)]) * D,
+                  static_cast<std::size_t>(D) * sizeof(float));
+  std::swap(c.s, c.s_sel);
+  if (H2 == H) return;
+  // Attention memory of the remaining rows: keys, their projection and lengths.
+  Tensor keys2({S, H2, K}), uh2({S, H2, A});
+  std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2));
+  for (int j = 0; j < S; ++j)
+    for (int h = 0; h < H2; ++h) {
+      const std::int64_t from = static_cast<std::int64_t>(j) * H + same_sentence[static_cast<std::size_t>(h)];
+      const std::int64_t to = static_cast<std::int64_t>(j) * H2 + h;
+      std::memcpy(keys2.data() + to * K, c.keys.data() + from * K, static_cast<std::size_t>(K) * sizeof(float));
+      std::memcpy(uh2.data() + to * A, c.memory.uh.data() + from * A, static_cast<std::size_t>(A) * sizeof(float));
+    }
+  for (int h = 0; h < H2; ++h) lengths2[static_cast<std::size_t>(h)] = c.lengths[static_cast<std::size_t>(same_sentence[static_cast<std::size_t>(h)])];
+  c.keys = std::move(keys2);
+  c.memory.uh = std::move(uh2);
+  c.lengths = std::move(lengths2);
+  c.memory.keys = c.keys.data();
+  c.memory.lengths = c.lengths.data();
+  c.memory.N = H2;
+  c.H = H2;
+  c.s_next.resize({P, H2, D});
+}
+
+std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchView& b, const std::vector<int>& max_len,
+                                                                     const SearchOptions& o) {
+  return beam_search(std::vector<Seq2Seq*>{this}, b, max_len, o);
+}
+
+std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::vector<Seq2Seq*>& models, const BatchView& b,
+                                                                     const std::vector<int>& max_len, const SearchOptions& o) {
+  const int N = b.N, B = o.beam_size, M = static_cast<int>(models.size());
+  const std::int64_t V = models[0]->config_.tgt_vocab;
+  for (auto* m : models)
+    if (m->config_.tgt_vocab != V || m->config_.src_vocab != models[0]->config_.src_vocab)
+      throw ConfigError("the models of an ensemble need the same vocabularies");
+  const bool track_attention = o.attention || o.coverage_penalty != 0.0f;
+  std::vector<Search> ctx(static_cast<std::size_t>(M));
+  for (int m = 0; m < M; ++m) models[static_cast<std::size_t>(m)]->search_start(ctx[static_cast<std::size_t>(m)], b, B);
   // Rows h = g * B + k: hypothesis k of active sentence group g (active[g] is its sentence).
   std::vector<int> active(static_cast<std::size_t>(N));
   std::iota(active.begin(), active.end(), 0);
   int H = N * B;
-  // Every hypothesis of sentence n attends over n's annotations: expand keys to [S, N*B, K].
-  Tensor keys({S, H, K});
-  std::vector<std::int32_t> lengths(static_cast<std::size_t>(H));
-  for (int j = 0; j < S; ++j)
-    for (int n = 0; n < N; ++n)
-      for (int k = 0; k < B; ++k)
-        std::memcpy(keys.data() + (static_cast<std::int64_t>(j) * H + n * B + k) * K,
-                    annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, static_cast<std::size_t>(K) * sizeof(float));
-  for (int n = 0; n < N; ++n)
-    for (int k = 0; k < B; ++k) lengths[static_cast<std::size_t>(n * B + k)] = b.src_lengths[n];
-  nn::AdditiveAttention::Memory memory;
-  memory.S = S;
-  memory.N = H;
-  memory.keys = keys.data();
-  memory.lengths = lengths.data();
-  attention_.prepare(memory);
-  nn::AdditiveAttention::Step step;
+  std::vector<std::int32_t> lengths(ctx[0].lengths);  // source length of each row
 
-  const int P = state_parts();
-  Tensor s({P, H, D}), s_next({P, H, D}), s_sel;
-  expand_state(s0.data(), N, B, s.data());
   const double neg_inf = -std::numeric_limits<double>::infinity();
   struct Slot {
     double lp = -std::numeric_limits<double>::infinity();  // -inf: empty slot
@@ -597,24 +650,49 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
   };
   std::vector<double> row_lse(static_cast<std::size_t>(H));
   std::vector<std::vector<std::pair<float, std::int32_t>>> top(static_cast<std::size_t>(H));
-  InferScratch w;
+  std::vector<float> mixed;  // ensembles: mean log-probabilities [H, V]
+  Tensor alpha_mean;         // ensembles: mean attention [S, H]
   for (int i = 0;; ++i) {
-    infer_step(memory, step, H, prev.data(), s.data(), s_next.data(), w);
-    const Tensor& logits = w.logits;
-    const float* alpha = step.alpha.data();  // [S, H]
-    // Per live hypothesis, in parallel: log-sum-exp of its row and its 2B best words
-    // (pad, unk and bos never chosen).
+    for (int m = 0; m < M; ++m) models[static_cast<std::size_t>(m)]->search_step(ctx[static_cast<std::size_t>(m)], prev.data());
+    const int S = ctx[0].S;
+    const float* alpha = ctx[0].step.alpha.data();  // [S, H]
+    if (M > 1 && track_attention) {
+      alpha_mean.resize({S, H});
+      alpha_mean.zero();
+      for (auto& c : ctx)
+        for (std::int64_t k = 0; k < static_cast<std::int64_t>(S) * H; ++k) alpha_mean[k] += c.step.alpha[k] / static_cast<float>(M);
+      alpha = alpha_mean.data();
+    }
+    if (M > 1) mixed.resize(static_cast<std::size_t>(H) * static_cast<std::size_t>(V));
+    // Per live hypothesis, in parallel: log-sum-exp of its row (one model) or the mean of the
+    // models' log-probabilities (ensemble), and its 2B best words (pad, unk and bos never chosen).
 #pragma omp parallel for schedule(dynamic, 4)
     for (int h = 0; h < H; ++h) {
       auto& best = top[static_cast<std::size_t>(h)];
       best.clear();
       if (slots[static_cast<std::size_t>(h)].lp == neg_inf) continue;
-      const float* row = logits.data() + static_cast<std::int64_t>(h) * V;
-      float mx = row[0];
-      for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-      double sum = 0;
-      for (std::int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-      row_lse[static_cast<std::size_t>(h)] = mx + std::log(sum);
+      auto lse_of = [V](const float* row) {
+        float mx = row[0];
+        for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+        double sum = 0;
+        for (std::int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+        return mx + std::log(sum);
+      };
+      const float* row;
+      if (M == 1) {
+        row = ctx[0].w.logits.data() + static_cast<std::int64_t>(h) * V;
+        row_lse[static_cast<std::size_t>(h)] = lse_of(row);
+      } else {
+        float* mix = mixed.data() + static_cast<std::int64_t>(h) * V;
+        std::fill(mix, mix + V, 0.0f);
+        for (auto& c : ctx) {
+          const float* r = c.w.logits.data() + static_cast<std::int64_t>(h) * V;
+          const double lse = lse_of(r);
+          for (std::int64_t v = 0; v < V; ++v) mix[v] += static_cast<float>((r[v] - lse) / M);
+        }
+        row = mix;
+        row_lse[static_cast<std::size_t>(h)] = 0.0;
+      }
       for (std::int64_t v = 3; v < V; ++v) {
         if (static_cast<int>(best.size()) < 2 * B) {
           best.emplace_back(row[v], static_cast<std::int32_t>(v));
@@ -705,47 +783,27 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const BatchVi
       if (!done[static_cast<std::size_t>(g)]) keep.push_back(g);
     if (keep.empty()) break;
     const int H2 = static_cast<int>(keep.size()) * B;
-    std::vector<int> row_from(static_cast<std::size_t>(H2));  // new row <- old row (same group)
+    std::vector<int> row_from(static_cast<std::size_t>(H2)), parent(static_cast<std::size_t>(H2));
     for (std::size_t g2 = 0; g2 < keep.size(); ++g2)
       for (int k = 0; k < B; ++k) row_from[g2 * static_cast<std::size_t>(B) + static_cast<std::size_t>(k)] = keep[g2] * B + k;
-    s_sel.resize({P, H2, D});
-    for (int p = 0; p < P; ++p)
-      for (int h = 0; h < H2; ++h)
-        std::memcpy(s_sel.data() + (static_cast<std::int64_t>(p) * H2 + h) * D,
-                    s_next.data() + (static_cast<std::int64_t>(p) * H + src_slot[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])]) * D,
-                    static_cast<std::size_t>(D) * sizeof(float));
-    std::swap(s, s_sel);
+    for (int h = 0; h < H2; ++h) parent[static_cast<std::size_t>(h)] = src_slot[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
+    for (int m = 0; m < M; ++m) models[static_cast<std::size_t>(m)]->search_select(ctx[static_cast<std::size_t>(m)], parent, row_from);
     std::vector<Slot> kept(static_cast<std::size_t>(H2));
-    std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2));
+    std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2)), lengths2(static_cast<std::size_t>(H2));
     for (int h = 0; h < H2; ++h) {
-      kept[static_cast<std::size_t>(h)] = std::move(next[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])]);
-      kept_tok[static_cast<std::size_t>(h)] = next_tok[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
+      const auto from = static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)]);
+      kept[static_cast<std::size_t>(h)] = std::move(next[from]);
+      kept_tok[static_cast<std::size_t>(h)] = next_tok[from];
+      lengths2[static_cast<std::size_t>(h)] = lengths[from];
     }
     slots = std::move(kept);
     prev = std::move(kept_tok);
+    lengths = std::move(lengths2);
     if (H2 != H) {
-      // Attention memory of the remaining rows: keys, their projection and lengths.
-      Tensor keys2({S, H2, K}), uh2({S, H2, A});
-      std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2));
-      for (int j = 0; j < S; ++j)
-        for (int h = 0; h < H2; ++h) {
-          const std::int64_t from = static_cast<std::int64_t>(j) * H + row_from[static_cast<std::size_t>(h)];
-          const std::int64_t to = static_cast<std::int64_t>(j) * H2 + h;
-          std::memcpy(keys2.data() + to * K, keys.data() + from * K, static_cast<std::size_t>(K) * sizeof(float));
-          std::memcpy(uh2.data() + to * A, memory.uh.data() + from * A, static_cast<std::size_t>(A) * sizeof(float));
-        }
-      for (int h = 0; h < H2; ++h) lengths2[static_cast<std::size_t>(h)] = lengths[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
-      keys = std::move(keys2);
-      memory.uh = std::move(uh2);
-      lengths = std::move(lengths2);
-      memory.keys = keys.data();
-      memory.lengths = lengths.data();
-      memory.N = H2;
       std::vector<int> active2;
       for (int g : keep) active2.push_back(active[static_cast<std::size_t>(g)]);
       active = std::move(active2);
       H = H2;
-      s_next.resize({P, H, D});
       row_lse.resize(static_cast<std::size_t>(H));
       top.resize(static_cast<std::size_t>(H));
     }

@@ -109,6 +109,10 @@ class Seq2Seq {
   };
   std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
                                                    const SearchOptions& options);
+  // An ensemble: the models (same vocabularies) search together, each word scored by the mean
+  // of the models' log-probabilities; attention outputs are the models' mean.
+  static std::vector<std::vector<Hypothesis>> beam_search(const std::vector<Seq2Seq*>& models, const BatchView& batch,
+                                                          const std::vector<int>& max_len, const SearchOptions& options);
   std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
                                                    int beam_size, float length_penalty, int n_best) {
     SearchOptions o;
@@ -144,6 +148,20 @@ class Seq2Seq {
   // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch).
   void readout_logits(int rows, const float* s, const float* c, const float* emb, InferScratch& w);
   void initial_state(const BatchView& b, float* s0);
+  // One model's part of a beam search: rows h = group * B + k over the active sentences.
+  struct Search {
+    int S = 0, H = 0;
+    Tensor keys;                       // [S, H, K]
+    std::vector<std::int32_t> lengths; // [H]
+    nn::AdditiveAttention::Memory memory;
+    nn::AdditiveAttention::Step step;  // step.alpha [S, H] after search_step
+    Tensor s, s_next, s_sel;           // [parts, H, D]
+    InferScratch w;                    // w.logits [H, V] after search_step
+  };
+  void search_start(Search& c, const BatchView& b, int beam);
+  void search_step(Search& c, const std::int32_t* prev);
+  // Keeps rows: new row r takes the state of next_parent[r] and the source of same_sentence[r].
+  void search_select(Search& c, const std::vector<int>& next_parent, const std::vector<int>& same_sentence);
   void backward_encoder(const BatchView& b, Tensor& dtop);
 
   ModelConfig config_;
