@@ -82,9 +82,11 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
     const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
                                          by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
     const auto b = text::make_batch(valid.pairs, ids);
-    const auto loss = net.forward_backward(batch_view(b), 0.0f, nullptr, false);
-    nll += loss.nll;
-    tokens += loss.tokens;
+    for (const auto& part : text::split_batch(valid.pairs, b, r.train.split_positions)) {  // memory as in training
+      const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
+      nll += loss.nll;
+      tokens += loss.tokens;
+    }
   }
   out.ce = tokens ? nll / static_cast<double>(tokens) : 0.0;
   out.ppl = std::exp(out.ce);
