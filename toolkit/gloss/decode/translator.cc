@@ -227,6 +227,17 @@ void translate_file(Translator& translator, const std::string& input, const std:
   std::ostream& sink = output == "-" ? out : file;
   const auto start = std::chrono::steady_clock::now();
   const bool progress = o.progress || ::isatty(2);  // automatic on a terminal
+  // For an ETA, a file's lines are counted first (a quick pass; not possible for stdin).
+  std::size_t total = 0;
+  if (progress && input != "-") {
+    gzFile count = gzopen(input.c_str(), "rb");
+    if (count) {
+      char buf[1 << 16];
+      int got;
+      while ((got = gzread(count, buf, sizeof buf)) > 0) total += static_cast<std::size_t>(std::count(buf, buf + got, '\n'));
+      gzclose(count);
+    }
+  }
   auto flush = [&]() {
     if (window.empty()) return;
     const auto lines = translator.translate(window, o, line_no - window.size() + 1, log);
@@ -236,7 +247,15 @@ void translate_file(Translator& translator, const std::string& input, const std:
     window.clear();
     if (progress) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << "translate: " << done << " lines, " << score_text(static_cast<double>(done) / s) << " sentences/s" << std::endl;
+      const double rate = static_cast<double>(done) / s;
+      log << "translate: " << done;
+      if (total >= done) {
+        const auto eta = static_cast<long>(static_cast<double>(total - done) / std::max(rate, 1e-9));
+        log << "/" << total << " lines, " << score_text(rate) << " sentences/s, ETA " << eta / 60 << "m"
+            << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s" << std::endl;
+      } else {
+        log << " lines, " << score_text(rate) << " sentences/s" << std::endl;
+      }
     }
   };
   auto take_line = [&](std::string line) {
