@@ -251,7 +251,9 @@ void translate_file(Translator& translator, const std::string& input, const std:
       log << "translate: " << done;
       if (total >= done) {
         const auto eta = static_cast<long>(static_cast<double>(total - done) / std::max(rate, 1e-9));
-        log << "/" << total << " lines, " << score_text(rate) << " sentences/s, ETA " << eta / 60 << "m"
+ char r[32];
+        std::snprintf(r, sizeof r, "%.1f", rate);
+        log << "/" << total << " lines, " << r << " sentences/s, ETA " << eta / 60 << "m"
             << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s" << std::endl;
       } else {
         log << " lines, " << score_text(rate) << " sentences/s" << std::endl;
