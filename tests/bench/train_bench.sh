@@ -2,7 +2,10 @@
 # Training throughput of Gloss and of the PyTorch peer (../shared/peers/torch_s2s.py, the same
 # model) on the bundled Multi30k en-de at 2 threads, measured in the same run, alternating,
 # RUNS times each; prints the medians and their ratio.
-# Needs python3-torch and python3-sentencepiece (apt-get install python3-torch python3-sentencepiece).
+# Needs python3-torch, python3-sentencepiece and an optimised BLAS for Debian's torch
+# (apt-get install python3-torch python3-sentencepiece libopenblas0-openmp): without
+# OpenBLAS, Debian's torch runs on the reference BLAS (5.6 GFLOP/s here) and the peer is ~20x
+# slower than its documented speed.
 # Usage: bash tests/bench/train_bench.sh [RUNS] [PEER_SCRIPT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
