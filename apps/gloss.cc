@@ -22,6 +22,7 @@ const char* kUsage =
     "  train      train a model from a recipe (resumes when interrupted)\n"
     "  average    average model files or checkpoints of one training\n"
     "  translate  translate text with a trained model (beam search, n-best)\n"
+    "  shortlist  build a lexical shortlist for faster translation (translate --shortlist)\n"
     "  eval       score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
     "  recipe     show or check a recipe (every key, its value and where it came from)\n"
     "  spm        train SentencePiece models from a recipe; encode or decode text\n"
@@ -77,10 +78,11 @@ int run(int argc, char** argv) {
   if (command == "run") return gloss::cli::run_command(args, std::cout, std::cerr);
   if (command == "plot") return gloss::cli::plot_command(args, std::cout, std::cerr);
   if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
+  if (command == "shortlist") return gloss::cli::shortlist_command(args, std::cout, std::cerr);
   if (command == "translate") return gloss::cli::translate_command(args, std::cout, std::cerr);
   if (command == "average") return gloss::cli::average_command(args, std::cout, std::cerr);
   if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: run, train, average, translate, eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: run, train, average, translate, shortlist, eval, recipe, spm, data, bench (see gloss --help)\n";
   return 2;
 }
 

@@ -80,6 +80,17 @@ expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss"
 "$gloss" translate -m "$model" "$tmp/uninterrupted.gloss" -i "$tmp/t20.en" -b 2 >"$tmp/ens" 2>/dev/null && [ "$(wc -l <"$tmp/ens")" -eq 20 ] \
   && pass || fail "ensemble of two models"
 
+# Lexical shortlist: built from the training data, one line per input, batch-size invariant.
+"$gloss" shortlist -m "$model" -s "$d/val.en.gz" -t "$d/val.de.gz" -o "$tmp/sl.txt" --frequent 50 --per-source 10 >/dev/null 2>&1 \
+  && head -1 "$tmp/sl.txt" | grep -q "^gloss-shortlist 1 " && pass || fail "gloss shortlist writes a shortlist"
+"$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 1 >"$tmp/sl1" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 64 >"$tmp/sl64" 2>/dev/null
+[ "$(wc -l <"$tmp/sl64")" -eq 150 ] && cmp -s "$tmp/sl1" "$tmp/sl64" && pass || fail "shortlist: batch size 1 and 64 differ"
+printf 'gloss-shortlist 1 400 400\n5 6\n3\tseven\n' >"$tmp/bad_sl.txt"
+expect_error "bad shortlist line" "bad_sl.txt:3:" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --shortlist "$tmp/bad_sl.txt"
+printf 'gloss-shortlist 1 8000 8000\n5 6\n' >"$tmp/other_sl.txt"
+expect_error "shortlist of other vocabularies" "build it with gloss shortlist -m MODEL" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --shortlist "$tmp/other_sl.txt"
+
 # The translation benchmark prints its figures.
 "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
 

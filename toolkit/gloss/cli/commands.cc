@@ -275,6 +275,41 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
   return 0;
 }
 
+int shortlist_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  std::string model, src, tgt, output;
+  int frequent = 300, per_source = 30, threads = 2;
+  po::options_description desc(
+      "Usage: gloss shortlist -m MODEL -s SRC -t TGT -o OUT [--frequent N] [--per-source N]\n"
+      "Builds a lexical shortlist for gloss translate --shortlist from a parallel corpus (usually the\n"
+      "training data), with the model's subword models: the most frequent target subwords, plus for\n"
+      "each source subword the target subwords co-occurring with it most (Dice coefficient)");
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "model file")(
+      "source,s", po::value(&src)->required(), "source side of the corpus (plain or .gz)")(
+      "target,t", po::value(&tgt)->required(), "target side, line-aligned")(
+      "output,o", po::value(&output)->required(), "shortlist file to write")(
+      "frequent", po::value(&frequent)->default_value(300), "most frequent target subwords always allowed")(
+      "per-source", po::value(&per_source)->default_value(30), "target subwords listed per source subword")(
+      "threads", po::value(&threads)->default_value(2), "threads for encoding");
+  if (wants_help(args)) {
+    out << desc;
+    return 0;
+  }
+  parse_options(args, desc, "gloss shortlist");
+  if (frequent < 0 || per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
+  require_file(model);
+  const auto mf = train::load_model(model, nullptr);
+  const auto src_sp = text::SubwordModel::from_bytes(mf.src_spm, model + " (source subwords)");
+  const auto tgt_sp = text::SubwordModel::from_bytes(mf.tgt_spm, model + " (target subwords)");
+  text::FilterOptions keep_all{0, 0, 0.0, true};
+  const auto corpus = text::encode_parallel(src, tgt, src_sp, tgt_sp, keep_all, threads);
+  const auto list = decode::Shortlist::build(corpus, src_sp.vocab_size(), tgt_sp.vocab_size(), frequent, per_source);
+  list.save(output);
+  log << "shortlist: " << corpus.size() << " sentence pairs; " << frequent << " frequent + " << per_source
+      << " per source subword -> " << output << std::endl;
+  out << output << "\n";
+  return 0;
+}
+
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
   decode::TranslateOptions o;
   std::vector<std::string> models;
@@ -307,7 +342,9 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "append ' ||| ' and the attention alignment of the subwords: hard (src-tgt pairs) or soft (weights)")(
       "attention", po::value(&o.attention_svg)->default_value(""),
       "draw the attention matrix of one sentence (--attention-line) as an SVG heat map into this file")(
-      "attention-line", po::value(&o.attention_line)->default_value(1), "the input line --attention draws (from 1)");
+      "attention-line", po::value(&o.attention_line)->default_value(1), "the input line --attention draws (from 1)")(
+      "shortlist", po::value(&o.shortlist)->default_value(""),
+      "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)");
   if (wants_help(args)) {
     out << desc;
     return 0;
@@ -318,6 +355,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   compute::set_threads(threads);
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
+  if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
   decode::translate_file(translator, input, output, o, out, log);
   return 0;
 }

@@ -11,6 +11,7 @@ namespace gloss::cli {
 int recipe_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int spm_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& log);
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int shortlist_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int average_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);

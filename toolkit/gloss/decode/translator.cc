@@ -66,6 +66,16 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   }
 }
 
+void Translator::set_shortlist(const std::string& path) {
+  auto s = std::make_unique<Shortlist>(Shortlist::load(path));
+  const auto& config = models_[0]->model->config();
+  if (s->tgt_vocab() != config.tgt_vocab || s->src_vocab() != config.src_vocab)
+    throw InputError(path, 1, "was built for vocabularies of " + std::to_string(s->src_vocab()) + " and " +
+                                  std::to_string(s->tgt_vocab()) + " subwords, the model has " + std::to_string(config.src_vocab) +
+                                  " and " + std::to_string(config.tgt_vocab) + "; build it with gloss shortlist -m MODEL");
+  shortlist_ = std::move(s);
+}
+
 namespace {
 
 // Invalid UTF-8 bytes become U+FFFD, so the line is still translated.
@@ -133,7 +143,25 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
     }
     const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
     const bool attention_wanted = !o.alignment.empty() || !o.attention_svg.empty();
-    const bool plain_greedy = models_.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
+    // Lexical shortlist: each sentence's own list; the output layer computes their union.
+    std::vector<std::vector<std::int32_t>> allowed;
+    if (shortlist_) {
+      std::vector<std::vector<std::int32_t>> lists;
+      std::vector<std::int32_t> all;
+      for (int k = 0; k < N; ++k) {
+        lists.push_back(shortlist_->for_sentence(src[idx[static_cast<std::size_t>(k)]]));
+        all.insert(all.end(), lists.back().begin(), lists.back().end());
+      }
+      std::sort(all.begin(), all.end());
+      all.erase(std::unique(all.begin(), all.end()), all.end());
+      for (const auto& list : lists) {
+        std::vector<std::int32_t> cols;
+        for (auto id : list) cols.push_back(static_cast<std::int32_t>(std::lower_bound(all.begin(), all.end(), id) - all.begin()));
+        allowed.push_back(std::move(cols));
+      }
+      for (auto& m : models_) m->model->set_output_subset(all);
+    }
+    const bool plain_greedy = !shortlist_ && models_.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
                               !o.word_scores && !attention_wanted;
     if (plain_greedy) {
       const auto g = models_[0]->model->greedy(view, max_len);
@@ -147,11 +175,14 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
       so.min_length = o.min_length;
       so.word_scores = o.word_scores;
       so.attention = attention_wanted;
+      if (shortlist_) so.allowed = &allowed;
       std::vector<model::Seq2Seq*> ensemble;
       for (auto& m : models_) ensemble.push_back(m->model.get());
       auto beams = model::Seq2Seq::beam_search(ensemble, view, max_len, so);
       for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
     }
+    if (shortlist_)
+      for (auto& m : models_) m->model->set_output_subset({});
     pos += idx.size();
   }
   // What --alignment and --word-scores append to a translation.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gloss/decode/shortlist.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/parameter.h"
 #include "gloss/text/subword.h"
@@ -28,6 +29,7 @@ struct TranslateOptions {
   int min_length = 0;           // subwords before EOS is allowed
   bool word_scores = false;     // append " ||| WordScores= ..." (per output word)
   std::string alignment;        // "", "hard" or "soft": append " ||| " + subword alignment
+  std::string shortlist;        // a file from gloss shortlist: output layer over it only
   std::string attention_svg;    // draw the attention matrix of line attention_line here
   std::size_t attention_line = 1;
 };
@@ -38,6 +40,8 @@ class Translator {
   explicit Translator(const std::string& model_path);
   // An ensemble of models trained with the same subword models: log-probabilities averaged.
   explicit Translator(const std::vector<std::string>& model_paths);
+  // Decode with a lexical shortlist (checked against the models' vocabularies).
+  void set_shortlist(const std::string& path);
   // Translations of `lines`; lines are numbered from first_line for n-best ids and warnings.
   std::vector<std::string> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
                                      std::size_t first_line, std::ostream& log);
@@ -49,6 +53,7 @@ class Translator {
     std::unique_ptr<model::Seq2Seq> model;
   };
   std::vector<std::unique_ptr<Member>> models_;
+  std::unique_ptr<Shortlist> shortlist_;
   text::SubwordModel src_, tgt_;
 };
 

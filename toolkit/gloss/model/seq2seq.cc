@@ -417,12 +417,45 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
     std::memcpy(w.t.data(), w.pre.data(), static_cast<std::size_t>(rows * R) * sizeof(float));
     nn::tanh_forward(rows * R, w.t.data());
   }
+  if (!out_subset_.empty()) {
+    const auto Vs = static_cast<std::int64_t>(out_subset_.size());
+    w.logits.resize({rows, Vs});
+    for (int h = 0; h < rows; ++h)
+      std::memcpy(w.logits.data() + h * Vs, out_b_sub_.data(), static_cast<std::size_t>(Vs) * sizeof(float));
+    if (out_) compute::gemm(false, false, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), Vs, 1.0f, w.logits.data(), Vs);
+    else compute::gemm(false, true, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), E, 1.0f, w.logits.data(), Vs);
+    return;
+  }
   if (out_) {
     out_->forward(rows, w.t.data(), w.logits.data());
   } else {
     for (int h = 0; h < rows; ++h)
       std::memcpy(w.logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
     compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(), V);
+  }
+}
+
+void Seq2Seq::set_output_subset(std::vector<std::int32_t> ids) {
+  out_subset_ = std::move(ids);
+  if (out_subset_.empty()) return;
+  const std::int64_t R = config_.readout_dim, E = config_.emb, V = config_.tgt_vocab;
+  const auto Vs = static_cast<std::int64_t>(out_subset_.size());
+  for (auto id : out_subset_)
+    if (id < 0 || id >= V) throw ConfigError("output subset id " + std::to_string(id) + " is outside the vocabulary");
+  out_b_sub_.resize({Vs});
+  if (out_) {
+    const float* W = out_->weight().value.data();  // [R, V]
+    const float* b = out_->bias()->value.data();
+    out_w_sub_.resize({R, Vs});
+    for (std::int64_t r = 0; r < R; ++r)
+      for (std::int64_t k = 0; k < Vs; ++k) out_w_sub_[r * Vs + k] = W[r * V + out_subset_[static_cast<std::size_t>(k)]];
+    for (std::int64_t k = 0; k < Vs; ++k) out_b_sub_[k] = b[out_subset_[static_cast<std::size_t>(k)]];
+  } else {
+    const float* table = tgt_emb_.table().value.data();  // [V, E]
+    out_w_sub_.resize({Vs, E});
+    for (std::int64_t k = 0; k < Vs; ++k)
+      std::memcpy(out_w_sub_.data() + k * E, table + out_subset_[static_cast<std::size_t>(k)] * E, static_cast<std::size_t>(E) * sizeof(float));
+    for (std::int64_t k = 0; k < Vs; ++k) out_b_sub_[k] = out_bias_->value[out_subset_[static_cast<std::size_t>(k)]];
   }
 }
 
@@ -493,6 +526,7 @@ void Seq2Seq::initial_state(const BatchView& b, float* s0) {
 }
 
 std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const std::vector<int>& max_len) {
+  if (!out_subset_.empty()) throw ConfigError("greedy search runs over the whole vocabulary; clear the output subset");
   const int S = b.S, N = b.N;
   const std::int64_t D = config_.dec_hidden, V = config_.tgt_vocab;
   dropout_active_ = false;
@@ -613,6 +647,10 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
   const int N = b.N, B = o.beam_size, M = static_cast<int>(models.size());
   const std::int64_t V = models[0]->config_.tgt_vocab;
   for (auto* m : models)
+    if (m->out_subset_ != models[0]->out_subset_) throw ConfigError("the models of an ensemble need the same output subset");
+  if (!models[0]->out_subset_.empty() && !o.allowed)
+    throw ConfigError("beam search with an output subset needs the allowed columns of each sentence");
+  for (auto* m : models)
     if (m->config_.tgt_vocab != V || m->config_.src_vocab != models[0]->config_.src_vocab)
       throw ConfigError("the models of an ensemble need the same vocabularies");
   const bool track_attention = o.attention || o.coverage_penalty != 0.0f;
@@ -663,7 +701,8 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
         for (std::int64_t k = 0; k < static_cast<std::int64_t>(S) * H; ++k) alpha_mean[k] += c.step.alpha[k] / static_cast<float>(M);
       alpha = alpha_mean.data();
     }
-    if (M > 1) mixed.resize(static_cast<std::size_t>(H) * static_cast<std::size_t>(V));
+    const std::int64_t Vc = ctx[0].w.logits.dim(1);  // output columns (V, or a shortlist's size)
+    if (M > 1) mixed.resize(static_cast<std::size_t>(H) * static_cast<std::size_t>(Vc));
     // Per live hypothesis, in parallel: log-sum-exp of its row (one model) or the mean of the
     // models' log-probabilities (ensemble), and its 2B best words (pad, unk and bos never chosen).
 #pragma omp parallel for schedule(dynamic, 4)
@@ -671,37 +710,54 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
       auto& best = top[static_cast<std::size_t>(h)];
       best.clear();
       if (slots[static_cast<std::size_t>(h)].lp == neg_inf) continue;
-      auto lse_of = [V](const float* row) {
-        float mx = row[0];
-        for (std::int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+      // With a shortlist, only the sentence's own columns count (normalised over them).
+      const std::vector<std::int32_t>* cols =
+          o.allowed ? &(*o.allowed)[static_cast<std::size_t>(active[static_cast<std::size_t>(h / B)])] : nullptr;
+      auto lse_of = [Vc, cols](const float* row) {
+        float mx = -std::numeric_limits<float>::infinity();
         double sum = 0;
-        for (std::int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+        if (cols) {
+          for (auto k : *cols) mx = std::max(mx, row[k]);
+          for (auto k : *cols) sum += std::exp(static_cast<double>(row[k] - mx));
+        } else {
+          mx = row[0];
+          for (std::int64_t v = 1; v < Vc; ++v) mx = std::max(mx, row[v]);
+          for (std::int64_t v = 0; v < Vc; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+        }
         return mx + std::log(sum);
       };
       const float* row;
       if (M == 1) {
-        row = ctx[0].w.logits.data() + static_cast<std::int64_t>(h) * V;
+        row = ctx[0].w.logits.data() + static_cast<std::int64_t>(h) * Vc;
         row_lse[static_cast<std::size_t>(h)] = lse_of(row);
       } else {
-        float* mix = mixed.data() + static_cast<std::int64_t>(h) * V;
-        std::fill(mix, mix + V, 0.0f);
+        float* mix = mixed.data() + static_cast<std::int64_t>(h) * Vc;
+        std::fill(mix, mix + Vc, 0.0f);
         for (auto& c : ctx) {
-          const float* r = c.w.logits.data() + static_cast<std::int64_t>(h) * V;
+          const float* r = c.w.logits.data() + static_cast<std::int64_t>(h) * Vc;
           const double lse = lse_of(r);
-          for (std::int64_t v = 0; v < V; ++v) mix[v] += static_cast<float>((r[v] - lse) / M);
+          for (std::int64_t v = 0; v < Vc; ++v) mix[v] += static_cast<float>((r[v] - lse) / M);
         }
         row = mix;
         row_lse[static_cast<std::size_t>(h)] = 0.0;
       }
-      for (std::int64_t v = 3; v < V; ++v) {
+      auto consider = [&](float value, std::int32_t word) {
         if (static_cast<int>(best.size()) < 2 * B) {
-          best.emplace_back(row[v], static_cast<std::int32_t>(v));
+          best.emplace_back(value, word);
           std::push_heap(best.begin(), best.end(), std::greater<>());
-        } else if (row[v] > best.front().first) {
+        } else if (value > best.front().first) {
           std::pop_heap(best.begin(), best.end(), std::greater<>());
-          best.back() = {row[v], static_cast<std::int32_t>(v)};
+          best.back() = {value, word};
           std::push_heap(best.begin(), best.end(), std::greater<>());
         }
+      };
+      if (cols) {
+        for (auto k : *cols) {
+          const std::int32_t word = models[0]->output_word(k);
+          if (word >= 3) consider(row[k], word);
+        }
+      } else {
+        for (std::int64_t v = 3; v < Vc; ++v) consider(row[v], static_cast<std::int32_t>(v));
       }
     }
     // The hypothesis `parent` extended by `tok`, with its histories.

@@ -78,6 +78,13 @@ class Seq2Seq {
   // gradients, a little more compute, bounded memory for long batches.
   void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
 
+  // Inference only: the output layer computes just these target ids (sorted; a lexical
+  // shortlist), logits column k being word ids[k]. Empty: the whole vocabulary.
+  void set_output_subset(std::vector<std::int32_t> ids);
+  std::int32_t output_word(std::int64_t column) const {
+    return out_subset_.empty() ? static_cast<std::int32_t>(column) : out_subset_[static_cast<std::size_t>(column)];
+  }
+
   // Greedy translation of the batch's sources (tgt fields unused): the most probable word at
   // each step until EOS or max_len[n] words; returns subword ids without EOS.
   std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
@@ -95,6 +102,9 @@ class Seq2Seq {
     int min_length = 0;           // EOS is not allowed before this many subwords
     bool word_scores = false;     // keep each output subword's log-probability
     bool attention = false;       // keep the attention weights of each output subword
+    // With an output subset (set_output_subset): per sentence n of the batch, the columns
+    // (positions in the subset) it may produce; its probabilities are normalised over them.
+    const std::vector<std::vector<std::int32_t>>* allowed = nullptr;
   };
   struct Hypothesis {
     std::vector<std::int32_t> ids;  // without EOS
@@ -183,6 +193,8 @@ class Seq2Seq {
   float teacher_forcing_ = 1.0f;
   std::size_t rnn_cache_bytes_ = std::size_t{128} << 20;
   InferScratch sample_w_;
+  std::vector<std::int32_t> out_subset_;
+  Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
   Tensor readout_pre_, readout_out_, readout_drop_, logits_;
   std::vector<std::uint8_t> maxout_which_;
   Tensor enc_dx_, enc_dy_fwd_, enc_dy_rev_, enc_dx_rev_, enc_dx_back_;

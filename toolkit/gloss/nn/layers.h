@@ -22,6 +22,7 @@ class Linear {
   // dx (may be nullptr) = dy W^T, added to dx when `accumulate`; dW += x^T dy; db += sum dy.
   void backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate = false) const;
   Parameter& weight() const { return *w_; }
+  Parameter* bias() const { return b_; }  // nullptr without bias
 
   // The input as consecutive column blocks held in separate matrices (x = [x_1 ; x_2 ; ...],
   // x_p [M, width_p], widths summing to in): y = sum_p x_p W_p + b without building x.

@@ -1,0 +1,134 @@
+#include "gloss/decode/shortlist.h"
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <unordered_map>
+
+#include "gloss/text/subword.h"
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+
+namespace gloss::decode {
+
+Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent, int per_source) {
+  if (frequent < 0 || per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
+  Shortlist s;
+  s.src_vocab_ = src_vocab;
+  s.tgt_vocab_ = tgt_vocab;
+  // Sentence frequencies of each id and co-occurrence counts of (source, target) pairs.
+  std::vector<std::uint32_t> src_count(static_cast<std::size_t>(src_vocab)), tgt_count(static_cast<std::size_t>(tgt_vocab));
+  std::vector<std::unordered_map<std::int32_t, std::uint32_t>> pair(static_cast<std::size_t>(src_vocab));
+  std::vector<std::int32_t> su, tu;
+  for (std::size_t i = 0; i < corpus.size(); ++i) {
+    const auto src = corpus.src(i), tgt = corpus.tgt(i);
+    su.assign(src.begin(), src.end());
+    tu.assign(tgt.begin(), tgt.end());
+    std::sort(su.begin(), su.end());
+    su.erase(std::unique(su.begin(), su.end()), su.end());
+    std::sort(tu.begin(), tu.end());
+    tu.erase(std::unique(tu.begin(), tu.end()), tu.end());
+    for (auto t : tu) ++tgt_count[static_cast<std::size_t>(t)];
+    for (auto a : su) {
+      ++src_count[static_cast<std::size_t>(a)];
+      auto& row = pair[static_cast<std::size_t>(a)];
+      for (auto t : tu) ++row[t];
+    }
+  }
+  std::vector<std::int32_t> order(static_cast<std::size_t>(tgt_vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+    return tgt_count[static_cast<std::size_t>(a)] > tgt_count[static_cast<std::size_t>(b)];
+  });
+  for (auto t : order) {
+    if (static_cast<int>(s.frequent_.size()) >= frequent) break;
+    if (t > text::kEosId && tgt_count[static_cast<std::size_t>(t)] > 0) s.frequent_.push_back(t);
+  }
+  std::sort(s.frequent_.begin(), s.frequent_.end());
+  s.by_source_.resize(static_cast<std::size_t>(src_vocab));
+  std::vector<std::pair<double, std::int32_t>> scored;
+  for (int a = 0; a < src_vocab; ++a) {
+    scored.clear();
+    for (const auto& [t, c] : pair[static_cast<std::size_t>(a)]) {
+      if (t <= text::kEosId) continue;
+      const double dice = 2.0 * c / (src_count[static_cast<std::size_t>(a)] + tgt_count[static_cast<std::size_t>(t)]);
+      scored.emplace_back(dice, t);
+    }
+    const auto keep = std::min(scored.size(), static_cast<std::size_t>(per_source));
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
+                      [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
+    auto& list = s.by_source_[static_cast<std::size_t>(a)];
+    for (std::size_t k = 0; k < keep; ++k) list.push_back(scored[k].second);
+    std::sort(list.begin(), list.end());
+  }
+  return s;
+}
+
+void Shortlist::save(const std::string& path) const {
+  std::ostringstream out;
+  out << "gloss-shortlist 1 " << tgt_vocab_ << " " << src_vocab_ << "\n";
+  for (std::size_t k = 0; k < frequent_.size(); ++k) out << (k ? " " : "") << frequent_[k];
+  out << "\n";
+  for (std::size_t a = 0; a < by_source_.size(); ++a) {
+    out << a << "\t";
+    for (std::size_t k = 0; k < by_source_[a].size(); ++k) out << (k ? " " : "") << by_source_[a][k];
+    out << "\n";
+  }
+  atomic_write_file(path, out.str());
+}
+
+Shortlist Shortlist::load(const std::string& path) {
+  require_file(path);
+  std::ifstream in(path);
+  std::string line;
+  Shortlist s;
+  std::size_t n = 0;
+  auto ids = [&](std::istringstream& words, std::vector<std::int32_t>& to) {
+    long long v;
+    while (words >> v) {
+      if (v <= text::kEosId || v >= s.tgt_vocab_)
+        throw InputError(path, n, "target id " + std::to_string(v) + " is outside 4.." + std::to_string(s.tgt_vocab_ - 1) +
+                                      "; rebuild the file with gloss shortlist");
+      to.push_back(static_cast<std::int32_t>(v));
+    }
+    if (!words.eof()) throw InputError(path, n, "is not a list of numbers; rebuild the file with gloss shortlist");
+    std::sort(to.begin(), to.end());
+  };
+  std::string magic;
+  int version = 0;
+  if (!std::getline(in, line) || (++n, !(std::istringstream(line) >> magic >> version >> s.tgt_vocab_ >> s.src_vocab_)) ||
+      magic != "gloss-shortlist" || version != 1 || s.tgt_vocab_ < 5 || s.src_vocab_ < 1)
+    throw InputError(path, 1, "is not a Gloss shortlist (expected 'gloss-shortlist 1 <vocab> <vocab>'); build one with gloss shortlist");
+  if (!std::getline(in, line)) throw InputError(path, 2, "ends before the frequent-word line");
+  ++n;
+  std::istringstream freq(line);
+  ids(freq, s.frequent_);
+  s.by_source_.resize(static_cast<std::size_t>(s.src_vocab_));
+  while (std::getline(in, line)) {
+    ++n;
+    const auto tab = line.find('\t');
+    long long a = -1;
+    try {
+      a = std::stoll(line.substr(0, tab));
+    } catch (const std::exception&) {
+    }
+    if (tab == std::string::npos || a < 0 || a >= s.src_vocab_)
+      throw InputError(path, n, "expected '<source id><TAB><target ids>' with a source id below " + std::to_string(s.src_vocab_));
+    std::istringstream words(line.substr(tab + 1));
+    ids(words, s.by_source_[static_cast<std::size_t>(a)]);
+  }
+  return s;
+}
+
+std::vector<std::int32_t> Shortlist::for_sentence(const std::vector<int>& src) const {
+  std::vector<std::int32_t> out = frequent_;
+  out.push_back(text::kEosId);
+  for (int a : src)
+    if (a >= 0 && a < src_vocab_) out.insert(out.end(), by_source_[static_cast<std::size_t>(a)].begin(), by_source_[static_cast<std::size_t>(a)].end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace gloss::decode
