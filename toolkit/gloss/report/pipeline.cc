@@ -42,13 +42,21 @@ std::string hms(double seconds) {
   return buf;
 }
 
-// What identifies a file's content cheaply: path, size and modification time.
+// A file's content fingerprint, read in chunks (a copy or a touch of the file keeps it).
 std::string file_identity(const std::string& path) {
   if (path.empty()) return "-";
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
-  return path + ":" + std::to_string(size) + ":" + std::to_string(time);
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[static_cast<std::size_t>(i)]);
+      h *= 1099511628211ull;
+    }
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
 // Keys that only say how long to train (or how fast): changing them continues a run.
@@ -65,7 +73,7 @@ std::string training_fingerprint(const recipe::LoadedRecipe& loaded) {
     s += key + "=" + loaded.text.at(key) + "\n";
   }
   const auto& d = loaded.recipe.data;
-  for (const auto& f : {d.train_src, d.train_tgt, d.valid_src, d.valid_tgt}) s += file_identity(f) + "\n";
+  for (const auto& f : {d.train_src, d.train_tgt, d.valid_src, d.valid_tgt}) s += f + " " + file_identity(f) + "\n";
   return fingerprint(s);
 }
 
@@ -140,11 +148,12 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     const fs::path prev = dir / "previous";
     fs::remove_all(prev);
     fs::create_directories(prev);
+    std::vector<fs::path> old_files;  // collected first: renaming while iterating may skip entries
     for (const auto& entry : fs::directory_iterator(dir)) {
       const std::string name = entry.path().filename().string();
-      if (name == "spm" || name == "previous" || !entry.is_regular_file()) continue;
-      fs::rename(entry.path(), prev / name);
+      if (name != "spm" && name != "previous" && entry.is_regular_file()) old_files.push_back(entry.path());
     }
+    for (const auto& f : old_files) fs::rename(f, prev / f.filename());
     log << "run: the recipe's data, model or training keys changed since " << ckpt.string()
         << " was trained; its files are now in " << prev.string() << ", training starts again" << std::endl;
   }
@@ -178,8 +187,7 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     std::string decode_text;
     for (const auto& key : loaded.keys)
       if (key.rfind("decode.", 0) == 0) decode_text += key + "=" + loaded.text.at(key) + "\n";
-    const std::string stamp = fingerprint(read_file(trained.best_model)) + " " +
-                              fingerprint(decode_text + file_identity(t.source));
+    const std::string stamp = file_identity(trained.best_model) + " " + fingerprint(decode_text + file_identity(t.source));
     const std::string stamp_path = t.output + ".stamp";
     log << "run: [2/3] translate " << t.source << " (beam " << o.beam_size << ")" << std::endl;
     t0 = Clock::now();
