@@ -1,5 +1,7 @@
 #include "gloss/report/pipeline.h"
 
+#include <malloc.h>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -162,6 +164,9 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   auto t0 = Clock::now();
   const train::TrainOutcome trained = train::train(loaded, log);
   stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !trained.stop_reason.empty()}};
+  // Training's buffers are freed but kept by the allocator (gloss keeps freed memory for
+  // reuse); give them back before translating, or the two stages' peaks add up.
+  malloc_trim(0);
   const auto metrics_rows = read_metrics((dir / "metrics.jsonl").string());
   const report::MetricsRow* best_row = nullptr;
   for (const auto& m : metrics_rows)
