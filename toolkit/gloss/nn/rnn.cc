@@ -19,6 +19,23 @@ memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt:
 
 memory mem(const memory::desc& d, const float* p) { return memory(d, compute::engine(), const_cast<float*>(p)); }
 
+// Primitives get their scratchpad from Gloss at execution (one buffer shared by every RNN
+// primitive, grown to the largest need) instead of each cached primitive keeping its own:
+// with many cached shapes (sequence lengths, a shrinking beam) those added up to hundreds of MB.
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+memory shared_scratchpad(const dnnl::primitive_desc_base& pd) {
+  static Tensor buffer;  // primitives run one at a time on the one stream
+  const auto desc = pd.scratchpad_desc();
+  const auto floats = static_cast<std::int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
+  if (buffer.size() < std::max<std::int64_t>(1, floats)) buffer.resize({std::max<std::int64_t>(1, floats)});
+  return memory(desc, compute::engine(), buffer.data());
+}
+
 }  // namespace
 
 CellType parse_cell(std::string_view name) {
@@ -48,12 +65,12 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
   Forward f;
   if (cell_ == CellType::kGru) {
     dnnl::lbr_gru_forward::desc d(prop, dir, x, s, wl, wi, b, y, s);
-    auto pd = std::make_unique<dnnl::lbr_gru_forward::primitive_desc>(d, compute::engine());
+    auto pd = std::make_unique<dnnl::lbr_gru_forward::primitive_desc>(d, user_scratchpad(), compute::engine());
     f.prim = dnnl::lbr_gru_forward(*pd);
     f.pd = std::move(pd);
   } else {
     dnnl::lstm_forward::desc d(prop, dir, x, s, s, wl, wi, b, y, s, s);
-    auto pd = std::make_unique<dnnl::lstm_forward::primitive_desc>(d, compute::engine());
+    auto pd = std::make_unique<dnnl::lstm_forward::primitive_desc>(d, user_scratchpad(), compute::engine());
     f.prim = dnnl::lstm_forward(*pd);
     f.pd = std::move(pd);
   }
@@ -74,14 +91,14 @@ RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
   if (cell_ == CellType::kGru) {
     dnnl::lbr_gru_backward::desc d(dnnl::prop_kind::backward, dir, x, s, wl, wi, b, y, s, x, s, dwl, dwi, b, y, s);
     auto pd = std::make_unique<dnnl::lbr_gru_backward::primitive_desc>(
-        d, compute::engine(), static_cast<const dnnl::lbr_gru_forward::primitive_desc&>(*fwd.pd));
+        d, user_scratchpad(), compute::engine(), static_cast<const dnnl::lbr_gru_forward::primitive_desc&>(*fwd.pd));
     bw.prim = dnnl::lbr_gru_backward(*pd);
     bw.pd = std::move(pd);
   } else {
     dnnl::lstm_backward::desc d(dnnl::prop_kind::backward, dir, x, s, s, wl, wi, b, y, s, s, x, s, s, dwl, dwi, b, y, s,
                                 s);
     auto pd = std::make_unique<dnnl::lstm_backward::primitive_desc>(
-        d, compute::engine(), static_cast<const dnnl::lstm_forward::primitive_desc&>(*fwd.pd));
+        d, user_scratchpad(), compute::engine(), static_cast<const dnnl::lstm_forward::primitive_desc&>(*fwd.pd));
     bw.prim = dnnl::lstm_backward(*pd);
     bw.pd = std::move(pd);
   }
@@ -130,6 +147,7 @@ void RnnCell::run_forward(bool training, int T, int N, const float* x, const flo
     args.emplace(DNNL_ARG_DST_ITER_C, mem(s, cT));
   }
   if (workspace) args.emplace(DNNL_ARG_WORKSPACE, *workspace);
+  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*f.pd));
   f.prim.execute(compute::stream(), args);
   compute::stream().wait();
   compute::add_flops(2.0 * T * N * G * H * static_cast<double>(C + H));
@@ -259,6 +277,7 @@ void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const 
     args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, mem(s, dc0));
     args.emplace(DNNL_ARG_DIFF_DST_ITER_C, mem(s, dcT));
   }
+  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*b.pd));
   b.prim.execute(compute::stream(), args);
   compute::stream().wait();
   compute::add_flops(4.0 * T * N * G * H * static_cast<double>(C + H));
