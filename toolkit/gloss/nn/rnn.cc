@@ -10,6 +10,9 @@ namespace gloss::nn {
 namespace {
 
 constexpr int kInferenceChunk = 32;  // steps per forward_inference call
+// Primitives kept per cell and direction of use. Sequence lengths and a shrinking beam make
+// hundreds of shapes; a recreated primitive costs ~0.1 ms (oneDNN's own cache keeps recent ones).
+constexpr std::size_t kMaxCachedShapes = 48;
 
 using dnnl::memory;
 using tag = memory::format_tag;
@@ -57,6 +60,7 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
   const auto key = std::make_tuple(training, T, N);
   auto it = forward_.find(key);
   if (it != forward_.end()) return it->second;
+  if (forward_.size() >= kMaxCachedShapes) forward_.clear();  // bounded: each holds JIT code
   const memory::dim C = input_, H = hidden_, G = gates();
   const auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
@@ -81,6 +85,7 @@ RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
   const auto key = std::make_pair(T, N);
   auto it = backward_.find(key);
   if (it != backward_.end()) return it->second;
+  if (backward_.size() >= kMaxCachedShapes) backward_.clear();
   const memory::dim C = input_, H = hidden_, G = gates();
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
   const auto x = md({T, N, C}, tag::tnc), y = md({T, N, H}, tag::tnc), s = md({1, 1, N, H}, tag::ldnc);

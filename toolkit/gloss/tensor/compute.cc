@@ -13,7 +13,10 @@ std::atomic<double> g_flops{0.0};
 }
 
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine e = [] {
+    dnnl::set_primitive_cache_capacity(128);  // default 1024 primitives, each with its JIT code
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return e;
 }
 
