@@ -89,4 +89,8 @@ grep -q "training starts again" "$tmp/log5" && [ -s "$tmp/run/previous/model.bes
 printf '{"step": 1}\nnot json\n' >"$tmp/bad.jsonl"
 expect_error "bad metrics line" "bad.jsonl:2: is not a metrics line" -- "$gloss" plot "$tmp/bad.jsonl"
 expect_error "run without recipe file" "nope.ini" -- "$gloss" run "$tmp/nope.ini"
+# A bad metric is refused before any stage runs (not after training and translating).
+expect_error "unknown metric" "eval.metrics unknown metric 'chrff'; choose from: bleu, chrf, ter; did you mean 'chrf'?" -- \
+  "$gloss" run "$tmp/tiny.ini" --eval.metrics "bleu chrff" --run.workdir "$tmp/never"
+[ ! -e "$tmp/never" ] && pass || fail "a refused recipe created its run folder"
 finish

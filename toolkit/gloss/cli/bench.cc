@@ -17,6 +17,7 @@
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 
 namespace fs = std::filesystem;
 
@@ -27,11 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
 
 // dnnl_sgemm rates at the current thread count: 1024^3 (the usual "practical FP32 limit") and
 // the best of that and two shapes this model uses.

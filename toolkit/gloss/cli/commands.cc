@@ -29,10 +29,11 @@ namespace gloss::cli {
 namespace {
 
 // Parses `args` into the variables bound in `desc`; errors name the command's --help.
-void parse_options(const std::vector<std::string>& args, const po::options_description& desc, const std::string& command) {
+void parse_options(const std::vector<std::string>& args, const po::options_description& desc, const std::string& command,
+                   const po::positional_options_description& positional = {}) {
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(std::string(e.what()) + " (see " + command + " --help)");
@@ -259,13 +260,7 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
     out << desc;
     return 0;
   }
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string(e.what()) + " (see gloss plot --help)");
-  }
+  parse_options(args, desc, "gloss plot", pos);
   if (output.empty()) output = (fs::path(input).parent_path() / "curves.svg").string();
   const auto rows = report::read_metrics(input);
   if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");

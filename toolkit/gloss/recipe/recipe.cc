@@ -160,6 +160,15 @@ class Schema {
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
 
     add_string("eval.metrics", &r.eval.metrics, "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
+    keys.back().check = [p = &r.eval.metrics]() -> std::string {  // checked before any training
+      const std::vector<std::string> known = {"bleu", "chrf", "ter"};
+      std::istringstream words(*p);
+      int n = 0;
+      for (std::string w; words >> w; ++n)
+        if (std::find(known.begin(), known.end(), w) == known.end())
+          return "unknown metric '" + w + "'; choose from: bleu, chrf, ter" + suggestion(w, known);
+      return n == 0 ? "give at least one metric (bleu, chrf, ter)" : "";
+    };
     add_path("run.workdir", &r.run.workdir, "where models and results go (default: runs/<recipe name>)");
   }
 

@@ -19,6 +19,7 @@
 #include "gloss/train/trainer.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
@@ -29,20 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string hms(double seconds) {
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  return buf;
-}
 
 // A file's content fingerprint, read in chunks (a copy or a touch of the file keeps it).
 std::string file_identity(const std::string& path) {
@@ -280,7 +267,7 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
      << trained.src_vocab << " (" << r.data.src_lang << ") and " << trained.tgt_vocab << " (" << r.data.tgt_lang << ")\n";
   md << "- Model: " << r.model.cell << ", " << trained.parameters << " parameters, `" << trained.best_model << "` ("
      << fixed(static_cast<double>(model_bytes) / 1e6, 1) << " MB)\n";
-  md << "- Training: " << trained.steps << " updates, " << fixed(trained.epochs_done, 2) << " epochs, " << hms(trained.train_seconds)
+  md << "- Training: " << trained.steps << " updates, " << fixed(trained.epochs_done, 2) << " epochs, " << duration_text(trained.train_seconds)
      << " of updates, " << fixed(trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0, 0)
      << " target tokens/s; best validation " << r.train.valid_metric << " at step " << trained.best_step;
   if (best_row)

@@ -18,6 +18,7 @@
 #include "gloss/train/checkpoint.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
 
 namespace fs = std::filesystem;
@@ -33,13 +34,6 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-std::string duration(double seconds) {
-  const long s = static_cast<long>(std::max(0.0, seconds));
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  return buf;
-}
 
 struct Validation {
   double ce = 0, ppl = 0, bleu = 0, chrf = 0;
@@ -387,7 +381,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
           << fmt("%.3f", window_loss / static_cast<double>(std::max<std::int64_t>(1, window_tokens))) << " | "
           << fmt("%.0f", static_cast<double>(window_tokens) / window_seconds) << " tok/s | lr " << fmt("%.2e", lr_at(state.step))
           << (to.teacher_forcing < 1 ? " | tf " + fmt("%.2f", teacher_forcing_at(to, state.step)) : std::string())
-          << " | ETA " << (eta < 1e17 ? duration(eta) : "?") << " | valid " << last_valid << std::endl;
+          << " | ETA " << (eta < 1e17 ? duration_text(eta) : "?") << " | valid " << last_valid << std::endl;
       window_loss = window_seconds = 0;
       window_tokens = 0;
     }
@@ -404,7 +398,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   log << "train: finished: " << why << "; " << state.step << " steps, " << state.target_tokens << " target tokens, "
-      << duration(state.elapsed_seconds - elapsed_before) << " training this run (" << duration(wall) << " wall); best "
+      << duration_text(state.elapsed_seconds - elapsed_before) << " training this run (" << duration_text(wall) << " wall); best "
       << to.valid_metric << " " << fmt("%.2f", to.valid_metric == "ce" ? -state.best_score : state.best_score) << " at step "
       << state.best_step << std::endl;
   TrainOutcome outcome;

@@ -1,0 +1,24 @@
+#pragma once
+// Small number formats shared by progress lines, benchmarks and reports.
+#include <cstdio>
+#include <string>
+
+namespace gloss {
+
+// v with `decimals` digits after the point: fixed(4.06, 1) == "4.1".
+inline std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// A duration as "6m25s" or "1h02m05s" (negative: 0).
+inline std::string duration_text(double seconds) {
+  const long s = seconds > 0 ? static_cast<long>(seconds + 0.5) : 0;
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+}  // namespace gloss
