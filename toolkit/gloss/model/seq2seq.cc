@@ -337,6 +337,9 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   for (auto& g : dc_next) g.resize({N, D}), g.zero();
   Tensor dy({N, D}), dx0({N, E + K}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D});
   Tensor h_tmp({N, D}), c_tmp({N, D});
+  Tensor& da = bwd_da_;  // the attention's gradient of W s + b at every step, for one GEMM at the end
+  da.resize({T, N, attention_.att_dim()});
+  attention_.begin_backward(memory_);
   for (int i = T - 1; i >= 0; --i) {
     for (int l = L - 1; l >= 0; --l) {
       const auto li = static_cast<std::size_t>(l);
@@ -358,11 +361,11 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
       add(E, dx0.data() + n * (E + K), de + n * E);
       add(K, dx0.data() + n * (E + K) + E, dc + n * K);
     }
-    const float* s_prev = top.data() + i * ND;
-    attention_.backward(memory_, s_prev, steps_[static_cast<std::size_t>(i)], dc, dquery.data(), dkeys.data());
+    attention_.backward(memory_, steps_[static_cast<std::size_t>(i)], dc, da.data() + i * N * attention_.att_dim(),
+                        dquery.data(), dkeys.data());
     add(ND, dquery.data(), dh_next[static_cast<std::size_t>(L - 1)].data());
   }
-  attention_.finish_backward(memory_, dkeys.data());
+  attention_.finish_backward(memory_, M, top.data(), da.data(), dkeys.data());
 
   // initial state: every layer's h0 is s0 = tanh(init(x0))
   Tensor& ds_next = dh_next[0];

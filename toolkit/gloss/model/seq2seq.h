@@ -200,6 +200,7 @@ class Seq2Seq {
   Tensor enc_dx_, enc_dy_fwd_, enc_dy_rev_, enc_dx_rev_, enc_dx_back_;
   Tensor bwd_dt_, bwd_ds_readout_, bwd_dcontext_, bwd_demb_, bwd_dkeys_;
   nn::AdditiveAttention::Memory memory_;
+  Tensor bwd_da_;  // [T, N, A]
   std::vector<nn::AdditiveAttention::Step> steps_;
   std::vector<std::vector<nn::RnnCell::Cache>> dec_caches_;  // [layer][step] for the cached steps
   nn::RnnCell::Cache dec_recompute_;                          // the steps beyond the budget

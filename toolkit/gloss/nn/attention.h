@@ -24,7 +24,8 @@ class AdditiveAttention {
     const std::int32_t* lengths = nullptr; // [N], each >= 1
     Tensor uh;                            // [S, N, A] = keys U
     Tensor duh;                           // gradient of uh, summed over steps
-    Tensor scratch;                       // [S, N, A] pre-activations, recomputed per step
+    Tensor dv_rows;                       // [N, A] gradient of v per sentence, summed over steps
+    Tensor de;                            // [S, N] scratch of backward
   };
   void prepare(Memory& memory) const;
 
@@ -37,12 +38,18 @@ class AdditiveAttention {
   };
   // query [N, D] -> context [N, K]; alpha [S, N] also in step.alpha.
   void forward(Memory& memory, const float* query, float* context, Step& step) const;
-  // dcontext [N, K] -> dquery [N, D] (overwritten); dkeys [S, N, K] and memory.duh are
-  // added to; W, b, v gradients are added to the parameters.
-  void backward(Memory& memory, const float* query, const Step& step, const float* dcontext, float* dquery,
+  // Before the first (last in time) step's backward: zeroes the accumulators.
+  void begin_backward(Memory& memory) const;
+  // dcontext [N, K] -> dquery [N, D] (overwritten) and da [N, A] = the gradient of W s + b
+  // (overwritten; the caller keeps it for finish_backward); dkeys [S, N, K] and memory.duh
+  // are added to.
+  void backward(Memory& memory, const Step& step, const float* dcontext, float* da, float* dquery,
                 float* dkeys) const;
-  // After the last step's backward: dkeys += duh U^T, dU += keys^T duh.
-  void finish_backward(Memory& memory, float* dkeys) const;
+  // After the last step's backward, with the queries and da of all `rows` (steps x N) in
+  // order: the parameter gradients as one GEMM each (dW += queries^T da, db, dv, dU +=
+  // keys^T duh) and dkeys += duh U^T.
+  void finish_backward(Memory& memory, std::int64_t rows, const float* queries, const float* da,
+                       float* dkeys) const;
 
  private:
   std::int64_t query_, key_, att_;

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -95,64 +96,91 @@ GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, c
   }
 }
 
-GLOSS_CLONES void attention_scores(int S, int N, std::int64_t A, const float* uh, const float* a, const float* v,
-                                   const std::int32_t* lengths, float* pre, float* e) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < static_cast<std::int64_t>(S) * N; ++r) {
-    const int j = static_cast<int>(r / N), n = static_cast<int>(r % N);
-    float* p = pre + r * A;
-    if (j >= lengths[n]) {
-      std::memset(p, 0, static_cast<std::size_t>(A) * sizeof(float));
-      e[r] = 0.0f;
-      continue;
-    }
-    const float* u = uh + r * A;
+GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a,
+                                    const float* v, const float* keys, const std::int32_t* lengths, float* alpha,
+                                    float* context) {
+  // One parallel region per step (not one per stage): the decoder runs this at every step.
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(S) * N * A > 4 * kChunk)
+  for (int n = 0; n < N; ++n) {
+    const int len = lengths[n];
     const float* an = a + static_cast<std::int64_t>(n) * A;
-    float s = 0.0f;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < len; ++j) {
+      const float* u = uh + (static_cast<std::int64_t>(j) * N + n) * A;
+      float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (std::int64_t k = 0; k < A; ++k) {
-      const float t = tanh_f(u[k] + an[k]);
-      p[k] = t;
-      s += t * v[k];
+      for (std::int64_t k = 0; k < A; ++k) s += tanh_f(u[k] + an[k]) * v[k];
+      alpha[j * N + n] = s;
+      mx = std::max(mx, s);
     }
-    e[r] = s;
+    double sum = 0.0;
+    for (int j = 0; j < len; ++j) {
+      alpha[j * N + n] = std::exp(alpha[j * N + n] - mx);
+      sum += alpha[j * N + n];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int j = 0; j < S; ++j) alpha[j * N + n] = j < len ? alpha[j * N + n] * inv : 0.0f;
+    float* c = context + static_cast<std::int64_t>(n) * K;
+    std::memset(c, 0, static_cast<std::size_t>(K) * sizeof(float));
+    for (int j = 0; j < len; ++j) {
+      const float w = alpha[j * N + n];
+      const float* h = keys + (static_cast<std::int64_t>(j) * N + n) * K;
+#pragma omp simd
+      for (std::int64_t k = 0; k < K; ++k) c[k] += w * h[k];
+    }
   }
 }
 
-GLOSS_CLONES void attention_scores_backward(int S, int N, std::int64_t A, const float* pre, const float* v,
-                                            const float* de, const std::int32_t* lengths, float* duh, float* da,
-                                            float* dv) {
-  // duh and da: independent per sentence n, so parallel over n in a fixed order of j.
-#pragma omp parallel for schedule(static)
+GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a,
+                                     const float* v, const float* keys, const std::int32_t* lengths,
+                                     const float* alpha, const float* dcontext, float* de, float* dkeys, float* duh,
+                                     float* da, float* dv_rows) {
+  // Everything of sentence n touches only rows (j, n): sentences are independent, so the
+  // result does not depend on the thread count.
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(S) * N * A > 4 * kChunk)
   for (int n = 0; n < N; ++n) {
+    const int len = lengths[n];
+    const float* dc = dcontext + static_cast<std::int64_t>(n) * K;
+    // context: dalpha_j = dc . h_j, dh_j += alpha_j dc
+    double s = 0.0;
+    for (int j = 0; j < len; ++j) {
+      const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
+      const float* h = keys + r * K;
+      float* dh = dkeys + r * K;
+      const float w = alpha[r];
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (std::int64_t k = 0; k < K; ++k) {
+        dot += dc[k] * h[k];
+        dh[k] += w * dc[k];
+      }
+      de[r] = dot;
+      s += static_cast<double>(w) * dot;
+    }
+    // softmax: de_j = alpha_j (dalpha_j - sum_j' alpha_j' dalpha_j')
+    for (int j = 0; j < len; ++j) {
+      const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
+      de[r] = alpha[r] * (de[r] - static_cast<float>(s));
+    }
+    // scores: e_j = v . tanh(z_j), z_j = uh_j + a
+    const float* an = a + static_cast<std::int64_t>(n) * A;
     float* dan = da + static_cast<std::int64_t>(n) * A;
+    float* dvn = dv_rows + static_cast<std::int64_t>(n) * A;
     std::memset(dan, 0, static_cast<std::size_t>(A) * sizeof(float));
-    for (int j = 0; j < lengths[n]; ++j) {
+    for (int j = 0; j < len; ++j) {
       const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
       const float g = de[r];
-      const float* p = pre + r * A;
+      const float* u = uh + r * A;
       float* du = duh + r * A;
 #pragma omp simd
       for (std::int64_t k = 0; k < A; ++k) {
-        const float dz = g * v[k] * (1.0f - p[k] * p[k]);
+        const float t = tanh_f(u[k] + an[k]);
+        const float dz = g * v[k] * (1.0f - t * t);
         du[k] += dz;
         dan[k] += dz;
+        dvn[k] += g * t;
       }
     }
-  }
-  // dv: a sum over rows, split by columns so each thread owns its slice of dv.
-#pragma omp parallel for schedule(static)
-  for (std::int64_t k0 = 0; k0 < A; k0 += 64) {
-    const std::int64_t k1 = std::min(A, k0 + 64);
-    for (int j = 0; j < S; ++j)
-      for (int n = 0; n < N; ++n) {
-        if (j >= lengths[n]) continue;
-        const std::int64_t r = static_cast<std::int64_t>(j) * N + n;
-        const float g = de[r];
-        const float* p = pre + r * A;
-#pragma omp simd
-        for (std::int64_t k = k0; k < k1; ++k) dv[k] += g * p[k];
-      }
   }
 }
 

@@ -16,15 +16,20 @@ void scale(std::int64_t n, float s, float* x);
 // Adam update of one tensor (bias corrections c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)).
 void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v);
 
-// Additive attention scores for rows (j, n), j < length[n], of a [S, N, A] block:
-//   pre[j,n,:] = tanh(uh[j,n,:] + a[n,:]);  e[j,n] = pre[j,n,:] . v;  masked rows: pre = 0.
-void attention_scores(int S, int N, std::int64_t A, const float* uh, const float* a, const float* v,
-                      const std::int32_t* lengths, float* pre, float* e);
+// One step of additive attention, one sentence per row n (threads split the sentences):
+//   e_j = v . tanh(uh[j,n,:] + a[n,:]) for j < lengths[n], alpha[.,n] = softmax_j(e) (0 at
+//   padding), context[n,:] = sum_j alpha[j,n] keys[j,n,:]. Layouts: uh [S, N, A], keys
+//   [S, N, K], a [N, A], alpha [S, N], context [N, K].
+void attention_forward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a, const float* v,
+                       const float* keys, const std::int32_t* lengths, float* alpha, float* context);
 
-// Backward of the scores: given de [S, N], adds dz = de * v * (1 - pre^2) to duh and writes
-// da[n,:] = sum_j dz[j,n,:]; dv[k] += sum de * pre[.., k].
-void attention_scores_backward(int S, int N, std::int64_t A, const float* pre, const float* v, const float* de,
-                               const std::int32_t* lengths, float* duh, float* da, float* dv);
+// Its backward, tanh(uh + a) recomputed on the fly: given dcontext [N, K], adds alpha dc to
+// dkeys and dz = de v (1 - tanh^2) to duh, writes da[n,:] = sum_j dz[j,n,:] and adds
+// sum_j de[j,n] tanh(.) to dv_rows[n,:] (v's gradient, per sentence; the caller sums the
+// rows in a fixed order). de [S, N] is scratch.
+void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a, const float* v,
+                        const float* keys, const std::int32_t* lengths, const float* alpha, const float* dcontext,
+                        float* de, float* dkeys, float* duh, float* da, float* dv_rows);
 
 // Label-smoothed cross-entropy rows (see nn::softmax_cross_entropy); per-row loss and nll
 // written to row_loss/row_nll (0 for pad rows); logits overwritten with the gradient if grad.
