@@ -183,6 +183,39 @@ TEST_CASE("split_batch: long batches in parts under the position limit, every se
   CHECK(split_batch(corpus, make_batch(corpus, {0, 1, 2}), 0).size() == 1);
 }
 
+TEST_CASE("split_batch for workers: each group dealt round-robin, every sentence once", "[text][batcher]") {
+  Fixture f;
+  const auto corpus = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, {}, 2);
+  BatchOptions o;
+  o.batch_size = 64;
+  Batcher batcher(corpus, o);
+  for (const std::int64_t limit : {std::int64_t{0}, std::int64_t{400}}) {
+    for (const auto& ids : batcher.epoch_batches(1)) {
+      const Batch b = make_batch(corpus, ids);
+      const auto parts = split_batch(corpus, b, limit, 3);
+      const auto groups = split_batch(corpus, b, limit, 1);  // what one worker would run
+      REQUIRE(parts.size() == 3 * groups.size());
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        std::vector<std::uint32_t> dealt;
+        for (int w = 0; w < 3; ++w) {
+          const auto& p = parts[g * 3 + static_cast<std::size_t>(w)];
+          CHECK(p.size == static_cast<int>((groups[g].examples.size() + 2 - static_cast<std::size_t>(w)) / 3));
+          dealt.insert(dealt.end(), p.examples.begin(), p.examples.end());
+        }
+        std::vector<std::uint32_t> want = groups[g].examples;
+        std::sort(dealt.begin(), dealt.end());
+        std::sort(want.begin(), want.end());
+        CHECK(dealt == want);
+      }
+    }
+  }
+  // Fewer sentences than workers: the extra parts are empty.
+  const auto tiny = split_batch(corpus, make_batch(corpus, {0}), 0, 2);
+  REQUIRE(tiny.size() == 2);
+  CHECK(tiny[0].size == 1);
+  CHECK(tiny[1].size == 0);
+}
+
 TEST_CASE("make_batch: time-major, padded, BOS/EOS in place", "[text][batcher]") {
   Fixture f;
   const auto s = f.write("s2.txt", "a dog runs\na cat\n");

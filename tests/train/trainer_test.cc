@@ -1,6 +1,7 @@
 // Training end to end on a small corpus: exact resume, and clear errors for bad model files.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,8 @@
 
 #include "gloss/recipe/recipe.h"
 #include "gloss/train/checkpoint.h"
+#include "gloss/text/corpus.h"
+#include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
 
@@ -92,6 +95,60 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   const auto& w10 = p10.get("decoder/attention/v").value;
   const auto& wa = avg.get("decoder/attention/v").value;
   for (std::int64_t i = 0; i < wa.size(); ++i) CHECK(wa[i] == Approx(0.5f * (w8[i] + w10[i])).margin(1e-7));
+  fs::remove_all(root);
+}
+
+TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gradient and loss", "[train][parallel]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_workers_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  const auto loaded = small_recipe(root, 1);
+  auto r = loaded.recipe;
+  r.model.dropout_emb = r.model.dropout_rnn = r.model.dropout_readout = 0;  // no randomness in the gradient
+  const auto paths = text::prepare_subword_models(r.data, r.subword, (root / "spm").string(), log);
+  const auto src = text::SubwordModel::load(paths.src), tgt = text::SubwordModel::load(paths.tgt);
+  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src, tgt, {}, 1);
+  const auto mc = train::model_config(r.model, src.vocab_size(), tgt.vocab_size());
+  text::Batcher batcher(corpus, train::batch_options(r.train));
+  const text::Batch batch = batcher.next();
+  REQUIRE(batch.size > 8);
+
+  auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss) {
+    recipe::TrainOptions t = r.train;
+    t.threads = threads;
+    t.split_positions = static_cast<int>(split_positions);
+    nn::ParameterSet params;
+    model::Seq2Seq net(mc, params);
+    Rng init(7);
+    nn::init_parameters(params, "uniform", 0.1f, init);
+    train::Workers workers(net, params, mc, t);
+    CHECK(workers.size() == threads);
+    Rng rng(3);
+    for (int rep = 0; rep < 2; ++rep) {  // twice: replicas must start the second batch from zero
+      params.zero_grad();
+      loss = workers.train_batch(corpus, batch, rng, 1.0f / static_cast<float>(batch.target_tokens), 0);
+    }
+    std::vector<float> all;
+    for (const auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
+    return all;
+  };
+  nn::LossSum one, three, split;
+  const auto g1 = gradients(1, 0, one);
+  const auto g3 = gradients(3, 0, three);
+  const auto gs = gradients(2, 200, split);  // parts of groups, as with train.split_positions
+  CHECK(three.tokens == one.tokens);
+  CHECK(three.loss == Approx(one.loss).epsilon(1e-6));
+  CHECK(split.loss == Approx(one.loss).epsilon(1e-6));
+  REQUIRE(g1.size() == g3.size());
+  double diff = 0, norm = 0, diff_split = 0;
+  for (std::size_t i = 0; i < g1.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(g1[i] - g3[i])));
+    diff_split = std::max(diff_split, static_cast<double>(std::fabs(g1[i] - gs[i])));
+    norm = std::max(norm, static_cast<double>(std::fabs(g1[i])));
+  }
+  CHECK(norm > 1e-3);
+  CHECK(diff <= 1e-5 * norm);  // the same sum, added in another order
+  CHECK(diff_split <= 1e-5 * norm);
   fs::remove_all(root);
 }
 

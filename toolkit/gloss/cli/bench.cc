@@ -177,17 +177,21 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   const model::ModelConfig mc = train::model_config(r.model, src_sp.vocab_size(), tgt_sp.vocab_size());
   nn::ParameterSet params;
   model::Seq2Seq net(mc, params);
-  train::configure(net, r.train);
+  recipe::TrainOptions to = r.train;
+  to.threads = threads;
+  train::Workers workers(net, params, mc, to);
   Rng rng(static_cast<std::uint64_t>(r.train.seed));
   nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
   auto optimizer = nn::make_optimizer(r.train.optimizer, params);
   log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
-      << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads" << std::endl;
+      << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads, "
+      << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers" : std::string("threads inside each operation"))
+      << std::endl;
 
   auto train_batch = [&](std::int64_t& tokens) {
     const text::Batch b = batcher.next();
     params.zero_grad();
-    const auto loss = train::train_batch(net, corpus, b, r.train, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
+    const auto loss = workers.train_batch(corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
     nn::clip_grad_norm(params, r.train.clip_norm);
     optimizer->step(params, static_cast<float>(r.train.lr));
     tokens += loss.tokens;

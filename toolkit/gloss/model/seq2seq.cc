@@ -349,7 +349,10 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
         dy[k] = dh_next[li][k] + (from_above ? from_above[k] : ds_readout[i * ND + k]);
       nn::RnnCell::Cache* cache = &dec_recompute_;
       if (i < cached) cache = &dec_caches_[li][static_cast<std::size_t>(i)];
-      else run_layer(l, i, cache, h_tmp.data(), lstm ? c_tmp.data() : nullptr);  // recompute the workspace
+      else {
+        const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
+        run_layer(l, i, cache, h_tmp.data(), lstm ? c_tmp.data() : nullptr);
+      }
       dec_rnn_[li]->backward(*cache, dy.data(), nullptr, lstm ? dc_next[li].data() : nullptr,
                              l == 0 ? dx0.data() : dxl.data(), dh_prev.data(), lstm ? dc_prev.data() : nullptr);
       std::swap(dh_next[li], dh_prev);

@@ -35,6 +35,18 @@ void ParameterSet::zero_grad() {
   for (auto& p : params_) p->grad.zero();
 }
 
+void ParameterSet::share_values_of(ParameterSet& master) {
+  if (master.params_.size() != params_.size()) throw std::logic_error("replica and master models differ in parameters");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Parameter& mine = *params_[i];
+    Parameter& theirs = *master.params_[i];
+    if (mine.name != theirs.name || mine.value.shape() != theirs.value.shape())
+      throw std::logic_error("replica parameter '" + mine.name + "' differs from the master's");
+    mine.value = Tensor::view(theirs.value.data(), theirs.value.shape());
+  }
+  follows_ = &master;
+}
+
 std::int64_t ParameterSet::num_values() const {
   std::int64_t n = 0;
   for (const auto& p : params_) n += p->value.size();

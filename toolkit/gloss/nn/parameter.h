@@ -28,10 +28,16 @@ class ParameterSet {
 
   // Incremented whenever values change (optimiser step, load): layers that keep derived
   // copies (reordered weights) refresh them when it moves.
-  std::uint64_t version() const { return version_; }
+  std::uint64_t version() const { return follows_ ? follows_->version() : version_; }
   void touch() { ++version_; }
 
+  // Makes this set (same names and shapes, registered by an identical model) read the values
+  // of `master` instead of its own and follow its version: a replica that computes gradients
+  // of its own on the master's weights. Its gradients stay its own.
+  void share_values_of(ParameterSet& master);
+
  private:
+  ParameterSet* follows_ = nullptr;
   std::vector<std::unique_ptr<Parameter>> params_;
   std::uint64_t version_ = 1;
 };

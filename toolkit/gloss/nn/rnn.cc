@@ -32,7 +32,7 @@ dnnl::primitive_attr user_scratchpad() {
 }
 
 memory shared_scratchpad(const dnnl::primitive_desc_base& pd) {
-  static Tensor buffer;  // primitives run one at a time on the one stream
+  static thread_local Tensor buffer;  // primitives run one at a time on a thread
   const auto desc = pd.scratchpad_desc();
   const auto floats = static_cast<std::int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
   if (buffer.size() < std::max<std::int64_t>(1, floats)) buffer.resize({std::max<std::int64_t>(1, floats)});
@@ -57,7 +57,7 @@ RnnCell::RnnCell(ParameterSet& params, const std::string& name, CellType cell, s
       bias_(params.add(name + "/bias", {4, hidden})) {}
 
 RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
-  const auto key = std::make_tuple(training, T, N);
+  const auto key = std::make_tuple(training, T, N, compute::threads());
   auto it = forward_.find(key);
   if (it != forward_.end()) return it->second;
   if (forward_.size() >= kMaxCachedShapes) forward_.clear();  // bounded: each holds JIT code
@@ -82,7 +82,7 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
 }
 
 RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
-  const auto key = std::make_pair(T, N);
+  const auto key = std::make_tuple(T, N, compute::threads());
   auto it = backward_.find(key);
   if (it != backward_.end()) return it->second;
   if (backward_.size() >= kMaxCachedShapes) backward_.clear();
@@ -334,8 +334,11 @@ void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const fl
     const float* bh = cache.bounds_h.data() + k * state;
     const float* bc = lstm ? cache.bounds_c.data() + k * state : nullptr;
     auto& ws = prepare_workspace(cache, len, N);
-    run_forward(true, len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr,
-                &ws);
+    {
+      const compute::UncountedFlops recompute;
+      run_forward(true, len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(),
+                  lstm ? cache.c_chunk.data() : nullptr, &ws);
+    }
     const bool first = k == 0;
     run_backward(len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr, ws,
                  dy + static_cast<std::int64_t>(t0) * N * H, carry_h.data(), lstm ? carry_c.data() : nullptr,

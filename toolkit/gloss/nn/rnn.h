@@ -95,8 +95,9 @@ class RnnCell {
   Parameter& w_layer_;
   Parameter& w_iter_;
   Parameter& bias_;
-  std::map<std::tuple<bool, int, int>, Forward> forward_;
-  std::map<std::pair<int, int>, Backward> backward_;
+  // by (training, T, N, threads): a primitive is built for the thread count it runs with
+  std::map<std::tuple<bool, int, int, int>, Forward> forward_;
+  std::map<std::tuple<int, int, int>, Backward> backward_;
   Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
   std::uint64_t bwd_version_ = 0;
   Tensor zeros_;                     // zero states and gradients, grown on demand

@@ -150,6 +150,10 @@ class Schema {
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
     add_int("train.threads", &t.threads, "compute threads", 1, 256);
+    add_choice("train.parallel", &t.parallel,
+               "how the threads share a batch: data = each runs its share of the sentences on its own model replica "
+               "(faster on few cores); ops = all work inside every operation",
+               {"data", "ops"});
 
     auto& c = r.decode;
     add_int("decode.beam_size", &c.beam_size, "beam size (1: greedy)", 1, 1000);

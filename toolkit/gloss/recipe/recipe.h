@@ -67,6 +67,7 @@ struct TrainOptions {
   double init_scale = 0.1;
   int seed = 1;
   int threads = 2;
+  std::string parallel = "data";      // data: a model replica per thread; ops: threads inside each operation
 };
 
 struct DecodeOptions {

@@ -10,6 +10,7 @@
 namespace gloss::compute {
 namespace {
 std::atomic<double> g_flops{0.0};
+thread_local int t_uncounted = 0;
 }
 
 dnnl::engine& engine() {
@@ -21,7 +22,7 @@ dnnl::engine& engine() {
 }
 
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  static thread_local dnnl::stream s(engine());  // one per thread: replicas run side by side
   return s;
 }
 
@@ -42,11 +43,14 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 }
 
 void add_flops(double f) {
+  if (t_uncounted > 0) return;
   double cur = g_flops.load(std::memory_order_relaxed);
   while (!g_flops.compare_exchange_weak(cur, cur + f, std::memory_order_relaxed)) {
   }
 }
 double flops() { return g_flops.load(); }
 void reset_flops() { g_flops = 0.0; }
+UncountedFlops::UncountedFlops() { ++t_uncounted; }
+UncountedFlops::~UncountedFlops() { --t_uncounted; }
 
 }  // namespace gloss::compute

@@ -8,7 +8,7 @@
 namespace gloss::compute {
 
 dnnl::engine& engine();
-dnnl::stream& stream();
+dnnl::stream& stream();  // this thread's stream
 
 // Threads for oneDNN/OpenMP. Sets OMP_WAIT_POLICY=PASSIVE unless the user chose one.
 void set_threads(int threads);
@@ -22,5 +22,14 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 void add_flops(double flops);
 double flops();
 void reset_flops();
+// While one is alive, add_flops ignores this thread's work: recomputation (a workspace
+// rebuilt in backward to bound memory) is not work of the model and must not raise its rate.
+class UncountedFlops {
+ public:
+  UncountedFlops();
+  ~UncountedFlops();
+  UncountedFlops(const UncountedFlops&) = delete;
+  UncountedFlops& operator=(const UncountedFlops&) = delete;
+};
 
 }  // namespace gloss::compute

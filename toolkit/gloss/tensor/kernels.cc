@@ -83,6 +83,18 @@ GLOSS_CLONES void scale(std::int64_t n, float s, float* x) {
   }
 }
 
+GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t c = 0; c < n; c += kChunk) {
+    const std::int64_t end = std::min(n, c + kChunk);
+#pragma omp simd
+    for (std::int64_t i = c; i < end; ++i) {
+      into[i] += from[i];
+      from[i] = 0.0f;
+    }
+  }
+}
+
 GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v) {
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
   for (std::int64_t c = 0; c < n; c += kChunk) {

@@ -13,6 +13,9 @@ void tanh_inplace(std::int64_t n, float* x);
 double sum_squares(std::int64_t n, const float* x);
 void scale(std::int64_t n, float s, float* x);
 
+// into[i] += from[i]; from[i] = 0 (gradients of a replica summed into the model's).
+void move_add(std::int64_t n, float* from, float* into);
+
 // Adam update of one tensor (bias corrections c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)).
 void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 namespace gloss {
 
@@ -13,9 +14,21 @@ Tensor& Tensor::operator=(const Tensor& other) {
   return *this;
 }
 
+Tensor Tensor::view(float* data, std::vector<std::int64_t> shape) {
+  Tensor t;
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  t.data_ = std::unique_ptr<float, Free>(data, Free{false});
+  t.shape_ = std::move(shape);
+  t.size_ = t.capacity_ = n;
+  return t;
+}
+
 void Tensor::resize(std::vector<std::int64_t> shape) {
   std::int64_t n = 1;
   for (auto d : shape) n *= d;
+  if (n > capacity_ && data_ && !data_.get_deleter().owned)
+    throw std::logic_error("a tensor view cannot grow beyond the memory it views");
   shape_ = std::move(shape);
   size_ = n;
   if (n > capacity_) {

@@ -20,6 +20,10 @@ class Tensor {
   Tensor(Tensor&&) noexcept = default;
   Tensor& operator=(Tensor&&) noexcept = default;
 
+  // A tensor over memory it does not own (a model replica reading another's parameters):
+  // it never reallocates, so resizing it beyond that memory is an error.
+  static Tensor view(float* data, std::vector<std::int64_t> shape);
+
   // New shape; contents are unspecified unless zero() follows.
   void resize(std::vector<std::int64_t> shape);
   void zero();
@@ -36,7 +40,12 @@ class Tensor {
 
  private:
   struct Free {
-    void operator()(float* p) const { std::free(p); }
+    constexpr Free() noexcept : owned(true) {}
+    constexpr explicit Free(bool owns) noexcept : owned(owns) {}
+    bool owned;
+    void operator()(float* p) const {
+      if (owned) std::free(p);
+    }
   };
   std::unique_ptr<float, Free> data_;
   std::vector<std::int64_t> shape_;

@@ -70,21 +70,31 @@ Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& 
   return b;
 }
 
-std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions) {
+std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions,
+                               int workers) {
+  workers = std::max(1, workers);
   const std::int64_t positions = static_cast<std::int64_t>(batch.tgt_len) * batch.size;
-  if (max_positions <= 0 || positions <= max_positions) return {batch};
-  // k parts of equal sentence count (few distinct shapes for the primitive caches), sentences
-  // grouped by length so that each part pads little.
-  const std::int64_t k = std::min<std::int64_t>(batch.size, (positions + max_positions - 1) / max_positions);
+  const bool too_long = max_positions > 0 && positions > max_positions;
+  if (!too_long && workers == 1) return {batch};
+  // k groups of equal sentence count (few distinct shapes for the primitive caches), sentences
+  // grouped by length so that each group pads little; each group dealt round-robin to the
+  // workers, so that their parts are alike in length and work.
+  const std::int64_t k = !too_long ? 1 : std::min<std::int64_t>(batch.size, (positions + max_positions - 1) / max_positions);
   std::vector<std::uint32_t> order = batch.examples;
   std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
     return corpus.tgt_len(a) != corpus.tgt_len(b) ? corpus.tgt_len(a) > corpus.tgt_len(b) : corpus.src_len(a) > corpus.src_len(b);
   });
   const std::size_t per = static_cast<std::size_t>((batch.size + k - 1) / k);
   std::vector<Batch> parts;
-  for (std::size_t at = 0; at < order.size(); at += per)
-    parts.push_back(make_batch(corpus, std::vector<std::uint32_t>(order.begin() + static_cast<std::ptrdiff_t>(at),
-                                                                  order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), at + per)))));
+  for (std::size_t at = 0; at < order.size(); at += per) {
+    const std::size_t end = std::min(order.size(), at + per);
+    for (int w = 0; w < workers; ++w) {
+      std::vector<std::uint32_t> examples;
+      for (std::size_t i = at + static_cast<std::size_t>(w); i < end; i += static_cast<std::size_t>(workers))
+        examples.push_back(order[i]);
+      parts.push_back(examples.empty() ? Batch{} : make_batch(corpus, examples));
+    }
+  }
   return parts;
 }
 

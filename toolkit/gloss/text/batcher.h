@@ -36,12 +36,14 @@ struct Batch {
 Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& examples);
 
 // A batch whose padded target positions (tgt_len x size) exceed `max_positions` as
-// ceil(positions / max_positions) parts of equal sentence count (sentences grouped by length,
-// each part padded on its own, so parts hold about max_positions or fewer); otherwise the
-// batch itself. Training runs the parts one
-// after the other into the same gradient: the same update with the memory of a smaller batch.
-// max_positions 0: never split.
-std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions);
+// ceil(positions / max_positions) groups of equal sentence count (sentences grouped by length,
+// each part padded on its own, so groups hold about max_positions or fewer); otherwise the
+// batch itself. Training runs the groups one after the other into the same gradient: the same
+// update with the memory of a smaller batch. max_positions 0: never split.
+// With workers > 1, every group is dealt round-robin into `workers` parts (group-major order:
+// part i belongs to worker i % workers), run side by side; a part may be empty (size 0).
+std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions,
+                               int workers = 1);
 
 class Batcher {
  public:

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 #include <cstdio>
+#include <exception>
+#include <omp.h>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -13,6 +15,7 @@
 #include "gloss/eval/chrf.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/kernels.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/checkpoint.h"
@@ -169,19 +172,72 @@ double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step) {
   return p0;
 }
 
-void configure(model::Seq2Seq& net, const recipe::TrainOptions& t) {
-  net.set_rnn_cache_bytes(static_cast<std::size_t>(t.rnn_cache_mb) << 20);
+void configure(model::Seq2Seq& net, const recipe::TrainOptions& t, int workers) {
+  net.set_rnn_cache_bytes((static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(std::max(1, workers)));
 }
 
-nn::LossSum train_batch(model::Seq2Seq& net, const text::EncodedCorpus& corpus, const text::Batch& batch,
-                        const recipe::TrainOptions& t, Rng& rng, float scale, std::int64_t step) {
-  net.set_teacher_forcing(static_cast<float>(teacher_forcing_at(t, step)));
+Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config,
+                 const recipe::TrainOptions& t)
+    : t_(t), params_(params) {
+  const int n = t.parallel == "data" ? std::max(1, t.threads) : 1;
+  nets_.push_back(&net);
+  for (int w = 1; w < n; ++w) {
+    replica_params_.push_back(std::make_unique<nn::ParameterSet>());
+    replicas_.push_back(std::make_unique<model::Seq2Seq>(config, *replica_params_.back()));
+    replica_params_.back()->share_values_of(params);
+    nets_.push_back(replicas_.back().get());
+  }
+  for (auto* w : nets_) configure(*w, t, n);
+}
+
+Workers::~Workers() = default;
+
+nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
+                                 std::int64_t step) {
+  const int n = size();
+  const auto tf = static_cast<float>(teacher_forcing_at(t_, step));
+  const auto ls = static_cast<float>(t_.label_smoothing);
+  for (auto* w : nets_) w->set_teacher_forcing(tf);
+  const auto parts = text::split_batch(corpus, batch, t_.split_positions, n);
+  auto add = [](nn::LossSum& into, const nn::LossSum& l) {
+    into.loss += l.loss;
+    into.nll += l.nll;
+    into.tokens += l.tokens;
+  };
   nn::LossSum total;
-  for (const auto& part : text::split_batch(corpus, batch, t.split_positions)) {
-    const auto loss = net.forward_backward(batch_view(part), static_cast<float>(t.label_smoothing), &rng, true, scale);
-    total.loss += loss.loss;
-    total.nll += loss.nll;
-    total.tokens += loss.tokens;
+  if (n == 1) {
+    for (const auto& part : parts) add(total, nets_[0]->forward_backward(batch_view(part), ls, &rng, true, scale));
+    return total;
+  }
+  // Each worker draws from a generator seeded from the run's: the same batches, seed and
+  // workers give the same model, bit for bit.
+  std::vector<Rng> rngs;
+  for (int w = 0; w < n; ++w) rngs.emplace_back(rng.next());
+  std::vector<nn::LossSum> losses(static_cast<std::size_t>(n));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
+#pragma omp parallel num_threads(n)
+  {
+    omp_set_num_threads(1);  // inside this worker: oneDNN and the kernels run on this thread alone
+    for (int w = omp_get_thread_num(); w < n; w += omp_get_num_threads()) {
+      try {
+        for (std::size_t i = static_cast<std::size_t>(w); i < parts.size(); i += static_cast<std::size_t>(n))
+          if (parts[i].size > 0)
+            add(losses[static_cast<std::size_t>(w)],
+                nets_[static_cast<std::size_t>(w)]->forward_backward(batch_view(parts[i]), ls, &rngs[static_cast<std::size_t>(w)], true, scale));
+      } catch (...) {
+        errors[static_cast<std::size_t>(w)] = std::current_exception();
+      }
+    }
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (const auto& l : losses) add(total, l);
+  // The replicas' gradients into net's, in worker order; theirs start the next batch at zero.
+  for (const auto& rp : replica_params_) {
+    const auto& mine = params_.all();
+    const auto& theirs = rp->all();
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      kernels::move_add(mine[i]->grad.size(), theirs[i]->grad.data(), mine[i]->grad.data());
   }
   return total;
 }
@@ -230,7 +286,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   mf.recipe = recipe::show(loaded);
   nn::ParameterSet params;
   model::Seq2Seq net(mf.config, params);
-  configure(net, to);
+  Workers workers(net, params, mf.config, to);
   auto optimizer = nn::make_optimizer(to.optimizer, params);
   TrainingState state;
   Rng rng(static_cast<std::uint64_t>(to.seed));
@@ -352,7 +408,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
     for (int a = 0; a < to.accumulate; ++a) {
       const text::Batch b = batcher.next();
       const float scale = 1.0f / static_cast<float>(b.target_tokens * to.accumulate);
-      const auto loss = train_batch(net, corpus, b, to, rng, scale, state.step);
+      const auto loss = workers.train_batch(corpus, b, rng, scale, state.step);
       step_tokens += loss.tokens;
       step_loss += loss.nll;
     }

@@ -8,6 +8,8 @@
 // Running the same command again after an interruption resumes from the checkpoint and ends
 // with the same model, bit for bit, as an uninterrupted run with the same seed and threads.
 #include <iosfwd>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "gloss/model/seq2seq.h"
@@ -20,12 +22,35 @@ namespace gloss::train {
 model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_vocab, std::int64_t tgt_vocab);
 text::BatchOptions batch_options(const recipe::TrainOptions& t);
 model::BatchView batch_view(const text::Batch& b);
-// Applies the [train] keys that shape how the network runs (memory for RNN caches).
-void configure(model::Seq2Seq& net, const recipe::TrainOptions& t);
-// Forward and backward of one batch as training runs it: the teacher-forcing ratio of `step`,
-// long batches in parts (train.split_positions); gradients of scale * loss are added.
-nn::LossSum train_batch(model::Seq2Seq& net, const text::EncodedCorpus& corpus, const text::Batch& batch,
-                        const recipe::TrainOptions& t, Rng& rng, float scale, std::int64_t step);
+// Applies the [train] keys that shape how the network runs (memory for RNN caches), for one
+// of `workers` models running side by side.
+void configure(model::Seq2Seq& net, const recipe::TrainOptions& t, int workers = 1);
+
+// Forward and backward of training batches on the recipe's threads. With train.parallel =
+// data and T threads, T workers each run their share of every batch's sentences with one
+// thread: worker 0 on `net` itself, the others on replicas that read net's weights and keep
+// gradients (and oneDNN buffers) of their own, summed into net's in a fixed order. No thread
+// waits for another inside a time step, which on few cores beats splitting every small
+// operation. With ops (or one thread), `net` alone runs with all threads inside each operation.
+class Workers {
+ public:
+  Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config,
+          const recipe::TrainOptions& t);
+  ~Workers();
+  int size() const { return static_cast<int>(nets_.size()); }
+  // One batch as training runs it: the teacher-forcing ratio of `step`, long batches in parts
+  // (train.split_positions); gradients of scale * loss are added to net's.
+  nn::LossSum train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
+                          std::int64_t step);
+
+ private:
+  const recipe::TrainOptions& t_;
+  nn::ParameterSet& params_;
+  std::vector<model::Seq2Seq*> nets_;                       // [0] = net
+  std::vector<std::unique_ptr<nn::ParameterSet>> replica_params_;
+  std::vector<std::unique_ptr<model::Seq2Seq>> replicas_;
+};
+
 // Scheduled sampling: the teacher-forcing ratio at update `step` (train.teacher_forcing*).
 double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step);
 
