@@ -49,6 +49,14 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
+# Threads as workers on their own batches (data, the default) or inside each operation (ops),
+# or one thread: the same translations.
+"$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --threads 3 >"$tmp/w3" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --threads 2 --parallel ops >"$tmp/ops" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --threads 1 >"$tmp/t1" 2>/dev/null
+cmp -s "$tmp/w3" "$tmp/b64" && cmp -s "$tmp/ops" "$tmp/b64" && cmp -s "$tmp/t1" "$tmp/b64" && pass \
+  || fail "3 workers, threads inside operations and one thread give different translations"
+expect_error "bad --parallel" "--parallel must be data or ops" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --parallel both
 "$gloss" eval <(zcat "$d/test_2016_flickr.de.gz" | head -150) -i "$tmp/b64" -b >/dev/null && pass || fail "eval of the output"
 
 # --max-batch-tokens changes batching, not translations.

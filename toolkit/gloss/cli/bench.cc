@@ -68,7 +68,8 @@ SgemmRates sgemm_gflops(std::ostream& log) {
 
 namespace {
 
-// `gloss bench translate -m MODEL -i FILE [--beam-size N] [--threads N] [--batch-size N]`
+// `gloss bench translate -m MODEL -i FILE [--beam-size N] [--threads N] [--batch-size N] [--parallel data|ops]
+// [--shortlist FILE]`
 int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   std::string model, input;
   decode::TranslateOptions o;
@@ -94,12 +95,15 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     else if (raw[i] == "--batch-size") o.batch_size = number();
     else if (raw[i] == "--threads") threads = number();
     else if (raw[i] == "--runs") runs = number();
+    else if (raw[i] == "--parallel") o.parallel = value();
+    else if (raw[i] == "--shortlist") o.shortlist = value();
     else throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
   }
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
   compute::set_threads(threads);
   decode::Translator translator(model);
+  if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
   std::vector<std::string> lines;
   {
     LineReader reader(input);
@@ -133,6 +137,7 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
+           "                             [--parallel data|ops] [--shortlist FILE]\n"
            "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
            "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"

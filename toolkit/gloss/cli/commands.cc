@@ -326,6 +326,9 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "max-len-add", po::value(&o.max_len_add)->default_value(10), "see --max-len-ratio")(
       "batch-size", po::value(&o.batch_size)->default_value(64), "sentences per batch")(
       "threads", po::value(&threads)->default_value(2), "compute threads")(
+      "parallel", po::value(&o.parallel)->default_value("data"),
+      "how the threads share the work: data = each translates its own batches (faster on few cores); ops = all "
+      "work inside every operation of one batch")(
       "progress", po::bool_switch(&o.progress), "print progress on stderr (automatic when stderr is a terminal)")(
       "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(0),
       "at most this many padded source subwords per batch (0: no limit)")(

@@ -1,18 +1,22 @@
 #include "gloss/decode/translator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <numeric>
 
 #include "gloss/report/plot.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/train/checkpoint.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/unicode.h"
 
+#include <omp.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -39,6 +43,8 @@ void validate(const TranslateOptions& o) {
   if (!o.alignment.empty() && o.alignment != "hard" && o.alignment != "soft")
     throw ConfigError("--alignment must be hard or soft (got '" + o.alignment + "')");
   if (o.attention_line < 1) throw ConfigError("--attention-line counts from 1");
+  if (o.parallel != "data" && o.parallel != "ops")
+    throw ConfigError("--parallel must be data or ops (got '" + o.parallel + "')");
   if (!o.attention_svg.empty() && !o.attention_svg.ends_with(".svg"))
     throw ConfigError("--attention " + o.attention_svg + ": the heat map is drawn as SVG; give a file name ending in .svg");
 }
@@ -61,8 +67,10 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
     }
     auto member = std::make_unique<Member>();
     member->model = std::make_unique<model::Seq2Seq>(mf.config, member->params);
+    member->params.release_grads();  // translation computes none
     train::load_model(path, &member->params);
     models_.push_back(std::move(member));
+    configs_.push_back(mf.config);
   }
 }
 
@@ -102,6 +110,63 @@ std::string score_text(double v) {
 
 }  // namespace
 
+void Translator::translate_batch(Models& models, const std::vector<std::vector<int>>& src,
+                                 const std::vector<std::size_t>& idx, const TranslateOptions& o,
+                                 std::vector<std::vector<model::Seq2Seq::Hypothesis>>& results) const {
+  const int N = static_cast<int>(idx.size());
+  const int S = static_cast<int>(src[idx[0]].size());
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
+  std::vector<int> max_len(static_cast<std::size_t>(N));
+  for (int k = 0; k < N; ++k) {
+    const auto& s = src[idx[static_cast<std::size_t>(k)]];
+    len[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(s.size());
+    for (std::size_t t = 0; t < s.size(); ++t) ids[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(k)] = s[t];
+    max_len[static_cast<std::size_t>(k)] = static_cast<int>(o.max_len_ratio * static_cast<double>(s.size())) + o.max_len_add;
+  }
+  const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
+  const bool attention_wanted = !o.alignment.empty() || !o.attention_svg.empty();
+  // Lexical shortlist: each sentence's own list; the output layer computes their union.
+  std::vector<std::vector<std::int32_t>> allowed;
+  if (shortlist_) {
+    std::vector<std::vector<std::int32_t>> lists;
+    std::vector<std::int32_t> all;
+    for (int k = 0; k < N; ++k) {
+      lists.push_back(shortlist_->for_sentence(src[idx[static_cast<std::size_t>(k)]]));
+      all.insert(all.end(), lists.back().begin(), lists.back().end());
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    for (const auto& list : lists) {
+      std::vector<std::int32_t> cols;
+      for (auto id : list) cols.push_back(static_cast<std::int32_t>(std::lower_bound(all.begin(), all.end(), id) - all.begin()));
+      allowed.push_back(std::move(cols));
+    }
+    for (auto& m : models) m->model->set_output_subset(all);
+  }
+  const bool plain_greedy = !shortlist_ && models.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
+                            !o.word_scores && !attention_wanted;
+  if (plain_greedy) {
+    const auto g = models[0]->model->greedy(view, max_len);
+    for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
+  } else {
+    model::Seq2Seq::SearchOptions so;
+    so.beam_size = o.beam_size;
+    so.length_penalty = o.length_penalty;
+    so.n_best = o.n_best;
+    so.coverage_penalty = o.coverage_penalty;
+    so.min_length = o.min_length;
+    so.word_scores = o.word_scores;
+    so.attention = attention_wanted;
+    if (shortlist_) so.allowed = &allowed;
+    std::vector<model::Seq2Seq*> ensemble;
+    for (auto& m : models) ensemble.push_back(m->model.get());
+    auto beams = model::Seq2Seq::beam_search(ensemble, view, max_len, so);
+    for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
+  }
+  if (shortlist_)
+    for (auto& m : models) m->model->set_output_subset({});
+}
+
 std::vector<std::string> Translator::translate(const std::vector<std::string>& lines, const TranslateOptions& o,
                                                std::size_t first_line, std::ostream& log) {
   const std::size_t n = lines.size();
@@ -119,6 +184,7 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return src[a].size() > src[b].size(); });
   std::vector<std::vector<model::Seq2Seq::Hypothesis>> results(n);
+  std::vector<std::vector<std::size_t>> batches;
   std::size_t pos = 0;
   while (pos < n && src[order[pos]].empty() == false) {
     const std::size_t end = std::min(n, pos + static_cast<std::size_t>(o.batch_size));
@@ -131,59 +197,42 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
         break;
       idx.push_back(order[k]);
     }
-    const int N = static_cast<int>(idx.size());
-    const int S = static_cast<int>(src[idx[0]].size());
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
-    std::vector<int> max_len(static_cast<std::size_t>(N));
-    for (int k = 0; k < N; ++k) {
-      const auto& s = src[idx[static_cast<std::size_t>(k)]];
-      len[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(s.size());
-      for (std::size_t t = 0; t < s.size(); ++t) ids[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(k)] = s[t];
-      max_len[static_cast<std::size_t>(k)] = static_cast<int>(o.max_len_ratio * static_cast<double>(s.size())) + o.max_len_add;
-    }
-    const model::BatchView view{N, S, 0, ids.data(), len.data(), nullptr, nullptr};
-    const bool attention_wanted = !o.alignment.empty() || !o.attention_svg.empty();
-    // Lexical shortlist: each sentence's own list; the output layer computes their union.
-    std::vector<std::vector<std::int32_t>> allowed;
-    if (shortlist_) {
-      std::vector<std::vector<std::int32_t>> lists;
-      std::vector<std::int32_t> all;
-      for (int k = 0; k < N; ++k) {
-        lists.push_back(shortlist_->for_sentence(src[idx[static_cast<std::size_t>(k)]]));
-        all.insert(all.end(), lists.back().begin(), lists.back().end());
-      }
-      std::sort(all.begin(), all.end());
-      all.erase(std::unique(all.begin(), all.end()), all.end());
-      for (const auto& list : lists) {
-        std::vector<std::int32_t> cols;
-        for (auto id : list) cols.push_back(static_cast<std::int32_t>(std::lower_bound(all.begin(), all.end(), id) - all.begin()));
-        allowed.push_back(std::move(cols));
-      }
-      for (auto& m : models_) m->model->set_output_subset(all);
-    }
-    const bool plain_greedy = !shortlist_ && models_.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
-                              !o.word_scores && !attention_wanted;
-    if (plain_greedy) {
-      const auto g = models_[0]->model->greedy(view, max_len);
-      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
-    } else {
-      model::Seq2Seq::SearchOptions so;
-      so.beam_size = o.beam_size;
-      so.length_penalty = o.length_penalty;
-      so.n_best = o.n_best;
-      so.coverage_penalty = o.coverage_penalty;
-      so.min_length = o.min_length;
-      so.word_scores = o.word_scores;
-      so.attention = attention_wanted;
-      if (shortlist_) so.allowed = &allowed;
-      std::vector<model::Seq2Seq*> ensemble;
-      for (auto& m : models_) ensemble.push_back(m->model.get());
-      auto beams = model::Seq2Seq::beam_search(ensemble, view, max_len, so);
-      for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
-    }
-    if (shortlist_)
-      for (auto& m : models_) m->model->set_output_subset({});
     pos += idx.size();
+    batches.push_back(std::move(idx));
+  }
+  // parallel = data: one batch per thread at a time, each thread alone inside it (no thread
+  // waits for another within a search step). A batch's result does not depend on who runs it.
+  const int workers = o.parallel == "data" ? std::min<int>(compute::threads(), static_cast<int>(batches.size())) : 1;
+  if (workers <= 1) {
+    for (const auto& idx : batches) translate_batch(models_, src, idx, o, results);
+  } else {
+    while (static_cast<int>(replicas_.size()) < workers - 1) {
+      Models replica;
+      for (std::size_t m = 0; m < models_.size(); ++m) {
+        auto member = std::make_unique<Member>();
+        member->model = std::make_unique<model::Seq2Seq>(configs_[m], member->params);
+        member->params.release_grads();
+        member->params.share_values_of(models_[m]->params);
+        replica.push_back(std::move(member));
+      }
+      replicas_.push_back(std::move(replica));
+    }
+    std::atomic<std::size_t> next{0};
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+#pragma omp parallel num_threads(workers)
+    {
+      omp_set_num_threads(1);
+      const int w = omp_get_thread_num();
+      Models& models = w == 0 ? models_ : replicas_[static_cast<std::size_t>(w - 1)];
+      try {
+        for (std::size_t b; (b = next++) < batches.size();) translate_batch(models, src, batches[b], o, results);
+      } catch (...) {
+        errors[static_cast<std::size_t>(w)] = std::current_exception();
+        next = batches.size();  // the others stop too
+      }
+    }
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
   }
   // What --alignment and --word-scores append to a translation.
   auto extras = [&](const model::Seq2Seq::Hypothesis& h, std::size_t src_len) {

@@ -32,6 +32,7 @@ struct TranslateOptions {
   std::string shortlist;        // a file from gloss shortlist: output layer over it only
   std::string attention_svg;    // draw the attention matrix of line attention_line here
   std::size_t attention_line = 1;
+  std::string parallel = "data";  // data: batches side by side, one per thread; ops: threads inside each operation
 };
 void validate(const TranslateOptions& options);
 
@@ -52,7 +53,14 @@ class Translator {
     nn::ParameterSet params;
     std::unique_ptr<model::Seq2Seq> model;
   };
-  std::vector<std::unique_ptr<Member>> models_;
+  using Models = std::vector<std::unique_ptr<Member>>;
+  // Translates the sentences src[idx[k]] as one batch with `models`; results[idx[k]] get theirs.
+  void translate_batch(Models& models, const std::vector<std::vector<int>>& src, const std::vector<std::size_t>& idx,
+                       const TranslateOptions& o, std::vector<std::vector<model::Seq2Seq::Hypothesis>>& results) const;
+  Models models_;
+  // With parallel = data: workers 1.. translate with replicas that read models_' weights.
+  std::vector<Models> replicas_;
+  std::vector<model::ModelConfig> configs_;
   std::unique_ptr<Shortlist> shortlist_;
   text::SubwordModel src_, tgt_;
 };

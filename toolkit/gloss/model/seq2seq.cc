@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/kernels.h"
 #include "gloss/util/error.h"
 
 namespace gloss::model {
@@ -720,17 +721,8 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
       const std::vector<std::int32_t>* cols =
           o.allowed ? &(*o.allowed)[static_cast<std::size_t>(active[static_cast<std::size_t>(h / B)])] : nullptr;
       auto lse_of = [Vc, cols](const float* row) {
-        float mx = -std::numeric_limits<float>::infinity();
-        double sum = 0;
-        if (cols) {
-          for (auto k : *cols) mx = std::max(mx, row[k]);
-          for (auto k : *cols) sum += std::exp(static_cast<double>(row[k] - mx));
-        } else {
-          mx = row[0];
-          for (std::int64_t v = 1; v < Vc; ++v) mx = std::max(mx, row[v]);
-          for (std::int64_t v = 0; v < Vc; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-        }
-        return mx + std::log(sum);
+        return cols ? kernels::log_sum_exp(static_cast<std::int64_t>(cols->size()), cols->data(), row)
+                    : kernels::log_sum_exp(Vc, row);
       };
       const float* row;
       if (M == 1) {
@@ -763,7 +755,19 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
           if (word >= 3) consider(row[k], word);
         }
       } else {
-        for (std::int64_t v = 3; v < Vc; ++v) consider(row[v], static_cast<std::int32_t>(v));
+        // Blocks of 16 whose best cannot enter the full heap are skipped (their maximum is one
+        // vector reduction): the same choices, most of the row never compared one by one.
+        constexpr std::int64_t kBlock = 16;
+        std::int64_t v = 3;
+        for (; v < std::min<std::int64_t>(Vc, kBlock); ++v) consider(row[v], static_cast<std::int32_t>(v));
+        for (; v + kBlock <= Vc; v += kBlock) {
+          float bmax = row[v];
+#pragma omp simd reduction(max : bmax)
+          for (std::int64_t k = 0; k < kBlock; ++k) bmax = std::max(bmax, row[v + k]);
+          if (static_cast<int>(best.size()) == 2 * B && !(bmax > best.front().first)) continue;
+          for (std::int64_t k = 0; k < kBlock; ++k) consider(row[v + k], static_cast<std::int32_t>(v + k));
+        }
+        for (; v < Vc; ++v) consider(row[v], static_cast<std::int32_t>(v));
       }
     }
     // The hypothesis `parent` extended by `tok`, with its histories.

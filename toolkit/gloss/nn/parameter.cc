@@ -47,6 +47,10 @@ void ParameterSet::share_values_of(ParameterSet& master) {
   follows_ = &master;
 }
 
+void ParameterSet::release_grads() {
+  for (auto& p : params_) p->grad = Tensor();
+}
+
 std::int64_t ParameterSet::num_values() const {
   std::int64_t n = 0;
   for (const auto& p : params_) n += p->value.size();

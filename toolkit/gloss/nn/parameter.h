@@ -24,6 +24,8 @@ class ParameterSet {
   bool contains(const std::string& name) const;
   const std::vector<std::unique_ptr<Parameter>>& all() const { return params_; }
   void zero_grad();
+  // Frees the gradients of a model that only runs forward (translation): less memory.
+  void release_grads();
   std::int64_t num_values() const;
 
   // Incremented whenever values change (optimiser step, load): layers that keep derived

@@ -51,7 +51,8 @@ std::string file_identity(const std::string& path) {
 // Keys that only say how long to train (or how fast): changing them continues a run.
 const std::set<std::string> kContinueKeys = {"train.epochs",  "train.max_steps", "train.max_minutes",
                                              "train.patience", "train.valid_every", "train.threads",
-                                             "train.keep_last", "train.rnn_cache_mb", "train.split_positions", "subword.threads"};
+                                             "train.keep_last", "train.rnn_cache_mb", "train.split_positions", "train.parallel",
+                                             "subword.threads"};
 
 std::string training_fingerprint(const recipe::LoadedRecipe& loaded) {
   std::string s;

@@ -196,6 +196,28 @@ GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t 
   }
 }
 
+GLOSS_CLONES double log_sum_exp(std::int64_t n, const float* x) {
+  if (n <= 0) return -std::numeric_limits<double>::infinity();
+  float mx = x[0];
+#pragma omp simd reduction(max : mx)
+  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t i = 0; i < n; ++i) sum += exp_f(x[i] - mx);
+  return static_cast<double>(mx) + std::log(static_cast<double>(sum));
+}
+
+GLOSS_CLONES double log_sum_exp(std::int64_t n, const std::int32_t* cols, const float* x) {
+  if (n <= 0) return -std::numeric_limits<double>::infinity();
+  float mx = x[cols[0]];
+#pragma omp simd reduction(max : mx)
+  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[cols[i]]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t i = 0; i < n; ++i) sum += exp_f(x[cols[i]] - mx);
+  return static_cast<double>(mx) + std::log(static_cast<double>(sum));
+}
+
 GLOSS_CLONES void cross_entropy_rows(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets,
                                      int pad, float label_smoothing, bool grad, float scale, double* row_loss,
                                      double* row_nll) {

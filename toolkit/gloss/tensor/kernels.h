@@ -34,6 +34,11 @@ void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const floa
                         const float* keys, const std::int32_t* lengths, const float* alpha, const float* dcontext,
                         float* de, float* dkeys, float* duh, float* da, float* dv_rows);
 
+// log(sum_i exp(x[i])) of one row, vectorised (float terms, each <= 1, summed in lanes).
+double log_sum_exp(std::int64_t n, const float* x);
+// The same over the entries x[cols[0..n)].
+double log_sum_exp(std::int64_t n, const std::int32_t* cols, const float* x);
+
 // Label-smoothed cross-entropy rows (see nn::softmax_cross_entropy); per-row loss and nll
 // written to row_loss/row_nll (0 for pad rows); logits overwritten with the gradient if grad.
 void cross_entropy_rows(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
