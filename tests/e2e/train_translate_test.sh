@@ -56,6 +56,15 @@ cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different 
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --threads 1 >"$tmp/t1" 2>/dev/null
 cmp -s "$tmp/w3" "$tmp/b64" && cmp -s "$tmp/ops" "$tmp/b64" && cmp -s "$tmp/t1" "$tmp/b64" && pass \
   || fail "3 workers, threads inside operations and one thread give different translations"
+# bf16 readout and output layers: the same line count, mostly the same translations (or, on a
+# CPU without AVX512-BF16, the one-line error that says so).
+if "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --precision bf16 >"$tmp/bf16" 2>"$tmp/bf16.err"; then
+  same=$(paste -d '\t' "$tmp/bf16" "$tmp/b64" | awk -F '\t' '$1 == $2' | wc -l)
+  [ "$(wc -l <"$tmp/bf16")" -eq 150 ] && [ "$same" -ge 120 ] && pass || fail "bf16: $same of 150 lines as in f32"
+else
+  grep -q "AVX512-BF16" "$tmp/bf16.err" && [ "$(wc -l <"$tmp/bf16.err")" -eq 1 ] && pass || fail "bf16 failed: $(cat "$tmp/bf16.err")"
+fi
+expect_error "bad --precision" "--precision must be f32 or bf16" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --precision f16
 expect_error "bad --parallel" "--parallel must be data or ops" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --parallel both
 "$gloss" eval <(zcat "$d/test_2016_flickr.de.gz" | head -150) -i "$tmp/b64" -b >/dev/null && pass || fail "eval of the output"
 

@@ -97,6 +97,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     else if (raw[i] == "--runs") runs = number();
     else if (raw[i] == "--parallel") o.parallel = value();
     else if (raw[i] == "--shortlist") o.shortlist = value();
+    else if (raw[i] == "--precision") o.precision = value();
     else throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
   }
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
@@ -137,7 +138,7 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
-           "                             [--parallel data|ops] [--shortlist FILE]\n"
+           "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16]\n"
            "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
            "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"

@@ -329,6 +329,8 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "parallel", po::value(&o.parallel)->default_value("data"),
       "how the threads share the work: data = each translates its own batches (faster on few cores); ops = all "
       "work inside every operation of one batch")(
+      "precision", po::value(&o.precision)->default_value("f32"),
+      "f32, or bf16: the readout and output layers in bf16 (CPUs with AVX512-BF16; faster, BLEU within ~0.1 here)")(
       "progress", po::bool_switch(&o.progress), "print progress on stderr (automatic when stderr is a terminal)")(
       "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(0),
       "at most this many padded source subwords per batch (0: no limit)")(

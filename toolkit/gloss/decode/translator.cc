@@ -1,9 +1,7 @@
 #include "gloss/decode/translator.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <exception>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,7 +14,6 @@
 #include "gloss/util/error.h"
 #include "gloss/util/unicode.h"
 
-#include <omp.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -45,6 +42,10 @@ void validate(const TranslateOptions& o) {
   if (o.attention_line < 1) throw ConfigError("--attention-line counts from 1");
   if (o.parallel != "data" && o.parallel != "ops")
     throw ConfigError("--parallel must be data or ops (got '" + o.parallel + "')");
+  if (o.precision != "f32" && o.precision != "bf16")
+    throw ConfigError("--precision must be f32 or bf16 (got '" + o.precision + "')");
+  if (o.precision == "bf16" && !compute::has_bf16())
+    throw ConfigError("--precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
   if (!o.attention_svg.empty() && !o.attention_svg.ends_with(".svg"))
     throw ConfigError("--attention " + o.attention_svg + ": the heat map is drawn as SVG; give a file name ending in .svg");
 }
@@ -200,6 +201,12 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
     pos += idx.size();
     batches.push_back(std::move(idx));
   }
+  if ((o.precision == "bf16") != bf16_) {
+    bf16_ = o.precision == "bf16";
+    for (auto& m : models_) m->model->set_bf16(bf16_);
+    for (auto& r : replicas_)
+      for (auto& m : r) m->model->set_bf16(bf16_);
+  }
   // parallel = data: one batch per thread at a time, each thread alone inside it (no thread
   // waits for another within a search step). A batch's result does not depend on who runs it.
   const int workers = o.parallel == "data" ? std::min<int>(compute::threads(), static_cast<int>(batches.size())) : 1;
@@ -213,26 +220,14 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
         member->model = std::make_unique<model::Seq2Seq>(configs_[m], member->params);
         member->params.release_grads();
         member->params.share_values_of(models_[m]->params);
+        member->model->set_bf16(bf16_);
         replica.push_back(std::move(member));
       }
       replicas_.push_back(std::move(replica));
     }
-    std::atomic<std::size_t> next{0};
-    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-#pragma omp parallel num_threads(workers)
-    {
-      omp_set_num_threads(1);
-      const int w = omp_get_thread_num();
-      Models& models = w == 0 ? models_ : replicas_[static_cast<std::size_t>(w - 1)];
-      try {
-        for (std::size_t b; (b = next++) < batches.size();) translate_batch(models, src, batches[b], o, results);
-      } catch (...) {
-        errors[static_cast<std::size_t>(w)] = std::current_exception();
-        next = batches.size();  // the others stop too
-      }
-    }
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    compute::run_workers(workers, batches.size(), [&](int w, std::size_t b) {
+      translate_batch(w == 0 ? models_ : replicas_[static_cast<std::size_t>(w - 1)], src, batches[b], o, results);
+    });
   }
   // What --alignment and --word-scores append to a translation.
   auto extras = [&](const model::Seq2Seq::Hypothesis& h, std::size_t src_len) {

@@ -33,6 +33,7 @@ struct TranslateOptions {
   std::string attention_svg;    // draw the attention matrix of line attention_line here
   std::size_t attention_line = 1;
   std::string parallel = "data";  // data: batches side by side, one per thread; ops: threads inside each operation
+  std::string precision = "f32";  // bf16: readout and output layers in bf16 (AVX512-BF16 CPUs)
 };
 void validate(const TranslateOptions& options);
 
@@ -61,6 +62,7 @@ class Translator {
   // With parallel = data: workers 1.. translate with replicas that read models_' weights.
   std::vector<Models> replicas_;
   std::vector<model::ModelConfig> configs_;
+  bool bf16_ = false;  // what the models are set to
   std::unique_ptr<Shortlist> shortlist_;
   text::SubwordModel src_, tgt_;
 };

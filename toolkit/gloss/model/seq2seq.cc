@@ -15,7 +15,7 @@ namespace gloss::model {
 namespace {
 
 constexpr int kPad = 0;
-constexpr std::int64_t kOutputChunkRows = 512;   // rows of logits computed at once in training
+constexpr std::int64_t kOutputChunkRows = 128;   // rows of logits computed at once in training
 
 // out[t, n] = in[len_n - 1 - t, n] for t < len_n, else in[t, n]: the sequence of each sentence
 // reversed within its own length (its own inverse).
@@ -417,7 +417,8 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
     std::memcpy(r + D, c + h * K, static_cast<std::size_t>(K) * sizeof(float));
     std::memcpy(r + D + K, emb + h * E, static_cast<std::size_t>(E) * sizeof(float));
   }
-  readout_.forward(rows, w.rin.data(), w.pre.data());
+  if (bf16_) readout_bf16_.run(rows, w.rin.data(), w.pre.data());
+  else readout_.forward(rows, w.rin.data(), w.pre.data());
   if (maxout) {
     nn::maxout_forward(rows, R, w.pre.data(), w.t.data(), w.which.data());
   } else {
@@ -427,19 +428,57 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
   if (!out_subset_.empty()) {
     const auto Vs = static_cast<std::int64_t>(out_subset_.size());
     w.logits.resize({rows, Vs});
+    if (bf16_) {
+      out_sub_bf16_.run(rows, w.t.data(), w.logits.data());
+      return;
+    }
     for (int h = 0; h < rows; ++h)
       std::memcpy(w.logits.data() + h * Vs, out_b_sub_.data(), static_cast<std::size_t>(Vs) * sizeof(float));
     if (out_) compute::gemm(false, false, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), Vs, 1.0f, w.logits.data(), Vs);
     else compute::gemm(false, true, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), E, 1.0f, w.logits.data(), Vs);
     return;
   }
-  if (out_) {
+  if (bf16_) {
+    out_bf16_.run(rows, w.t.data(), w.logits.data());
+  } else if (out_) {
     out_->forward(rows, w.t.data(), w.logits.data());
   } else {
     for (int h = 0; h < rows; ++h)
       std::memcpy(w.logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
     compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(), V);
   }
+}
+
+void Seq2Seq::share_backward_weights_of(Seq2Seq& master) {
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l].fwd->share_backward_weights_of(master.layers_[l].fwd.get());
+    if (layers_[l].bwd) layers_[l].bwd->share_backward_weights_of(master.layers_[l].bwd.get());
+  }
+  for (std::size_t l = 0; l < dec_rnn_.size(); ++l) dec_rnn_[l]->share_backward_weights_of(master.dec_rnn_[l].get());
+}
+
+void Seq2Seq::prepare_backward() {
+  for (auto& layer : layers_) {
+    layer.fwd->refresh_backward_weights();
+    if (layer.bwd) layer.bwd->refresh_backward_weights();
+  }
+  for (auto& cell : dec_rnn_) cell->refresh_backward_weights();
+}
+
+void Seq2Seq::set_bf16(bool on) {
+  bf16_ = on;
+  readout_bf16_ = {};
+  out_bf16_ = {};
+  out_sub_bf16_ = {};
+  if (!on) return;
+  if (!compute::has_bf16())
+    throw ConfigError("bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb;
+  readout_bf16_.set_weights(readout_.in(), readout_.out(), readout_.weight().value.data(), false,
+                            readout_.bias() ? readout_.bias()->value.data() : nullptr);
+  if (out_) out_bf16_.set_weights(R, V, out_->weight().value.data(), false, out_->bias()->value.data());
+  else out_bf16_.set_weights(E, V, tgt_emb_.table().value.data(), true, out_bias_->value.data());
+  if (!out_subset_.empty()) set_output_subset(out_subset_);
 }
 
 void Seq2Seq::set_output_subset(std::vector<std::int32_t> ids) {
@@ -463,6 +502,10 @@ void Seq2Seq::set_output_subset(std::vector<std::int32_t> ids) {
     for (std::int64_t k = 0; k < Vs; ++k)
       std::memcpy(out_w_sub_.data() + k * E, table + out_subset_[static_cast<std::size_t>(k)] * E, static_cast<std::size_t>(E) * sizeof(float));
     for (std::int64_t k = 0; k < Vs; ++k) out_b_sub_[k] = out_bias_->value[out_subset_[static_cast<std::size_t>(k)]];
+  }
+  if (bf16_) {
+    if (out_) out_sub_bf16_.set_weights(R, Vs, out_w_sub_.data(), false, out_b_sub_.data());
+    else out_sub_bf16_.set_weights(E, Vs, out_w_sub_.data(), true, out_b_sub_.data());
   }
 }
 

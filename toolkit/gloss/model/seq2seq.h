@@ -21,6 +21,7 @@
 #include "gloss/nn/attention.h"
 #include "gloss/nn/layers.h"
 #include "gloss/nn/parameter.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/nn/rnn.h"
 #include "gloss/util/rng.h"
 
@@ -81,6 +82,13 @@ class Seq2Seq {
   // Inference only: the output layer computes just these target ids (sorted; a lexical
   // shortlist), logits column k being word ids[k]. Empty: the whole vocabulary.
   void set_output_subset(std::vector<std::int32_t> ids);
+  // Inference only: the readout and output layers in bf16 (oneDNN matmul; weights converted
+  // now and after set_output_subset). Needs a CPU with AVX512-BF16 (compute::has_bf16()).
+  void set_bf16(bool on);
+  // Data-parallel training: this replica's recurrent layers read `master`'s reordered backward
+  // weights; prepare_backward() refreshes this model's (call it on the master before workers run).
+  void share_backward_weights_of(Seq2Seq& master);
+  void prepare_backward();
   std::int32_t output_word(std::int64_t column) const {
     return out_subset_.empty() ? static_cast<std::int32_t>(column) : out_subset_[static_cast<std::size_t>(column)];
   }
@@ -195,6 +203,8 @@ class Seq2Seq {
   InferScratch sample_w_;
   std::vector<std::int32_t> out_subset_;
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
+  bool bf16_ = false;
+  compute::Bf16Matmul readout_bf16_, out_bf16_, out_sub_bf16_;
   Tensor readout_pre_, readout_out_, readout_drop_, logits_;
   std::vector<std::uint8_t> maxout_which_;
   Tensor enc_dx_, enc_dy_fwd_, enc_dy_rev_, enc_dx_rev_, enc_dx_back_;

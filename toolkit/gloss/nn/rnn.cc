@@ -117,6 +117,11 @@ std::size_t RnnCell::training_cache_bytes(int T, int N) {
 }
 
 void RnnCell::refresh_backward_weights() {
+  if (bwd_master_) {
+    if (bwd_master_->bwd_version_ != params_.version())
+      throw std::logic_error("a replica's backward ran before its master's weights were refreshed");
+    return;
+  }
   if (bwd_version_ == params_.version()) return;
   const memory::dim C = input_, H = hidden_, G = gates();
   w_layer_bwd_.resize({C, G, H});
@@ -262,8 +267,8 @@ void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const 
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC_LAYER, mem(md({T, N, C}, tag::tnc), x)},
       {DNNL_ARG_SRC_ITER, mem(s, h0)},
-      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldgoi), w_layer_bwd_.data())},
-      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldgoi), w_iter_bwd_.data())},
+      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_layer_bwd_.data())},
+      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_iter_bwd_.data())},
       {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
       {DNNL_ARG_DST_LAYER, mem(md({T, N, H}, tag::tnc), y)},
       {DNNL_ARG_DST_ITER, mem(s, hT)},

@@ -69,6 +69,12 @@ class RnnCell {
   // Bytes a training forward call of this shape keeps in its Cache (workspace and states).
   std::size_t training_cache_bytes(int T, int N);
 
+  // The reordered weight copy backward reads: refreshed after each update. A replica cell can
+  // read its master's instead of keeping its own (the master's must be refreshed first, before
+  // threads run both).
+  void refresh_backward_weights();
+  void share_backward_weights_of(RnnCell* master) { bwd_master_ = master; }
+
  private:
   struct Forward {
     std::unique_ptr<dnnl::primitive_desc> pd;  // lbr_gru_forward / lstm_forward
@@ -87,7 +93,6 @@ class RnnCell {
                     float* dx, float* dh0, float* dc0);
   dnnl::memory& prepare_workspace(Cache& cache, int T, int N);
   Backward& backward_primitive(int T, int N);
-  void refresh_backward_weights();
 
   ParameterSet& params_;
   CellType cell_;
@@ -99,6 +104,7 @@ class RnnCell {
   std::map<std::tuple<bool, int, int, int>, Forward> forward_;
   std::map<std::tuple<int, int, int>, Backward> backward_;
   Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
+  RnnCell* bwd_master_ = nullptr;     // whose copies to read instead
   std::uint64_t bwd_version_ = 0;
   Tensor zeros_;                     // zero states and gradients, grown on demand
 };

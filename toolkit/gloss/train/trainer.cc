@@ -5,8 +5,6 @@
 #include <cmath>
 #include <numeric>
 #include <cstdio>
-#include <exception>
-#include <omp.h>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -61,13 +59,15 @@ ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, c
   return v;
 }
 
-Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::SubwordModel& tgt_sp,
+Validation validate(Workers& workers, const ValidSet& valid, const text::SubwordModel& tgt_sp,
                     const recipe::Recipe& r) {
   Validation out;
   // Cross-entropy (no label smoothing, no dropout), batches in corpus order.
   double nll = 0;
   std::int64_t tokens = 0;
-  const std::size_t bs = static_cast<std::size_t>(r.decode.batch_size);
+  // Each worker takes whole batches: a training-sized share of decode.batch_size each, so
+  // that validation needs no more memory than training.
+  const std::size_t bs = static_cast<std::size_t>(std::max(1, r.decode.batch_size / workers.size()));
   // Batches of sentences of similar length (less padding: less time and memory).
   std::vector<std::uint32_t> by_length(valid.pairs.size());
   std::iota(by_length.begin(), by_length.end(), 0U);
@@ -75,15 +75,23 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
     return valid.pairs.tgt_len(a) != valid.pairs.tgt_len(b) ? valid.pairs.tgt_len(a) < valid.pairs.tgt_len(b)
                                                            : valid.pairs.src_len(a) < valid.pairs.src_len(b);
   });
-  for (std::size_t start = 0; start < by_length.size(); start += bs) {
+  const std::size_t ce_batches = (by_length.size() + bs - 1) / bs;
+  std::vector<double> batch_nll(ce_batches, 0.0);
+  std::vector<std::int64_t> batch_tokens(ce_batches, 0);
+  workers.for_each(ce_batches, [&](model::Seq2Seq& net, std::size_t k) {
+    const std::size_t start = k * bs;
     const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
                                          by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
     const auto b = text::make_batch(valid.pairs, ids);
     for (const auto& part : text::split_batch(valid.pairs, b, r.train.split_positions)) {  // memory as in training
       const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
-      nll += loss.nll;
-      tokens += loss.tokens;
+      batch_nll[k] += loss.nll;
+      batch_tokens[k] += loss.tokens;
     }
+  });
+  for (std::size_t k = 0; k < ce_batches; ++k) {  // summed in batch order, whoever ran them
+    nll += batch_nll[k];
+    tokens += batch_tokens[k];
   }
   out.ce = tokens ? nll / static_cast<double>(tokens) : 0.0;
   out.ppl = std::exp(out.ce);
@@ -97,32 +105,31 @@ Validation validate(model::Seq2Seq& net, const ValidSet& valid, const text::Subw
   std::stable_sort(src_order.begin(), src_order.end(),
                    [&](std::size_t a, std::size_t b) { return valid.sources[a].size() < valid.sources[b].size(); });
   std::vector<std::string> hyps(valid.sources.size());
-  for (std::size_t start = 0; start < src_order.size(); start += bs) {
-    const std::size_t end = std::min(src_order.size(), start + bs);
+  workers.for_each((src_order.size() + bs - 1) / bs, [&](model::Seq2Seq& net, std::size_t k) {
+    const std::size_t start = k * bs, end = std::min(src_order.size(), start + bs);
     std::vector<std::size_t> idx;
-    for (std::size_t k = start; k < end; ++k)
-      if (!valid.sources[src_order[k]].empty()) idx.push_back(src_order[k]);
-    if (!idx.empty()) {
-      const int N = static_cast<int>(idx.size());
-      int S = 0;
-      for (auto i : idx) S = std::max(S, static_cast<int>(valid.sources[i].size()));
-      std::vector<std::int32_t> src(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
-      std::vector<int> max_len(static_cast<std::size_t>(N));
-      for (int n = 0; n < N; ++n) {
-        const auto& s = valid.sources[idx[static_cast<std::size_t>(n)]];
-        len[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(s.size());
-        for (std::size_t t = 0; t < s.size(); ++t) src[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(n)] = s[t];
-        max_len[static_cast<std::size_t>(n)] =
-            static_cast<int>(r.decode.max_len_ratio * static_cast<double>(s.size())) + r.decode.max_len_add;
-      }
-      const model::BatchView view{N, S, 0, src.data(), len.data(), nullptr, nullptr};
-      const auto out_ids = net.greedy(view, max_len);
-      for (int n = 0; n < N; ++n) {
-        const auto& ids = out_ids[static_cast<std::size_t>(n)];
-        hyps[idx[static_cast<std::size_t>(n)]] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
-      }
+    for (std::size_t j = start; j < end; ++j)
+      if (!valid.sources[src_order[j]].empty()) idx.push_back(src_order[j]);
+    if (idx.empty()) return;
+    const int N = static_cast<int>(idx.size());
+    int S = 0;
+    for (auto i : idx) S = std::max(S, static_cast<int>(valid.sources[i].size()));
+    std::vector<std::int32_t> src(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
+    std::vector<int> max_len(static_cast<std::size_t>(N));
+    for (int n = 0; n < N; ++n) {
+      const auto& s = valid.sources[idx[static_cast<std::size_t>(n)]];
+      len[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(s.size());
+      for (std::size_t t = 0; t < s.size(); ++t) src[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(n)] = s[t];
+      max_len[static_cast<std::size_t>(n)] =
+          static_cast<int>(r.decode.max_len_ratio * static_cast<double>(s.size())) + r.decode.max_len_add;
     }
-  }
+    const model::BatchView view{N, S, 0, src.data(), len.data(), nullptr, nullptr};
+    const auto out_ids = net.greedy(view, max_len);
+    for (int n = 0; n < N; ++n) {
+      const auto& ids = out_ids[static_cast<std::size_t>(n)];
+      hyps[idx[static_cast<std::size_t>(n)]] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
+    }
+  });
   for (std::size_t i = 0; i < hyps.size(); ++i) {  // in corpus order, as sacreBLEU sums
     bleu_stats += bleu.sentence_stats(hyps[i], {valid.references[i]});
     const auto c = chrf.sentence_stats(hyps[i], {valid.references[i]});
@@ -185,9 +192,14 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
     replica_params_.push_back(std::make_unique<nn::ParameterSet>());
     replicas_.push_back(std::make_unique<model::Seq2Seq>(config, *replica_params_.back()));
     replica_params_.back()->share_values_of(params);
+    replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
   for (auto* w : nets_) configure(*w, t, n);
+}
+
+void Workers::for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task) {
+  compute::run_workers(size(), tasks, [&](int w, std::size_t i) { task(*nets_[static_cast<std::size_t>(w)], i); });
 }
 
 Workers::~Workers() = default;
@@ -214,23 +226,12 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
   std::vector<Rng> rngs;
   for (int w = 0; w < n; ++w) rngs.emplace_back(rng.next());
   std::vector<nn::LossSum> losses(static_cast<std::size_t>(n));
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
-#pragma omp parallel num_threads(n)
-  {
-    omp_set_num_threads(1);  // inside this worker: oneDNN and the kernels run on this thread alone
-    for (int w = omp_get_thread_num(); w < n; w += omp_get_num_threads()) {
-      try {
-        for (std::size_t i = static_cast<std::size_t>(w); i < parts.size(); i += static_cast<std::size_t>(n))
-          if (parts[i].size > 0)
-            add(losses[static_cast<std::size_t>(w)],
-                nets_[static_cast<std::size_t>(w)]->forward_backward(batch_view(parts[i]), ls, &rngs[static_cast<std::size_t>(w)], true, scale));
-      } catch (...) {
-        errors[static_cast<std::size_t>(w)] = std::current_exception();
-      }
-    }
-  }
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  nets_[0]->prepare_backward();  // the replicas read its reordered weights
+  compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's parts
+    for (std::size_t i = w; i < parts.size(); i += static_cast<std::size_t>(n))
+      if (parts[i].size > 0)
+        add(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[w], true, scale));
+  });
   for (const auto& l : losses) add(total, l);
   // The replicas' gradients into net's, in worker order; theirs start the next batch at zero.
   for (const auto& rp : replica_params_) {
@@ -353,7 +354,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
       state.best_step = state.step;
       return;
     }
-    const auto v = validate(net, valid, tgt_sp, r);
+    const auto v = validate(workers, valid, tgt_sp, r);
     const double score = metric_value(v, to.valid_metric);
     const bool improved = state.best_step < 0 || score > state.best_score;
     if (improved) {

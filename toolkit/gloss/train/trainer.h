@@ -8,6 +8,7 @@
 // Running the same command again after an interruption resumes from the checkpoint and ends
 // with the same model, bit for bit, as an uninterrupted run with the same seed and threads.
 #include <iosfwd>
+#include <functional>
 #include <memory>
 #include <vector>
 #include <string>
@@ -38,6 +39,9 @@ class Workers {
           const recipe::TrainOptions& t);
   ~Workers();
   int size() const { return static_cast<int>(nets_.size()); }
+  // Runs task(model, i) for i in [0, tasks) spread over the workers (validation): each task
+  // on one worker's model with one thread; task must only write its own results.
+  void for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task);
   // One batch as training runs it: the teacher-forcing ratio of `step`, long batches in parts
   // (train.split_positions); gradients of scale * loss are added to net's.
   nn::LossSum train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
