@@ -622,7 +622,7 @@ std::vector<std::vector<std::int32_t>> Seq2Seq::greedy(const BatchView& b, const
 
 void Seq2Seq::search_start(Search& c, const BatchView& b, int B) {
   const int S = b.S, N = b.N;
-  const std::int64_t K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t D = config_.dec_hidden;
   dropout_active_ = false;
   encode(b, nullptr, false);
   const Tensor& annotations = layers_.back().out;
@@ -630,20 +630,22 @@ void Seq2Seq::search_start(Search& c, const BatchView& b, int B) {
   initial_state(b, s0.data());
   c.S = S;
   c.H = N * B;
-  // Every hypothesis of sentence n attends over n's annotations: expand keys to [S, N*B, K].
-  c.keys.resize({S, c.H, K});
+  // The hypotheses of sentence n attend over n's annotations: keys and their projection stay
+  // one row per sentence ([S, N, .]; B times less memory and projection work than a row each).
+  c.keys = annotations;
   c.lengths.resize(static_cast<std::size_t>(c.H));
-  for (int j = 0; j < S; ++j)
-    for (int n = 0; n < N; ++n)
-      for (int k = 0; k < B; ++k)
-        std::memcpy(c.keys.data() + (static_cast<std::int64_t>(j) * c.H + n * B + k) * K,
-                    annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, static_cast<std::size_t>(K) * sizeof(float));
+  c.source_of.resize(static_cast<std::size_t>(c.H));
   for (int n = 0; n < N; ++n)
-    for (int k = 0; k < B; ++k) c.lengths[static_cast<std::size_t>(n * B + k)] = b.src_lengths[n];
+    for (int k = 0; k < B; ++k) {
+      c.lengths[static_cast<std::size_t>(n * B + k)] = b.src_lengths[n];
+      c.source_of[static_cast<std::size_t>(n * B + k)] = n;
+    }
   c.memory.S = S;
-  c.memory.N = c.H;
+  c.memory.N = N;
+  c.memory.queries = c.H;
   c.memory.keys = c.keys.data();
   c.memory.lengths = c.lengths.data();
+  c.memory.source_of = c.source_of.data();
   attention_.prepare(c.memory);
   const int P = state_parts();
   c.s.resize({P, c.H, D});
@@ -656,8 +658,8 @@ void Seq2Seq::search_step(Search& c, const std::int32_t* prev) {
 }
 
 void Seq2Seq::search_select(Search& c, const std::vector<int>& next_parent, const std::vector<int>& same_sentence) {
-  const int H = c.H, H2 = static_cast<int>(next_parent.size()), S = c.S, P = state_parts();
-  const std::int64_t K = key_dim_, D = config_.dec_hidden, A = config_.att;
+  const int H = c.H, H2 = static_cast<int>(next_parent.size()), P = state_parts();
+  const std::int64_t D = config_.dec_hidden;
   c.s_sel.resize({P, H2, D});
   for (int p = 0; p < P; ++p)
     for (int h = 0; h < H2; ++h)
@@ -666,23 +668,18 @@ void Seq2Seq::search_select(Search& c, const std::vector<int>& next_parent, cons
                   static_cast<std::size_t>(D) * sizeof(float));
   std::swap(c.s, c.s_sel);
   if (H2 == H) return;
-  // Attention memory of the remaining rows: keys, their projection and lengths.
-  Tensor keys2({S, H2, K}), uh2({S, H2, A});
-  std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2));
-  for (int j = 0; j < S; ++j)
-    for (int h = 0; h < H2; ++h) {
-      const std::int64_t from = static_cast<std::int64_t>(j) * H + same_sentence[static_cast<std::size_t>(h)];
-      const std::int64_t to = static_cast<std::int64_t>(j) * H2 + h;
-      std::memcpy(keys2.data() + to * K, c.keys.data() + from * K, static_cast<std::size_t>(K) * sizeof(float));
-      std::memcpy(uh2.data() + to * A, c.memory.uh.data() + from * A, static_cast<std::size_t>(A) * sizeof(float));
-    }
-  for (int h = 0; h < H2; ++h) lengths2[static_cast<std::size_t>(h)] = c.lengths[static_cast<std::size_t>(same_sentence[static_cast<std::size_t>(h)])];
-  c.keys = std::move(keys2);
-  c.memory.uh = std::move(uh2);
+  // The remaining rows' sentences and lengths (keys and their projection stay as they are).
+  std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2)), source2(static_cast<std::size_t>(H2));
+  for (int h = 0; h < H2; ++h) {
+    const auto from = static_cast<std::size_t>(same_sentence[static_cast<std::size_t>(h)]);
+    lengths2[static_cast<std::size_t>(h)] = c.lengths[from];
+    source2[static_cast<std::size_t>(h)] = c.source_of[from];
+  }
   c.lengths = std::move(lengths2);
-  c.memory.keys = c.keys.data();
+  c.source_of = std::move(source2);
   c.memory.lengths = c.lengths.data();
-  c.memory.N = H2;
+  c.memory.source_of = c.source_of.data();
+  c.memory.queries = H2;
   c.H = H2;
   c.s_next.resize({P, H2, D});
 }

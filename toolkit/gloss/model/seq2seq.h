@@ -169,8 +169,9 @@ class Seq2Seq {
   // One model's part of a beam search: rows h = group * B + k over the active sentences.
   struct Search {
     int S = 0, H = 0;
-    Tensor keys;                       // [S, H, K]
+    Tensor keys;                       // [S, N, K]: one row per sentence, shared by its hypotheses
     std::vector<std::int32_t> lengths; // [H]
+    std::vector<std::int32_t> source_of;  // [H]: the sentence (key row) of each hypothesis
     nn::AdditiveAttention::Memory memory;
     nn::AdditiveAttention::Step step;  // step.alpha [S, H] after search_step
     Tensor s, s_next, s_sel;           // [parts, H, D]

@@ -28,7 +28,7 @@ void AdditiveAttention::prepare(Memory& m) const {
 }
 
 void AdditiveAttention::forward(Memory& m, const float* query, float* context, Step& step) const {
-  const int S = m.S, N = m.N;
+  const int S = m.S, N = m.source_of ? m.queries : m.N;
   const std::int64_t A = att_;
   // a = s W + b
   step.a.resize({N, A});
@@ -37,7 +37,7 @@ void AdditiveAttention::forward(Memory& m, const float* query, float* context, S
   compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
   step.alpha.resize({S, N});
   kernels::attention_forward(S, N, A, key_, m.uh.data(), a, v_.value.data(), m.keys, m.lengths, step.alpha.data(),
-                             context);
+                             context, m.source_of, m.N);
 }
 
 void AdditiveAttention::begin_backward(Memory& m) const {

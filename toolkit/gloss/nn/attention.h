@@ -19,9 +19,14 @@ class AdditiveAttention {
 
   // The source side of one batch. keys and lengths stay owned by the caller.
   struct Memory {
-    int S = 0, N = 0;
+    int S = 0, N = 0;                     // N: rows of keys (sentences)
     const float* keys = nullptr;          // [S, N, K]
-    const std::int32_t* lengths = nullptr; // [N], each >= 1
+    // Beam search: `queries` rows attend, query row q over key row source_of[q] (a sentence's
+    // hypotheses share its keys and their projection); lengths then has one entry per query.
+    // Without source_of: N queries, row n over key row n.
+    int queries = 0;
+    const std::int32_t* source_of = nullptr;
+    const std::int32_t* lengths = nullptr; // [queries or N], each >= 1
     Tensor uh;                            // [S, N, A] = keys U
     Tensor duh;                           // gradient of uh, summed over steps
     Tensor dv_rows;                       // [N, A] gradient of v per sentence, summed over steps

@@ -110,15 +110,17 @@ GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, c
 
 GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a,
                                     const float* v, const float* keys, const std::int32_t* lengths, float* alpha,
-                                    float* context) {
+                                    float* context, const std::int32_t* source_of, int M) {
+  if (!source_of) M = N;
   // One parallel region per step (not one per stage): the decoder runs this at every step.
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(S) * N * A > 4 * kChunk)
   for (int n = 0; n < N; ++n) {
     const int len = lengths[n];
+    const std::int64_t row = source_of ? source_of[n] : n;
     const float* an = a + static_cast<std::int64_t>(n) * A;
     float mx = -std::numeric_limits<float>::infinity();
     for (int j = 0; j < len; ++j) {
-      const float* u = uh + (static_cast<std::int64_t>(j) * N + n) * A;
+      const float* u = uh + (static_cast<std::int64_t>(j) * M + row) * A;
       float s = 0.0f;
 #pragma omp simd reduction(+ : s)
       for (std::int64_t k = 0; k < A; ++k) s += tanh_f(u[k] + an[k]) * v[k];
@@ -136,7 +138,7 @@ GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K
     std::memset(c, 0, static_cast<std::size_t>(K) * sizeof(float));
     for (int j = 0; j < len; ++j) {
       const float w = alpha[j * N + n];
-      const float* h = keys + (static_cast<std::int64_t>(j) * N + n) * K;
+      const float* h = keys + (static_cast<std::int64_t>(j) * M + row) * K;
 #pragma omp simd
       for (std::int64_t k = 0; k < K; ++k) c[k] += w * h[k];
     }

@@ -23,8 +23,11 @@ void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g
 //   e_j = v . tanh(uh[j,n,:] + a[n,:]) for j < lengths[n], alpha[.,n] = softmax_j(e) (0 at
 //   padding), context[n,:] = sum_j alpha[j,n] keys[j,n,:]. Layouts: uh [S, N, A], keys
 //   [S, N, K], a [N, A], alpha [S, N], context [N, K].
+// With source_of (beam search), query row n attends over key row source_of[n] of uh and keys
+// ([S, M, .], one row per sentence, shared by its hypotheses); without it, M == N and row n.
 void attention_forward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a, const float* v,
-                       const float* keys, const std::int32_t* lengths, float* alpha, float* context);
+                       const float* keys, const std::int32_t* lengths, float* alpha, float* context,
+                       const std::int32_t* source_of = nullptr, int M = 0);
 
 // Its backward, tanh(uh + a) recomputed on the fly: given dcontext [N, K], adds alpha dc to
 // dkeys and dz = de v (1 - tanh^2) to duh, writes da[n,:] = sum_j dz[j,n,:] and adds
