@@ -265,7 +265,11 @@ ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn:
 }
 
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
-  const std::string head = read_file(path).substr(0, 8);
+  require_file(path);
+  std::string head(8, '\0');
+  std::ifstream in(path, std::ios::binary);
+  in.read(head.data(), 8);  // the magic number only; a short file fails below with its own error
+  head.resize(static_cast<std::size_t>(in.gcount()));
   if (head == "GLOSSCKP") {
     return read_file_payload(path, "GLOSSCKP", "checkpoint",
                              [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });

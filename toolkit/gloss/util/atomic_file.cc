@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -53,7 +54,13 @@ std::string read_file(const std::string& path) {
   require_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One read of the whole size (a character-wise copy took 170 ms for a 41 MB model file).
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  std::string data(static_cast<std::size_t>(std::max<std::streamoff>(0, size)), '\0');
+  if (size > 0 && !in.read(data.data(), size)) throw InputError(path, 0, "read error");
+  return data;
 }
 
 }  // namespace gloss
