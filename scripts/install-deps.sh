@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-program-options-dev libboost-serialization-dev
   libicu-dev                            # Unicode character classes and case mapping
   zlib1g-dev                            # .gz corpora
+  libcairo2-dev fonts-dejavu-core       # PNG attention heat maps (text in DejaVu Sans)
   catch2 nlohmann-json3-dev             # tests
   time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums
 )

@@ -89,7 +89,23 @@ awk -F' \\|\\|\\| ' '{ n = split($1, w, " "); m = split($3, s, " ") - 1; if (n !
 "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/att.svg" --attention-line 3 >/dev/null 2>&1
 python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert len([e for e in r.iter() if e.tag.endswith('rect')]) > 10" "$tmp/att.svg" \
   && pass || fail "attention heat map is an SVG with cells"
-expect_error "attention as png" "give a file name ending in .svg" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/a.png"
+# The same heat map as PNG: a PNG of the SVG's size whose pixels are not all one colour.
+"$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/att.png" --attention-line 3 >/dev/null 2>&1
+python3 - "$tmp/att.png" "$tmp/att.svg" <<'PY' && pass || fail "--attention att.png is not the heat map as PNG"
+import struct, sys, zlib, xml.etree.ElementTree as E
+png = open(sys.argv[1], "rb").read()
+assert png[:8] == b"\x89PNG\r\n\x1a\n"
+w, h = struct.unpack(">II", png[16:24])
+svg = E.parse(sys.argv[2]).getroot()
+assert (w, h) == (int(svg.get("width")), int(svg.get("height"))), (w, h)
+data, at = b"", 8
+while at < len(png):
+    n, kind = struct.unpack(">I4s", png[at:at + 8])
+    if kind == b"IDAT": data += png[at + 8:at + 8 + n]
+    at += 12 + n
+assert len(set(zlib.decompress(data))) > 16
+PY
+expect_error "attention as jpg" "give a file name ending in .svg or .png" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/a.jpg"
 expect_streaming_error "attention line past the end" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/b.svg" --attention-line 21
 expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --alignment fuzzy
 

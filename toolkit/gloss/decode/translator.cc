@@ -26,7 +26,8 @@ void Translator::write_attention_svg(const std::vector<int>& src, const model::S
   for (auto id : h.ids) tgt_pieces.push_back(tgt_.piece(id));
   const std::size_t rows = src.empty() ? 0 : h.attention.size() / src.size();
   if (rows > tgt_pieces.size()) tgt_pieces.push_back("</s>");
-  atomic_write_file(path, report::attention_svg(src_pieces, tgt_pieces, h.attention));
+  atomic_write_file(path, path.ends_with(".png") ? report::attention_png(src_pieces, tgt_pieces, h.attention)
+                                                : report::attention_svg(src_pieces, tgt_pieces, h.attention));
 }
 
 void validate(const TranslateOptions& o) {
@@ -46,8 +47,8 @@ void validate(const TranslateOptions& o) {
     throw ConfigError("--precision must be f32 or bf16 (got '" + o.precision + "')");
   if (o.precision == "bf16" && !compute::has_bf16())
     throw ConfigError("--precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
-  if (!o.attention_svg.empty() && !o.attention_svg.ends_with(".svg"))
-    throw ConfigError("--attention " + o.attention_svg + ": the heat map is drawn as SVG; give a file name ending in .svg");
+  if (!o.attention_svg.empty() && !o.attention_svg.ends_with(".svg") && !o.attention_svg.ends_with(".png"))
+    throw ConfigError("--attention " + o.attention_svg + ": give a file name ending in .svg or .png (the heat map's format)");
 }
 
 Translator::Translator(const std::string& model_path) : Translator(std::vector<std::string>{model_path}) {}

@@ -25,5 +25,8 @@ std::string training_curves_svg(const std::vector<MetricsRow>& rows, const std::
 // when it is at least 0.1. weights: [targets, sources] row-major.
 std::string attention_svg(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
                           const std::vector<float>& weights);
+// The same heat map as PNG file bytes (drawn with cairo, text in DejaVu Sans).
+std::string attention_png(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
+                          const std::vector<float>& weights);
 
 }  // namespace gloss::report
