@@ -57,7 +57,7 @@ struct TrainOptions {
   std::string teacher_forcing_decay = "none";  // none, linear, exponential or inverse_sigmoid
   double teacher_forcing_min = 0.0;   // what the decay tends to
   int teacher_forcing_steps = 10000;  // k of the decay (updates)
-  int split_positions = 1536;         // larger batches run in parts (same update, less memory)
+  int split_positions = 1024;         // larger batches run in parts (same update, less memory)
   int rnn_cache_mb = 64;             // RNN training caches kept for backward (all workers); the rest recomputed
   int valid_every = 500;              // steps
   std::string valid_metric = "bleu";  // bleu, chrf or ce
