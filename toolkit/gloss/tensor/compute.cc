@@ -98,9 +98,6 @@ Bf16Matmul::Bf16Matmul() = default;
 Bf16Matmul::~Bf16Matmul() = default;
 Bf16Matmul::Bf16Matmul(Bf16Matmul&&) noexcept = default;
 Bf16Matmul& Bf16Matmul::operator=(Bf16Matmul&&) noexcept = default;
-bool Bf16Matmul::empty() const { return !impl_; }
-std::int64_t Bf16Matmul::k() const { return impl_ ? impl_->k : 0; }
-std::int64_t Bf16Matmul::n() const { return impl_ ? impl_->n : 0; }
 
 void Bf16Matmul::set_weights(std::int64_t k, std::int64_t n, const float* w, bool transposed, const float* bias) {
   using dt = dnnl::memory::data_type;

@@ -41,9 +41,6 @@ class Bf16Matmul {
   Bf16Matmul& operator=(Bf16Matmul&&) noexcept;
   // W as row-major [K x N] (or [N x K] when transposed); bias [N] or nullptr.
   void set_weights(std::int64_t k, std::int64_t n, const float* w, bool transposed, const float* bias);
-  bool empty() const;
-  std::int64_t k() const;
-  std::int64_t n() const;
   void run(std::int64_t m, const float* x, float* y);
 
  private:
