@@ -44,7 +44,10 @@ printf 'A man rides a bike.\n\nTwo dogs play.\nbad \xff byte\n   \n' >"$tmp/in.e
 [ "$(wc -l <"$tmp/out.de")" -eq 5 ] && pass || fail "one output line per input line"
 grep -q "in.en:4: invalid UTF-8" "$tmp/tlog" && pass || fail "warning names the invalid line"
 "$gloss" translate -m "$model" -i "$tmp/in.en" --beam-size 3 --n-best 2 >"$tmp/nbest" 2>/dev/null
-[ "$(wc -l <"$tmp/nbest")" -eq 10 ] && ! grep -qvE '^[0-9]+ \|\|\| .* \|\|\| -?[0-9]+\.[0-9]{4}$' "$tmp/nbest" && pass || fail "n-best format: $(head -3 "$tmp/nbest")"
+# Two distinct hypotheses for each of the 3 sentences, one (empty) for each of the 2 empty lines.
+[ "$(wc -l <"$tmp/nbest")" -eq 8 ] && ! grep -qvE '^[0-9]+ \|\|\| .* \|\|\| -?[0-9]+\.[0-9]{4}$' "$tmp/nbest" && pass || fail "n-best format: $(head -3 "$tmp/nbest")"
+[ "$(cut -d' ' -f1 "$tmp/nbest" | uniq -c | awk '{printf "%s ", $1}')" = "2 1 2 2 1 " ] && pass || fail "n-best counts per line: $(cut -d' ' -f1 "$tmp/nbest" | uniq -c | tr '\n' ' ')"
+[ -z "$(sort "$tmp/nbest" | uniq -d)" ] && pass || fail "n-best repeats a hypothesis: $(sort "$tmp/nbest" | uniq -d | head -1)"
 zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null

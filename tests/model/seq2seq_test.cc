@@ -288,8 +288,11 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     CHECK(beam1[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
     CHECK(beam5[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
     const auto& nbest = beam5[static_cast<std::size_t>(n)];
-    CHECK(nbest.size() <= 3);  // up to n_best: the search stops once its best hypothesis ended
+    // n_best distinct hypotheses: the search goes on until n_best have finished.
+    REQUIRE(nbest.size() == 3);
     for (std::size_t k = 1; k < nbest.size(); ++k) CHECK(nbest[k - 1].score >= nbest[k].score);
+    for (std::size_t k = 0; k < nbest.size(); ++k)
+      for (std::size_t j = k + 1; j < nbest.size(); ++j) CHECK(nbest[k].ids != nbest[j].ids);
   }
   // An ensemble of the model with itself: the mean of equal log-probabilities, the same search.
   Seq2Seq::SearchOptions five;

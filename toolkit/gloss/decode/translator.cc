@@ -276,7 +276,6 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
       out.push_back(tgt_.decode(std::vector<int>(hyps[0].ids.begin(), hyps[0].ids.end())) + extras(hyps[0], src[i].size()));
       continue;
     }
-    while (static_cast<int>(hyps.size()) < o.n_best) hyps.push_back(hyps.back());  // exactly n_best lines
     for (const auto& h : hyps)
       out.push_back(std::to_string(first_line + i - 1) + " ||| " + tgt_.decode(std::vector<int>(h.ids.begin(), h.ids.end())) +
                     " ||| " + score_text(h.score) + extras(h, src[i].size()));

@@ -1,7 +1,8 @@
 #pragma once
 // Batch translation of text with a model file from `gloss train`. Streaming: input is read in
 // windows, sorted by length within a window for speed, translated in batches and written
-// back in input order; exactly one output line per input line (n_best lines with --n-best).
+// back in input order; exactly one output line per input line (with --n-best, up to n_best
+// lines of distinct hypotheses per input line; an empty input line has one, empty).
 #include <iosfwd>
 #include <memory>
 #include <string>

@@ -879,9 +879,11 @@ std::vector<std::vector<Seq2Seq::Hypothesis>> Seq2Seq::beam_search(const std::ve
         next_tok[static_cast<std::size_t>(h)] = cand.tok;
         next[static_cast<std::size_t>(h)] = extend(cand.slot, cand.tok, cand.lp, cand.word_lp);
       }
-      // A sentence is done when its best candidate of this step ends it (no live hypothesis
-      // is ahead of it any more), at its length limit, or when nothing is left alive.
-      done[static_cast<std::size_t>(g)] = last || filled == 0 || best_ends;
+      // A sentence is done at its length limit, when nothing is left alive, or when n_best
+      // hypotheses have finished and its best candidate of this step ended (no live hypothesis
+      // is ahead of it any more). With n_best 1 the last condition is just best_ends.
+      const bool enough = static_cast<int>(finished[static_cast<std::size_t>(n)].size()) >= o.n_best;
+      done[static_cast<std::size_t>(g)] = last || filled == 0 || (best_ends && enough);
     }
     // The groups still searching, compacted: rows of finished sentences leave the batch.
     std::vector<int> keep;
