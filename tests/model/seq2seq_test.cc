@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "gloss/decode/search.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/tensor/compute.h"
 
@@ -273,7 +274,7 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   INFO("loss per token " << per_token << " after " << seconds << " s");
   CHECK(per_token < 0.01);
   // The inference path (forward_inference, no dropout, step by step) reproduces every target.
-  const auto hyps = model.greedy(batch, std::vector<int>(N, 2 * S));
+  const auto hyps = decode::greedy_search(model, batch, std::vector<int>(N, 2 * S));
   int exact = 0;
   for (int n = 0; n < N; ++n) {
     std::vector<std::int32_t> want;
@@ -282,8 +283,12 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   }
   CHECK(exact == N);
   // Beam search: beam 1 is greedy; beam 5 finds the same memorised targets.
-  const auto beam1 = model.beam_search(batch, std::vector<int>(N, 2 * S), 1, 1.0f, 1);
-  const auto beam5 = model.beam_search(batch, std::vector<int>(N, 2 * S), 5, 1.0f, 3);
+  decode::SearchOptions one, three;
+  one.beam_size = 1;
+  three.beam_size = 5;
+  three.n_best = 3;
+  const auto beam1 = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), one);
+  const auto beam5 = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), three);
   for (int n = 0; n < N; ++n) {
     CHECK(beam1[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
     CHECK(beam5[static_cast<std::size_t>(n)][0].ids == hyps[static_cast<std::size_t>(n)]);
@@ -295,21 +300,21 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
       for (std::size_t j = k + 1; j < nbest.size(); ++j) CHECK(nbest[k].ids != nbest[j].ids);
   }
   // An ensemble of the model with itself: the mean of equal log-probabilities, the same search.
-  Seq2Seq::SearchOptions five;
+  decode::SearchOptions five;
   five.beam_size = 5;
   five.n_best = 3;
-  const auto twice = Seq2Seq::beam_search({&model, &model}, batch, std::vector<int>(N, 2 * S), five);
+  const auto twice = decode::beam_search({&model, &model}, batch, std::vector<int>(N, 2 * S), five);
   for (int n = 0; n < N; ++n) {
     REQUIRE(!twice[static_cast<std::size_t>(n)].empty());
     CHECK(twice[static_cast<std::size_t>(n)][0].ids == beam5[static_cast<std::size_t>(n)][0].ids);
     CHECK(twice[static_cast<std::size_t>(n)][0].score == Approx(beam5[static_cast<std::size_t>(n)][0].score).margin(1e-4));
   }
   // Word scores and attention rows of each output subword (and of EOS); min length; coverage.
-  Seq2Seq::SearchOptions so;
+  decode::SearchOptions so;
   so.beam_size = 4;
   so.word_scores = true;
   so.attention = true;
-  const auto rich = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  const auto rich = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), so);
   for (int n = 0; n < N; ++n) {
     const auto& h = rich[static_cast<std::size_t>(n)][0];
     CHECK(h.ids == hyps[static_cast<std::size_t>(n)]);
@@ -328,12 +333,12 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   so = {};
   so.beam_size = 3;
   so.min_length = S + 2;  // longer than every memorised target
-  const auto longer = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  const auto longer = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), so);
   for (int n = 0; n < N; ++n) CHECK(static_cast<int>(longer[static_cast<std::size_t>(n)][0].ids.size()) >= S + 2);
   so = {};
   so.beam_size = 3;
   so.coverage_penalty = 0.2f;
-  const auto covered = model.beam_search(batch, std::vector<int>(N, 2 * S), so);
+  const auto covered = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), so);
   for (int n = 0; n < N; ++n) {
     const auto& h = covered[static_cast<std::size_t>(n)][0];
     CHECK(h.score <= h.log_prob / static_cast<double>(h.ids.size() + 1) + 1e-9);  // the penalty is <= 0

@@ -19,7 +19,7 @@
 
 namespace gloss::decode {
 
-void Translator::write_attention_svg(const std::vector<int>& src, const model::Seq2Seq::Hypothesis& h,
+void Translator::write_attention_svg(const std::vector<int>& src, const Hypothesis& h,
                                      const std::string& path) const {
   std::vector<std::string> src_pieces, tgt_pieces;
   for (int id : src) src_pieces.push_back(src_.piece(id));
@@ -114,7 +114,7 @@ std::string score_text(double v) {
 
 void Translator::translate_batch(Models& models, const std::vector<std::vector<int>>& src,
                                  const std::vector<std::size_t>& idx, const TranslateOptions& o,
-                                 std::vector<std::vector<model::Seq2Seq::Hypothesis>>& results) const {
+                                 std::vector<std::vector<Hypothesis>>& results) const {
   const int N = static_cast<int>(idx.size());
   const int S = static_cast<int>(src[idx[0]].size());
   std::vector<std::int32_t> ids(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
@@ -145,13 +145,13 @@ void Translator::translate_batch(Models& models, const std::vector<std::vector<i
     }
     for (auto& m : models) m->model->set_output_subset(all);
   }
-  const bool plain_greedy = !shortlist_ && models.size() == 1 && o.beam_size == 1 && o.n_best == 1 && o.coverage_penalty == 0 && o.min_length == 0 &&
-                            !o.word_scores && !attention_wanted;
+  const bool plain_greedy = !shortlist_ && models.size() == 1 && o.beam_size == 1 && o.n_best == 1 &&
+                            o.coverage_penalty == 0 && o.min_length == 0 && !o.word_scores && !attention_wanted;
   if (plain_greedy) {
-    const auto g = models[0]->model->greedy(view, max_len);
+    const auto g = greedy_search(*models[0]->model, view, max_len);
     for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
   } else {
-    model::Seq2Seq::SearchOptions so;
+    SearchOptions so;
     so.beam_size = o.beam_size;
     so.length_penalty = o.length_penalty;
     so.n_best = o.n_best;
@@ -162,7 +162,7 @@ void Translator::translate_batch(Models& models, const std::vector<std::vector<i
     if (shortlist_) so.allowed = &allowed;
     std::vector<model::Seq2Seq*> ensemble;
     for (auto& m : models) ensemble.push_back(m->model.get());
-    auto beams = model::Seq2Seq::beam_search(ensemble, view, max_len, so);
+    auto beams = beam_search(ensemble, view, max_len, so);
     for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]] = std::move(beams[static_cast<std::size_t>(k)]);
   }
   if (shortlist_)
@@ -185,7 +185,7 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return src[a].size() > src[b].size(); });
-  std::vector<std::vector<model::Seq2Seq::Hypothesis>> results(n);
+  std::vector<std::vector<Hypothesis>> results(n);
   std::vector<std::vector<std::size_t>> batches;
   std::size_t pos = 0;
   while (pos < n && src[order[pos]].empty() == false) {
@@ -231,7 +231,7 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
     });
   }
   // What --alignment and --word-scores append to a translation.
-  auto extras = [&](const model::Seq2Seq::Hypothesis& h, std::size_t src_len) {
+  auto extras = [&](const Hypothesis& h, std::size_t src_len) {
     std::string x;
     const std::size_t T = h.ids.size();
     if (!o.alignment.empty()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gloss/decode/search.h"
 #include "gloss/decode/shortlist.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/parameter.h"
@@ -50,7 +51,7 @@ class Translator {
                                      std::size_t first_line, std::ostream& log);
 
  private:
-  void write_attention_svg(const std::vector<int>& src, const model::Seq2Seq::Hypothesis& h, const std::string& path) const;
+  void write_attention_svg(const std::vector<int>& src, const Hypothesis& h, const std::string& path) const;
   struct Member {
     nn::ParameterSet params;
     std::unique_ptr<model::Seq2Seq> model;
@@ -58,7 +59,7 @@ class Translator {
   using Models = std::vector<std::unique_ptr<Member>>;
   // Translates the sentences src[idx[k]] as one batch with `models`; results[idx[k]] get theirs.
   void translate_batch(Models& models, const std::vector<std::vector<int>>& src, const std::vector<std::size_t>& idx,
-                       const TranslateOptions& o, std::vector<std::vector<model::Seq2Seq::Hypothesis>>& results) const;
+                       const TranslateOptions& o, std::vector<std::vector<Hypothesis>>& results) const;
   Models models_;
   // With parallel = data: workers 1.. translate with replicas that read models_' weights.
   std::vector<Models> replicas_;

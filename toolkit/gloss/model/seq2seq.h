@@ -9,7 +9,8 @@
 //            every layer starts from s_0; an LSTM's memory cell starts at zero and is carried)
 //   readout  t_i = dropout(maxout_2(W_r [s_i ; c_i ; E_tgt[y_{i-1}]] + b_r))   (or tanh)
 //   output   p(y_i) = softmax(W_o t_i + b_o)   (W_o = E_tgt^T when tied)
-// Readout, output and loss run for all time steps of a batch in single GEMMs; the attention
+// Searches (greedy, beam, ensembles) live in decode/search.h and drive the inference step
+// interface below (start, step, advance or reorder). Readout, output and loss run for all time steps of a batch in single GEMMs; the attention
 // key projection runs once per batch. Variable source lengths inside a padded batch give the
 // result of each sentence alone: the right-to-left pass reads each sentence reversed within
 // its own length, and padding is masked in attention.
@@ -21,8 +22,9 @@
 #include "gloss/nn/attention.h"
 #include "gloss/nn/layers.h"
 #include "gloss/nn/parameter.h"
-#include "gloss/tensor/compute.h"
 #include "gloss/nn/rnn.h"
+#include "gloss/tensor/compute.h"
+#include "gloss/text/special_ids.h"
 #include "gloss/util/rng.h"
 
 namespace gloss::model {
@@ -61,84 +63,77 @@ class Seq2Seq {
   Seq2Seq(const ModelConfig& config, nn::ParameterSet& params);
   const ModelConfig& config() const { return config_; }
 
+  // ---- Training
+
   // Teacher-forced loss of one batch (sum over target tokens, and their count). With `rng`,
   // dropout is applied (training); with `backward`, gradients of grad_scale * loss are added
   // to the parameters' grad tensors.
   nn::LossSum forward_backward(const BatchView& batch, float label_smoothing, Rng* rng, bool backward,
                                float grad_scale = 1.0f);
-
   // Scheduled sampling (Bengio et al. 2015), training only: at each step after the first, each
   // sentence is fed its reference word with probability `ratio`, otherwise the model's own
   // most probable word of the previous step (no gradient through the choice). 1: teacher forcing.
   void set_teacher_forcing(float ratio) { teacher_forcing_ = ratio; }
   // The decoder inputs of the last forward_backward call [T, N] (tgt_in, or sampled words).
-  const std::vector<std::int32_t>& last_decoder_inputs() const { return tgt_in_used_; }
+  const std::vector<std::int32_t>& last_decoder_inputs() const { return ws_.tgt_in_used; }
   // Memory for the recurrent layers' training caches (oneDNN workspaces): half for the
   // decoder's steps, half shared by the encoder's cells. What does not fit is recomputed
   // during backward (decoder steps beyond the budget; encoder sequences in chunks): the same
   // gradients, a little more compute, bounded memory for long batches.
   void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
-
-  // Inference only: the output layer computes just these target ids (sorted; a lexical
-  // shortlist), logits column k being word ids[k]. Empty: the whole vocabulary.
-  void set_output_subset(std::vector<std::int32_t> ids);
-  // Inference only: the readout and output layers in bf16 (oneDNN matmul; weights converted
-  // now and after set_output_subset). Needs a CPU with AVX512-BF16 (compute::has_bf16()).
-  void set_bf16(bool on);
   // Data-parallel training: this replica's recurrent layers read `master`'s reordered backward
   // weights; prepare_backward() refreshes this model's (call it on the master before workers run).
   void share_backward_weights_of(Seq2Seq& master);
   void prepare_backward();
+
+  // ---- Inference: the step interface that decode/search.h drives
+
+  // Scratch of one inference step, reused across steps.
+  struct StepScratch {
+    Tensor c, emb, x, rin, pre, t, logits;
+    std::vector<std::uint8_t> which;
+  };
+  // The decoder of `rows` hypotheses over one batch of sources, owned by the caller and
+  // filled by the model. Row h is hypothesis k of sentence group g: h = g * beam + k.
+  struct DecoderState {
+    int S = 0;     // source positions of the batch
+    int rows = 0;  // hypotheses
+    std::vector<std::int32_t> lengths;    // [rows]: the source length of each row's sentence
+    // After step(): logits [rows, columns] (columns: the vocabulary, or the output subset;
+    // output_word() maps them to ids) and the attention weights [S, rows].
+    const Tensor& logits() const { return scratch.logits; }
+    const Tensor& attention() const { return att_step.alpha; }
+
+    // The model's own (no one else reads them):
+    Tensor keys;                          // [S, N, K]: one row per sentence, shared by its hypotheses
+    std::vector<std::int32_t> source_of;  // [rows]: the sentence (key row) of each hypothesis
+    nn::AdditiveAttention::Memory memory;
+    nn::AdditiveAttention::Step att_step;
+    Tensor s, s_next, s_sel;  // [parts, rows, D]: parts 0..L-1 the layers' h, then (LSTM) their cells
+    StepScratch scratch;
+  };
+  // Encodes the batch's sources (tgt fields unused) and starts `beam` rows per sentence, all
+  // at the initial state.
+  void start(DecoderState& state, const BatchView& batch, int beam);
+  // One step of every row, fed the words `prev` [rows]: logits and attention of the step.
+  void step(DecoderState& state, const std::int32_t* prev);
+  // After step(): every row goes on with its own new state.
+  void advance(DecoderState& state);
+  // After step(): keeps parent.size() rows; new row r continues the new state of row
+  // parent[r] and belongs to the sentence of row same_sentence[r] (rows may be dropped).
+  void reorder(DecoderState& state, const std::vector<int>& parent, const std::vector<int>& same_sentence);
+
+  // The output layer computes just these target ids (sorted; a lexical shortlist), logits
+  // column k being word ids[k]. Empty: the whole vocabulary. Throws ConfigError for an id
+  // outside the vocabulary.
+  void set_output_subset(std::vector<std::int32_t> ids);
+  const std::vector<std::int32_t>& output_subset() const { return out_subset_; }
   std::int32_t output_word(std::int64_t column) const {
     return out_subset_.empty() ? static_cast<std::int32_t>(column) : out_subset_[static_cast<std::size_t>(column)];
   }
-
-  // Greedy translation of the batch's sources (tgt fields unused): the most probable word at
-  // each step until EOS or max_len[n] words; returns subword ids without EOS.
-  std::vector<std::vector<std::int32_t>> greedy(const BatchView& batch, const std::vector<int>& max_len);
-
-  // Beam search over the batch's sentences at once (sentences x beam hypotheses in every
-  // oneDNN step call; a sentence whose search ended leaves the batch, which shrinks).
-  // Hypotheses end with EOS or at max_len[n] words; finished ones are ranked by
-  // log-probability / length^length_penalty (+ the coverage penalty). Returns up to n_best
-  // per sentence, best first.
-  struct SearchOptions {
-    int beam_size = 5;
-    float length_penalty = 1.0f;  // alpha of score = log p / length^alpha
-    int n_best = 1;
-    float coverage_penalty = 0;   // beta of Wu et al. (2016): + beta * sum_j log(min(sum_i a_ij, 1))
-    int min_length = 0;           // EOS is not allowed before this many subwords
-    bool word_scores = false;     // keep each output subword's log-probability
-    bool attention = false;       // keep the attention weights of each output subword
-    // With an output subset (set_output_subset): per sentence n of the batch, the columns
-    // (positions in the subset) it may produce; its probabilities are normalised over them.
-    const std::vector<std::vector<std::int32_t>>* allowed = nullptr;
-  };
-  struct Hypothesis {
-    std::vector<std::int32_t> ids;  // without EOS
-    double log_prob = 0;            // sum of word log-probabilities (EOS included)
-    double score = 0;               // normalised: log_prob / length^alpha (+ coverage penalty)
-    // With SearchOptions::word_scores: the log-probability of each subword of ids, then of EOS
-    // when the hypothesis ended with it.
-    std::vector<float> word_log_probs;
-    // With SearchOptions::attention: one row per entry of word_log_probs (the same steps), each
-    // the weights over the sentence's src_lengths[n] source subwords.
-    std::vector<float> attention;
-  };
-  std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
-                                                   const SearchOptions& options);
-  // An ensemble: the models (same vocabularies) search together, each word scored by the mean
-  // of the models' log-probabilities; attention outputs are the models' mean.
-  static std::vector<std::vector<Hypothesis>> beam_search(const std::vector<Seq2Seq*>& models, const BatchView& batch,
-                                                          const std::vector<int>& max_len, const SearchOptions& options);
-  std::vector<std::vector<Hypothesis>> beam_search(const BatchView& batch, const std::vector<int>& max_len,
-                                                   int beam_size, float length_penalty, int n_best) {
-    SearchOptions o;
-    o.beam_size = beam_size;
-    o.length_penalty = length_penalty;
-    o.n_best = n_best;
-    return beam_search(batch, max_len, o);
-  }
+  // The readout and output layers in bf16 (oneDNN matmul; weights converted now and after
+  // set_output_subset). Needs a CPU with AVX512-BF16 (compute::has_bf16()), else ConfigError.
+  void set_bf16(bool on);
 
  private:
   struct EncoderLayer {
@@ -148,40 +143,47 @@ class Seq2Seq {
     Tensor drop_mask;                       // dropout on the input (layers > 0)
     nn::RnnCell::Cache cache_fwd, cache_bwd;
   };
-  void encode(const BatchView& b, Rng* rng, bool training);
-  // Scratch of one inference step, reused across steps.
-  struct InferScratch {
-    Tensor c, emb, x, rin, pre, t, logits;
-    std::vector<std::uint8_t> which;
+  // What forward_backward keeps between its stages, reused across batches: activations for
+  // backward, backward buffers (only accumulators are zeroed), oneDNN caches.
+  struct TrainingWorkspace {
+    Tensor init_in, contexts, dec_in, tgt_emb_out, tgt_drop;  // [N, in], [T, N, K], [T, N, E + K], [T, N, E] x 2
+    std::vector<Tensor> dec_h, dec_c;       // per decoder layer [T + 1, N, D]; row 0 the initial state
+    std::vector<std::int32_t> tgt_in_used;  // the decoder's inputs (scheduled sampling replaces some)
+    int cached_steps = 0;                   // decoder steps whose RNN workspaces are kept for backward
+    StepScratch sample;                     // scheduled sampling's readout
+    Tensor readout_pre, readout_out, readout_drop, logits;
+    std::vector<std::uint8_t> maxout_which;
+    Tensor dt, ds_readout, dcontext, demb, dkeys, da;  // gradients; da [T, N, A]
+    std::vector<Tensor> dh_next, dc_next;   // per decoder layer [N, D]: what step i + 1 sent back
+    Tensor enc_dx, enc_dy_fwd, enc_dy_rev, enc_dx_rev, enc_dx_back;
+    nn::AdditiveAttention::Memory memory;
+    std::vector<nn::AdditiveAttention::Step> steps;
+    std::vector<std::vector<nn::RnnCell::Cache>> dec_caches;  // [layer][step] for the cached steps
+    nn::RnnCell::Cache dec_recompute;                          // the steps beyond the budget
   };
-  // Decoder state of `rows` hypotheses for inference: [parts, rows, D], parts 0..L-1 the
-  // layers' h, then (LSTM) L..2L-1 their memory cells. The top layer's h is the query.
+
+  // Stages of forward_backward, in order.
+  void encode(const BatchView& b, Rng* rng, bool training);
+  void decoder_start(const BatchView& b, Rng* rng, bool backward);
+  void decoder_forward(const BatchView& b, Rng* rng, bool backward);
+  void readout_forward(const BatchView& b, Rng* rng);
+  nn::LossSum output_and_loss(const BatchView& b, float label_smoothing, bool backward, float grad_scale);
+  void readout_backward(const BatchView& b);
+  void decoder_backward(const BatchView& b);
+  void init_backward(const BatchView& b);
+  void backward_encoder(const BatchView& b, Tensor& dtop);
+  // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c).
+  void run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out);
+  std::vector<nn::Linear::Part> readout_parts(const BatchView& b);
+
+  // Inference helpers.
   int state_parts() const { return config_.dec_layers * (config_.cell == nn::CellType::kLstm ? 2 : 1); }
   // s0 [N, D] -> state [parts, N*B, D]: every layer's h starts at s0 of its sentence, cells at 0.
   void expand_state(const float* s0, int N, int B, float* state) const;
-  // One inference step for `rows` hypotheses: attention on the top h, RNN input [E y_prev ; c],
-  // state_next, readout and output layer into w.logits [rows, V].
-  void infer_step(nn::AdditiveAttention::Memory& memory, nn::AdditiveAttention::Step& step, int rows,
-                  const std::int32_t* prev, const float* state, float* state_next, InferScratch& w);
   // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch).
-  void readout_logits(int rows, const float* s, const float* c, const float* emb, InferScratch& w);
-  void initial_state(const BatchView& b, float* s0);
-  // One model's part of a beam search: rows h = group * B + k over the active sentences.
-  struct Search {
-    int S = 0, H = 0;
-    Tensor keys;                       // [S, N, K]: one row per sentence, shared by its hypotheses
-    std::vector<std::int32_t> lengths; // [H]
-    std::vector<std::int32_t> source_of;  // [H]: the sentence (key row) of each hypothesis
-    nn::AdditiveAttention::Memory memory;
-    nn::AdditiveAttention::Step step;  // step.alpha [S, H] after search_step
-    Tensor s, s_next, s_sel;           // [parts, H, D]
-    InferScratch w;                    // w.logits [H, V] after search_step
-  };
-  void search_start(Search& c, const BatchView& b, int beam);
-  void search_step(Search& c, const std::int32_t* prev);
-  // Keeps rows: new row r takes the state of next_parent[r] and the source of same_sentence[r].
-  void search_select(Search& c, const std::vector<int>& next_parent, const std::vector<int>& same_sentence);
-  void backward_encoder(const BatchView& b, Tensor& dtop);
+  void readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w);
+  // s0 = tanh(W_init x + b) of the encoded batch ([N, D]; init_in: scratch [N, in]).
+  void initial_state(const BatchView& b, float* s0, Tensor& init_in);
 
   ModelConfig config_;
   std::int64_t key_dim_;
@@ -192,29 +194,17 @@ class Seq2Seq {
   nn::AdditiveAttention attention_;
   std::vector<std::unique_ptr<nn::RnnCell>> dec_rnn_;  // "decoder/rnn", "decoder/rnn1", ...
   nn::Linear readout_;
-  std::unique_ptr<nn::Linear> out_;   // untied output layer
-  nn::Parameter* out_bias_ = nullptr; // tied: bias only
+  std::unique_ptr<nn::Linear> out_;    // untied output layer
+  nn::Parameter* out_bias_ = nullptr;  // tied: bias only
 
-  // Per-batch workspace, reused.
-  Tensor src_drop_, init_in_, s0_pre_, contexts_, dec_in_, tgt_emb_out_, tgt_drop_;
-  std::vector<Tensor> dec_h_, dec_c_;  // per decoder layer [T + 1, N, D]; row 0 the initial state
-  std::vector<std::int32_t> tgt_in_used_;  // the decoder's inputs (scheduled sampling replaces some)
+  TrainingWorkspace ws_;
   float teacher_forcing_ = 1.0f;
   std::size_t rnn_cache_bytes_ = std::size_t{128} << 20;
-  InferScratch sample_w_;
+
   std::vector<std::int32_t> out_subset_;
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
   bool bf16_ = false;
   compute::Bf16Matmul readout_bf16_, out_bf16_, out_sub_bf16_;
-  Tensor readout_pre_, readout_out_, readout_drop_, logits_;
-  std::vector<std::uint8_t> maxout_which_;
-  Tensor enc_dx_, enc_dy_fwd_, enc_dy_rev_, enc_dx_rev_, enc_dx_back_;
-  Tensor bwd_dt_, bwd_ds_readout_, bwd_dcontext_, bwd_demb_, bwd_dkeys_;
-  nn::AdditiveAttention::Memory memory_;
-  Tensor bwd_da_;  // [T, N, A]
-  std::vector<nn::AdditiveAttention::Step> steps_;
-  std::vector<std::vector<nn::RnnCell::Cache>> dec_caches_;  // [layer][step] for the cached steps
-  nn::RnnCell::Cache dec_recompute_;                          // the steps beyond the budget
 };
 
 }  // namespace gloss::model

@@ -8,17 +8,13 @@
 #include <vector>
 
 #include "gloss/text/options.h"
+#include "gloss/text/special_ids.h"
 
 namespace sentencepiece {
 class SentencePieceProcessor;
 }
 
 namespace gloss::text {
-
-constexpr int kPadId = 0;
-constexpr int kUnkId = 1;
-constexpr int kBosId = 2;
-constexpr int kEosId = 3;
 
 class SubwordModel {
  public:

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <ostream>
 
+#include "gloss/decode/search.h"
 #include "gloss/eval/bleu.h"
 #include "gloss/eval/chrf.h"
 #include "gloss/nn/optimizer.h"
@@ -124,7 +125,7 @@ Validation validate(Workers& workers, const ValidSet& valid, const text::Subword
           static_cast<int>(r.decode.max_len_ratio * static_cast<double>(s.size())) + r.decode.max_len_add;
     }
     const model::BatchView view{N, S, 0, src.data(), len.data(), nullptr, nullptr};
-    const auto out_ids = net.greedy(view, max_len);
+    const auto out_ids = decode::greedy_search(net, view, max_len);
     for (int n = 0; n < N; ++n) {
       const auto& ids = out_ids[static_cast<std::size_t>(n)];
       hyps[idx[static_cast<std::size_t>(n)]] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
