@@ -8,7 +8,7 @@
 
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/parameter.h"
-#include "gloss/train/checkpoint.h"
+#include "gloss/model/model_file.h"
 #include "gloss/util/error.h"
 
 namespace {
@@ -31,10 +31,10 @@ int main(int argc, char** argv) {
   }
   try {
     for (int a = 1; a < argc; ++a) {
-      const auto peek = gloss::train::load_any(argv[a], nullptr);
+      const auto peek = gloss::model::load_any(argv[a], nullptr);
       gloss::nn::ParameterSet params;
       gloss::model::Seq2Seq net(peek.config, params);
-      gloss::train::load_any(argv[a], &params);
+      gloss::model::load_any(argv[a], &params);
       std::cout << "# " << argv[a] << "\n";
       for (const auto& p : params.all()) {
         std::cout << p->name << " [";

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "gloss/recipe/recipe.h"
+#include "gloss/model/model_file.h"
 #include "gloss/train/checkpoint.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
@@ -84,13 +85,13 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   REQUIRE(fs::exists(root / "full" / "checkpoint.10.gckpt"));
   const std::vector<std::string> inputs = {(root / "full" / "checkpoint.8.gckpt").string(),
                                            (root / "full" / "checkpoint.10.gckpt").string()};
-  train::average_models(inputs, (root / "avg.gloss").string());
+  model::average_models(inputs, (root / "avg.gloss").string());
   nn::ParameterSet p8, p10, avg;
-  const auto mf = train::load_any(inputs[0], nullptr);
+  const auto mf = model::load_any(inputs[0], nullptr);
   model::Seq2Seq m8(mf.config, p8), m10(mf.config, p10), ma(mf.config, avg);
-  train::load_any(inputs[0], &p8);
-  train::load_any(inputs[1], &p10);
-  train::load_model((root / "avg.gloss").string(), &avg);
+  model::load_any(inputs[0], &p8);
+  model::load_any(inputs[1], &p10);
+  model::load_model((root / "avg.gloss").string(), &avg);
   const auto& w8 = p8.get("decoder/attention/v").value;
   const auto& w10 = p10.get("decoder/attention/v").value;
   const auto& wa = avg.get("decoder/attention/v").value;
@@ -163,12 +164,12 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   nn::ParameterSet params;
   model::Seq2Seq net(c, params);
   params.get("decoder/attention/v").value[1] = 0.25f;
-  train::ModelFile mf{c, "src-spm-bytes", "tgt-spm-bytes", "recipe"};
+  model::ModelFile mf{c, "src-spm-bytes", "tgt-spm-bytes", "recipe"};
   const auto path = (root / "m.gloss").string();
-  train::save_model(path, mf, params);
+  model::save_model(path, mf, params);
   nn::ParameterSet loaded;
   model::Seq2Seq net2(c, loaded);
-  const auto back = train::load_model(path, &loaded);
+  const auto back = model::load_model(path, &loaded);
   CHECK(back.tgt_spm == "tgt-spm-bytes");
   CHECK(loaded.get("decoder/attention/v").value[1] == 0.25f);
 
@@ -181,12 +182,12 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
     std::ofstream(root / name, std::ios::binary) << data;
     return (root / name).string();
   };
-  CHECK_THROWS_WITH(train::load_model(write("short.gloss", bytes.substr(0, bytes.size() / 2)), nullptr),
+  CHECK_THROWS_WITH(model::load_model(write("short.gloss", bytes.substr(0, bytes.size() / 2)), nullptr),
                     Catch::Contains("is truncated"));
   std::string flipped = bytes;
   flipped[bytes.size() - 10] ^= 0x40;
-  CHECK_THROWS_WITH(train::load_model(write("flip.gloss", flipped), nullptr), Catch::Contains("checksum mismatch"));
-  CHECK_THROWS_WITH(train::load_model(write("text.gloss", "hello, not a model at all\n"), nullptr),
+  CHECK_THROWS_WITH(model::load_model(write("flip.gloss", flipped), nullptr), Catch::Contains("checksum mismatch"));
+  CHECK_THROWS_WITH(model::load_model(write("text.gloss", "hello, not a model at all\n"), nullptr),
                     Catch::Contains("is not a Gloss model"));
   CHECK_THROWS_WITH(train::peek_checkpoint(path), Catch::Contains("is a Gloss model file, not a checkpoint"));
   fs::remove_all(root);

@@ -15,7 +15,7 @@
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
-#include "gloss/train/checkpoint.h"
+#include "gloss/model/model_file.h"
 #include "gloss/decode/translator.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/util/atomic_file.h"
@@ -292,7 +292,7 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   parse_options(args, desc, "gloss shortlist");
   if (frequent < 0 || per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
   require_file(model);
-  const auto mf = train::load_model(model, nullptr);
+  const auto mf = model::load_model(model, nullptr);
   const auto src_sp = text::SubwordModel::from_bytes(mf.src_spm, model + " (source subwords)");
   const auto tgt_sp = text::SubwordModel::from_bytes(mf.tgt_spm, model + " (target subwords)");
   text::FilterOptions keep_all{0, 0, 0.0, true};
@@ -385,7 +385,7 @@ int average_command(const std::vector<std::string>& args, std::ostream& out, std
   } catch (const po::error& e) {
     throw ConfigError(std::string(e.what()) + " (see gloss average --help)");
   }
-  train::average_models(inputs, output);
+  model::average_models(inputs, output);
   log << "average: " << inputs.size() << " files -> " << output << std::endl;
   out << output << "\n";
   return 0;

@@ -9,7 +9,7 @@
 
 #include "gloss/report/plot.h"
 #include "gloss/tensor/compute.h"
-#include "gloss/train/checkpoint.h"
+#include "gloss/model/model_file.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/unicode.h"
@@ -57,7 +57,7 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   if (model_paths.empty()) throw ConfigError("give at least one model file (-m)");
   std::string src_spm, tgt_spm;
   for (const auto& path : model_paths) {
-    const auto mf = train::load_model(path, nullptr);
+    const auto mf = model::load_model(path, nullptr);
     if (models_.empty()) {
       src_spm = mf.src_spm;
       tgt_spm = mf.tgt_spm;
@@ -70,7 +70,7 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
     auto member = std::make_unique<Member>();
     member->model = std::make_unique<model::Seq2Seq>(mf.config, member->params);
     member->params.release_grads();  // translation computes none
-    train::load_model(path, &member->params);
+    model::load_model(path, &member->params);
     models_.push_back(std::move(member));
     configs_.push_back(mf.config);
   }

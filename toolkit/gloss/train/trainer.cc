@@ -281,7 +281,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   if (has_valid) valid = load_valid(r.data, src_sp, tgt_sp, to.threads);
 
   // Model, optimiser, state: fresh, or from the checkpoint.
-  ModelFile mf;
+  model::ModelFile mf;
   mf.config = model_config(r.model, src_sp.vocab_size(), tgt_sp.vocab_size());
   mf.src_spm = src_sp.bytes();
   mf.tgt_spm = tgt_sp.bytes();
@@ -293,7 +293,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   TrainingState state;
   Rng rng(static_cast<std::uint64_t>(to.seed));
   if (fs::exists(ckpt_path)) {
-    const ModelFile old = peek_checkpoint(ckpt_path);
+    const model::ModelFile old = peek_checkpoint(ckpt_path);
     if (old.src_spm != mf.src_spm || old.tgt_spm != mf.tgt_spm)
       throw InputError(ckpt_path, 0, "was trained with other subword models; delete it or choose another run.workdir");
     load_checkpoint(ckpt_path, params, *optimizer, state);
@@ -351,7 +351,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   };
   auto run_validation = [&]() {
     if (!has_valid) {
-      save_model(best_path, mf, params);  // without validation data the latest model is the best
+      model::save_model(best_path, mf, params);  // without validation data the latest model is the best
       state.best_step = state.step;
       return;
     }
@@ -362,7 +362,7 @@ TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
       state.best_score = score;
       state.best_step = state.step;
       state.stalls = state.lr_stalls = 0;
-      save_model(best_path, mf, params);
+      model::save_model(best_path, mf, params);
     } else {
       ++state.stalls;
       if (to.lr_schedule == "plateau" && ++state.lr_stalls >= to.lr_patience) {

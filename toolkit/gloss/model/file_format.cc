@@ -1,0 +1,195 @@
+#include "gloss/model/file_format.h"
+
+#include <boost/serialization/array.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/vector.hpp>
+#include <zlib.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+
+namespace gloss::model {
+namespace {
+
+template <class A>
+void serialize_config(A& ar, ModelConfig& c, std::uint32_t version) {
+  int cell = c.cell == nn::CellType::kGru ? 0 : 1;
+  ar & cell & c.src_vocab & c.tgt_vocab & c.emb & c.enc_hidden & c.enc_layers & c.bidirectional & c.dec_hidden & c.att &
+      c.readout & c.readout_dim & c.dec_init & c.tie_target_embeddings & c.dropout_emb & c.dropout_rnn & c.dropout_readout;
+  if (version >= 3) ar & c.dec_layers;
+  else c.dec_layers = 1;
+  c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
+}
+
+template <class A>
+void serialize_model_part(A& ar, ModelFile& m, std::uint32_t version) {
+  serialize_config(ar, m.config, version);
+  ar & m.src_spm & m.tgt_spm & m.recipe;
+}
+
+// Parameters are written as (count, then name, shape, values) straight from their tensors.
+void save_params(boost::archive::binary_oarchive& ar, const nn::ParameterSet& params) {
+  std::uint64_t count = params.all().size();
+  ar << count;
+  for (const auto& p : params.all()) {
+    std::string name = p->name;
+    std::vector<std::int64_t> shape = p->value.shape();
+    ar << name << shape;
+    ar << boost::serialization::make_array(p->value.data(), static_cast<std::size_t>(p->value.size()));
+  }
+}
+
+// An istream over bytes already in memory (no copy).
+struct MemoryBuffer : std::streambuf {
+  MemoryBuffer(const char* begin, std::size_t size) {
+    char* b = const_cast<char*>(begin);
+    setg(b, b, b + size);
+  }
+};
+
+std::string checked_bytes(const std::string& path, const char* magic, const char* what) {
+  const std::string data = read_file(path);
+  if (data.size() < 24 || data.compare(0, 8, magic) != 0) {
+    const bool other = data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
+    throw InputError(path, 0, other ? std::string("is a Gloss ") + (data.compare(0, 8, "GLOSSMDL") == 0 ? "model" : "checkpoint") +
+                                          " file, not a " + what
+                                    : std::string("is not a Gloss ") + what + " (wrong file?)");
+  }
+  std::uint32_t version, crc;
+  std::uint64_t size;
+  std::memcpy(&version, data.data() + 8, 4);
+  std::memcpy(&size, data.data() + 12, 8);
+  std::memcpy(&crc, data.data() + 20, 4);
+  if (version < kOldestVersion || version > kFormatVersion)
+    throw InputError(path, 0, std::string(what) + " format version " + std::to_string(version) + "; this gloss reads versions " +
+                                  std::to_string(kOldestVersion) + " to " + std::to_string(kFormatVersion));
+  if (data.size() - 24 != size)
+    throw InputError(path, 0, "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
+                                  " payload bytes); the file is incomplete or damaged");
+  const auto actual = static_cast<std::uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(data.data() + 24), static_cast<uInt>(size)));
+  if (actual != crc) throw InputError(path, 0, "is corrupted (checksum mismatch); use another copy");
+  return data;  // payload starts at byte 24
+}
+
+}  // namespace
+
+void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& model, const nn::ParameterSet& params) {
+  ModelFile m = model;
+  serialize_model_part(ar, m, kFormatVersion);
+  save_params(ar, params);
+}
+
+void load_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params) {
+  std::uint64_t count = 0;
+  ar >> count;
+  if (params && count != params->all().size())
+    throw InputError(path, 0, "holds " + std::to_string(count) + " parameters, the model has " +
+                                  std::to_string(params->all().size()));
+  std::vector<float> skip;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    ar >> name >> shape;
+    std::int64_t size = 1;
+    for (auto d : shape) size *= d;
+    if (!params) {
+      skip.resize(static_cast<std::size_t>(size));
+      ar >> boost::serialization::make_array(skip.data(), skip.size());
+      continue;
+    }
+    if (!params->contains(name)) throw InputError(path, 0, "has a parameter '" + name + "' the model does not");
+    auto& p = params->get(name);
+    if (p.value.shape() != shape)
+      throw InputError(path, 0, "parameter '" + name + "' has shape " + Tensor(shape).shape_string() +
+                                    ", the model expects " + p.value.shape_string());
+    ar >> boost::serialization::make_array(p.value.data(), static_cast<std::size_t>(size));
+  }
+  if (params) params->touch();
+}
+
+// Streams the payload into a temporary file after a placeholder header, then fills in size
+// and CRC-32 and renames: the full file is never held in memory.
+void write_envelope(const std::string& path, const char* magic,
+                    const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw UserError(path + ": cannot write");
+    out.write(std::string(24, '\0').data(), 24);
+    {
+      boost::archive::binary_oarchive ar(out);
+      write_payload(ar);
+    }
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw UserError(path + ": write failed (disk full?)");
+    }
+  }
+  std::fstream f(tmp, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(24);
+  std::vector<char> chunk(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::uint64_t size = 0;
+  while (f.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || f.gcount() > 0) {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(f.gcount()));
+    size += static_cast<std::uint64_t>(f.gcount());
+  }
+  f.clear();
+  f.seekp(0);
+  const std::uint32_t version = kFormatVersion, crc32v = static_cast<std::uint32_t>(crc);
+  f.write(magic, 8);
+  f.write(reinterpret_cast<const char*>(&version), 4);
+  f.write(reinterpret_cast<const char*>(&size), 8);
+  f.write(reinterpret_cast<const char*>(&crc32v), 4);
+  f.close();
+  if (!f) {
+    std::remove(tmp.c_str());
+    throw UserError(path + ": write failed");
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw UserError(path + ": cannot rename into place");
+  }
+}
+
+ModelFile read_envelope(const std::string& path, const char* magic, const char* what,
+                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&)>& rest) {
+  const std::string data = checked_bytes(path, magic, what);
+  try {
+    MemoryBuffer buf(data.data() + 24, data.size() - 24);
+    std::istream in(&buf);
+    boost::archive::binary_iarchive ar(in);
+    ModelFile m;
+    std::uint32_t version;
+    std::memcpy(&version, data.data() + 8, 4);
+    serialize_model_part(ar, m, version);
+    if (version < 3 && m.config.cell == nn::CellType::kLstm)
+      throw InputError(path, 0, "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
+                                "step; retrain it with this gloss");
+    rest(ar, m);
+    return m;
+  } catch (const boost::archive::archive_exception& e) {
+    throw InputError(path, 0, std::string("cannot be read: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
+  } catch (const std::length_error&) {
+    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
+  }
+}
+
+}  // namespace gloss::model

@@ -1,0 +1,41 @@
+#pragma once
+// The envelope of Gloss's binary files, shared by model files (model/model_file.h) and
+// training checkpoints (train/checkpoint.h): Boost.Serialization inside a checked envelope
+//   magic (8 bytes) | format version (u32) | payload size (u64) | CRC-32 (u32) | payload
+// The payload of both starts with the model part (configuration, subword models, recipe
+// text) and the parameters; a checkpoint goes on with the training state.
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "gloss/model/model_file.h"
+#include "gloss/nn/parameter.h"
+
+namespace gloss::model {
+
+inline constexpr char kModelMagic[] = "GLOSSMDL";
+inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
+// 2: parameters and optimiser moments streamed as raw arrays (1: as vectors of copies).
+// 3: the model configuration has dec_layers. Version 2 files are read (one decoder layer),
+// except LSTM models: version 2 reset the decoder's LSTM memory cell at every step.
+inline constexpr std::uint32_t kFormatVersion = 3, kOldestVersion = 2;
+
+// Streams write_payload's archive into a temporary file beside `path`, fills in the header
+// and renames it into place (never a half-written file). Throws UserError naming the path.
+void write_envelope(const std::string& path, const char* magic,
+                    const std::function<void(boost::archive::binary_oarchive&)>& write_payload);
+
+// Reads a file with `magic` (`what` names its kind in errors): checks the envelope, reads the
+// model part, then lets `rest` read on. Throws InputError naming the file for any damage.
+ModelFile read_envelope(const std::string& path, const char* magic, const char* what,
+                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&)>& rest);
+
+// The model part and the parameters of a payload.
+void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& m, const nn::ParameterSet& params);
+// Reads the parameters into `params` when given (names and shapes checked), else skips them.
+void load_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params);
+
+}  // namespace gloss::model

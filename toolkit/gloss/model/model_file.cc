@@ -1,0 +1,57 @@
+#include "gloss/model/model_file.h"
+
+#include <fstream>
+
+#include "gloss/model/file_format.h"
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+
+namespace gloss::model {
+
+void save_model(const std::string& path, const ModelFile& model, const nn::ParameterSet& params) {
+  write_envelope(path, kModelMagic, [&](boost::archive::binary_oarchive& ar) { save_model_part(ar, model, params); });
+}
+
+ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
+  return read_envelope(path, kModelMagic, "model",
+                       [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });
+}
+
+ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
+  require_file(path);
+  std::string head(8, '\0');
+  std::ifstream in(path, std::ios::binary);
+  in.read(head.data(), 8);  // the magic number only; a short file fails below with its own error
+  head.resize(static_cast<std::size_t>(in.gcount()));
+  if (head == kCheckpointMagic) {
+    return read_envelope(path, kCheckpointMagic, "checkpoint",
+                         [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });
+  }
+  return load_model(path, params);
+}
+
+void average_models(const std::vector<std::string>& inputs, const std::string& output) {
+  if (inputs.empty()) throw ConfigError("gloss average: give the model files or checkpoints to average");
+  const ModelFile first = load_any(inputs[0], nullptr);
+  nn::ParameterSet sum, one;
+  Seq2Seq a(first.config, sum), b(first.config, one);
+  load_any(inputs[0], &sum);
+  for (std::size_t i = 1; i < inputs.size(); ++i) {
+    const ModelFile other = load_any(inputs[i], &one);  // checks names and shapes
+    if (other.src_spm != first.src_spm || other.tgt_spm != first.tgt_spm)
+      throw InputError(inputs[i], 0, "uses other subword models than " + inputs[0] + "; average runs of one training only");
+    for (std::size_t k = 0; k < sum.all().size(); ++k) {
+      float* acc = sum.all()[k]->value.data();
+      const float* x = one.all()[k]->value.data();
+      for (std::int64_t j = 0; j < sum.all()[k]->value.size(); ++j) acc[j] += x[j];
+    }
+  }
+  const float scale = 1.0f / static_cast<float>(inputs.size());
+  for (const auto& p : sum.all())
+    for (std::int64_t j = 0; j < p->value.size(); ++j) p->value[j] *= scale;
+  ModelFile out = first;
+  out.recipe += "\n# averaged over " + std::to_string(inputs.size()) + " files\n";
+  save_model(output, out, sum);
+}
+
+}  // namespace gloss::model

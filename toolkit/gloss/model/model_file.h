@@ -1,0 +1,32 @@
+#pragma once
+// Model files: everything translation needs in one file, the model configuration, every
+// parameter and both SentencePiece models (and the recipe that trained it, for the record).
+// The format is in model/file_format.h. Files are written to a temporary name and renamed:
+// a crash never leaves a broken one.
+#include <string>
+#include <vector>
+
+#include "gloss/model/seq2seq.h"
+#include "gloss/nn/parameter.h"
+
+namespace gloss::model {
+
+struct ModelFile {
+  ModelConfig config;
+  std::string src_spm, tgt_spm;  // serialised SentencePiece models
+  std::string recipe;            // the effective recipe, for the record
+};
+
+// Throws UserError naming the path when it cannot be written.
+void save_model(const std::string& path, const ModelFile& model, const nn::ParameterSet& params);
+// Loads the configuration and SentencePiece models; `params` receives the values when given
+// (it must hold the parameters the configuration creates). Throws InputError naming the file.
+ModelFile load_model(const std::string& path, nn::ParameterSet* params);
+// The same from either a model file or a training checkpoint (whose payload starts alike).
+ModelFile load_any(const std::string& path, nn::ParameterSet* params);
+
+// Averages the parameters of model files and/or checkpoints of one model (same configuration
+// and subword models) into a new model file. Throws InputError naming a file that differs.
+void average_models(const std::vector<std::string>& inputs, const std::string& output);
+
+}  // namespace gloss::model
