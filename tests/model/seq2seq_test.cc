@@ -31,10 +31,10 @@ ModelConfig tiny(nn::CellType cell) {
   c.cell = cell;
   c.src_vocab = 13;
   c.tgt_vocab = 11;
-  c.emb = 4;
+  c.emb_dim = 4;
   c.enc_hidden = 3;
   c.dec_hidden = 5;
-  c.att = 4;
+  c.att_dim = 4;
   c.readout_dim = 3;
   c.dropout_emb = c.dropout_rnn = c.dropout_readout = 0.0f;
   return c;
@@ -124,7 +124,7 @@ TEST_CASE("Seq2Seq variants: tanh readout, mean init, tied embeddings, two bidir
   gradient_check(c);
   c = tiny(nn::CellType::kGru);
   c.tie_target_embeddings = true;
-  c.readout_dim = c.emb;
+  c.readout_dim = c.emb_dim;
   gradient_check(c);
   c = tiny(nn::CellType::kGru);
   c.enc_layers = 2;
@@ -235,10 +235,10 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   ModelConfig c;
   c.src_vocab = 24;
   c.tgt_vocab = 24;
-  c.emb = 32;
+  c.emb_dim = 32;
   c.enc_hidden = 32;
   c.dec_hidden = 64;
-  c.att = 32;
+  c.att_dim = 32;
   c.readout_dim = 32;
   c.dropout_emb = c.dropout_rnn = c.dropout_readout = 0.0f;
   nn::ParameterSet params;

@@ -82,7 +82,7 @@ TEST_CASE("Recipe: command-line options alone make a recipe", "[recipe]") {
   const auto src = (s.dir / "corpus/s.txt").string(), tgt = (s.dir / "corpus/t.txt").string();
   const auto r = load_recipe("", {"--data.train_src", src, "--data.train_tgt", tgt, "--subword.joint", "true"});
   CHECK(r.recipe.subword.joint);
-  CHECK(r.recipe.run.workdir == "runs/gloss");
+  CHECK(r.recipe.workdir == "runs/gloss");
 }
 
 TEST_CASE("Recipe: every bundled recipe is valid", "[recipe]") {

@@ -53,19 +53,19 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   fs::remove_all(root);
   std::ostringstream log;
   const auto full = small_recipe(root / "full", 10);
-  train::train(full, log);
+  train::train(full.recipe, log);
   // Running a finished training again changes nothing (no step, no validation, same files).
   auto read = [](const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
   const std::string before = read(root / "full" / "checkpoint.gckpt");
-  const auto again = train::train(full, log);
+  const auto again = train::train(full.recipe, log);
   CHECK(again.steps == 10);
   CHECK(read(root / "full" / "checkpoint.gckpt") == before);
   // The same run, stopped after 8 steps (its last checkpoint), then restarted with the same command.
-  train::train(small_recipe(root / "resumed", 8), log);
-  const auto outcome = train::train(small_recipe(root / "resumed", 10), log);
+  train::train(small_recipe(root / "resumed", 8).recipe, log);
+  const auto outcome = train::train(small_recipe(root / "resumed", 10).recipe, log);
   CHECK(log.str().find("resuming from") != std::string::npos);
   CHECK(outcome.steps == 10);
   const auto a = final_parameters(root / "full", full);
@@ -109,13 +109,15 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
   const auto paths = text::prepare_subword_models(r.data, r.subword, (root / "spm").string(), log);
   const auto src = text::SubwordModel::load(paths.src), tgt = text::SubwordModel::load(paths.tgt);
   const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src, tgt, {}, 1);
-  const auto mc = train::model_config(r.model, src.vocab_size(), tgt.vocab_size());
+  model::ModelConfig mc = r.model;
+  mc.src_vocab = src.vocab_size();
+  mc.tgt_vocab = tgt.vocab_size();
   text::Batcher batcher(corpus, train::batch_options(r.train));
   const text::Batch batch = batcher.next();
   REQUIRE(batch.size > 8);
 
   auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss) {
-    recipe::TrainOptions t = r.train;
+    train::TrainOptions t = r.train;
     t.threads = threads;
     t.split_positions = static_cast<int>(split_positions);
     nn::ParameterSet params;
@@ -159,7 +161,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   fs::create_directories(root);
   model::ModelConfig c;
   c.src_vocab = c.tgt_vocab = 20;
-  c.emb = c.enc_hidden = c.att = c.readout_dim = 4;
+  c.emb_dim = c.enc_hidden = c.att_dim = c.readout_dim = 4;
   c.dec_hidden = 6;
   nn::ParameterSet params;
   model::Seq2Seq net(c, params);
@@ -194,7 +196,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
 }
 
 TEST_CASE("Scheduled sampling: the teacher-forcing ratio follows its decay schedule", "[train]") {
-  gloss::recipe::TrainOptions t;
+  gloss::train::TrainOptions t;
   t.teacher_forcing = 1.0;
   t.teacher_forcing_min = 0.2;
   t.teacher_forcing_steps = 100;

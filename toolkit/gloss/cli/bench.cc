@@ -8,7 +8,6 @@
 
 #include "gloss/decode/translator.h"
 #include "gloss/model/seq2seq.h"
-#include "gloss/util/line_reader.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/recipe/recipe.h"
 #include "gloss/tensor/compute.h"
@@ -17,6 +16,7 @@
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
+#include "gloss/util/line_reader.h"
 #include "gloss/util/format.h"
 
 namespace fs = std::filesystem;
@@ -91,7 +91,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     };
     if (raw[i] == "-m" || raw[i] == "--model") model = value();
     else if (raw[i] == "-i" || raw[i] == "--input") input = value();
-    else if (raw[i] == "--beam-size" || raw[i] == "-b") o.beam_size = number();
+    else if (raw[i] == "--beam-size" || raw[i] == "-b") o.search.beam_size = number();
     else if (raw[i] == "--batch-size") o.batch_size = number();
     else if (raw[i] == "--threads") threads = number();
     else if (raw[i] == "--runs") runs = number();
@@ -103,7 +103,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
   compute::set_threads(threads);
-  decode::Translator translator(model);
+  decode::Translator translator({model});
   if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
   std::vector<std::string> lines;
   {
@@ -118,7 +118,10 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     const auto outputs = translator.translate(lines, o, 1, log);
     times.push_back(seconds_since(t));
     words = 0;
-    for (const auto& l : outputs) words += static_cast<std::size_t>(std::count(l.begin(), l.end(), ' ') + (l.empty() ? 0 : 1));
+    for (const auto& tr : outputs) {
+      const std::string l = translator.text(tr.hypotheses.front());
+      words += static_cast<std::size_t>(std::count(l.begin(), l.end(), ' ') + (l.empty() ? 0 : 1));
+    }
     log << "bench: run " << (r + 1) << ": " << fixed(times.back(), 2) << " s" << std::endl;
   }
   std::sort(times.begin(), times.end());
@@ -173,22 +176,19 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   const auto loaded = recipe::load_recipe(path, overrides);
   const auto& r = loaded.recipe;
   compute::set_threads(threads);
-
-  text::check_parallel(r.data.train_src, r.data.train_tgt);
-  const auto paths = text::prepare_subword_models(r.data, r.subword, (fs::path(r.run.workdir) / "spm").string(), log);
-  const auto src_sp = text::SubwordModel::load(paths.src), tgt_sp = text::SubwordModel::load(paths.tgt);
-  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_sp, tgt_sp,
-                                            text::training_filter(r.data), threads);
-  text::Batcher batcher(corpus, train::batch_options(r.train));
-  const model::ModelConfig mc = train::model_config(r.model, src_sp.vocab_size(), tgt_sp.vocab_size());
-  nn::ParameterSet params;
-  model::Seq2Seq net(mc, params);
-  recipe::TrainOptions to = r.train;
+  // The training run's own data and network (train/trainer.h), with --threads workers.
+  const auto data = train::prepare_data(r, threads, log);
+  train::TrainOptions to = r.train;
   to.threads = threads;
-  train::Workers workers(net, params, mc, to);
+  text::Batcher batcher(data.corpus, train::batch_options(to));
+  train::Network network(r.model, data, to);
+  const auto& corpus = data.corpus;
+  auto& params = network.params;
+  auto& workers = network.workers;
+  auto& optimizer = network.optimizer;
+  const model::ModelConfig& mc = network.config;
   Rng rng(static_cast<std::uint64_t>(r.train.seed));
   nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
-  auto optimizer = nn::make_optimizer(r.train.optimizer, params);
   log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
       << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads, "
       << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers" : std::string("threads inside each operation"))

@@ -8,18 +8,21 @@
 #include <iostream>
 #include <sstream>
 
+#include "gloss/decode/translator.h"
+#include "gloss/model/model_file.h"
 #include "gloss/recipe/recipe.h"
-#include "gloss/report/pipeline.h"
 #include "gloss/report/plot.h"
+#include "gloss/run/run.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
+#include "gloss/train/metrics.h"
 #include "gloss/train/trainer.h"
-#include "gloss/model/model_file.h"
-#include "gloss/decode/translator.h"
-#include "gloss/tensor/compute.h"
+#include "gloss/translate/translate_file.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
 
 namespace po = boost::program_options;
@@ -60,17 +63,11 @@ recipe::LoadedRecipe load(const std::vector<std::string>& args, bool check_files
   return recipe::load_recipe(path, overrides, check_files);
 }
 
-std::string seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", s);
-  return buf;
-}
-
 double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::string spm_dir(const recipe::Recipe& r) { return (fs::path(r.run.workdir) / "spm").string(); }
+std::string spm_dir(const recipe::Recipe& r) { return (fs::path(r.workdir) / "spm").string(); }
 
 // Subword models for the recipe, after checking the corpora pair up (before any training).
 text::SubwordModelPaths subword_models(const recipe::Recipe& r, std::ostream& log) {
@@ -223,7 +220,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
         << recipe::keys_help();
     return args.empty() ? 2 : 0;
   }
-  const auto outcome = train::train(load(args), log);
+  const auto outcome = train::train(load(args).recipe, log);
   out << outcome.best_model << "\n";
   return 0;
 }
@@ -240,7 +237,7 @@ int run_command(const std::vector<std::string>& args, std::ostream& out, std::os
         << recipe::keys_help();
     return args.empty() ? 2 : 0;
   }
-  const auto result = report::run_recipe(load(args), log);
+  const auto result = run::run_recipe(load(args), log);
   out << result.markdown;
   return 0;
 }
@@ -262,7 +259,7 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   parse_options(args, desc, "gloss plot", pos);
   if (output.empty()) output = (fs::path(input).parent_path() / "curves.svg").string();
-  const auto rows = report::read_metrics(input);
+  const auto rows = train::read_metrics(input);
   if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");
   atomic_write_file(output, report::training_curves_svg(rows, title));
   log << "plot: " << rows.size() << " validations, steps " << rows.front().step << " to " << rows.back().step << std::endl;
@@ -306,7 +303,9 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
 }
 
 int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
-  decode::TranslateOptions o;
+  decode::TranslateOptions o;  // every default below is the struct's
+  decode::SearchOptions& so = o.search;
+  translate::OutputOptions w;
   std::vector<std::string> models;
   std::string input, output;
   int threads = 2;
@@ -319,31 +318,32 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   desc.add_options()("help,h", "print this help")("model,m", po::value(&models)->required()->multitoken(), "model file(s)")(
       "input,i", po::value(&input)->default_value("-"), "input text (- = standard input)")(
       "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
-      "beam-size,b", po::value(&o.beam_size)->default_value(5), "beam size (1 = greedy)")(
-      "n-best", po::value(&o.n_best)->default_value(1), "translations per sentence, as 'id ||| text ||| score'")(
-      "length-penalty", po::value(&o.length_penalty)->default_value(1.0f), "score = log p / length^alpha")(
-      "max-len-ratio", po::value(&o.max_len_ratio)->default_value(2.0), "longest output: ratio * source length + add")(
-      "max-len-add", po::value(&o.max_len_add)->default_value(10), "see --max-len-ratio")(
-      "batch-size", po::value(&o.batch_size)->default_value(64), "sentences per batch")(
-      "threads", po::value(&threads)->default_value(2), "compute threads")(
-      "parallel", po::value(&o.parallel)->default_value("data"),
+      "beam-size,b", po::value(&so.beam_size)->default_value(so.beam_size), "beam size (1 = greedy)")(
+      "n-best", po::value(&so.n_best)->default_value(so.n_best),
+      "translations per sentence, as 'id ||| text ||| score' (distinct hypotheses, best first)")(
+      "length-penalty", po::value(&so.length_penalty)->default_value(so.length_penalty), "score = log p / length^alpha")(
+      "max-len-ratio", po::value(&o.max_len_ratio)->default_value(o.max_len_ratio), "longest output: ratio * source length + add")(
+      "max-len-add", po::value(&o.max_len_add)->default_value(o.max_len_add), "see --max-len-ratio")(
+      "batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sentences per batch")(
+      "threads", po::value(&threads)->default_value(threads), "compute threads")(
+      "parallel", po::value(&o.parallel)->default_value(o.parallel),
       "how the threads share the work: data = each translates its own batches (faster on few cores); ops = all "
       "work inside every operation of one batch")(
-      "precision", po::value(&o.precision)->default_value("f32"),
+      "precision", po::value(&o.precision)->default_value(o.precision),
       "f32, or bf16: the readout and output layers in bf16 (CPUs with AVX512-BF16; faster, BLEU within ~0.1 here)")(
-      "progress", po::bool_switch(&o.progress), "print progress on stderr (automatic when stderr is a terminal)")(
-      "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(0),
+      "progress", po::bool_switch(&w.progress), "print progress on stderr (automatic when stderr is a terminal)")(
+      "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(o.max_batch_tokens),
       "at most this many padded source subwords per batch (0: no limit)")(
-      "min-length", po::value(&o.min_length)->default_value(0), "subwords before the end of sentence is allowed")(
-      "coverage-penalty", po::value(&o.coverage_penalty)->default_value(0.0f),
+      "min-length", po::value(&so.min_length)->default_value(so.min_length), "subwords before the end of sentence is allowed")(
+      "coverage-penalty", po::value(&so.coverage_penalty)->default_value(so.coverage_penalty),
       "beta of Wu et al. (2016): score + beta * sum_j log(min(attention on j, 1))")(
-      "word-scores", po::bool_switch(&o.word_scores), "append ' ||| WordScores= ' and each output word's log-probability")(
-      "alignment", po::value(&o.alignment)->default_value(""),
+      "word-scores", po::bool_switch(&w.word_scores), "append ' ||| WordScores= ' and each output word's log-probability")(
+      "alignment", po::value(&w.alignment)->default_value(w.alignment),
       "append ' ||| ' and the attention alignment of the subwords: hard (src-tgt pairs) or soft (weights)")(
-      "attention", po::value(&o.attention_svg)->default_value(""),
-      "draw the attention matrix of one sentence (--attention-line) as an SVG heat map into this file")(
-      "attention-line", po::value(&o.attention_line)->default_value(1), "the input line --attention draws (from 1)")(
-      "shortlist", po::value(&o.shortlist)->default_value(""),
+      "attention", po::value(&w.attention_path)->default_value(w.attention_path),
+      "draw the attention matrix of one sentence (--attention-line) as a heat map into this .svg or .png file")(
+      "attention-line", po::value(&w.attention_line)->default_value(w.attention_line), "the input line --attention draws (from 1)")(
+      "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
       "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)");
   if (wants_help(args)) {
     out << desc;
@@ -352,11 +352,12 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   parse_options(args, desc, "gloss translate");
   if (threads < 1) throw ConfigError("--threads must be at least 1");
   decode::validate(o);
+  translate::validate(w);
   compute::set_threads(threads);
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
   if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
-  decode::translate_file(translator, input, output, o, out, log);
+  translate::translate_file(translator, input, output, o, w, out, log);
   return 0;
 }
 
@@ -403,20 +404,15 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   const auto loaded = load(args);
   const auto& r = loaded.recipe;
-  auto t0 = std::chrono::steady_clock::now();
-  const auto paths = subword_models(r, log);
-  const double spm_seconds = since(t0);
-  const auto src_model = text::SubwordModel::load(paths.src);
-  const auto tgt_model = text::SubwordModel::load(paths.tgt);
+  if (!r.data.test_src.empty()) text::check_parallel(r.data.test_src, r.data.test_tgt);
+  const auto data = train::prepare_data(r, r.subword.threads, log);  // as training prepares it
+  const auto& paths = data.paths;
+  const auto& report = data.report;
+  const auto& filter = data.filter;
+  const auto& corpus = data.corpus;
+  const double spm_seconds = data.subword_seconds, encode_seconds = data.encode_seconds;
 
-  t0 = std::chrono::steady_clock::now();
-  text::FilterReport report;
-  const auto filter = text::training_filter(r.data);
-  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_model, tgt_model, filter,
-                                            r.subword.threads, &report);
-  const double encode_seconds = since(t0);
-
-  t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   text::Batcher batcher(corpus, train::batch_options(r.train));
   const auto batches = batcher.epoch_batches(1);
   std::size_t materialised_tokens = 0;
@@ -426,16 +422,16 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
   char pad[32];
   std::snprintf(pad, sizeof pad, "%.1f%%", 100.0 * batcher.padding_fraction(1));
   out << "subword models: " << paths.src << (paths.tgt != paths.src ? ", " + paths.tgt : "") << " ("
-      << seconds(spm_seconds) << " s)\n";
+      << fixed(spm_seconds, 2) << " s)\n";
   out << "train: " << report.summary(filter) << "\n";
-  out << "encoded in " << seconds(encode_seconds) << " s; " << corpus.size() << " pairs, " << materialised_tokens
+  out << "encoded in " << fixed(encode_seconds, 2) << " s; " << corpus.size() << " pairs, " << materialised_tokens
       << " target tokens\n";
   out << "batches (epoch 1): " << batches.size() << " (" << r.train.batch_by << "), padding " << pad << ", built in "
-      << seconds(batch_seconds) << " s\n";
+      << fixed(batch_seconds, 2) << " s\n";
   if (!r.data.valid_src.empty()) {
     text::FilterReport vr;
     const text::FilterOptions keep_all{0, 0, 0.0, false};
-    const auto valid = text::encode_parallel(r.data.valid_src, r.data.valid_tgt, src_model, tgt_model, keep_all,
+    const auto valid = text::encode_parallel(r.data.valid_src, r.data.valid_tgt, data.src, data.tgt, keep_all,
                                              r.subword.threads, &vr);
     out << "valid: " << vr.read << " pairs\n";
   }

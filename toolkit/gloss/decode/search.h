@@ -9,22 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "gloss/decode/options.h"
 #include "gloss/model/seq2seq.h"
 
 namespace gloss::decode {
-
-struct SearchOptions {
-  int beam_size = 5;
-  float length_penalty = 1.0f;  // alpha of score = log p / length^alpha
-  int n_best = 1;               // hypotheses returned per sentence (<= beam_size)
-  float coverage_penalty = 0;   // beta of Wu et al. (2016): + beta * sum_j log(min(sum_i a_ij, 1))
-  int min_length = 0;           // EOS is not allowed before this many subwords
-  bool word_scores = false;     // keep each output subword's log-probability
-  bool attention = false;       // keep the attention weights of each output subword
-  // With an output subset (Seq2Seq::set_output_subset): per sentence n of the batch, the
-  // columns (positions in the subset) it may produce; its probabilities are normalised over them.
-  const std::vector<std::vector<std::int32_t>>* allowed = nullptr;
-};
 
 struct Hypothesis {
   std::vector<std::int32_t> ids;  // without EOS

@@ -1,13 +1,15 @@
 #pragma once
-// Batch translation of text with a model file from `gloss train`. Streaming: input is read in
-// windows, sorted by length within a window for speed, translated in batches and written
-// back in input order; exactly one output line per input line (with --n-best, up to n_best
-// lines of distinct hypotheses per input line; an empty input line has one, empty).
+// Translation of sentences with model files from `gloss train`: one model, or an ensemble of
+// models trained with the same subword models (log-probabilities averaged). Sentences are
+// sorted by length, translated in batches (a batch's sentences side by side in every search
+// step) and returned in input order as result structs; turning them into text lines, n-best
+// lists or heat maps is the caller's (translate/ does it for files).
 #include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gloss/decode/options.h"
 #include "gloss/decode/search.h"
 #include "gloss/decode/shortlist.h"
 #include "gloss/model/seq2seq.h"
@@ -16,42 +18,41 @@
 
 namespace gloss::decode {
 
-struct TranslateOptions {
-  int beam_size = 5;            // 1: greedy
-  float length_penalty = 1.0f;  // score = log p / length^alpha
-  double max_len_ratio = 2.0;   // output limit: ratio * source subwords + max_len_add
-  int max_len_add = 10;
-  int n_best = 1;               // > 1: "id ||| text ||| score" lines
-  int batch_size = 64;          // sentences per batch
-  int max_src_len = 250;        // longer inputs are truncated (with a warning)
-  int window = 2000;            // lines sorted by length together
-  bool progress = false;        // progress line on stderr
-  int max_batch_tokens = 0;     // > 0: at most this many padded source subwords per batch
-  float coverage_penalty = 0;   // beta of Wu et al. (2016)
-  int min_length = 0;           // subwords before EOS is allowed
-  bool word_scores = false;     // append " ||| WordScores= ..." (per output word)
-  std::string alignment;        // "", "hard" or "soft": append " ||| " + subword alignment
-  std::string shortlist;        // a file from gloss shortlist: output layer over it only
-  std::string attention_svg;    // draw the attention matrix of line attention_line here
-  std::size_t attention_line = 1;
-  std::string parallel = "data";  // data: batches side by side, one per thread; ops: threads inside each operation
-  std::string precision = "f32";  // bf16: readout and output layers in bf16 (AVX512-BF16 CPUs)
+// One sentence's translation.
+struct Translation {
+  std::vector<int> source;             // its source subword ids (cut to max_src_len)
+  std::vector<Hypothesis> hypotheses;  // best first: up to n_best distinct ones; one, empty, for an empty sentence
 };
-void validate(const TranslateOptions& options);
+
+// The sentences src[idx[k]] (k < N, the longest first or not) as one padded, time-major batch
+// for the model, with each sentence's output limit.
+struct SourceBatch {
+  int N = 0, S = 0;
+  std::vector<std::int32_t> ids, lengths;  // [S, N] padded with kPadId; [N]
+  std::vector<int> max_len;                // [N]: max_output_length of each
+  model::BatchView view() const { return {N, S, 0, ids.data(), lengths.data(), nullptr, nullptr}; }
+};
+SourceBatch make_source_batch(const std::vector<std::vector<int>>& src, const std::vector<std::size_t>& idx,
+                              const TranslateOptions& options);
 
 class Translator {
  public:
-  explicit Translator(const std::string& model_path);
-  // An ensemble of models trained with the same subword models: log-probabilities averaged.
+  // Loads the model files (InputError naming a file that is not one, or whose subword
+  // models differ from the first's).
   explicit Translator(const std::vector<std::string>& model_paths);
   // Decode with a lexical shortlist (checked against the models' vocabularies).
   void set_shortlist(const std::string& path);
-  // Translations of `lines`; lines are numbered from first_line for n-best ids and warnings.
-  std::vector<std::string> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
+  // Translations of `lines`, in order; lines are numbered from first_line in warnings (on
+  // `log`). options.search.word_scores and .attention say what the hypotheses keep.
+  std::vector<Translation> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
                                      std::size_t first_line, std::ostream& log);
 
+  const text::SubwordModel& source_subwords() const { return src_; }
+  const text::SubwordModel& target_subwords() const { return tgt_; }
+  // A hypothesis as text (its subwords decoded).
+  std::string text(const Hypothesis& h) const;
+
  private:
-  void write_attention_svg(const std::vector<int>& src, const Hypothesis& h, const std::string& path) const;
   struct Member {
     nn::ParameterSet params;
     std::unique_ptr<model::Seq2Seq> model;
@@ -59,7 +60,14 @@ class Translator {
   using Models = std::vector<std::unique_ptr<Member>>;
   // Translates the sentences src[idx[k]] as one batch with `models`; results[idx[k]] get theirs.
   void translate_batch(Models& models, const std::vector<std::vector<int>>& src, const std::vector<std::size_t>& idx,
-                       const TranslateOptions& o, std::vector<std::vector<Hypothesis>>& results) const;
+                       const TranslateOptions& o, std::vector<Translation>& results) const;
+  // Batches of similar lengths (longest first within the list), at most batch_size sentences
+  // and max_batch_tokens padded source subwords each; empty sentences are in none.
+  static std::vector<std::vector<std::size_t>> length_batches(const std::vector<std::vector<int>>& src,
+                                                              const TranslateOptions& o);
+  void use_precision(const std::string& precision);
+  void ensure_replicas(int count);
+
   Models models_;
   // With parallel = data: workers 1.. translate with replicas that read models_' weights.
   std::vector<Models> replicas_;
@@ -68,9 +76,5 @@ class Translator {
   std::unique_ptr<Shortlist> shortlist_;
   text::SubwordModel src_, tgt_;
 };
-
-// Reads `input` ("-" = stdin), writes `output` ("-" = stdout; a file is replaced atomically).
-void translate_file(Translator& translator, const std::string& input, const std::string& output,
-                    const TranslateOptions& options, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::decode

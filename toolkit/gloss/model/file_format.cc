@@ -22,7 +22,7 @@ namespace {
 template <class A>
 void serialize_config(A& ar, ModelConfig& c, std::uint32_t version) {
   int cell = c.cell == nn::CellType::kGru ? 0 : 1;
-  ar & cell & c.src_vocab & c.tgt_vocab & c.emb & c.enc_hidden & c.enc_layers & c.bidirectional & c.dec_hidden & c.att &
+  ar & cell & c.src_vocab & c.tgt_vocab & c.emb_dim & c.enc_hidden & c.enc_layers & c.bidirectional & c.dec_hidden & c.att_dim &
       c.readout & c.readout_dim & c.dec_init & c.tie_target_embeddings & c.dropout_emb & c.dropout_rnn & c.dropout_readout;
   if (version >= 3) ar & c.dec_layers;
   else c.dec_layers = 1;

@@ -42,12 +42,12 @@ void validate(const ModelConfig& c) {
   };
   positive(c.src_vocab, "src_vocab");
   positive(c.tgt_vocab, "tgt_vocab");
-  positive(c.emb, "emb_dim");
+  positive(c.emb_dim, "emb_dim");
   positive(c.enc_hidden, "enc_hidden");
   positive(c.enc_layers, "enc_layers");
   positive(c.dec_hidden, "dec_hidden");
   positive(c.dec_layers, "dec_layers");
-  positive(c.att, "att_dim");
+  positive(c.att_dim, "att_dim");
   positive(c.readout_dim, "readout_dim");
   if (c.bidirectional != "first" && c.bidirectional != "all" && c.bidirectional != "none")
     throw ConfigError("model.bidirectional must be first, all or none (got '" + c.bidirectional + "')");
@@ -55,7 +55,7 @@ void validate(const ModelConfig& c) {
     throw ConfigError("model.readout must be maxout or tanh (got '" + c.readout + "')");
   if (c.dec_init != "last_backward" && c.dec_init != "mean" && c.dec_init != "zero")
     throw ConfigError("model.dec_init must be last_backward, mean or zero (got '" + c.dec_init + "')");
-  if (c.tie_target_embeddings && c.readout_dim != c.emb)
+  if (c.tie_target_embeddings && c.readout_dim != c.emb_dim)
     throw ConfigError("model.tie_target_embeddings needs model.readout_dim == model.emb_dim");
   for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout})
     if (p < 0 || p >= 1) throw ConfigError("model dropout probabilities must be in [0, 1)");
@@ -67,7 +67,7 @@ static std::vector<std::unique_ptr<nn::RnnCell>> decoder_layers(nn::ParameterSet
   std::vector<std::unique_ptr<nn::RnnCell>> layers;
   for (int l = 0; l < c.dec_layers; ++l)
     layers.push_back(std::make_unique<nn::RnnCell>(params, l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l),
-                                                   c.cell, l == 0 ? c.emb + key_dim : c.dec_hidden, c.dec_hidden));
+                                                   c.cell, l == 0 ? c.emb_dim + key_dim : c.dec_hidden, c.dec_hidden));
   return layers;
 }
 
@@ -79,13 +79,13 @@ static std::int64_t top_width(const ModelConfig& c) {
 Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     : config_((validate(config), config)),
       key_dim_(top_width(config)),
-      src_emb_(params, "encoder/embedding", config.src_vocab, config.emb, text::kPadId),
-      tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb, text::kPadId),
-      attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att),
+      src_emb_(params, "encoder/embedding", config.src_vocab, config.emb_dim, text::kPadId),
+      tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb_dim, text::kPadId),
+      attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att_dim),
       dec_rnn_(decoder_layers(params, config, key_dim_)),
-      readout_(params, "decoder/readout", config.dec_hidden + key_dim_ + config.emb,
+      readout_(params, "decoder/readout", config.dec_hidden + key_dim_ + config.emb_dim,
                config.readout == "maxout" ? 2 * config.readout_dim : config.readout_dim) {
-  std::int64_t in = config.emb;
+  std::int64_t in = config.emb_dim;
   for (int l = 0; l < config.enc_layers; ++l) {
     EncoderLayer layer;
     const bool bi = config.bidirectional == "all" || (config.bidirectional == "first" && l == 0);
@@ -114,7 +114,7 @@ void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
     EncoderLayer& L = layers_[l];
     std::int64_t C;
     if (l == 0) {
-      C = config_.emb;
+      C = config_.emb_dim;
       L.in.resize({S, N, C});
       src_emb_.forward(rows, b.src, L.in.data());
       if (rng && config_.dropout_emb > 0) {
@@ -168,7 +168,7 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   decoder_backward(b);
   init_backward(b);
   const std::int64_t M = static_cast<std::int64_t>(b.T) * b.N;
-  if (dropout_active_ && config_.dropout_emb > 0) nn::dropout_backward(M * config_.emb, ws_.tgt_drop.data(), ws_.demb.data());
+  if (dropout_active_ && config_.dropout_emb > 0) nn::dropout_backward(M * config_.emb_dim, ws_.tgt_drop.data(), ws_.demb.data());
   tgt_emb_.backward(M, ws_.tgt_in_used.data(), ws_.demb.data());
   backward_encoder(b, ws_.dkeys);
   return loss;
@@ -178,7 +178,7 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
 // memory, the target embeddings (with dropout) and the budget of cached decoder steps.
 void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
   const int N = b.N, T = b.T;
-  const std::int64_t E = config_.emb, D = config_.dec_hidden;
+  const std::int64_t E = config_.emb_dim, D = config_.dec_hidden;
   const std::int64_t M = static_cast<std::int64_t>(T) * N;
   const int L = config_.dec_layers;
   const bool lstm = config_.cell == nn::CellType::kLstm;
@@ -226,7 +226,7 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
 
 void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out) {
   const auto li = static_cast<std::size_t>(l);
-  const std::int64_t E = config_.emb, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   const float* x = l == 0 ? ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K)
                           : ws_.dec_h[li - 1].data() + static_cast<std::int64_t>(i + 1) * ND;
@@ -238,7 +238,7 @@ void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, 
 // [E y_{i-1} ; c_i], and with scheduled sampling the model's own choices fed back.
 void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
   const int N = b.N, T = b.T;
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab;
   const std::int64_t ND = static_cast<std::int64_t>(N) * D;
   const int L = config_.dec_layers;
   const bool lstm = config_.cell == nn::CellType::kLstm;
@@ -289,7 +289,7 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
 std::vector<nn::Linear::Part> Seq2Seq::readout_parts(const BatchView& b) {
   const std::int64_t ND = static_cast<std::int64_t>(b.N) * config_.dec_hidden;
   const Tensor& top = ws_.dec_h[static_cast<std::size_t>(config_.dec_layers - 1)];
-  return {{top.data() + ND, config_.dec_hidden}, {ws_.contexts.data(), key_dim_}, {ws_.tgt_emb_out.data(), config_.emb}};
+  return {{top.data() + ND, config_.dec_hidden}, {ws_.contexts.data(), key_dim_}, {ws_.tgt_emb_out.data(), config_.emb_dim}};
 }
 
 // The readout for all steps at once (maxout or tanh, then dropout).
@@ -315,7 +315,7 @@ void Seq2Seq::readout_forward(const BatchView& b, Rng* rng) {
 // The output layer and loss (and their backward, into ws_.dt) in chunks of rows: the logits
 // of a whole batch (rows x vocabulary) would be the largest buffer of a training step.
 nn::LossSum Seq2Seq::output_and_loss(const BatchView& b, float label_smoothing, bool backward, float grad_scale) {
-  const std::int64_t E = config_.emb, R = config_.readout_dim, V = config_.tgt_vocab;
+  const std::int64_t E = config_.emb_dim, R = config_.readout_dim, V = config_.tgt_vocab;
   const std::int64_t M = static_cast<std::int64_t>(b.T) * b.N;
   Tensor& dt = ws_.dt;
   if (backward) dt.resize({M, R});
@@ -368,7 +368,7 @@ void Seq2Seq::readout_backward(const BatchView& b) {
   }
   ws_.ds_readout.resize({T, N, config_.dec_hidden});
   ws_.dcontext.resize({T, N, key_dim_});
-  ws_.demb.resize({T, N, config_.emb});
+  ws_.demb.resize({T, N, config_.emb_dim});
   readout_.backward_parts(M, readout_parts(b), dpre.data(), {ws_.ds_readout.data(), ws_.dcontext.data(), ws_.demb.data()});
 }
 
@@ -377,7 +377,7 @@ void Seq2Seq::readout_backward(const BatchView& b) {
 // Leaves ws_.dh_next[l] = the gradient of layer l's initial state, ws_.dkeys the annotations'.
 void Seq2Seq::decoder_backward(const BatchView& b) {
   const int S = b.S, N = b.N, T = b.T;
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const std::int64_t M = static_cast<std::int64_t>(T) * N, ND = static_cast<std::int64_t>(N) * D;
   const int L = config_.dec_layers;
   const bool lstm = config_.cell == nn::CellType::kLstm;
@@ -459,7 +459,7 @@ void Seq2Seq::init_backward(const BatchView& b) {
 }
 
 void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w) {
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
   const bool maxout = config_.readout == "maxout";
   const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
@@ -530,7 +530,7 @@ void Seq2Seq::set_bf16(bool on) {
   if (!on) return;
   if (!compute::has_bf16())
     throw ConfigError("bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
-  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb;
+  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb_dim;
   readout_bf16_.set_weights(readout_.in(), readout_.out(), readout_.weight().value.data(), false,
                             readout_.bias() ? readout_.bias()->value.data() : nullptr);
   if (out_) out_bf16_.set_weights(R, V, out_->weight().value.data(), false, out_->bias()->value.data());
@@ -541,7 +541,7 @@ void Seq2Seq::set_bf16(bool on) {
 void Seq2Seq::set_output_subset(std::vector<std::int32_t> ids) {
   out_subset_ = std::move(ids);
   if (out_subset_.empty()) return;
-  const std::int64_t R = config_.readout_dim, E = config_.emb, V = config_.tgt_vocab;
+  const std::int64_t R = config_.readout_dim, E = config_.emb_dim, V = config_.tgt_vocab;
   const auto Vs = static_cast<std::int64_t>(out_subset_.size());
   for (auto id : out_subset_)
     if (id < 0 || id >= V) throw ConfigError("output subset id " + std::to_string(id) + " is outside the vocabulary");
@@ -645,7 +645,7 @@ void Seq2Seq::start(DecoderState& c, const BatchView& b, int B) {
 // Attention on the top h, RNN input [E y_prev ; c], the new state in c.s_next, readout and
 // output layer into the step's logits.
 void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
-  const std::int64_t E = config_.emb, K = key_dim_, D = config_.dec_hidden;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const int L = config_.dec_layers, rows = c.rows;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   const std::int64_t part = static_cast<std::int64_t>(rows) * D;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "gloss/model/config.h"
 #include "gloss/nn/attention.h"
 #include "gloss/nn/layers.h"
 #include "gloss/nn/parameter.h"
@@ -28,24 +29,6 @@
 #include "gloss/util/rng.h"
 
 namespace gloss::model {
-
-struct ModelConfig {
-  nn::CellType cell = nn::CellType::kGru;
-  std::int64_t src_vocab = 8000, tgt_vocab = 8000;
-  std::int64_t emb = 256;
-  std::int64_t enc_hidden = 256;        // per direction
-  int enc_layers = 1;
-  std::string bidirectional = "first";  // first, all, none
-  std::int64_t dec_hidden = 512;
-  int dec_layers = 1;
-  std::int64_t att = 512;
-  std::string readout = "maxout";       // maxout (pool 2) or tanh
-  std::int64_t readout_dim = 256;
-  std::string dec_init = "last_backward";  // last_backward, mean, zero
-  bool tie_target_embeddings = false;   // W_o = E_tgt^T (needs readout_dim == emb)
-  float dropout_emb = 0.2f, dropout_rnn = 0.2f, dropout_readout = 0.2f;
-};
-void validate(const ModelConfig& config);  // throws ConfigError naming the key
 
 // One batch, time-major: src [S, N], tgt_in / tgt_out [T, N] (pad 0; tgt_in starts with BOS,
 // tgt_out ends with EOS), src_lengths [N] >= 1.

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <limits>
+#include <type_traits>
+#include <memory>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -22,7 +25,9 @@ namespace {
 
 const std::vector<std::string> kSections = {"data", "subword", "model", "train", "decode", "eval", "run"};
 
-std::string number_text(double v) {
+// The shortest text that reads back as v (0.2f prints "0.2", as 0.2 does).
+template <class T>
+std::string number_text(T v) {
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, v);
   return std::string(buf, res.ptr);
@@ -95,8 +100,8 @@ class Schema {
     add_int("subword.seed", &s.seed, "random seed of SentencePiece training", 0);
     add_int("subword.threads", &s.threads, "threads for SentencePiece training and encoding", 1, 64);
 
-    auto& m = r.model;
-    add_choice("model.cell", &m.cell, "recurrent cell", {"gru", "lstm"});
+    auto& m = r.model;  // model::ModelConfig
+    add_cell("model.cell", &m.cell, "recurrent cell");
     add_int("model.emb_dim", &m.emb_dim, "embedding size", 1);
     add_int("model.enc_hidden", &m.enc_hidden, "encoder state size per direction", 1);
     add_int("model.enc_layers", &m.enc_layers, "encoder layers", 1, 16);
@@ -113,7 +118,7 @@ class Schema {
     add_float("model.dropout_rnn", &m.dropout_rnn, "dropout on recurrent layer outputs", 0, 0.95);
     add_float("model.dropout_readout", &m.dropout_readout, "dropout on the readout", 0, 0.95);
 
-    auto& t = r.train;
+    auto& t = r.train;  // train::TrainOptions
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
     add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
     add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule", {"constant", "plateau", "inverse_sqrt"});
@@ -155,12 +160,13 @@ class Schema {
                "(faster on few cores); ops = all work inside every operation",
                {"data", "ops"});
 
-    auto& c = r.decode;
-    add_int("decode.beam_size", &c.beam_size, "beam size (1: greedy)", 1, 1000);
-    add_float("decode.length_penalty", &c.length_penalty, "score / length^alpha", 0, 10);
+    auto& c = r.decode;  // decode::TranslateOptions
+    add_int("decode.beam_size", &c.search.beam_size, "beam size (1: greedy)", 1, 1000);
+    add_float("decode.length_penalty", &c.search.length_penalty, "score / length^alpha", 0, 10);
     add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100, true);
     add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0);
-    add_int("decode.n_best", &c.n_best, "translations per sentence (<= beam_size)", 1);
+    add_int("decode.n_best", &c.search.n_best,
+            "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
 
     add_string("eval.metrics", &r.eval.metrics, "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
@@ -173,7 +179,7 @@ class Schema {
           return "unknown metric '" + w + "'; choose from: bleu, chrf, ter" + suggestion(w, known);
       return n == 0 ? "give at least one metric (bleu, chrf, ter)" : "";
     };
-    add_path("run.workdir", &r.run.workdir, "where models and results go (default: runs/<recipe name>)");
+    add_path("run.workdir", &r.workdir, "where models and results go (default: runs/<recipe name>)");
   }
 
   const KeySpec* find(const std::string& name) const {
@@ -190,10 +196,12 @@ class Schema {
   std::vector<KeySpec> keys;
 
  private:
-  void add_int(const std::string& name, int* p, const std::string& help, int min = INT_MIN, int max = INT_MAX) {
+  template <class T>
+  void add_int(const std::string& name, T* p, const std::string& help, std::type_identity_t<T> min = std::numeric_limits<T>::min(),
+               std::type_identity_t<T> max = std::numeric_limits<T>::max()) {
     KeySpec k{name, "int", help, std::to_string(*p), {}, {}, {}, {}, nullptr};
-    const int def = *p;
-    k.semantic = [p, def] { return po::value<int>(p)->default_value(def); };
+    const T def = *p;
+    k.semantic = [p, def] { return po::value<T>(p)->default_value(def); };
     k.text = [p] { return std::to_string(*p); };
     k.check = [p, min, max]() -> std::string {
       if (*p < min) return "must be at least " + std::to_string(min) + " (got " + std::to_string(*p) + ")";
@@ -202,11 +210,12 @@ class Schema {
     };
     keys.push_back(std::move(k));
   }
-  void add_float(const std::string& name, double* p, const std::string& help, double min = -1e300, double max = 1e300,
+  template <class T>
+  void add_float(const std::string& name, T* p, const std::string& help, double min = -1e300, double max = 1e300,
                  bool min_exclusive = false) {
     KeySpec k{name, "float", help, number_text(*p), {}, {}, {}, {}, nullptr};
-    const double def = *p;
-    k.semantic = [p, def] { return po::value<double>(p)->default_value(def, number_text(def)); };
+    const T def = *p;
+    k.semantic = [p, def] { return po::value<T>(p)->default_value(def, number_text(def)); };
     k.text = [p] { return number_text(*p); };
     k.check = [p, min, max, min_exclusive]() -> std::string {
       if (!(*p == *p)) return "must be a number";
@@ -237,6 +246,18 @@ class Schema {
     add_string(name, p, help);
     keys.back().type = "path";
     keys.back().path = p;
+  }
+  // The cell type, written gru or lstm.
+  void add_cell(const std::string& name, nn::CellType* p, const std::string& help) {
+    auto text = std::make_shared<std::string>(*p == nn::CellType::kGru ? "gru" : "lstm");
+    add_choice(name, text.get(), help, {"gru", "lstm"});
+    KeySpec& k = keys.back();
+    k.text = [text] { return *text; };
+    k.check = [text, p, check = k.check]() -> std::string {
+      const std::string problem = check();
+      if (problem.empty()) *p = nn::parse_cell(*text);
+      return problem;
+    };
   }
   void add_choice(const std::string& name, std::string* p, const std::string& help, std::vector<std::string> choices) {
     add_string(name, p, help);
@@ -416,9 +437,9 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
   if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
     throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
                       std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
-  if (r.decode.n_best > r.decode.beam_size)
-    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" + std::to_string(r.decode.n_best) +
-                      " > " + std::to_string(r.decode.beam_size) + ")");
+  if (r.decode.search.n_best > r.decode.search.beam_size)
+    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" + std::to_string(r.decode.search.n_best) +
+                      " > " + std::to_string(r.decode.search.beam_size) + ")");
   if (check_files) {
     for (const auto& k : schema.keys) {
       if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
@@ -431,14 +452,15 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
       }
     }
   }
-  if (r.run.workdir.empty()) {
+  if (r.workdir.empty()) {
     const std::string stem = path.empty() ? "gloss" : fs::path(path).stem().string();
-    r.run.workdir = (fs::path("runs") / stem).string();
+    r.workdir = (fs::path("runs") / stem).string();
   }
   for (const auto& k : schema.keys) {
     out.keys.push_back(k.name);
     out.text[k.name] = k.text();
   }
+  r.recipe_text = show(out);
   return out;
 }
 

@@ -1,24 +1,18 @@
 #pragma once
-// Training curves from a run's metrics.jsonl (one JSON object per validation, written by
-// `gloss train`) as a self-contained SVG image: training loss and validation cross-entropy
-// on the left, validation BLEU and chrF on the right, both against the update step.
+// Pictures of a run, drawn without reaching into what made them:
+// - training curves from the rows of a run's metrics.jsonl (train/metrics.h) as a
+//   self-contained SVG image: training loss and validation cross-entropy on the left,
+//   validation BLEU and chrF on the right, both against the update step;
+// - attention heat maps of one translation, as SVG or PNG (cairo).
 #include <string>
 #include <vector>
 
+#include "gloss/train/metrics.h"
+
 namespace gloss::report {
 
-struct MetricsRow {
-  long long step = 0;
-  int epoch = 0;
-  double train_loss = 0, valid_ce = 0, valid_ppl = 0, valid_bleu = 0, valid_chrf = 0, lr = 0, elapsed_s = 0;
-};
-
-// Reads metrics.jsonl; a line that is not such an object is an InputError naming file:line.
-// When a step appears more than once (a run restarted), the later line wins.
-std::vector<MetricsRow> read_metrics(const std::string& path);
-
 // The SVG document (UTF-8 text). `title` goes above the two panels.
-std::string training_curves_svg(const std::vector<MetricsRow>& rows, const std::string& title);
+std::string training_curves_svg(const std::vector<train::MetricsRow>& rows, const std::string& title);
 
 // The attention matrix of one translation as an SVG heat map: source pieces along the top,
 // target pieces down the left, one cell per weight (white 0 to dark blue 1), each labelled

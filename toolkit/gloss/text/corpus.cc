@@ -18,8 +18,7 @@ void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt
   lines_.push_back(line);
 }
 
-std::string FilterReport::summary(const FilterOptions& o) const {
-  std::string s = std::to_string(read) + " pairs read, " + std::to_string(kept) + " kept";
+std::string FilterReport::dropped(const FilterOptions& o) const {
   std::vector<std::string> parts;
   if (empty) parts.push_back(std::to_string(empty) + " with an empty side");
   if (src_too_long) parts.push_back(std::to_string(src_too_long) + " source > " + std::to_string(o.max_src_len) + " subwords");
@@ -29,11 +28,16 @@ std::string FilterReport::summary(const FilterOptions& o) const {
     std::snprintf(buf, sizeof buf, "%g", o.max_len_ratio);
     parts.push_back(std::to_string(bad_ratio) + " length ratio > " + buf);
   }
-  if (!parts.empty()) {
-    s += "; dropped: ";
-    for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
-  }
+  if (parts.empty()) return "";
+  std::string s = "dropped: ";
+  for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
   return s;
+}
+
+std::string FilterReport::summary(const FilterOptions& o) const {
+  const std::string s = std::to_string(read) + " pairs read, " + std::to_string(kept) + " kept";
+  const std::string d = dropped(o);
+  return d.empty() ? s : s + "; " + d;
 }
 
 FilterOptions training_filter(const DataOptions& data) {

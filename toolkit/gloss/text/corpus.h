@@ -44,6 +44,8 @@ struct FilterReport {
   std::size_t read = 0, kept = 0, empty = 0, src_too_long = 0, tgt_too_long = 0, bad_ratio = 0;
   // "29000 pairs read, 28911 kept; dropped: 3 empty, 60 source > 100, ..." (nothing dropped silently)
   std::string summary(const FilterOptions& options) const;
+  // Its "dropped: ..." part ("" when nothing was dropped).
+  std::string dropped(const FilterOptions& options) const;
 };
 
 FilterOptions training_filter(const DataOptions& data);

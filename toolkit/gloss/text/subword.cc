@@ -11,6 +11,7 @@
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/hash.h"
 #include "gloss/util/line_reader.h"
 
 namespace sentencepiece::logging {
@@ -24,11 +25,6 @@ namespace {
 
 // Bumped whenever the way Gloss trains models changes, so cached models are retrained.
 constexpr const char* kTrainingFormat = "gloss-spm-1";
-
-std::uint64_t fnv1a(std::uint64_t h, std::string_view bytes) {
-  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001B3ULL;
-  return h;
-}
 
 // Feeds SentencePiece the lines of one or more files (plain or .gz), skipping empty lines.
 class CorpusIterator : public sentencepiece::SentenceIterator {
@@ -167,7 +163,7 @@ int SubwordModel::vocab_size() const { return sp_->GetPieceSize(); }
 
 std::string subword_fingerprint(const std::vector<std::string>& files, const SubwordOptions& o,
                                 const std::string& side) {
-  std::uint64_t h = 0xCBF29CE484222325ULL;
+  std::uint64_t h = kFnvOffset;
   h = fnv1a(h, kTrainingFormat);
   h = fnv1a(h, side);
   h = fnv1a(h, trainer_args(o, o.vocab_size) + " seed=" + std::to_string(o.seed));
@@ -175,9 +171,7 @@ std::string subword_fingerprint(const std::vector<std::string>& files, const Sub
     h = fnv1a(h, "\n--file--\n");
     h = fnv1a(h, read_file(f));
   }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return hex16(h);
 }
 
 SubwordModelPaths prepare_subword_models(const DataOptions& data, const SubwordOptions& o, const std::string& dir,

@@ -3,22 +3,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <ostream>
 
 #include "gloss/decode/search.h"
+#include "gloss/decode/translator.h"
 #include "gloss/eval/bleu.h"
 #include "gloss/eval/chrf.h"
-#include "gloss/nn/optimizer.h"
+#include "gloss/model/model_file.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
-#include "gloss/text/corpus.h"
-#include "gloss/text/subword.h"
 #include "gloss/train/checkpoint.h"
-#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
@@ -26,152 +24,39 @@
 namespace fs = std::filesystem;
 
 namespace gloss::train {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
+TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& log) {
+  const auto& d = setup.data;
+  text::check_parallel(d.train_src, d.train_tgt);
+  if (!d.valid_src.empty()) text::check_parallel(d.valid_src, d.valid_tgt);
+  TrainingData data;
+  auto t0 = std::chrono::steady_clock::now();
+  data.paths = text::prepare_subword_models(d, setup.subword, (fs::path(setup.workdir) / "spm").string(), log);
+  data.src = text::SubwordModel::load(data.paths.src);
+  data.tgt = text::SubwordModel::load(data.paths.tgt);
+  data.subword_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t0 = std::chrono::steady_clock::now();
+  data.filter = text::training_filter(d);
+  data.corpus = text::encode_parallel(d.train_src, d.train_tgt, data.src, data.tgt, data.filter, threads, &data.report);
+  data.encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return data;
 }
 
-
-struct Validation {
-  double ce = 0, ppl = 0, bleu = 0, chrf = 0;
-};
-
-// The validation set: encoded pairs for cross-entropy, sources and raw references for BLEU.
-struct ValidSet {
-  text::EncodedCorpus pairs;
-  std::vector<std::vector<int>> sources;
-  std::vector<std::string> references;
-};
-
-ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, const text::SubwordModel& tgt, int threads) {
-  ValidSet v;
-  v.pairs = text::encode_parallel(d.valid_src, d.valid_tgt, src, tgt, {0, 0, 0.0, true}, threads);
-  LineReader s(d.valid_src), t(d.valid_tgt);
-  std::string a, b;
-  while (s.next(a) && t.next(b)) {
-    v.sources.push_back(src.encode(a));
-    v.references.push_back(b);
-  }
-  return v;
+model::BatchView batch_view(const text::Batch& b) {
+  return {b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(), b.tgt_out.data()};
 }
 
-Validation validate(Workers& workers, const ValidSet& valid, const text::SubwordModel& tgt_sp,
-                    const recipe::Recipe& r) {
-  Validation out;
-  // Cross-entropy (no label smoothing, no dropout), batches in corpus order.
-  double nll = 0;
-  std::int64_t tokens = 0;
-  // Each worker takes whole batches: a training-sized share of decode.batch_size each, so
-  // that validation needs no more memory than training.
-  const std::size_t bs = static_cast<std::size_t>(std::max(1, r.decode.batch_size / workers.size()));
-  // Batches of sentences of similar length (less padding: less time and memory).
-  std::vector<std::uint32_t> by_length(valid.pairs.size());
-  std::iota(by_length.begin(), by_length.end(), 0U);
-  std::stable_sort(by_length.begin(), by_length.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return valid.pairs.tgt_len(a) != valid.pairs.tgt_len(b) ? valid.pairs.tgt_len(a) < valid.pairs.tgt_len(b)
-                                                           : valid.pairs.src_len(a) < valid.pairs.src_len(b);
-  });
-  const std::size_t ce_batches = (by_length.size() + bs - 1) / bs;
-  std::vector<double> batch_nll(ce_batches, 0.0);
-  std::vector<std::int64_t> batch_tokens(ce_batches, 0);
-  workers.for_each(ce_batches, [&](model::Seq2Seq& net, std::size_t k) {
-    const std::size_t start = k * bs;
-    const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
-                                         by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
-    const auto b = text::make_batch(valid.pairs, ids);
-    for (const auto& part : text::split_batch(valid.pairs, b, r.train.split_positions)) {  // memory as in training
-      const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
-      batch_nll[k] += loss.nll;
-      batch_tokens[k] += loss.tokens;
-    }
-  });
-  for (std::size_t k = 0; k < ce_batches; ++k) {  // summed in batch order, whoever ran them
-    nll += batch_nll[k];
-    tokens += batch_tokens[k];
-  }
-  out.ce = tokens ? nll / static_cast<double>(tokens) : 0.0;
-  out.ppl = std::exp(out.ce);
-  // Greedy translations, scored exactly as sacreBLEU would.
-  eval::Bleu bleu;
-  eval::Chrf chrf;
-  eval::BleuStats bleu_stats;
-  eval::Stats chrf_stats(chrf.num_stats(), 0.0);
-  std::vector<std::size_t> src_order(valid.sources.size());
-  std::iota(src_order.begin(), src_order.end(), std::size_t{0});
-  std::stable_sort(src_order.begin(), src_order.end(),
-                   [&](std::size_t a, std::size_t b) { return valid.sources[a].size() < valid.sources[b].size(); });
-  std::vector<std::string> hyps(valid.sources.size());
-  workers.for_each((src_order.size() + bs - 1) / bs, [&](model::Seq2Seq& net, std::size_t k) {
-    const std::size_t start = k * bs, end = std::min(src_order.size(), start + bs);
-    std::vector<std::size_t> idx;
-    for (std::size_t j = start; j < end; ++j)
-      if (!valid.sources[src_order[j]].empty()) idx.push_back(src_order[j]);
-    if (idx.empty()) return;
-    const int N = static_cast<int>(idx.size());
-    int S = 0;
-    for (auto i : idx) S = std::max(S, static_cast<int>(valid.sources[i].size()));
-    std::vector<std::int32_t> src(static_cast<std::size_t>(S) * N, text::kPadId), len(static_cast<std::size_t>(N));
-    std::vector<int> max_len(static_cast<std::size_t>(N));
-    for (int n = 0; n < N; ++n) {
-      const auto& s = valid.sources[idx[static_cast<std::size_t>(n)]];
-      len[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(s.size());
-      for (std::size_t t = 0; t < s.size(); ++t) src[t * static_cast<std::size_t>(N) + static_cast<std::size_t>(n)] = s[t];
-      max_len[static_cast<std::size_t>(n)] =
-          static_cast<int>(r.decode.max_len_ratio * static_cast<double>(s.size())) + r.decode.max_len_add;
-    }
-    const model::BatchView view{N, S, 0, src.data(), len.data(), nullptr, nullptr};
-    const auto out_ids = decode::greedy_search(net, view, max_len);
-    for (int n = 0; n < N; ++n) {
-      const auto& ids = out_ids[static_cast<std::size_t>(n)];
-      hyps[idx[static_cast<std::size_t>(n)]] = tgt_sp.decode(std::vector<int>(ids.begin(), ids.end()));
-    }
-  });
-  for (std::size_t i = 0; i < hyps.size(); ++i) {  // in corpus order, as sacreBLEU sums
-    bleu_stats += bleu.sentence_stats(hyps[i], {valid.references[i]});
-    const auto c = chrf.sentence_stats(hyps[i], {valid.references[i]});
-    for (std::size_t k = 0; k < c.size(); ++k) chrf_stats[k] += c[k];
-  }
-  out.bleu = bleu.score(bleu_stats).score;
-  out.chrf = chrf.f_score(chrf_stats);
-  return out;
+text::BatchOptions batch_options(const TrainOptions& t) {
+  text::BatchOptions bo;
+  bo.by_tokens = t.batch_by == "tokens";
+  bo.batch_size = t.batch_size;
+  bo.batch_tokens = t.batch_tokens;
+  bo.pool_batches = t.pool_batches;
+  bo.seed = static_cast<std::uint64_t>(t.seed);
+  return bo;
 }
 
-double metric_value(const Validation& v, const std::string& metric) {
-  if (metric == "bleu") return v.bleu;
-  if (metric == "chrf") return v.chrf;
-  return -v.ce;  // higher is better
-}
-
-}  // namespace
-
-model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_vocab, std::int64_t tgt_vocab) {
-  model::ModelConfig c;
-  c.cell = nn::parse_cell(m.cell);
-  c.src_vocab = src_vocab;
-  c.tgt_vocab = tgt_vocab;
-  c.emb = m.emb_dim;
-  c.enc_hidden = m.enc_hidden;
-  c.enc_layers = m.enc_layers;
-  c.bidirectional = m.bidirectional;
-  c.dec_hidden = m.dec_hidden;
-  c.att = m.att_dim;
-  c.readout = m.readout;
-  c.readout_dim = m.readout_dim;
-  c.dec_init = m.dec_init;
-  c.tie_target_embeddings = m.tie_target_embeddings;
-  c.dropout_emb = static_cast<float>(m.dropout_emb);
-  c.dropout_rnn = static_cast<float>(m.dropout_rnn);
-  c.dropout_readout = static_cast<float>(m.dropout_readout);
-  c.dec_layers = m.dec_layers;
-  return c;
-}
-
-double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step) {
+double teacher_forcing_at(const TrainOptions& t, std::int64_t step) {
   const double p0 = t.teacher_forcing, pm = std::min(t.teacher_forcing_min, t.teacher_forcing);
   const double s = static_cast<double>(step), k = t.teacher_forcing_steps;
   if (t.teacher_forcing_decay == "linear") return std::max(pm, p0 - (p0 - pm) * s / k);
@@ -180,12 +65,8 @@ double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step) {
   return p0;
 }
 
-void configure(model::Seq2Seq& net, const recipe::TrainOptions& t, int workers) {
-  net.set_rnn_cache_bytes((static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(std::max(1, workers)));
-}
-
 Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config,
-                 const recipe::TrainOptions& t)
+                 const TrainOptions& t)
     : t_(t), params_(params) {
   const int n = t.parallel == "data" ? std::max(1, t.threads) : 1;
   nets_.push_back(&net);
@@ -196,7 +77,9 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
     replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
-  for (auto* w : nets_) configure(*w, t, n);
+  // Memory for the RNN training caches, shared by the workers.
+  const std::size_t cache_bytes = (static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(n);
+  for (auto* w : nets_) w->set_rnn_cache_bytes(cache_bytes);
 }
 
 void Workers::for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task) {
@@ -244,241 +127,418 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
   return total;
 }
 
-model::BatchView batch_view(const text::Batch& b) {
-  return {b.size, b.src_len, b.tgt_len, b.src.data(), b.src_lengths.data(), b.tgt_in.data(), b.tgt_out.data()};
+namespace {
+
+model::ModelConfig with_vocabularies(model::ModelConfig config, const TrainingData& data) {
+  config.src_vocab = data.src.vocab_size();
+  config.tgt_vocab = data.tgt.vocab_size();
+  return config;
 }
 
-text::BatchOptions batch_options(const recipe::TrainOptions& t) {
-  text::BatchOptions bo;
-  bo.by_tokens = t.batch_by == "tokens";
-  bo.batch_size = t.batch_size;
-  bo.batch_tokens = t.batch_tokens;
-  bo.pool_batches = t.pool_batches;
-  bo.seed = static_cast<std::uint64_t>(t.seed);
-  return bo;
-}
+}  // namespace
 
-TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log) {
-  const recipe::Recipe& r = loaded.recipe;
-  const recipe::TrainOptions& to = r.train;
-  compute::set_threads(to.threads);
-  const fs::path dir(r.run.workdir);
-  fs::create_directories(dir);
-  const std::string ckpt_path = (dir / "checkpoint.gckpt").string(), best_path = (dir / "model.best.gloss").string();
+Network::Network(const model::ModelConfig& model, const TrainingData& data, const TrainOptions& t)
+    : config(with_vocabularies(model, data)),
+      net(config, params),
+      workers(net, params, config, t),
+      optimizer(nn::make_optimizer(t.optimizer, params)) {}
 
-  // Data and subword models.
-  text::check_parallel(r.data.train_src, r.data.train_tgt);
-  const bool has_valid = !r.data.valid_src.empty();
-  if (has_valid) text::check_parallel(r.data.valid_src, r.data.valid_tgt);
-  const auto paths = text::prepare_subword_models(r.data, r.subword, (dir / "spm").string(), log);
-  const auto src_sp = text::SubwordModel::load(paths.src), tgt_sp = text::SubwordModel::load(paths.tgt);
-  text::FilterReport report;
-  const auto filter = text::training_filter(r.data);
-  const auto corpus = text::encode_parallel(r.data.train_src, r.data.train_tgt, src_sp, tgt_sp, filter, to.threads, &report);
-  log << "train: data: " << report.summary(filter) << std::endl;
-  text::Batcher batcher(corpus, batch_options(to));
-  ValidSet valid;
-  if (has_valid) valid = load_valid(r.data, src_sp, tgt_sp, to.threads);
+namespace {
 
-  // Model, optimiser, state: fresh, or from the checkpoint.
-  model::ModelFile mf;
-  mf.config = model_config(r.model, src_sp.vocab_size(), tgt_sp.vocab_size());
-  mf.src_spm = src_sp.bytes();
-  mf.tgt_spm = tgt_sp.bytes();
-  mf.recipe = recipe::show(loaded);
-  nn::ParameterSet params;
-  model::Seq2Seq net(mf.config, params);
-  Workers workers(net, params, mf.config, to);
-  auto optimizer = nn::make_optimizer(to.optimizer, params);
-  TrainingState state;
-  Rng rng(static_cast<std::uint64_t>(to.seed));
-  if (fs::exists(ckpt_path)) {
-    const model::ModelFile old = peek_checkpoint(ckpt_path);
-    if (old.src_spm != mf.src_spm || old.tgt_spm != mf.tgt_spm)
-      throw InputError(ckpt_path, 0, "was trained with other subword models; delete it or choose another run.workdir");
-    load_checkpoint(ckpt_path, params, *optimizer, state);
-    rng.set_state(state.rng);
-    batcher.restore({state.epoch, state.batch});
-    log << "train: resuming from " << ckpt_path << " at step " << state.step << " (epoch " << state.epoch << ")" << std::endl;
-  } else {
-    nn::init_parameters(params, to.init, static_cast<float>(to.init_scale), rng);
-    state.lr = to.lr;
+using Clock = std::chrono::steady_clock;
+
+struct Validation {
+  double ce = 0, ppl = 0, bleu = 0, chrf = 0;
+};
+
+// The validation set: encoded pairs for cross-entropy, sources and raw references for BLEU.
+struct ValidSet {
+  text::EncodedCorpus pairs;
+  std::vector<std::vector<int>> sources;
+  std::vector<std::string> references;
+};
+
+ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, const text::SubwordModel& tgt, int threads) {
+  ValidSet v;
+  v.pairs = text::encode_parallel(d.valid_src, d.valid_tgt, src, tgt, {0, 0, 0.0, true}, threads);
+  LineReader s(d.valid_src), t(d.valid_tgt);
+  std::string a, b;
+  while (s.next(a) && t.next(b)) {
+    v.sources.push_back(src.encode(a));
+    v.references.push_back(b);
   }
-  log << "train: " << params.num_values() << " parameters; " << corpus.size() << " training pairs; workdir " << dir.string()
-      << std::endl;
+  return v;
+}
 
-  auto lr_at = [&](std::int64_t step) {
-    double lr = to.lr_schedule == "plateau" ? state.lr : to.lr;
-    const double s = static_cast<double>(step);
-    if (to.lr_schedule == "inverse_sqrt" && to.warmup_steps > 0) {
-      lr *= std::min(s / to.warmup_steps, std::sqrt(to.warmup_steps / std::max(1.0, s)));
-    } else if (to.warmup_steps > 0 && s < to.warmup_steps) {
-      lr *= s / to.warmup_steps;
+// Cross-entropy (no label smoothing, no dropout) of batches of `bs` pairs of similar length,
+// summed in batch order whoever ran them.
+double valid_cross_entropy(Workers& workers, const ValidSet& valid, std::size_t bs, int split_positions) {
+  std::vector<std::uint32_t> by_length(valid.pairs.size());
+  std::iota(by_length.begin(), by_length.end(), 0U);
+  std::stable_sort(by_length.begin(), by_length.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return valid.pairs.tgt_len(a) != valid.pairs.tgt_len(b) ? valid.pairs.tgt_len(a) < valid.pairs.tgt_len(b)
+                                                           : valid.pairs.src_len(a) < valid.pairs.src_len(b);
+  });
+  const std::size_t ce_batches = (by_length.size() + bs - 1) / bs;
+  std::vector<double> batch_nll(ce_batches, 0.0);
+  std::vector<std::int64_t> batch_tokens(ce_batches, 0);
+  workers.for_each(ce_batches, [&](model::Seq2Seq& net, std::size_t k) {
+    const std::size_t start = k * bs;
+    const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
+                                         by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
+    const auto b = text::make_batch(valid.pairs, ids);
+    for (const auto& part : text::split_batch(valid.pairs, b, split_positions)) {  // memory as in training
+      const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
+      batch_nll[k] += loss.nll;
+      batch_tokens[k] += loss.tokens;
     }
-    return lr;
-  };
+  });
+  double nll = 0;
+  std::int64_t tokens = 0;
+  for (std::size_t k = 0; k < ce_batches; ++k) {
+    nll += batch_nll[k];
+    tokens += batch_tokens[k];
+  }
+  return tokens ? nll / static_cast<double>(tokens) : 0.0;
+}
 
-  std::ofstream metrics(dir / "metrics.jsonl", std::ios::app);
+// Greedy translations of the validation sources, in corpus order (batches of `bs`, shortest
+// first, built as the translator builds them).
+std::vector<std::string> valid_translations(Workers& workers, const ValidSet& valid, std::size_t bs,
+                                            const decode::TranslateOptions& decode, const text::SubwordModel& tgt_sp) {
+  std::vector<std::size_t> src_order(valid.sources.size());
+  std::iota(src_order.begin(), src_order.end(), std::size_t{0});
+  std::stable_sort(src_order.begin(), src_order.end(),
+                   [&](std::size_t a, std::size_t b) { return valid.sources[a].size() < valid.sources[b].size(); });
+  std::vector<std::string> hyps(valid.sources.size());
+  workers.for_each((src_order.size() + bs - 1) / bs, [&](model::Seq2Seq& net, std::size_t k) {
+    const std::size_t start = k * bs, end = std::min(src_order.size(), start + bs);
+    std::vector<std::size_t> idx;
+    for (std::size_t j = start; j < end; ++j)
+      if (!valid.sources[src_order[j]].empty()) idx.push_back(src_order[j]);
+    if (idx.empty()) return;
+    const auto batch = decode::make_source_batch(valid.sources, idx, decode);
+    const auto out_ids = decode::greedy_search(net, batch.view(), batch.max_len);
+    for (std::size_t n = 0; n < idx.size(); ++n)
+      hyps[idx[n]] = tgt_sp.decode(std::vector<int>(out_ids[n].begin(), out_ids[n].end()));
+  });
+  return hyps;
+}
+
+Validation validate(Workers& workers, const ValidSet& valid, const text::SubwordModel& tgt_sp, const TrainSetup& s) {
+  // Each worker takes whole batches: a training-sized share of decode.batch_size each, so
+  // that validation needs no more memory than training.
+  const std::size_t bs = static_cast<std::size_t>(std::max(1, s.decode.batch_size / workers.size()));
+  Validation out;
+  out.ce = valid_cross_entropy(workers, valid, bs, s.train.split_positions);
+  out.ppl = std::exp(out.ce);
+  // Greedy translations, scored exactly as sacreBLEU would (statistics summed in corpus order).
+  const auto hyps = valid_translations(workers, valid, bs, s.decode, tgt_sp);
+  eval::Bleu bleu;
+  eval::Chrf chrf;
+  eval::BleuStats bleu_stats;
+  eval::Stats chrf_stats(chrf.num_stats(), 0.0);
+  for (std::size_t i = 0; i < hyps.size(); ++i) {
+    bleu_stats += bleu.sentence_stats(hyps[i], {valid.references[i]});
+    const auto c = chrf.sentence_stats(hyps[i], {valid.references[i]});
+    for (std::size_t k = 0; k < c.size(); ++k) chrf_stats[k] += c[k];
+  }
+  out.bleu = bleu.score(bleu_stats).score;
+  out.chrf = chrf.f_score(chrf_stats);
+  return out;
+}
+
+double metric_value(const Validation& v, const std::string& metric) {
+  if (metric == "bleu") return v.bleu;
+  if (metric == "chrf") return v.chrf;
+  return -v.ce;  // higher is better
+}
+
+// One training run: its data, network and state, and the stages of the loop.
+class TrainingRun {
+ public:
+  TrainingRun(const TrainSetup& setup, std::ostream& log);
+  TrainOutcome run();
+
+ private:
+  void start_or_resume();
+  std::string limit_reached() const;  // why to stop before the next update ("" to go on)
+  void update();                      // one optimiser update over train.accumulate batches
+  void report_progress();             // every 20 updates
+  void validate_and_keep_best();
+  void save_checkpoint();
+  double lr_at(std::int64_t step) const;
+  double epochs_done() const;
+  TrainOutcome outcome() const;
+
+  const TrainSetup& s_;
+  const TrainOptions& to_;
+  std::ostream& log_;
+  const fs::path dir_;
+  const std::string ckpt_path_, best_path_;
+  TrainingData data_;
+  text::Batcher batcher_;
+  ValidSet valid_;
+  bool has_valid_;
+  Network network_;
+  model::ModelFile mf_;
+  TrainingState state_;
+  Rng rng_;
+  std::ofstream metrics_;
+  std::optional<MetricsRow> best_row_;
+  // Progress window (every 20 updates) and the loss since the last validation.
+  double window_loss_ = 0, window_seconds_ = 0, since_valid_loss_ = 0;
+  std::int64_t window_tokens_ = 0, since_valid_tokens_ = 0;
+  std::string last_valid_ = "none yet", why_;
+  std::size_t batches_per_epoch_ = 0;
+  bool stop_ = false;
+};
+
+TrainingData prepared(const TrainSetup& s, std::ostream& log) {
+  compute::set_threads(s.train.threads);
+  fs::create_directories(s.workdir);
+  auto data = prepare_data(s, s.train.threads, log);
+  log << "train: data: " << data.report.summary(data.filter) << std::endl;
+  return data;
+}
+
+TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
+    : s_(setup),
+      to_(setup.train),
+      log_(log),
+      dir_(setup.workdir),
+      ckpt_path_((dir_ / "checkpoint.gckpt").string()),
+      best_path_((dir_ / "model.best.gloss").string()),
+      data_(prepared(setup, log)),
+      batcher_(data_.corpus, batch_options(to_)),
+      has_valid_(!setup.data.valid_src.empty()),
+      network_(setup.model, data_, to_),
+      rng_(static_cast<std::uint64_t>(to_.seed)) {
+  if (has_valid_) valid_ = load_valid(s_.data, data_.src, data_.tgt, to_.threads);
+  mf_.config = network_.config;
+  mf_.src_spm = data_.src.bytes();
+  mf_.tgt_spm = data_.tgt.bytes();
+  mf_.recipe = s_.recipe_text;
+}
+
+void TrainingRun::start_or_resume() {
+  if (fs::exists(ckpt_path_)) {
+    const model::ModelFile old = peek_checkpoint(ckpt_path_);
+    if (old.src_spm != mf_.src_spm || old.tgt_spm != mf_.tgt_spm)
+      throw InputError(ckpt_path_, 0, "was trained with other subword models; delete it or choose another run.workdir");
+    load_checkpoint(ckpt_path_, network_.params, *network_.optimizer, state_);
+    rng_.set_state(state_.rng);
+    batcher_.restore({state_.epoch, state_.batch});
+    log_ << "train: resuming from " << ckpt_path_ << " at step " << state_.step << " (epoch " << state_.epoch << ")"
+         << std::endl;
+  } else {
+    nn::init_parameters(network_.params, to_.init, static_cast<float>(to_.init_scale), rng_);
+    state_.lr = to_.lr;
+  }
+  log_ << "train: " << network_.params.num_values() << " parameters; " << data_.corpus.size()
+       << " training pairs; workdir " << dir_.string() << std::endl;
+  // The best model's validation, when an earlier run of this training had it.
+  const fs::path metrics_path = dir_ / "metrics.jsonl";
+  if (state_.best_step >= 0 && fs::exists(metrics_path))
+    for (const auto& row : read_metrics(metrics_path.string()))
+      if (row.step == state_.best_step) best_row_ = row;
+  metrics_.open(metrics_path, std::ios::app);
+  batches_per_epoch_ = batcher_.epoch_batches(1).size();
+}
+
+double TrainingRun::lr_at(std::int64_t step) const {
+  double lr = to_.lr_schedule == "plateau" ? state_.lr : to_.lr;
+  const double s = static_cast<double>(step);
+  if (to_.lr_schedule == "inverse_sqrt" && to_.warmup_steps > 0) {
+    lr *= std::min(s / to_.warmup_steps, std::sqrt(to_.warmup_steps / std::max(1.0, s)));
+  } else if (to_.warmup_steps > 0 && s < to_.warmup_steps) {
+    lr *= s / to_.warmup_steps;
+  }
+  return lr;
+}
+
+void TrainingRun::save_checkpoint() {
+  state_.epoch = batcher_.position().epoch;
+  state_.batch = batcher_.position().batch;
+  state_.rng = rng_.state();
+  train::save_checkpoint(ckpt_path_, mf_, network_.params, *network_.optimizer, state_);
+  // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
+  // since every save renames a new file into place.
+  const fs::path numbered = dir_ / ("checkpoint." + std::to_string(state_.step) + ".gckpt");
+  std::error_code ec;
+  fs::remove(numbered, ec);
+  fs::create_hard_link(ckpt_path_, numbered, ec);
+  if (ec) fs::copy_file(ckpt_path_, numbered, fs::copy_options::overwrite_existing, ec);
+  std::vector<std::pair<std::int64_t, fs::path>> kept;
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0) continue;
+    const std::string middle = name.substr(11, name.size() - 17);
+    if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
+    kept.emplace_back(std::stoll(middle), entry.path());
+  }
+  std::sort(kept.begin(), kept.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(to_.keep_last) < kept.size(); ++i) fs::remove(kept[i].second, ec);
+}
+
+void TrainingRun::validate_and_keep_best() {
+  if (!has_valid_) {
+    model::save_model(best_path_, mf_, network_.params);  // without validation data the latest model is the best
+    state_.best_step = state_.step;
+    return;
+  }
+  const auto v = validate(network_.workers, valid_, data_.tgt, s_);
+  const double score = metric_value(v, to_.valid_metric);
+  const bool improved = state_.best_step < 0 || score > state_.best_score;
+  if (improved) {
+    state_.best_score = score;
+    state_.best_step = state_.step;
+    state_.stalls = state_.lr_stalls = 0;
+    model::save_model(best_path_, mf_, network_.params);
+  } else {
+    ++state_.stalls;
+    if (to_.lr_schedule == "plateau" && ++state_.lr_stalls >= to_.lr_patience) {
+      state_.lr *= to_.lr_decay;
+      state_.lr_stalls = 0;
+      log_ << "train: validation " << to_.valid_metric << " did not improve; learning rate now "
+           << fixed_exp(state_.lr, 2) << std::endl;
+    }
+  }
+  last_valid_ = "ce " + fixed(v.ce, 3) + " ppl " + fixed(v.ppl, 2) + " bleu " + fixed(v.bleu, 2) + " chrf " +
+                fixed(v.chrf, 2) + (improved ? " (best)" : " (best at step " + std::to_string(state_.best_step) + ")");
+  log_ << "train: step " << state_.step << " validation: " << last_valid_ << std::endl;
+  const MetricsRow row{state_.step,
+                       batcher_.position().epoch,
+                       since_valid_tokens_ ? since_valid_loss_ / static_cast<double>(since_valid_tokens_) : 0.0,
+                       v.ce,
+                       v.ppl,
+                       v.bleu,
+                       v.chrf,
+                       lr_at(state_.step),
+                       state_.elapsed_seconds};
+  write_metrics_row(metrics_, row);
+  if (improved) best_row_ = row;
+  since_valid_loss_ = 0;
+  since_valid_tokens_ = 0;
+  if (state_.stalls >= to_.patience) {
+    stop_ = true;
+    why_ = "no improvement of validation " + to_.valid_metric + " in " + std::to_string(to_.patience) + " validations";
+  }
+}
+
+std::string TrainingRun::limit_reached() const {
+  if (to_.epochs > 0 && batcher_.position().epoch > to_.epochs) return std::to_string(to_.epochs) + " epochs done";
+  if (to_.max_steps > 0 && state_.step >= to_.max_steps) return std::to_string(to_.max_steps) + " steps done";
+  if (to_.max_minutes > 0 && state_.elapsed_seconds >= to_.max_minutes * 60)
+    return "time limit of " + fixed_g(to_.max_minutes) + " minutes reached";
+  return "";
+}
+
+void TrainingRun::update() {
+  const auto t0 = Clock::now();
+  network_.params.zero_grad();
+  std::int64_t step_tokens = 0;
+  double step_loss = 0;
+  for (int a = 0; a < to_.accumulate; ++a) {
+    const text::Batch b = batcher_.next();
+    const float scale = 1.0f / static_cast<float>(b.target_tokens * to_.accumulate);
+    const auto loss = network_.workers.train_batch(data_.corpus, b, rng_, scale, state_.step);
+    step_tokens += loss.tokens;
+    step_loss += loss.nll;
+  }
+  nn::clip_grad_norm(network_.params, to_.clip_norm);
+  ++state_.step;
+  network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)));
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  state_.elapsed_seconds += dt;
+  state_.target_tokens += step_tokens;
+  window_loss_ += step_loss;
+  window_tokens_ += step_tokens;
+  since_valid_loss_ += step_loss;
+  since_valid_tokens_ += step_tokens;
+  window_seconds_ += dt;
+}
+
+void TrainingRun::report_progress() {
+  const std::size_t batches_per_epoch = batches_per_epoch_;
+  const double sec_per_step = window_seconds_ / 20;
+  double eta = 1e18;
+  if (to_.max_steps > 0) eta = std::min(eta, static_cast<double>(to_.max_steps - state_.step) * sec_per_step);
+  if (to_.epochs > 0) {
+    const double left =
+        static_cast<double>(to_.epochs - batcher_.position().epoch) * batches_per_epoch +
+        static_cast<double>(batches_per_epoch - std::min<std::uint64_t>(batcher_.position().batch, batches_per_epoch));
+    eta = std::min(eta, left / to_.accumulate * sec_per_step);
+  }
+  if (to_.max_minutes > 0) eta = std::min(eta, to_.max_minutes * 60 - state_.elapsed_seconds);
+  log_ << "train: epoch " << batcher_.position().epoch << " step " << state_.step << " | loss "
+       << fixed(window_loss_ / static_cast<double>(std::max<std::int64_t>(1, window_tokens_)), 3) << " | "
+       << fixed(static_cast<double>(window_tokens_) / window_seconds_, 0) << " tok/s | lr " << fixed_exp(lr_at(state_.step), 2)
+       << (to_.teacher_forcing < 1 ? " | tf " + fixed(teacher_forcing_at(to_, state_.step), 2) : std::string())
+       << " | ETA " << (eta < 1e17 ? duration_text(eta) : "?") << " | valid " << last_valid_ << std::endl;
+  window_loss_ = window_seconds_ = 0;
+  window_tokens_ = 0;
+}
+
+double TrainingRun::epochs_done() const {
+  const std::size_t batches_per_epoch = batches_per_epoch_;
+  return static_cast<double>(batcher_.position().epoch - 1) +
+         static_cast<double>(batcher_.position().batch) / static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
+}
+
+TrainOutcome TrainingRun::run() {
+  start_or_resume();
   const auto start = Clock::now();
-  const double elapsed_before = state.elapsed_seconds;
-  double window_loss = 0, window_seconds = 0, since_valid_loss = 0;
-  std::int64_t window_tokens = 0, since_valid_tokens = 0;
-  std::string last_valid = "none yet";
-  bool stop = false;
-  std::string why = "";
-  auto checkpoint = [&]() {
-    state.epoch = batcher.position().epoch;
-    state.batch = batcher.position().batch;
-    state.rng = rng.state();
-    save_checkpoint(ckpt_path, mf, params, *optimizer, state);
-    // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
-    // since every save renames a new file into place.
-    const fs::path numbered = dir / ("checkpoint." + std::to_string(state.step) + ".gckpt");
-    std::error_code ec;
-    fs::remove(numbered, ec);
-    fs::create_hard_link(ckpt_path, numbered, ec);
-    if (ec) fs::copy_file(ckpt_path, numbered, fs::copy_options::overwrite_existing, ec);
-    std::vector<std::pair<std::int64_t, fs::path>> kept;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0) continue;
-      const std::string middle = name.substr(11, name.size() - 17);
-      if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
-      kept.emplace_back(std::stoll(middle), entry.path());
-    }
-    std::sort(kept.begin(), kept.end());
-    for (std::size_t i = 0; i + static_cast<std::size_t>(to.keep_last) < kept.size(); ++i) fs::remove(kept[i].second, ec);
-  };
-  auto run_validation = [&]() {
-    if (!has_valid) {
-      model::save_model(best_path, mf, params);  // without validation data the latest model is the best
-      state.best_step = state.step;
-      return;
-    }
-    const auto v = validate(workers, valid, tgt_sp, r);
-    const double score = metric_value(v, to.valid_metric);
-    const bool improved = state.best_step < 0 || score > state.best_score;
-    if (improved) {
-      state.best_score = score;
-      state.best_step = state.step;
-      state.stalls = state.lr_stalls = 0;
-      model::save_model(best_path, mf, params);
-    } else {
-      ++state.stalls;
-      if (to.lr_schedule == "plateau" && ++state.lr_stalls >= to.lr_patience) {
-        state.lr *= to.lr_decay;
-        state.lr_stalls = 0;
-        log << "train: validation " << to.valid_metric << " did not improve; learning rate now " << fmt("%.2e", state.lr)
-            << std::endl;
-      }
-    }
-    last_valid = "ce " + fmt("%.3f", v.ce) + " ppl " + fmt("%.2f", v.ppl) + " bleu " + fmt("%.2f", v.bleu) + " chrf " +
-                 fmt("%.2f", v.chrf) + (improved ? " (best)" : " (best at step " + std::to_string(state.best_step) + ")");
-    log << "train: step " << state.step << " validation: " << last_valid << std::endl;
-    metrics << "{\"step\": " << state.step << ", \"epoch\": " << batcher.position().epoch << ", \"train_loss\": "
-            << (since_valid_tokens ? since_valid_loss / static_cast<double>(since_valid_tokens) : 0.0)
-            << ", \"valid_ce\": " << v.ce
-            << ", \"valid_ppl\": " << v.ppl << ", \"valid_bleu\": " << v.bleu << ", \"valid_chrf\": " << v.chrf
-            << ", \"lr\": " << lr_at(state.step) << ", \"elapsed_s\": " << state.elapsed_seconds << "}" << std::endl;
-    since_valid_loss = 0;
-    since_valid_tokens = 0;
-    if (state.stalls >= to.patience) {
-      stop = true;
-      why = "no improvement of validation " + to.valid_metric + " in " + std::to_string(to.patience) + " validations";
-    }
-  };
-
-  const std::size_t batches_per_epoch = batcher.epoch_batches(1).size();
-  const std::int64_t steps_at_start = state.step;
-  while (!stop) {
-    if (to.epochs > 0 && batcher.position().epoch > to.epochs) {
-      why = std::to_string(to.epochs) + " epochs done";
-      break;
-    }
-    if (to.max_steps > 0 && state.step >= to.max_steps) {
-      why = std::to_string(to.max_steps) + " steps done";
-      break;
-    }
-    if (to.max_minutes > 0 && state.elapsed_seconds >= to.max_minutes * 60) {
-      why = "time limit of " + fmt("%g", to.max_minutes) + " minutes reached";
-      break;
-    }
-    const auto t0 = Clock::now();
-    params.zero_grad();
-    std::int64_t step_tokens = 0;
-    double step_loss = 0;
-    for (int a = 0; a < to.accumulate; ++a) {
-      const text::Batch b = batcher.next();
-      const float scale = 1.0f / static_cast<float>(b.target_tokens * to.accumulate);
-      const auto loss = workers.train_batch(corpus, b, rng, scale, state.step);
-      step_tokens += loss.tokens;
-      step_loss += loss.nll;
-    }
-    nn::clip_grad_norm(params, to.clip_norm);
-    ++state.step;
-    optimizer->step(params, static_cast<float>(lr_at(state.step)));
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    state.elapsed_seconds += dt;
-    state.target_tokens += step_tokens;
-    window_loss += step_loss;
-    window_tokens += step_tokens;
-    since_valid_loss += step_loss;
-    since_valid_tokens += step_tokens;
-    window_seconds += dt;
-    if (state.step % 20 == 0) {
-      const double sec_per_step = window_seconds / 20;
-      double eta = 1e18;
-      if (to.max_steps > 0) eta = std::min(eta, static_cast<double>(to.max_steps - state.step) * sec_per_step);
-      if (to.epochs > 0) {
-        const double left = static_cast<double>(to.epochs - batcher.position().epoch) * batches_per_epoch +
-                            static_cast<double>(batches_per_epoch - std::min<std::uint64_t>(batcher.position().batch, batches_per_epoch));
-        eta = std::min(eta, left / to.accumulate * sec_per_step);
-      }
-      if (to.max_minutes > 0) eta = std::min(eta, to.max_minutes * 60 - state.elapsed_seconds);
-      log << "train: epoch " << batcher.position().epoch << " step " << state.step << " | loss "
-          << fmt("%.3f", window_loss / static_cast<double>(std::max<std::int64_t>(1, window_tokens))) << " | "
-          << fmt("%.0f", static_cast<double>(window_tokens) / window_seconds) << " tok/s | lr " << fmt("%.2e", lr_at(state.step))
-          << (to.teacher_forcing < 1 ? " | tf " + fmt("%.2f", teacher_forcing_at(to, state.step)) : std::string())
-          << " | ETA " << (eta < 1e17 ? duration_text(eta) : "?") << " | valid " << last_valid << std::endl;
-      window_loss = window_seconds = 0;
-      window_tokens = 0;
-    }
-    if (state.step % to.valid_every == 0) {
-      run_validation();
-      checkpoint();
+  const double elapsed_before = state_.elapsed_seconds;
+  const std::int64_t steps_at_start = state_.step;
+  while (!stop_) {
+    why_ = limit_reached();
+    if (!why_.empty()) break;
+    update();
+    if (state_.step % 20 == 0) report_progress();
+    if (state_.step % to_.valid_every == 0) {
+      validate_and_keep_best();
+      save_checkpoint();
     }
   }
   // Final validation and checkpoint, unless the last step already had them. A rerun of a
   // finished training takes no step and changes nothing.
-  if (state.step != steps_at_start && state.step % to.valid_every != 0) {
-    run_validation();
-    checkpoint();
+  if (state_.step != steps_at_start && state_.step % to_.valid_every != 0) {
+    validate_and_keep_best();
+    save_checkpoint();
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  log << "train: finished: " << why << "; " << state.step << " steps, " << state.target_tokens << " target tokens, "
-      << duration_text(state.elapsed_seconds - elapsed_before) << " training this run (" << duration_text(wall) << " wall); best "
-      << to.valid_metric << " " << fmt("%.2f", to.valid_metric == "ce" ? -state.best_score : state.best_score) << " at step "
-      << state.best_step << std::endl;
-  TrainOutcome outcome;
-  outcome.best_model = best_path;
-  outcome.checkpoint = ckpt_path;
-  outcome.steps = state.step;
-  outcome.best_score = state.best_score;
-  outcome.best_step = state.best_step;
-  outcome.parameters = params.num_values();
-  outcome.pairs_read = report.read;
-  outcome.pairs_kept = report.kept;
-  outcome.valid_pairs = valid.references.size();
-  outcome.data_summary = report.summary(filter);
-  outcome.src_vocab = src_sp.vocab_size();
-  outcome.tgt_vocab = tgt_sp.vocab_size();
-  outcome.epoch = static_cast<int>(state.epoch);
-  outcome.epochs_done = static_cast<double>(batcher.position().epoch - 1) +
-                        static_cast<double>(batcher.position().batch) / static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
-  outcome.target_tokens = state.target_tokens;
-  outcome.train_seconds = state.elapsed_seconds;
-  outcome.stop_reason = why;
-  return outcome;
+  log_ << "train: finished: " << why_ << "; " << state_.step << " steps, " << state_.target_tokens << " target tokens, "
+       << duration_text(state_.elapsed_seconds - elapsed_before) << " training this run (" << duration_text(wall)
+       << " wall); best " << to_.valid_metric << " "
+       << fixed(to_.valid_metric == "ce" ? -state_.best_score : state_.best_score, 2) << " at step " << state_.best_step
+       << std::endl;
+  return outcome();
 }
+
+TrainOutcome TrainingRun::outcome() const {
+  TrainOutcome o;
+  o.best_model = best_path_;
+  o.checkpoint = ckpt_path_;
+  o.steps = state_.step;
+  o.best_score = state_.best_score;
+  o.best_step = state_.best_step;
+  o.best_validation = best_row_;
+  o.parameters = network_.params.num_values();
+  o.filter = data_.filter;
+  o.data = data_.report;
+  o.valid_pairs = valid_.references.size();
+  o.src_vocab = data_.src.vocab_size();
+  o.tgt_vocab = data_.tgt.vocab_size();
+  o.epochs_done = epochs_done();
+  o.target_tokens = state_.target_tokens;
+  o.train_seconds = state_.elapsed_seconds;
+  o.stop_reason = why_;
+  return o;
+}
+
+}  // namespace
+
+TrainOutcome train(const TrainSetup& setup, std::ostream& log) { return TrainingRun(setup, log).run(); }
 
 }  // namespace gloss::train

@@ -3,29 +3,45 @@
 // perplexity, and BLEU/chrF of greedy translations scored by the toolkit's sacreBLEU-exact
 // scorer), early stopping, learning-rate schedules, checkpoints and exact resume.
 //
-// Files in <run.workdir>: spm/ (subword models), checkpoint.gckpt (latest, for resume),
-// model.best.gloss (best validation score), metrics.jsonl (one JSON object per validation).
-// Running the same command again after an interruption resumes from the checkpoint and ends
-// with the same model, bit for bit, as an uninterrupted run with the same seed and threads.
-#include <iosfwd>
+// Files in <workdir>: spm/ (subword models), checkpoint.gckpt (latest, for resume),
+// checkpoint.<step>.gckpt (the last train.keep_last), model.best.gloss (best validation
+// score), metrics.jsonl (one row per validation, train/metrics.h). Running the same command
+// again after an interruption resumes from the checkpoint and ends with the same model, bit
+// for bit, as an uninterrupted run with the same seed and threads.
 #include <functional>
+#include <iosfwd>
 #include <memory>
-#include <vector>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "gloss/model/seq2seq.h"
-#include "gloss/recipe/recipe.h"
+#include "gloss/nn/optimizer.h"
 #include "gloss/text/batcher.h"
+#include "gloss/text/corpus.h"
+#include "gloss/text/subword.h"
+#include "gloss/train/metrics.h"
+#include "gloss/train/options.h"
 
 namespace gloss::train {
 
-// The recipe's [model] and [train] batching keys as the model and the batcher take them.
-model::ModelConfig model_config(const recipe::ModelOptions& m, std::int64_t src_vocab, std::int64_t tgt_vocab);
-text::BatchOptions batch_options(const recipe::TrainOptions& t);
+// The training data as training sees it: the subword models (trained, or reused when their
+// fingerprint matches, under <workdir>/spm) and the training corpus encoded and
+// length-filtered on `threads` threads. Throws InputError naming a file (also for training or
+// validation files of different lengths).
+struct TrainingData {
+  text::SubwordModelPaths paths;
+  text::SubwordModel src, tgt;
+  text::FilterOptions filter;
+  text::FilterReport report;  // what was read, kept and dropped
+  text::EncodedCorpus corpus;
+  double subword_seconds = 0, encode_seconds = 0;
+};
+TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& log);
+
+// The [train] batching keys as the batcher takes them; a batch as the model takes it.
+text::BatchOptions batch_options(const TrainOptions& t);
 model::BatchView batch_view(const text::Batch& b);
-// Applies the [train] keys that shape how the network runs (memory for RNN caches), for one
-// of `workers` models running side by side.
-void configure(model::Seq2Seq& net, const recipe::TrainOptions& t, int workers = 1);
 
 // Forward and backward of training batches on the recipe's threads. With train.parallel =
 // data and T threads, T workers each run their share of every batch's sentences with one
@@ -33,10 +49,10 @@ void configure(model::Seq2Seq& net, const recipe::TrainOptions& t, int workers =
 // gradients (and oneDNN buffers) of their own, summed into net's in a fixed order. No thread
 // waits for another inside a time step, which on few cores beats splitting every small
 // operation. With ops (or one thread), `net` alone runs with all threads inside each operation.
+// `t` must outlive the workers.
 class Workers {
  public:
-  Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config,
-          const recipe::TrainOptions& t);
+  Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t);
   ~Workers();
   int size() const { return static_cast<int>(nets_.size()); }
   // Runs task(model, i) for i in [0, tasks) spread over the workers (validation): each task
@@ -48,34 +64,47 @@ class Workers {
                           std::int64_t step);
 
  private:
-  const recipe::TrainOptions& t_;
+  const TrainOptions& t_;
   nn::ParameterSet& params_;
-  std::vector<model::Seq2Seq*> nets_;                       // [0] = net
+  std::vector<model::Seq2Seq*> nets_;  // [0] = net
   std::vector<std::unique_ptr<nn::ParameterSet>> replica_params_;
   std::vector<std::unique_ptr<model::Seq2Seq>> replicas_;
 };
 
-// Scheduled sampling: the teacher-forcing ratio at update `step` (train.teacher_forcing*).
-double teacher_forcing_at(const recipe::TrainOptions& t, std::int64_t step);
-
-struct TrainOutcome {
-  std::string best_model;   // path of model.best.gloss
-  std::string checkpoint;   // path of the last checkpoint
-  std::int64_t steps = 0;
-  double best_score = 0;    // of train.valid_metric
-  std::int64_t best_step = -1;
-  // For reports:
-  std::int64_t parameters = 0;
-  std::size_t pairs_read = 0, pairs_kept = 0, valid_pairs = 0;
-  std::string data_summary;       // the filter report line
-  int src_vocab = 0, tgt_vocab = 0;
-  int epoch = 0;                  // the epoch training stopped in
-  double epochs_done = 0;         // complete epochs plus the fraction of the current one
-  std::int64_t target_tokens = 0; // trained on, over all runs
-  double train_seconds = 0;       // training time over all runs (validation included)
-  std::string stop_reason;        // empty when this run took no step
+// The network of a training run on the data's vocabularies: the model, its parameters (zero:
+// initialise them or load a checkpoint), the workers of `t` (which must outlive it) and the
+// optimiser. What train() and `gloss bench train` build.
+struct Network {
+  Network(const model::ModelConfig& model, const TrainingData& data, const TrainOptions& t);
+  model::ModelConfig config;  // the recipe's, with the data's vocabulary sizes
+  nn::ParameterSet params;
+  model::Seq2Seq net;
+  Workers workers;
+  std::unique_ptr<nn::Optimizer> optimizer;
 };
 
-TrainOutcome train(const recipe::LoadedRecipe& loaded, std::ostream& log);
+// Scheduled sampling: the teacher-forcing ratio at update `step` (train.teacher_forcing*).
+double teacher_forcing_at(const TrainOptions& t, std::int64_t step);
+
+struct TrainOutcome {
+  std::string best_model;  // path of model.best.gloss
+  std::string checkpoint;  // path of the last checkpoint
+  std::int64_t steps = 0;
+  double best_score = 0;   // of train.valid_metric (higher is better: ce negated)
+  std::int64_t best_step = -1;
+  std::optional<MetricsRow> best_validation;  // the best model's validation (none without validation data)
+  std::int64_t parameters = 0;
+  text::FilterOptions filter;
+  text::FilterReport data;  // training pairs read, kept and dropped
+  std::size_t valid_pairs = 0;
+  int src_vocab = 0, tgt_vocab = 0;
+  double epochs_done = 0;          // complete epochs plus the fraction of the current one
+  std::int64_t target_tokens = 0;  // trained on, over all runs
+  double train_seconds = 0;        // training time over all runs (validation excluded)
+  std::string stop_reason;         // empty when this run took no step
+};
+
+// Trains in setup.workdir (resuming from its checkpoint); progress on `log`.
+TrainOutcome train(const TrainSetup& setup, std::ostream& log);
 
 }  // namespace gloss::train

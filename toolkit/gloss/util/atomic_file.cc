@@ -14,10 +14,31 @@
 
 namespace gloss {
 
-void atomic_write_file(const std::string& path, std::string_view bytes) {
+namespace {
+
+std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  return path + ".tmp." + std::to_string(::getpid());
+}
+
+void sync_and_rename(const std::string& tmp, const std::string& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw UserError(path + ": cannot rename into place: " + std::strerror(err));
+  }
+}
+
+}  // namespace
+
+void atomic_write_file(const std::string& path, std::string_view bytes) {
+  const std::string tmp = temporary_beside(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw UserError(path + ": cannot write: " + std::strerror(errno));
   std::size_t done = 0;
@@ -40,6 +61,29 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
     ::unlink(tmp.c_str());
     throw UserError(path + ": cannot rename into place: " + std::strerror(err));
   }
+}
+
+AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(temporary_beside(path)) {
+  out_.open(tmp_, std::ios::binary | std::ios::trunc);
+  if (!out_) throw UserError(path + ": cannot write: " + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (committed_) return;
+  out_.close();
+  ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::commit() {
+  out_.flush();
+  out_.close();
+  if (!out_) {
+    ::unlink(tmp_.c_str());
+    committed_ = true;
+    throw UserError(path_ + ": write failed (disk full?)");
+  }
+  committed_ = true;
+  sync_and_rename(tmp_, path_);
 }
 
 void require_file(const std::string& path) {

@@ -1,12 +1,32 @@
 #pragma once
 // Files that are either complete or absent: written to a temporary file beside the target,
 // flushed, then renamed over it. A crash never leaves a half-written file.
+#include <fstream>
 #include <string>
 #include <string_view>
 
 namespace gloss {
 
+// Creates missing parent folders; UserError naming the path if it cannot be written.
 void atomic_write_file(const std::string& path, std::string_view bytes);
+
+// The same for a file written in parts: write to stream(), then commit() renames the
+// temporary file into place. Destroyed without commit() (an error on the way), it removes
+// the temporary file and leaves `path` as it was.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path);  // UserError if the temporary file cannot be created
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  std::ostream& stream() { return out_; }
+  void commit();  // UserError naming the path if writing failed
+
+ private:
+  std::string path_, tmp_;
+  std::ofstream out_;
+  bool committed_ = false;
+};
 std::string read_file(const std::string& path);  // InputError if unreadable
 
 // InputError unless `path` can be opened as a file ("-" = standard input is accepted):

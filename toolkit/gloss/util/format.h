@@ -12,6 +12,20 @@ inline std::string fixed(double v, int decimals) {
   return buf;
 }
 
+// v in exponent notation with `decimals` digits after the point: fixed_exp(0.001, 2) == "1.00e-03".
+inline std::string fixed_exp(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*e", decimals, v);
+  return buf;
+}
+
+// v in the shortest of fixed and exponent notation (printf's %g): fixed_g(9.0) == "9".
+inline std::string fixed_g(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 // A duration as "6m25s" or "1h02m05s" (negative: 0).
 inline std::string duration_text(double seconds) {
   const long s = seconds > 0 ? static_cast<long>(seconds + 0.5) : 0;

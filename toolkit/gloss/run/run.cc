@@ -1,0 +1,306 @@
+#include "gloss/run/run.h"
+
+#include <malloc.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <sstream>
+
+#include "gloss/decode/translator.h"
+#include "gloss/eval/evaluator.h"
+#include "gloss/report/plot.h"
+#include "gloss/train/trainer.h"
+#include "gloss/translate/translate_file.h"
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+#include "gloss/util/format.h"
+#include "gloss/util/hash.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace gloss::run {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Keys that only say how long to train (or how fast): changing them continues a run.
+const std::set<std::string> kContinueKeys = {"train.epochs",      "train.max_steps",   "train.max_minutes",
+                                             "train.patience",    "train.valid_every", "train.threads",
+                                             "train.keep_last",   "train.rnn_cache_mb", "train.split_positions",
+                                             "train.parallel",    "subword.threads"};
+
+// What a trained model depends on: the data, subword, model and training keys (less
+// kContinueKeys) and the training and validation files' contents.
+std::string training_fingerprint(const recipe::LoadedRecipe& loaded) {
+  std::string s;
+  for (const auto& key : loaded.keys) {
+    const auto section = key.substr(0, key.find('.'));
+    if (section != "data" && section != "subword" && section != "model" && section != "train") continue;
+    if (kContinueKeys.count(key) || key.rfind("data.test_", 0) == 0) continue;
+    s += key + "=" + loaded.text.at(key) + "\n";
+  }
+  const auto& d = loaded.recipe.data;
+  for (const auto& f : {d.train_src, d.train_tgt, d.valid_src, d.valid_tgt}) s += f + " " + file_fingerprint(f) + "\n";
+  return fingerprint(s);
+}
+
+// The keys of one section and their values, one "key=value" line each.
+std::string section_text(const recipe::LoadedRecipe& loaded, const std::string& section) {
+  std::string s;
+  for (const auto& key : loaded.keys)
+    if (key.rfind(section + ".", 0) == 0) s += key + "=" + loaded.text.at(key) + "\n";
+  return s;
+}
+
+// A test file's name without directories, ".gz" and the language suffix: "test_2016_flickr".
+std::string test_name(const std::string& path, const std::string& lang) {
+  std::string name = fs::path(path).filename().string();
+  if (name.size() > 3 && name.ends_with(".gz")) name.resize(name.size() - 3);
+  if (name.ends_with("." + lang)) name.resize(name.size() - lang.size() - 1);
+  return name;
+}
+
+std::string read_or_empty(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec) ? read_file(path) : std::string();
+}
+
+std::size_t count_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+// A '|' inside a Markdown table cell (even in code) must be written '\|'.
+std::string table_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+struct TestResult {
+  std::string name, source, reference, output, nbest_output;
+  std::size_t lines = 0;
+  bool reused = false;
+  double seconds = 0;
+  json scores = json::array();  // sacreBLEU's JSON objects (name, score, signature, verbose_score)
+};
+
+// Stage 0: when the keys or files a trained model depends on changed, the old run's files
+// move to <workdir>/previous/ (training starts again).
+void set_aside_changed_run(const recipe::LoadedRecipe& loaded, const fs::path& dir, std::ostream& log) {
+  const std::string train_fp = training_fingerprint(loaded);
+  const fs::path fp_path = dir / "train.fingerprint", ckpt = dir / "checkpoint.gckpt";
+  const std::string old_fp = read_or_empty(fp_path.string());
+  if (fs::exists(ckpt) && !old_fp.empty() && old_fp != train_fp) {
+    const fs::path prev = dir / "previous";
+    fs::remove_all(prev);
+    fs::create_directories(prev);
+    std::vector<fs::path> old_files;  // collected first: renaming while iterating may skip entries
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string name = entry.path().filename().string();
+      if (name != "spm" && name != "previous" && entry.is_regular_file()) old_files.push_back(entry.path());
+    }
+    for (const auto& f : old_files) fs::rename(f, prev / f.filename());
+    log << "run: the recipe's data, model or training keys changed since " << ckpt.string()
+        << " was trained; its files are now in " << prev.string() << ", training starts again" << std::endl;
+  }
+  atomic_write_file(fp_path.string(), train_fp);
+}
+
+// Stage 2: the test set translated with the [decode] keys, unless its stamp says the output
+// is up to date.
+TestResult translate_test(const recipe::LoadedRecipe& loaded, const train::TrainOutcome& trained, const fs::path& dir,
+                          std::ostream& log) {
+  const recipe::Recipe& r = loaded.recipe;
+  TestResult t;
+  t.name = test_name(r.data.test_src, r.data.src_lang);
+  t.source = r.data.test_src;
+  t.reference = r.data.test_tgt;
+  t.output = (dir / (t.name + "." + r.data.tgt_lang)).string();
+  translate::OutputOptions outputs;
+  if (r.decode.search.n_best > 1) outputs.nbest_output = t.nbest_output = t.output + ".nbest";
+  const std::string stamp = file_fingerprint(trained.best_model) + " " +
+                            fingerprint(section_text(loaded, "decode") + file_fingerprint(t.source));
+  const std::string stamp_path = t.output + ".stamp";
+  log << "run: [2/3] translate " << t.source << " (beam " << r.decode.search.beam_size << ")" << std::endl;
+  const auto t0 = Clock::now();
+  if (fs::exists(t.output) && (t.nbest_output.empty() || fs::exists(t.nbest_output)) &&
+      read_or_empty(stamp_path) == stamp) {
+    t.reused = true;
+    log << "run: " << t.output << " is up to date (same model, test file and decode keys)" << std::endl;
+  } else {
+    decode::Translator translator({trained.best_model});
+    std::ostringstream unused;
+    translate::translate_file(translator, t.source, t.output, r.decode, outputs, unused, log);
+    atomic_write_file(stamp_path, stamp);
+  }
+  t.seconds = since(t0);
+  t.lines = count_lines(t.output);
+  return t;
+}
+
+// Stage 3: eval.metrics of the translation, as sacreBLEU's JSON objects.
+json evaluate_test(const recipe::Recipe& r, const TestResult& t, std::ostream& log) {
+  log << "run: [3/3] evaluate " << t.output << " against " << t.reference << std::endl;
+  eval::EvalOptions e;
+  e.references = {t.reference};
+  e.inputs = {t.output};
+  e.metrics.clear();
+  std::istringstream words(r.eval.metrics);
+  for (std::string m; words >> m;) e.metrics.push_back(m);
+  e.format = "json";
+  std::istringstream no_input;
+  std::ostringstream scored;
+  eval::run_eval(e, no_input, scored);
+  const auto parsed = json::parse(scored.str());
+  return parsed.is_array() ? parsed : json::array({parsed});
+}
+
+json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const train::TrainOutcome& trained,
+                 const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+  std::error_code ec;
+  const auto model_bytes = fs::file_size(trained.best_model, ec);
+  const auto& best = trained.best_validation;
+  json j;
+  j["recipe"] = r.path;
+  j["recipe_fingerprint"] = recipe_fp;
+  j["workdir"] = r.workdir;
+  j["data"] = {{"train_pairs_read", trained.data.read},
+               {"train_pairs_kept", trained.data.kept},
+               {"filter", trained.data.summary(trained.filter)},
+               {"valid_pairs", trained.valid_pairs},
+               {"src_vocab", trained.src_vocab},
+               {"tgt_vocab", trained.tgt_vocab}};
+  j["model"] = {{"file", trained.best_model},
+                {"file_bytes", model_bytes},
+                {"parameters", trained.parameters},
+                {"cell", r.model.cell == nn::CellType::kGru ? "gru" : "lstm"},
+                {"enc_layers", r.model.enc_layers},
+                {"dec_layers", r.model.dec_layers}};
+  j["training"] = {{"steps", trained.steps},
+                   {"epochs", trained.epochs_done},
+                   {"target_tokens", trained.target_tokens},
+                   {"seconds", trained.train_seconds},
+                   {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
+                   {"best_step", trained.best_step},
+                   {"valid_metric", r.train.valid_metric},
+                   {"best_valid_bleu", best ? best->valid_bleu : 0.0},
+                   {"best_valid_chrf", best ? best->valid_chrf : 0.0},
+                   {"best_valid_ce", best ? best->valid_ce : 0.0},
+                   {"curves", curves}};
+  json tj = json::array();
+  for (const auto& t : tests) {
+    json one = {{"name", t.name},
+                {"source", t.source},
+                {"reference", t.reference},
+                {"output", t.output},
+                {"lines", t.lines},
+                {"beam_size", r.decode.search.beam_size},
+                {"reused", t.reused},
+                {"translate_seconds", t.seconds},
+                {"scores", t.scores}};
+    if (!t.nbest_output.empty()) one["nbest_output"] = t.nbest_output;
+    tj.push_back(one);
+  }
+  j["tests"] = tj;
+  j["this_run"] = stages;
+  return j;
+}
+
+std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_fp, const train::TrainOutcome& trained,
+                            const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+  std::error_code ec;
+  const auto model_bytes = fs::file_size(trained.best_model, ec);
+  const auto& best = trained.best_validation;
+  const std::string dropped = trained.data.dropped(trained.filter);
+  std::ostringstream md;
+  md << "# Gloss run report: " << fs::path(r.path).filename().string() << "\n\n";
+  md << "- Recipe: `" << r.path << "` (fingerprint " << recipe_fp << "), run folder `" << r.workdir << "`\n";
+  md << "- Data: " << trained.data.kept << " of " << trained.data.read << " training pairs kept ("
+     << (dropped.empty() ? "none dropped" : dropped) << "); " << trained.valid_pairs
+     << " validation pairs; subword vocabularies " << trained.src_vocab << " (" << r.data.src_lang << ") and "
+     << trained.tgt_vocab << " (" << r.data.tgt_lang << ")\n";
+  md << "- Model: " << (r.model.cell == nn::CellType::kGru ? "gru" : "lstm") << ", " << trained.parameters
+     << " parameters, `" << trained.best_model << "` (" << fixed(static_cast<double>(model_bytes) / 1e6, 1) << " MB)\n";
+  md << "- Training: " << trained.steps << " updates, " << fixed(trained.epochs_done, 2) << " epochs, "
+     << duration_text(trained.train_seconds) << " of updates, "
+     << fixed(trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0, 0)
+     << " target tokens/s; best validation " << r.train.valid_metric << " at step " << trained.best_step;
+  if (best)
+    md << " (BLEU " << fixed(best->valid_bleu, 2) << ", chrF " << fixed(best->valid_chrf, 2) << ", CE "
+       << fixed(best->valid_ce, 3) << ", greedy)";
+  md << "\n- Curves: `" << curves << "`\n\n";
+  if (!tests.empty()) {
+    md << "| test set | lines | beam | metric | score | signature |\n|---|---|---|---|---|---|\n";
+    for (const auto& t : tests)
+      for (const auto& s : t.scores)
+        md << "| " << t.name << " | " << t.lines << " | " << r.decode.search.beam_size << " | " << s.value("name", "")
+           << " | " << fixed(s.value("score", 0.0), 1) << " | `" << table_escape(s.value("signature", "")) << "` |\n";
+    md << "\n";
+    for (const auto& t : tests)
+      if (!t.nbest_output.empty())
+        md << "- " << r.decode.search.n_best << "-best lists of " << t.name << ": `" << t.nbest_output << "`\n\n";
+  }
+  md << "This run: train " << fixed(stages["train"]["seconds"].get<double>(), 1) << " s";
+  for (const auto& t : tests) md << ", translate " << fixed(t.seconds, 1) << " s" << (t.reused ? " (reused)" : "");
+  md << ", total " << fixed(stages["total_seconds"].get<double>(), 1) << " s.\n";
+  return md.str();
+}
+
+}  // namespace
+
+RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
+  const recipe::Recipe& r = loaded.recipe;
+  const fs::path dir(r.workdir);
+  fs::create_directories(dir);
+  const auto run_start = Clock::now();
+  std::string recipe_text;
+  for (const auto& key : loaded.keys)
+    if (key != "run.workdir") recipe_text += key + "=" + loaded.text.at(key) + "\n";
+  const std::string recipe_fp = fingerprint(recipe_text);
+  json stages = json::object();
+
+  set_aside_changed_run(loaded, dir, log);
+  log << "run: [1/3] train (subword models, then the model; resumes or reuses what is there)" << std::endl;
+  auto t0 = Clock::now();
+  const train::TrainOutcome trained = train::train(r, log);
+  stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !trained.stop_reason.empty()}};
+  // Training's buffers are freed but kept by the allocator (gloss keeps freed memory for
+  // reuse); give them back before translating, or the two stages' peaks add up.
+  malloc_trim(0);
+  const std::string curves = (dir / "curves.svg").string();
+  atomic_write_file(curves, report::training_curves_svg(train::read_metrics((dir / "metrics.jsonl").string()),
+                                                        "Gloss: " + fs::path(r.path).filename().string() + " (" +
+                                                            r.data.src_lang + "->" + r.data.tgt_lang + ")"));
+  std::vector<TestResult> tests;
+  if (!r.data.test_src.empty()) {
+    TestResult t = translate_test(loaded, trained, dir, log);
+    t.scores = evaluate_test(r, t, log);
+    tests.push_back(std::move(t));
+  } else {
+    log << "run: the recipe names no test set (data.test_src); nothing to translate" << std::endl;
+  }
+  stages["total_seconds"] = since(run_start);
+  RunResult result{report_markdown(r, recipe_fp, trained, tests, curves, stages),
+                   report_json(r, recipe_fp, trained, tests, curves, stages).dump(2) + "\n"};
+  atomic_write_file((dir / "report.md").string(), result.markdown);
+  atomic_write_file((dir / "report.json").string(), result.json);
+  return result;
+}
+
+}  // namespace gloss::run

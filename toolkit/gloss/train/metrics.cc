@@ -1,0 +1,54 @@
+#include "gloss/train/metrics.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <map>
+#include <ostream>
+
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+
+namespace gloss::train {
+
+void write_metrics_row(std::ostream& out, const MetricsRow& r) {
+  out << "{\"step\": " << r.step << ", \"epoch\": " << r.epoch << ", \"train_loss\": " << r.train_loss
+      << ", \"valid_ce\": " << r.valid_ce << ", \"valid_ppl\": " << r.valid_ppl << ", \"valid_bleu\": " << r.valid_bleu
+      << ", \"valid_chrf\": " << r.valid_chrf << ", \"lr\": " << r.lr << ", \"elapsed_s\": " << r.elapsed_s << "}"
+      << std::endl;
+}
+
+std::vector<MetricsRow> read_metrics(const std::string& path) {
+  require_file(path);
+  std::ifstream in(path);
+  if (!in) throw InputError(path, 0, "cannot be opened");
+  std::map<long long, MetricsRow> by_step;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      MetricsRow r;
+      r.step = j.at("step").get<long long>();
+      r.epoch = j.value("epoch", 0);
+      r.train_loss = j.value("train_loss", 0.0);
+      r.valid_ce = j.value("valid_ce", 0.0);
+      r.valid_ppl = j.value("valid_ppl", 0.0);
+      r.valid_bleu = j.value("valid_bleu", 0.0);
+      r.valid_chrf = j.value("valid_chrf", 0.0);
+      r.lr = j.value("lr", 0.0);
+      r.elapsed_s = j.value("elapsed_s", 0.0);
+      by_step[r.step] = r;
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(path, n, "is not a metrics line of gloss train (a JSON object with \"step\"); give the "
+                                "metrics.jsonl of a run folder");
+    }
+  }
+  std::vector<MetricsRow> rows;
+  for (auto& [step, r] : by_step) rows.push_back(r);
+  return rows;
+}
+
+}  // namespace gloss::train

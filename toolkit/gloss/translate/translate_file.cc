@@ -1,0 +1,154 @@
+#include "gloss/translate/translate_file.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <ostream>
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include "gloss/util/atomic_file.h"
+#include "gloss/util/error.h"
+#include "gloss/util/format.h"
+#include "gloss/util/unicode.h"
+
+namespace gloss::translate {
+namespace {
+
+// Invalid UTF-8 bytes become U+FFFD, so the line is still translated.
+std::string repair_utf8(const std::string& line) {
+  std::string out;
+  std::string_view rest(line);
+  for (;;) {
+    const auto bad = unicode::find_invalid_utf8(rest);
+    if (bad == std::string_view::npos) {
+      out.append(rest);
+      return out;
+    }
+    out.append(rest.substr(0, bad));
+    out += "\xEF\xBF\xBD";
+    rest.remove_prefix(bad + 1);
+  }
+}
+
+// A file's lines, counted in one quick pass (for the progress line's ETA; 0 if unreadable).
+std::size_t count_lines(const std::string& path) {
+  std::size_t total = 0;
+  gzFile count = gzopen(path.c_str(), "rb");
+  if (!count) return 0;
+  char buf[1 << 16];
+  int got;
+  while ((got = gzread(count, buf, sizeof buf)) > 0) total += static_cast<std::size_t>(std::count(buf, buf + got, '\n'));
+  gzclose(count);
+  return total;
+}
+
+// Lines done of the total, sentences/s and ETA on `log`.
+class Progress {
+ public:
+  Progress(bool on, std::size_t total) : on_(on), total_(total), start_(std::chrono::steady_clock::now()) {}
+  void update(std::size_t done, std::ostream& log) const {
+    if (!on_) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = static_cast<double>(done) / s;
+    log << "translate: " << done;
+    if (total_ >= done) {
+      const auto eta = static_cast<long>(static_cast<double>(total_ - done) / std::max(rate, 1e-9));
+      log << "/" << total_ << " lines, " << fixed(rate, 1) << " sentences/s, ETA " << eta / 60 << "m"
+          << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s" << std::endl;
+    } else {
+      log << " lines, " << fixed(rate, 4) << " sentences/s" << std::endl;
+    }
+  }
+
+ private:
+  bool on_;
+  std::size_t total_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Where the lines go: the output (a file through a temporary, or `out`) and the n-best file.
+struct Sinks {
+  std::unique_ptr<AtomicFile> file, nbest;
+  std::ostream* main = nullptr;
+  Sinks(const std::string& output, const OutputOptions& o, std::ostream& out) {
+    if (output != "-") file = std::make_unique<AtomicFile>(output);
+    main = file ? &file->stream() : &out;
+    if (!o.nbest_output.empty()) nbest = std::make_unique<AtomicFile>(o.nbest_output);
+  }
+  void commit() {
+    if (file) file->commit();
+    if (nbest) nbest->commit();
+  }
+};
+
+}  // namespace
+
+void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,
+                    const decode::TranslateOptions& options, const OutputOptions& outputs, std::ostream& out,
+                    std::ostream& log) {
+  decode::validate(options);
+  validate(outputs);
+  require_file(input);
+  const decode::TranslateOptions o = with_outputs(options, outputs);
+  const int n_best = o.search.n_best;
+  gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
+  if (!in) throw InputError(input, 0, "cannot open");
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+  Sinks sinks(output, outputs, out);
+  const bool progress_on = outputs.progress || ::isatty(2);  // automatic on a terminal
+  const Progress progress(progress_on, progress_on && input != "-" ? count_lines(input) : 0);
+  std::vector<std::string> window;
+  std::size_t line_no = 0, done = 0;
+  auto flush = [&]() {
+    if (window.empty()) return;
+    const std::size_t first = line_no - window.size() + 1;
+    const auto translations = translator.translate(window, o, first, log);
+    for (std::size_t i = 0; i < translations.size(); ++i) {
+      const auto& t = translations[i];
+      if (!outputs.attention_path.empty() && first + i == outputs.attention_line) write_attention_map(t, translator, outputs);
+      const bool nbest_here = n_best > 1 && !sinks.nbest;
+      if (!nbest_here) *sinks.main << best_line(t, translator, outputs) << '\n';
+      if (n_best > 1)
+        for (const auto& l : nbest_lines(t, first + i - 1, translator, outputs)) *(sinks.nbest ? &sinks.nbest->stream() : sinks.main) << l << '\n';
+    }
+    sinks.main->flush();
+    done += window.size();
+    window.clear();
+    progress.update(done, log);
+  };
+  auto take_line = [&](std::string line) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+    if (unicode::find_invalid_utf8(line) != std::string_view::npos) {
+      log << "translate: warning: " << input << ":" << line_no << ": invalid UTF-8, replaced by U+FFFD" << std::endl;
+      line = repair_utf8(line);
+    }
+    window.push_back(std::move(line));
+    if (static_cast<int>(window.size()) >= o.window) flush();
+  };
+  std::string pending;
+  char chunk[1 << 16];
+  for (;;) {
+    const int got = gzread(in, chunk, sizeof chunk);
+    if (got < 0) throw InputError(input, line_no + 1, "read error (a truncated .gz file?)");
+    if (got == 0) break;
+    pending.append(chunk, static_cast<std::size_t>(got));
+    std::size_t startpos = 0, nl;
+    while ((nl = pending.find('\n', startpos)) != std::string::npos) {
+      take_line(pending.substr(startpos, nl - startpos));
+      startpos = nl + 1;
+    }
+    pending.erase(0, startpos);
+  }
+  if (!pending.empty()) take_line(pending);
+  flush();
+  if (!outputs.attention_path.empty() && outputs.attention_line > line_no)
+    throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + ": the input has only " +
+                      std::to_string(line_no) + " lines");
+  sinks.commit();
+}
+
+}  // namespace gloss::translate
