@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,23 +14,6 @@
 #include "gloss/util/error.h"
 
 namespace {
-
-const char* kUsage =
-    "Usage: gloss <command> [options]\n"
-    "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
-    "Commands:\n"
-    "  run        every stage of a recipe: subwords, training, translation, BLEU report\n"
-    "  train      train a model from a recipe (resumes when interrupted)\n"
-    "  average    average model files or checkpoints of one training\n"
-    "  translate  translate text with a trained model (beam search, n-best)\n"
-    "  shortlist  build a lexical shortlist for faster translation (translate --shortlist)\n"
-    "  eval       score translations against references (BLEU, chrF, TER; sacreBLEU-exact)\n"
-    "  recipe     show or check a recipe (every key, its value and where it came from)\n"
-    "  spm        train SentencePiece models from a recipe; encode or decode text\n"
-    "  data       prepare a recipe's training data and report filtering, batches, padding\n"
-    "  plot       draw a run's training curves (metrics.jsonl) as SVG\n"
-    "  bench      measure training speed on this machine (gloss bench train)\n\n"
-    "Run `gloss <command> --help` for the options of a command.\n";
 
 int cmd_eval(const std::vector<std::string>& args) {
   const auto cmd = gloss::cli::parse_eval_args(args);
@@ -50,6 +34,53 @@ void ensure_passive_openmp(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default
 }
 
+// The command table: every subcommand, its one-line summary (for --help) and how it runs.
+struct Command {
+  const char* name;
+  const char* summary;
+  std::function<int(const std::vector<std::string>&)> run;
+};
+
+const std::vector<Command>& commands() {
+  using namespace gloss::cli;
+  static const std::vector<Command> table = {
+      {"run", "every stage of a recipe: subwords, training, translation, BLEU report",
+       [](const auto& a) { return run_command(a, std::cout, std::cerr); }},
+      {"train", "train a model from a recipe (resumes when interrupted)",
+       [](const auto& a) { return train_command(a, std::cout, std::cerr); }},
+      {"average", "average model files or checkpoints of one training",
+       [](const auto& a) { return average_command(a, std::cout, std::cerr); }},
+      {"translate", "translate text with a trained model (beam search, n-best)",
+       [](const auto& a) { return translate_command(a, std::cout, std::cerr); }},
+      {"shortlist", "build a lexical shortlist for faster translation (translate --shortlist)",
+       [](const auto& a) { return shortlist_command(a, std::cout, std::cerr); }},
+      {"eval", "score translations against references (BLEU, chrF, TER; sacreBLEU-exact)", cmd_eval},
+      {"recipe", "show or check a recipe (every key, its value and where it came from)",
+       [](const auto& a) { return recipe_command(a, std::cout, std::cerr); }},
+      {"spm", "train SentencePiece models from a recipe; encode or decode text",
+       [](const auto& a) { return spm_command(a, std::cin, std::cout, std::cerr); }},
+      {"data", "prepare a recipe's training data and report filtering, batches, padding",
+       [](const auto& a) { return data_command(a, std::cout, std::cerr); }},
+      {"plot", "draw a run's training curves (metrics.jsonl) as SVG",
+       [](const auto& a) { return plot_command(a, std::cout, std::cerr); }},
+      {"bench", "measure training or translation speed on this machine (gloss bench train|translate)",
+       [](const auto& a) { return bench_command(a, std::cout, std::cerr); }},
+  };
+  return table;
+}
+
+std::string usage() {
+  std::string u =
+      "Usage: gloss <command> [options]\n"
+      "Gloss: RNN-attention neural machine translation on the CPU.\n\n"
+      "Commands:\n";
+  for (const auto& c : commands()) {
+    std::string name = c.name;
+    u += "  " + name + std::string(11 - name.size(), ' ') + c.summary + "\n";
+  }
+  return u + "\nRun `gloss <command> --help` for the options of a command.\n";
+}
+
 int run(int argc, char** argv) {
   ensure_passive_openmp(argv);
   // Keep freed memory for reuse instead of returning it to the system after every batch
@@ -58,31 +89,25 @@ int run(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::ios::sync_with_stdio(false);
   if (argc < 2) {
-    std::cerr << kUsage;
+    std::cerr << usage();
     return 2;
   }
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "--help" || command == "-h" || command == "help") {
-    std::cout << kUsage;
+    std::cout << usage();
     return 0;
   }
   if (command == "--version") {
     std::cout << "gloss 0.1.0\n";
     return 0;
   }
-  if (command == "eval") return cmd_eval(args);
-  if (command == "recipe") return gloss::cli::recipe_command(args, std::cout, std::cerr);
-  if (command == "spm") return gloss::cli::spm_command(args, std::cin, std::cout, std::cerr);
-  if (command == "data") return gloss::cli::data_command(args, std::cout, std::cerr);
-  if (command == "run") return gloss::cli::run_command(args, std::cout, std::cerr);
-  if (command == "plot") return gloss::cli::plot_command(args, std::cout, std::cerr);
-  if (command == "train") return gloss::cli::train_command(args, std::cout, std::cerr);
-  if (command == "shortlist") return gloss::cli::shortlist_command(args, std::cout, std::cerr);
-  if (command == "translate") return gloss::cli::translate_command(args, std::cout, std::cerr);
-  if (command == "average") return gloss::cli::average_command(args, std::cout, std::cerr);
-  if (command == "bench") return gloss::cli::bench_command(args, std::cout, std::cerr);
-  std::cerr << "gloss: unknown command '" << command << "'; choose one of: run, train, average, translate, shortlist, eval, recipe, spm, data, bench (see gloss --help)\n";
+  std::string names;
+  for (const auto& c : commands()) {
+    if (command == c.name) return c.run(args);
+    names += (names.empty() ? "" : ", ") + std::string(c.name);
+  }
+  std::cerr << "gloss: unknown command '" << command << "'; choose one of: " << names << " (see gloss --help)\n";
   return 2;
 }
 

@@ -419,8 +419,7 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
   for (const auto& b : batches) materialised_tokens += static_cast<std::size_t>(text::make_batch(corpus, b).target_tokens);
   const double batch_seconds = since(t0);
 
-  char pad[32];
-  std::snprintf(pad, sizeof pad, "%.1f%%", 100.0 * batcher.padding_fraction(1));
+  const std::string pad = fixed(100.0 * batcher.padding_fraction(1), 1) + "%";
   out << "subword models: " << paths.src << (paths.tgt != paths.src ? ", " + paths.tgt : "") << " ("
       << fixed(spm_seconds, 2) << " s)\n";
   out << "train: " << report.summary(filter) << "\n";

@@ -197,17 +197,7 @@ BleuScore Bleu::score(const BleuStats& stats) const {
 }
 
 std::vector<int> Bleu::set_references(const std::vector<std::vector<std::string>>& refs) {
-  const std::size_t segments = refs.empty() ? 0 : refs[0].size();
-  refs_.assign(segments, {});
-  std::vector<int> counts(segments, 0);
-  for (std::size_t i = 0; i < segments; ++i) {
-    for (const auto& stream : refs) {
-      if (stream[i].empty()) continue;
-      refs_[i].push_back(preprocess(stream[i]));
-      ++counts[i];
-    }
-  }
-  return counts;
+  return collect_references(refs, refs_, [this](const std::string& r) { return preprocess(r); });
 }
 
 Stats Bleu::flatten(const BleuStats& stats) {

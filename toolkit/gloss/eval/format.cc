@@ -6,15 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "gloss/util/format.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss::eval {
 
-std::string format_fixed(double value, int precision) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "%.*f", precision, value);
-  return buf;
-}
+std::string format_fixed(double value, int precision) { return fixed(value, precision); }
 
 std::string python_float_repr(double value) {
   if (std::isnan(value)) return "NaN";  // json.dumps spelling; never produced by the metrics

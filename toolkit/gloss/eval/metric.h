@@ -57,6 +57,24 @@ class Metric {
   virtual std::size_t num_stats() const = 0;
 };
 
+// What every metric's set_references does: refs[r][i] (reference r of segment i) preprocessed
+// into out[i], empty reference lines skipped; returns the count per segment.
+template <class T, class Preprocess>
+std::vector<int> collect_references(const std::vector<std::vector<std::string>>& refs, std::vector<std::vector<T>>& out,
+                                    Preprocess&& preprocess) {
+  const std::size_t segments = refs.empty() ? 0 : refs[0].size();
+  out.assign(segments, {});
+  std::vector<int> counts(segments, 0);
+  for (std::size_t i = 0; i < segments; ++i) {
+    for (const auto& stream : refs) {
+      if (stream[i].empty()) continue;
+      out[i].push_back(preprocess(stream[i]));
+      ++counts[i];
+    }
+  }
+  return counts;
+}
+
 // Sums per-segment statistics, in segment order (as sacreBLEU does, for identical rounding).
 Stats sum_stats(const std::vector<Stats>& per_segment, std::size_t width);
 

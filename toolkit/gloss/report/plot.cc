@@ -16,15 +16,12 @@
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 
 namespace gloss::report {
 namespace {
 
-std::string num(double v, int decimals = 1) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
+std::string num(double v, int decimals = 1) { return fixed(v, decimals); }
 
 std::string escape(const std::string& s) {
   std::string out;

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "gloss/util/format.h"
 #include "gloss/util/error.h"
 #include "gloss/util/line_reader.h"
 
@@ -24,9 +25,7 @@ std::string FilterReport::dropped(const FilterOptions& o) const {
   if (src_too_long) parts.push_back(std::to_string(src_too_long) + " source > " + std::to_string(o.max_src_len) + " subwords");
   if (tgt_too_long) parts.push_back(std::to_string(tgt_too_long) + " target > " + std::to_string(o.max_tgt_len) + " subwords");
   if (bad_ratio) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", o.max_len_ratio);
-    parts.push_back(std::to_string(bad_ratio) + " length ratio > " + buf);
+    parts.push_back(std::to_string(bad_ratio) + " length ratio > " + fixed_g(o.max_len_ratio));
   }
   if (parts.empty()) return "";
   std::string s = "dropped: ";

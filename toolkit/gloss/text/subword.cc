@@ -11,6 +11,7 @@
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 #include "gloss/util/hash.h"
 #include "gloss/util/line_reader.h"
 
@@ -103,9 +104,7 @@ std::string train_one(const std::vector<std::string>& files, const SubwordOption
         << " model has " << sp.vocab_size() << " pieces" << std::endl;
   atomic_write_file(out_path, model);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f", secs);
-  log << "spm: " << label << " model: " << sp.vocab_size() << " pieces from " << lines << " lines in " << buf
+  log << "spm: " << label << " model: " << sp.vocab_size() << " pieces from " << lines << " lines in " << fixed(secs, 1)
       << " s -> " << out_path << std::endl;
   return out_path;
 }

@@ -40,7 +40,10 @@ std::string extras(const decode::Hypothesis& h, std::size_t src_len, const text:
         x += buf;
       } else {
         x += " ";
-        for (std::size_t j = 0; j < src_len; ++j) x += (j ? "," : "") + fixed(static_cast<double>(row[j]), 4);
+        for (std::size_t j = 0; j < src_len; ++j) {
+          if (j) x += ',';
+          x += fixed(static_cast<double>(row[j]), 4);
+        }
       }
     }
   }

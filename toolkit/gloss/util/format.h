@@ -7,7 +7,7 @@ namespace gloss {
 
 // v with `decimals` digits after the point: fixed(4.06, 1) == "4.1".
 inline std::string fixed(double v, int decimals) {
-  char buf[64];
+  char buf[512];  // room for any double in %f
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
