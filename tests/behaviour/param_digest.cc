@@ -6,9 +6,9 @@
 #include <iostream>
 #include <string>
 
+#include "gloss/model/model_file.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/parameter.h"
-#include "gloss/model/model_file.h"
 #include "gloss/util/error.h"
 
 namespace {

@@ -85,8 +85,8 @@ TEST_CASE("Python float repr and JSON strings", "[eval][format]") {
 }
 
 TEST_CASE("fancy_grid table as tabulate draws it", "[eval][format]") {
-  const std::string t = fancy_grid({"System", "BLEU"}, {{"a.txt", "long-name.txt"}, {"58.4", "9.0"}},
-                                   {Align::kRight, Align::kCenter});
+  const std::string t =
+      fancy_grid({"System", "BLEU"}, {{"a.txt", "long-name.txt"}, {"58.4", "9.0"}}, {Align::kRight, Align::kCenter});
   const std::string expected =
       "╒═══════════════╤════════╕\n"
       "│        System │  BLEU  │\n"

@@ -16,10 +16,10 @@ namespace {
 // A batch with padding on both sides: source lengths 4, 2, 3; target lengths 3, 1, 2 (+EOS).
 struct TinyBatch {
   int N = 3, S = 4, T = 4;
-  std::vector<std::int32_t> src = {5, 6, 7,   //
-                                   8, 9, 10,  //
-                                   11, 0, 12, //
-                                   4, 0, 0};
+  std::vector<std::int32_t> src = {5,  6, 7,   //
+                                   8,  9, 10,  //
+                                   11, 0, 12,  //
+                                   4,  0, 0};
   std::vector<std::int32_t> lengths = {4, 2, 3};
   std::vector<std::int32_t> tgt_in = {2, 2, 2, 4, 5, 6, 7, 0, 8, 9, 0, 0};
   std::vector<std::int32_t> tgt_out = {4, 5, 6, 7, 3, 8, 9, 0, 3, 3, 0, 0};
@@ -78,7 +78,8 @@ void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
   for (auto& p : params.all()) {
     // A few entries of every parameter tensor, including its first and last.
     std::vector<std::int64_t> idx = {0, p->value.size() - 1};
-    for (int k = 0; k < 4; ++k) idx.push_back(static_cast<std::int64_t>(pick.below(static_cast<std::uint64_t>(p->value.size()))));
+    for (int k = 0; k < 4; ++k)
+      idx.push_back(static_cast<std::int64_t>(pick.below(static_cast<std::uint64_t>(p->value.size()))));
     for (auto i : idx) {
       const float keep = p->value[i];
       const float eps = 1e-2f;
@@ -172,7 +173,8 @@ TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached grad
     REQUIRE(grads[0].size() == grads[1].size());
     // The decoder's recomputed steps are bit-identical; the encoder in chunks sums its weight
     // gradients chunk by chunk (another rounding order).
-    for (std::size_t i = 0; i < grads[0].size(); ++i) REQUIRE(grads[0][i] == Approx(grads[1][i]).epsilon(1e-5).margin(1e-9));
+    for (std::size_t i = 0; i < grads[0].size(); ++i)
+      REQUIRE(grads[0][i] == Approx(grads[1][i]).epsilon(1e-5).margin(1e-9));
   }
 }
 
@@ -307,7 +309,8 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   for (int n = 0; n < N; ++n) {
     REQUIRE(!twice[static_cast<std::size_t>(n)].empty());
     CHECK(twice[static_cast<std::size_t>(n)][0].ids == beam5[static_cast<std::size_t>(n)][0].ids);
-    CHECK(twice[static_cast<std::size_t>(n)][0].score == Approx(beam5[static_cast<std::size_t>(n)][0].score).margin(1e-4));
+    CHECK(twice[static_cast<std::size_t>(n)][0].score ==
+          Approx(beam5[static_cast<std::size_t>(n)][0].score).margin(1e-4));
   }
   // Word scores and attention rows of each output subword (and of EOS); min length; coverage.
   decode::SearchOptions so;
@@ -373,7 +376,8 @@ TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds t
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) {
         double dot = 0;
-        for (int k = 0; k < 4; ++k) dot += static_cast<double>(w.value[(i * 3 + gate) * 4 + k]) * w.value[(j * 3 + gate) * 4 + k];
+        for (int k = 0; k < 4; ++k)
+          dot += static_cast<double>(w.value[(i * 3 + gate) * 4 + k]) * w.value[(j * 3 + gate) * 4 + k];
         CHECK(dot == Approx(i == j ? 1.0 : 0.0).margin(1e-5));
       }
 }

@@ -73,8 +73,13 @@ void check_cell(CellType cell) {
   Rng rng(11);
   for (auto& p : params.all())
     for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
-  Reference ref{cell, C, H, rnn.gates(), to_double(params.get("rnn/weights_layer").value),
-                to_double(params.get("rnn/weights_iter").value), to_double(params.get("rnn/bias").value)};
+  Reference ref{cell,
+                C,
+                H,
+                rnn.gates(),
+                to_double(params.get("rnn/weights_layer").value),
+                to_double(params.get("rnn/weights_iter").value),
+                to_double(params.get("rnn/bias").value)};
   auto rand_vec = [&](std::size_t n) {
     std::vector<double> v(n);
     for (auto& x : v) x = rng.uniform(-1.f, 1.f);
@@ -146,15 +151,19 @@ void check_cell(CellType cell) {
   const auto& gw = params.get("rnn/weights_layer").grad;
   const auto& gu = params.get("rnn/weights_iter").grad;
   const auto& gb = params.get("rnn/bias").grad;
-  for (std::size_t i = 0; i < r.W.size(); ++i) expect(gw[i], numeric(r.W, i, [&] { return loss(r, x, h0, c0); }), "dW", i);
-  for (std::size_t i = 0; i < r.U.size(); ++i) expect(gu[i], numeric(r.U, i, [&] { return loss(r, x, h0, c0); }), "dU", i);
-  for (std::size_t i = 0; i < r.b.size(); ++i) expect(gb[i], numeric(r.b, i, [&] { return loss(r, x, h0, c0); }), "db", i);
+  for (std::size_t i = 0; i < r.W.size(); ++i)
+    expect(gw[i], numeric(r.W, i, [&] { return loss(r, x, h0, c0); }), "dW", i);
+  for (std::size_t i = 0; i < r.U.size(); ++i)
+    expect(gu[i], numeric(r.U, i, [&] { return loss(r, x, h0, c0); }), "dU", i);
+  for (std::size_t i = 0; i < r.b.size(); ++i)
+    expect(gb[i], numeric(r.b, i, [&] { return loss(r, x, h0, c0); }), "db", i);
 
   // Backward accumulates: a second call doubles the weight gradients.
   const float first = gw[0];
   RnnCell::Cache cache2;
   rnn.forward(T, N, xf.data(), h0f.data(), c0f.data(), y.data(), nullptr, nullptr, &cache2);
-  rnn.backward(cache2, gyf.data(), ghf.data(), cell == CellType::kLstm ? gcf.data() : nullptr, nullptr, nullptr, nullptr);
+  rnn.backward(cache2, gyf.data(), ghf.data(), cell == CellType::kLstm ? gcf.data() : nullptr, nullptr, nullptr,
+               nullptr);
   CHECK(gw[0] == Approx(2 * first).epsilon(1e-5));
 }
 
@@ -187,7 +196,8 @@ TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-
     params.zero_grad();
     rnn.forward(T, N, x.data(), nullptr, nullptr, y.data(), nullptr, nullptr, &whole);
     rnn.backward(whole, dy.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
-    std::vector<float> gw(params.get("rnn/weights_iter").grad.data(), params.get("rnn/weights_iter").grad.data() + 3 * H * H);
+    std::vector<float> gw(params.get("rnn/weights_iter").grad.data(),
+                          params.get("rnn/weights_iter").grad.data() + 3 * H * H);
     // Step by step, as the decoder runs it: each step has its own cache; gradients flow back
     // through the states and accumulate into the same weight gradients.
     params.zero_grad();
@@ -195,7 +205,8 @@ TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-
     std::vector<RnnCell::Cache> caches(T);
     std::vector<std::vector<float>> cs(T + 1, std::vector<float>(N * H, 0.f));
     for (int t = 0; t < T; ++t) {
-      rnn.forward(1, N, x.data() + t * N * C, h.data(), c.data(), ys.data() + t * N * H, hn.data(), cn.data(), &caches[t]);
+      rnn.forward(1, N, x.data() + t * N * C, h.data(), c.data(), ys.data() + t * N * H, hn.data(), cn.data(),
+                  &caches[t]);
       h = hn;
       c = cn;
     }
@@ -203,8 +214,8 @@ TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-
     std::vector<float> dh(N * H, 0.f), dc(N * H, 0.f), dh_prev(N * H), dc_prev(N * H), dxs(T * N * C), dyt(N * H);
     for (int t = T - 1; t >= 0; --t) {
       for (int k = 0; k < N * H; ++k) dyt[k] = dy[t * N * H + k];
-      rnn.backward(caches[t], dyt.data(), dh.data(), cell == CellType::kLstm ? dc.data() : nullptr, dxs.data() + t * N * C,
-                   dh_prev.data(), dc_prev.data());
+      rnn.backward(caches[t], dyt.data(), dh.data(), cell == CellType::kLstm ? dc.data() : nullptr,
+                   dxs.data() + t * N * C, dh_prev.data(), dc_prev.data());
       dh = dh_prev;
       dc = dc_prev;
     }

@@ -231,8 +231,10 @@ TEST_CASE("make_batch: time-major, padded, BOS/EOS in place", "[text][batcher]")
   for (int k = 0; k < 2; ++k) {
     const auto len = corpus.src_len(static_cast<std::size_t>(k));
     for (std::size_t t = 0; t < static_cast<std::size_t>(b.src_len); ++t) {
-      if (t < len) CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == corpus.src(static_cast<std::size_t>(k))[t]);
-      else CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == kPadId);
+      if (t < len)
+        CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == corpus.src(static_cast<std::size_t>(k))[t]);
+      else
+        CHECK(b.src[t * 2 + static_cast<std::size_t>(k)] == kPadId);
     }
   }
   CHECK(b.target_tokens == static_cast<std::int64_t>(corpus.tgt_len(0) + corpus.tgt_len(1) + 2));

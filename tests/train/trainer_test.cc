@@ -7,11 +7,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "gloss/recipe/recipe.h"
 #include "gloss/model/model_file.h"
-#include "gloss/train/checkpoint.h"
+#include "gloss/recipe/recipe.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
+#include "gloss/train/checkpoint.h"
 #include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
 
@@ -23,13 +23,22 @@ namespace {
 const std::string kData = std::string(GLOSS_SOURCE_DIR) + "/data/multi30k/";
 
 recipe::LoadedRecipe small_recipe(const fs::path& workdir, int max_steps) {
-  return recipe::load_recipe(
-      "", {"--data.train_src", kData + "val.en.gz", "--data.train_tgt", kData + "val.de.gz",  //
-           "--data.valid_src", kData + "test_2016_flickr.en.gz", "--data.valid_tgt", kData + "test_2016_flickr.de.gz",
-           "--subword.vocab_size", "400", "--model.emb_dim", "16", "--model.enc_hidden", "16", "--model.dec_hidden",
-           "24", "--model.att_dim", "16", "--model.readout_dim", "16", "--train.batch_size", "48",
-           "--train.valid_every", "4", "--train.max_steps", std::to_string(max_steps), "--train.threads", "2",
-           "--decode.max_len_ratio", "1.5", "--run.workdir", workdir.string()});
+  return recipe::load_recipe("", {"--data.train_src",       kData + "val.en.gz",
+                                  "--data.train_tgt",       kData + "val.de.gz",  //
+                                  "--data.valid_src",       kData + "test_2016_flickr.en.gz",
+                                  "--data.valid_tgt",       kData + "test_2016_flickr.de.gz",
+                                  "--subword.vocab_size",   "400",
+                                  "--model.emb_dim",        "16",
+                                  "--model.enc_hidden",     "16",
+                                  "--model.dec_hidden",     "24",
+                                  "--model.att_dim",        "16",
+                                  "--model.readout_dim",    "16",
+                                  "--train.batch_size",     "48",
+                                  "--train.valid_every",    "4",
+                                  "--train.max_steps",      std::to_string(max_steps),
+                                  "--train.threads",        "2",
+                                  "--decode.max_len_ratio", "1.5",
+                                  "--run.workdir",          workdir.string()});
 }
 
 std::vector<float> final_parameters(const fs::path& workdir, const recipe::LoadedRecipe& r) {

@@ -9,11 +9,16 @@ using namespace gloss;
 
 TEST_CASE("unicode::split splits on every whitespace Python's str.split() knows", "[util][unicode]") {
   // "a\u00a0b\u2003c\x1cd\u200be\u3000f\u0085g".split()  (U+200B is not whitespace)
-  const std::string text = "a\u00a0b\u2003c\x1c" "d\u200b" "e\u3000f\u0085g";
+  const std::string text =
+      "a\u00a0b\u2003c\x1c"
+      "d\u200b"
+      "e\u3000f\u0085g";
   const auto words = unicode::split(text);
   REQUIRE(words.size() == 6);
   CHECK(words[0] == "a");
-  CHECK(words[3] == "d\u200b" "e");
+  CHECK(words[3] ==
+        "d\u200b"
+        "e");
   CHECK(words[5] == "g");
   CHECK(unicode::split("  \t ").empty());
 }

@@ -16,8 +16,8 @@
 #include "gloss/text/subword.h"
 #include "gloss/train/trainer.h"
 #include "gloss/util/error.h"
-#include "gloss/util/line_reader.h"
 #include "gloss/util/format.h"
+#include "gloss/util/line_reader.h"
 
 namespace fs = std::filesystem;
 
@@ -27,7 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 
 // dnnl_sgemm rates at the current thread count: 1024^3 (the usual "practical FP32 limit") and
 // the best of that and two shapes this model uses.
@@ -89,16 +88,26 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
         throw ConfigError(name + ": '" + v + "' is not a number");
       }
     };
-    if (raw[i] == "-m" || raw[i] == "--model") model = value();
-    else if (raw[i] == "-i" || raw[i] == "--input") input = value();
-    else if (raw[i] == "--beam-size" || raw[i] == "-b") o.search.beam_size = number();
-    else if (raw[i] == "--batch-size") o.batch_size = number();
-    else if (raw[i] == "--threads") threads = number();
-    else if (raw[i] == "--runs") runs = number();
-    else if (raw[i] == "--parallel") o.parallel = value();
-    else if (raw[i] == "--shortlist") o.shortlist = value();
-    else if (raw[i] == "--precision") o.precision = value();
-    else throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
+    if (raw[i] == "-m" || raw[i] == "--model")
+      model = value();
+    else if (raw[i] == "-i" || raw[i] == "--input")
+      input = value();
+    else if (raw[i] == "--beam-size" || raw[i] == "-b")
+      o.search.beam_size = number();
+    else if (raw[i] == "--batch-size")
+      o.batch_size = number();
+    else if (raw[i] == "--threads")
+      threads = number();
+    else if (raw[i] == "--runs")
+      runs = number();
+    else if (raw[i] == "--parallel")
+      o.parallel = value();
+    else if (raw[i] == "--shortlist")
+      o.shortlist = value();
+    else if (raw[i] == "--precision")
+      o.precision = value();
+    else
+      throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
   }
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
@@ -136,8 +145,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
 int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   if (!raw.empty() && raw[0] == "translate" && std::find(raw.begin(), raw.end(), "--help") == raw.end())
     return bench_translate(raw, out, log);
-  if (raw.empty() || raw[0] != "train" ||
-      std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
+  if (raw.empty() || raw[0] != "train" || std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
@@ -163,10 +171,14 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
       }
       if (target < 1) throw ConfigError(raw[i - 1] + " must be at least 1");
     };
-    if (raw[i] == "--threads") int_arg(threads);
-    else if (raw[i] == "--batches") int_arg(batches);
-    else if (path.empty() && overrides.empty() && raw[i][0] != '-') path = raw[i];
-    else overrides.push_back(raw[i]);
+    if (raw[i] == "--threads")
+      int_arg(threads);
+    else if (raw[i] == "--batches")
+      int_arg(batches);
+    else if (path.empty() && overrides.empty() && raw[i][0] != '-')
+      path = raw[i];
+    else
+      overrides.push_back(raw[i]);
   }
   if (path.empty()) {
     path = "recipes/quick-en-de.ini";
@@ -191,7 +203,8 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
   log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
       << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads, "
-      << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers" : std::string("threads inside each operation"))
+      << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers"
+                             : std::string("threads inside each operation"))
       << std::endl;
 
   auto train_batch = [&](std::int64_t& tokens) {

@@ -32,8 +32,8 @@ namespace gloss::cli {
 namespace {
 
 // Parses `args` into the variables bound in `desc`; errors name the command's --help.
-void parse_options(const std::vector<std::string>& args, const po::options_description& desc, const std::string& command,
-                   const po::positional_options_description& positional = {}) {
+void parse_options(const std::vector<std::string>& args, const po::options_description& desc,
+                   const std::string& command, const po::positional_options_description& positional = {}) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
@@ -95,10 +95,10 @@ void stream_lines(const std::string& input, const std::string& output, std::ostr
 int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& out) {
   std::string model, input, output;
   bool ids = false;
-  po::options_description desc(std::string("Usage: gloss spm ") + (encode ? "encode" : "decode") +
-                               " -m MODEL [-i IN] [-o OUT]\n" +
-                               (encode ? "Splits each line into subword pieces (or ids)" : "Joins pieces (or ids) back into text") +
-                               "; one output line per input line");
+  po::options_description desc(
+      std::string("Usage: gloss spm ") + (encode ? "encode" : "decode") + " -m MODEL [-i IN] [-o OUT]\n" +
+      (encode ? "Splits each line into subword pieces (or ids)" : "Joins pieces (or ids) back into text") +
+      "; one output line per input line");
   desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "SentencePiece model")(
       "input,i", po::value(&input)->default_value("-"), "input file (plain or .gz; - = standard input)")(
       "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
@@ -131,8 +131,9 @@ int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& ou
         char* end = nullptr;
         const long id = std::strtol(tok.c_str(), &end, 10);
         if (*end != '\0' || id < 0 || id >= sp.vocab_size())
-          throw InputError(reader.path(), reader.line_number(),
-                           "'" + tok + "' is not an id of " + model + " (0.." + std::to_string(sp.vocab_size() - 1) + ")");
+          throw InputError(
+              reader.path(), reader.line_number(),
+              "'" + tok + "' is not an id of " + model + " (0.." + std::to_string(sp.vocab_size() - 1) + ")");
         v.push_back(static_cast<int>(id));
       }
       return sp.decode(v);
@@ -177,7 +178,8 @@ int recipe_command(const std::vector<std::string>& args, std::ostream& out, std:
       from_cli += o.kind == recipe::Origin::Kind::kCommandLine;
     }
     out << "ok: " << (loaded.recipe.path.empty() ? "command line" : loaded.recipe.path) << ": " << loaded.keys.size()
-        << " keys (" << from_file << " from recipe files, " << from_cli << " from the command line), data files found\n";
+        << " keys (" << from_file << " from recipe files, " << from_cli
+        << " from the command line), data files found\n";
     return 0;
   }
   throw ConfigError("gloss recipe: unknown action '" + action + "'; choose show or check");
@@ -262,7 +264,8 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
   const auto rows = train::read_metrics(input);
   if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");
   atomic_write_file(output, report::training_curves_svg(rows, title));
-  log << "plot: " << rows.size() << " validations, steps " << rows.front().step << " to " << rows.back().step << std::endl;
+  log << "plot: " << rows.size() << " validations, steps " << rows.front().step << " to " << rows.back().step
+      << std::endl;
   out << output << "\n";
   return 0;
 }
@@ -277,8 +280,8 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
       "each source subword the target subwords co-occurring with it most (Dice coefficient)");
   desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "model file")(
       "source,s", po::value(&src)->required(), "source side of the corpus (plain or .gz)")(
-      "target,t", po::value(&tgt)->required(), "target side, line-aligned")(
-      "output,o", po::value(&output)->required(), "shortlist file to write")(
+      "target,t", po::value(&tgt)->required(), "target side, line-aligned")("output,o", po::value(&output)->required(),
+                                                                            "shortlist file to write")(
       "frequent", po::value(&frequent)->default_value(300), "most frequent target subwords always allowed")(
       "per-source", po::value(&per_source)->default_value(30), "target subwords listed per source subword")(
       "threads", po::value(&threads)->default_value(2), "threads for encoding");
@@ -315,14 +318,16 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "per input line, in input order. MODEL is a model file from gloss train (it holds its\n"
       "subword models); nothing else is needed. Several models (trained with the same subword\n"
       "models) translate as an ensemble, averaging their log-probabilities");
-  desc.add_options()("help,h", "print this help")("model,m", po::value(&models)->required()->multitoken(), "model file(s)")(
-      "input,i", po::value(&input)->default_value("-"), "input text (- = standard input)")(
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&models)->required()->multitoken(),
+                                                  "model file(s)")("input,i", po::value(&input)->default_value("-"),
+                                                                   "input text (- = standard input)")(
       "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
       "beam-size,b", po::value(&so.beam_size)->default_value(so.beam_size), "beam size (1 = greedy)")(
       "n-best", po::value(&so.n_best)->default_value(so.n_best),
       "translations per sentence, as 'id ||| text ||| score' (distinct hypotheses, best first)")(
-      "length-penalty", po::value(&so.length_penalty)->default_value(so.length_penalty), "score = log p / length^alpha")(
-      "max-len-ratio", po::value(&o.max_len_ratio)->default_value(o.max_len_ratio), "longest output: ratio * source length + add")(
+      "length-penalty", po::value(&so.length_penalty)->default_value(so.length_penalty),
+      "score = log p / length^alpha")("max-len-ratio", po::value(&o.max_len_ratio)->default_value(o.max_len_ratio),
+                                      "longest output: ratio * source length + add")(
       "max-len-add", po::value(&o.max_len_add)->default_value(o.max_len_add), "see --max-len-ratio")(
       "batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sentences per batch")(
       "threads", po::value(&threads)->default_value(threads), "compute threads")(
@@ -334,15 +339,18 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "progress", po::bool_switch(&w.progress), "print progress on stderr (automatic when stderr is a terminal)")(
       "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(o.max_batch_tokens),
       "at most this many padded source subwords per batch (0: no limit)")(
-      "min-length", po::value(&so.min_length)->default_value(so.min_length), "subwords before the end of sentence is allowed")(
+      "min-length", po::value(&so.min_length)->default_value(so.min_length),
+      "subwords before the end of sentence is allowed")(
       "coverage-penalty", po::value(&so.coverage_penalty)->default_value(so.coverage_penalty),
       "beta of Wu et al. (2016): score + beta * sum_j log(min(attention on j, 1))")(
-      "word-scores", po::bool_switch(&w.word_scores), "append ' ||| WordScores= ' and each output word's log-probability")(
+      "word-scores", po::bool_switch(&w.word_scores),
+      "append ' ||| WordScores= ' and each output word's log-probability")(
       "alignment", po::value(&w.alignment)->default_value(w.alignment),
       "append ' ||| ' and the attention alignment of the subwords: hard (src-tgt pairs) or soft (weights)")(
       "attention", po::value(&w.attention_path)->default_value(w.attention_path),
       "draw the attention matrix of one sentence (--attention-line) as a heat map into this .svg or .png file")(
-      "attention-line", po::value(&w.attention_line)->default_value(w.attention_line), "the input line --attention draws (from 1)")(
+      "attention-line", po::value(&w.attention_line)->default_value(w.attention_line),
+      "the input line --attention draws (from 1)")(
       "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
       "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)");
   if (wants_help(args)) {
@@ -416,7 +424,8 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
   text::Batcher batcher(corpus, train::batch_options(r.train));
   const auto batches = batcher.epoch_batches(1);
   std::size_t materialised_tokens = 0;
-  for (const auto& b : batches) materialised_tokens += static_cast<std::size_t>(text::make_batch(corpus, b).target_tokens);
+  for (const auto& b : batches)
+    materialised_tokens += static_cast<std::size_t>(text::make_batch(corpus, b).target_tokens);
   const double batch_seconds = since(t0);
 
   const std::string pad = fixed(100.0 * batcher.padding_fraction(1), 1) + "%";
@@ -430,8 +439,8 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
   if (!r.data.valid_src.empty()) {
     text::FilterReport vr;
     const text::FilterOptions keep_all{0, 0, 0.0, false};
-    const auto valid = text::encode_parallel(r.data.valid_src, r.data.valid_tgt, data.src, data.tgt, keep_all,
-                                             r.subword.threads, &vr);
+    const auto valid =
+        text::encode_parallel(r.data.valid_src, r.data.valid_tgt, data.src, data.tgt, keep_all, r.subword.threads, &vr);
     out << "valid: " << vr.read << " pairs\n";
   }
   return 0;

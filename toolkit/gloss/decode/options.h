@@ -15,8 +15,8 @@ struct SearchOptions {
   float coverage_penalty = 0;   // beta of Wu et al. (2016): + beta * sum_j log(min(sum_i a_ij, 1))
   int min_length = 0;           // EOS is not allowed before this many subwords
   // Set per search by the caller:
-  bool word_scores = false;     // keep each output subword's log-probability
-  bool attention = false;       // keep the attention weights of each output subword
+  bool word_scores = false;  // keep each output subword's log-probability
+  bool attention = false;    // keep the attention weights of each output subword
   // With an output subset (Seq2Seq::set_output_subset): per sentence n of the batch, the
   // columns (positions in the subset) it may produce; its probabilities are normalised over them.
   const std::vector<std::vector<std::int32_t>>* allowed = nullptr;
@@ -24,7 +24,7 @@ struct SearchOptions {
 
 struct TranslateOptions {
   SearchOptions search;
-  double max_len_ratio = 2.0;     // output limit: ratio * source subwords + max_len_add
+  double max_len_ratio = 2.0;  // output limit: ratio * source subwords + max_len_add
   int max_len_add = 10;
   int batch_size = 64;            // sentences per batch
   int max_batch_tokens = 0;       // > 0: at most this many padded source subwords per batch

@@ -36,8 +36,10 @@ std::vector<std::vector<std::int32_t>> greedy_search(model::Seq2Seq& model, cons
       for (std::int64_t v = text::kEosId; v < V; ++v)
         if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
       if (!done[k]) {
-        if (best == text::kEosId || i >= max_len[k]) done[k] = true;
-        else out[k].push_back(best);
+        if (best == text::kEosId || i >= max_len[k])
+          done[k] = true;
+        else
+          out[k].push_back(best);
       }
       prev[k] = done[k] ? text::kEosId : best;
       all_done = all_done && done[k];
@@ -253,7 +255,8 @@ BeamSearch::Slot BeamSearch::extend(int parent, std::int32_t tok, double lp, flo
   }
   if (o_.coverage_penalty != 0.0f) {
     next.coverage = from.coverage;
-    for (int j = 0; j < len; ++j) next.coverage[static_cast<std::size_t>(j)] += alpha_[static_cast<std::int64_t>(j) * H_ + parent];
+    for (int j = 0; j < len; ++j)
+      next.coverage[static_cast<std::size_t>(j)] += alpha_[static_cast<std::int64_t>(j) * H_ + parent];
   }
   return next;
 }
@@ -311,7 +314,8 @@ bool BeamSearch::compact(const std::vector<bool>& done) {
       row_from[g2 * static_cast<std::size_t>(B_) + static_cast<std::size_t>(k)] = keep[g2] * B_ + k;
   for (int h = 0; h < H2; ++h)
     parent[static_cast<std::size_t>(h)] = src_slot_[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
-  for (int m = 0; m < M_; ++m) models_[static_cast<std::size_t>(m)]->reorder(states_[static_cast<std::size_t>(m)], parent, row_from);
+  for (int m = 0; m < M_; ++m)
+    models_[static_cast<std::size_t>(m)]->reorder(states_[static_cast<std::size_t>(m)], parent, row_from);
   std::vector<Slot> kept(static_cast<std::size_t>(H2));
   std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2)), lengths2(static_cast<std::size_t>(H2));
   for (int h = 0; h < H2; ++h) {
@@ -336,7 +340,8 @@ bool BeamSearch::compact(const std::vector<bool>& done) {
 
 std::vector<std::vector<Hypothesis>> BeamSearch::run() {
   for (int i = 0;; ++i) {
-    for (int m = 0; m < M_; ++m) models_[static_cast<std::size_t>(m)]->step(states_[static_cast<std::size_t>(m)], prev_.data());
+    for (int m = 0; m < M_; ++m)
+      models_[static_cast<std::size_t>(m)]->step(states_[static_cast<std::size_t>(m)], prev_.data());
     score_rows();
     const int G = static_cast<int>(active_.size());
     src_slot_.assign(static_cast<std::size_t>(H_), 0);
@@ -349,7 +354,8 @@ std::vector<std::vector<Hypothesis>> BeamSearch::run() {
   std::vector<std::vector<Hypothesis>> out(finished_.size());
   for (std::size_t n = 0; n < finished_.size(); ++n) {
     auto& fin = finished_[n];
-    std::stable_sort(fin.begin(), fin.end(), [](const Hypothesis& a, const Hypothesis& c) { return a.score > c.score; });
+    std::stable_sort(fin.begin(), fin.end(),
+                     [](const Hypothesis& a, const Hypothesis& c) { return a.score > c.score; });
     if (static_cast<int>(fin.size()) > o_.n_best) fin.resize(static_cast<std::size_t>(o_.n_best));
     out[n] = std::move(fin);
   }

@@ -12,13 +12,15 @@
 
 namespace gloss::decode {
 
-Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent, int per_source) {
+Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent,
+                           int per_source) {
   if (frequent < 0 || per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
   Shortlist s;
   s.src_vocab_ = src_vocab;
   s.tgt_vocab_ = tgt_vocab;
   // Sentence frequencies of each id and co-occurrence counts of (source, target) pairs.
-  std::vector<std::uint32_t> src_count(static_cast<std::size_t>(src_vocab)), tgt_count(static_cast<std::size_t>(tgt_vocab));
+  std::vector<std::uint32_t> src_count(static_cast<std::size_t>(src_vocab)),
+      tgt_count(static_cast<std::size_t>(tgt_vocab));
   std::vector<std::unordered_map<std::int32_t, std::uint32_t>> pair(static_cast<std::size_t>(src_vocab));
   std::vector<std::int32_t> su, tu;
   for (std::size_t i = 0; i < corpus.size(); ++i) {
@@ -56,8 +58,9 @@ Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int
       scored.emplace_back(dice, t);
     }
     const auto keep = std::min(scored.size(), static_cast<std::size_t>(per_source));
-    std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
-                      [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
+    std::partial_sort(
+        scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
+        [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
     auto& list = s.by_source_[static_cast<std::size_t>(a)];
     for (std::size_t k = 0; k < keep; ++k) list.push_back(scored[k].second);
     std::sort(list.begin(), list.end());
@@ -88,8 +91,9 @@ Shortlist Shortlist::load(const std::string& path) {
     long long v;
     while (words >> v) {
       if (v <= text::kEosId || v >= s.tgt_vocab_)
-        throw InputError(path, n, "target id " + std::to_string(v) + " is outside 4.." + std::to_string(s.tgt_vocab_ - 1) +
-                                      "; rebuild the file with gloss shortlist");
+        throw InputError(path, n,
+                         "target id " + std::to_string(v) + " is outside 4.." + std::to_string(s.tgt_vocab_ - 1) +
+                             "; rebuild the file with gloss shortlist");
       to.push_back(static_cast<std::int32_t>(v));
     }
     if (!words.eof()) throw InputError(path, n, "is not a list of numbers; rebuild the file with gloss shortlist");
@@ -97,9 +101,12 @@ Shortlist Shortlist::load(const std::string& path) {
   };
   std::string magic;
   int version = 0;
-  if (!std::getline(in, line) || (++n, !(std::istringstream(line) >> magic >> version >> s.tgt_vocab_ >> s.src_vocab_)) ||
+  if (!std::getline(in, line) ||
+      (++n, !(std::istringstream(line) >> magic >> version >> s.tgt_vocab_ >> s.src_vocab_)) ||
       magic != "gloss-shortlist" || version != 1 || s.tgt_vocab_ < 5 || s.src_vocab_ < 1)
-    throw InputError(path, 1, "is not a Gloss shortlist (expected 'gloss-shortlist 1 <vocab> <vocab>'); build one with gloss shortlist");
+    throw InputError(
+        path, 1,
+        "is not a Gloss shortlist (expected 'gloss-shortlist 1 <vocab> <vocab>'); build one with gloss shortlist");
   if (!std::getline(in, line)) throw InputError(path, 2, "ends before the frequent-word line");
   ++n;
   std::istringstream freq(line);
@@ -114,7 +121,8 @@ Shortlist Shortlist::load(const std::string& path) {
     } catch (const std::exception&) {
     }
     if (tab == std::string::npos || a < 0 || a >= s.src_vocab_)
-      throw InputError(path, n, "expected '<source id><TAB><target ids>' with a source id below " + std::to_string(s.src_vocab_));
+      throw InputError(
+          path, n, "expected '<source id><TAB><target ids>' with a source id below " + std::to_string(s.src_vocab_));
     std::istringstream words(line.substr(tab + 1));
     ids(words, s.by_source_[static_cast<std::size_t>(a)]);
   }
@@ -125,7 +133,9 @@ std::vector<std::int32_t> Shortlist::for_sentence(const std::vector<int>& src) c
   std::vector<std::int32_t> out = frequent_;
   out.push_back(text::kEosId);
   for (int a : src)
-    if (a >= 0 && a < src_vocab_) out.insert(out.end(), by_source_[static_cast<std::size_t>(a)].begin(), by_source_[static_cast<std::size_t>(a)].end());
+    if (a >= 0 && a < src_vocab_)
+      out.insert(out.end(), by_source_[static_cast<std::size_t>(a)].begin(),
+                 by_source_[static_cast<std::size_t>(a)].end());
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

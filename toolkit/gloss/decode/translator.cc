@@ -56,8 +56,9 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
       src_ = text::SubwordModel::from_bytes(mf.src_spm, path + " (source subwords)");
       tgt_ = text::SubwordModel::from_bytes(mf.tgt_spm, path + " (target subwords)");
     } else if (mf.src_spm != src_spm || mf.tgt_spm != tgt_spm) {
-      throw InputError(path, 0, "uses other subword models than " + model_paths[0] +
-                                    "; an ensemble needs models trained with the same ones");
+      throw InputError(
+          path, 0,
+          "uses other subword models than " + model_paths[0] + "; an ensemble needs models trained with the same ones");
     }
     auto member = std::make_unique<Member>();
     member->model = std::make_unique<model::Seq2Seq>(mf.config, member->params);
@@ -72,13 +73,17 @@ void Translator::set_shortlist(const std::string& path) {
   auto s = std::make_unique<Shortlist>(Shortlist::load(path));
   const auto& config = models_[0]->model->config();
   if (s->tgt_vocab() != config.tgt_vocab || s->src_vocab() != config.src_vocab)
-    throw InputError(path, 1, "was built for vocabularies of " + std::to_string(s->src_vocab()) + " and " +
-                                  std::to_string(s->tgt_vocab()) + " subwords, the model has " + std::to_string(config.src_vocab) +
-                                  " and " + std::to_string(config.tgt_vocab) + "; build it with gloss shortlist -m MODEL");
+    throw InputError(path, 1,
+                     "was built for vocabularies of " + std::to_string(s->src_vocab()) + " and " +
+                         std::to_string(s->tgt_vocab()) + " subwords, the model has " +
+                         std::to_string(config.src_vocab) + " and " + std::to_string(config.tgt_vocab) +
+                         "; build it with gloss shortlist -m MODEL");
   shortlist_ = std::move(s);
 }
 
-std::string Translator::text(const Hypothesis& h) const { return tgt_.decode(std::vector<int>(h.ids.begin(), h.ids.end())); }
+std::string Translator::text(const Hypothesis& h) const {
+  return tgt_.decode(std::vector<int>(h.ids.begin(), h.ids.end()));
+}
 
 void Translator::translate_batch(Models& models, const std::vector<std::vector<int>>& src,
                                  const std::vector<std::size_t>& idx, const TranslateOptions& o,
@@ -99,7 +104,8 @@ void Translator::translate_batch(Models& models, const std::vector<std::vector<i
     all.erase(std::unique(all.begin(), all.end()), all.end());
     for (const auto& list : lists) {
       std::vector<std::int32_t> cols;
-      for (auto id : list) cols.push_back(static_cast<std::int32_t>(std::lower_bound(all.begin(), all.end(), id) - all.begin()));
+      for (auto id : list)
+        cols.push_back(static_cast<std::int32_t>(std::lower_bound(all.begin(), all.end(), id) - all.begin()));
       allowed.push_back(std::move(cols));
     }
     for (auto& m : models) m->model->set_output_subset(all);
@@ -109,14 +115,16 @@ void Translator::translate_batch(Models& models, const std::vector<std::vector<i
                             s.coverage_penalty == 0 && s.min_length == 0 && !s.word_scores && !s.attention;
   if (plain_greedy) {
     const auto g = greedy_search(*models[0]->model, view, batch.max_len);
-    for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]].hypotheses = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
+    for (int k = 0; k < N; ++k)
+      results[idx[static_cast<std::size_t>(k)]].hypotheses = {{g[static_cast<std::size_t>(k)], 0.0, 0.0, {}, {}}};
   } else {
     SearchOptions so = s;
     if (shortlist_) so.allowed = &allowed;
     std::vector<model::Seq2Seq*> ensemble;
     for (auto& m : models) ensemble.push_back(m->model.get());
     auto beams = beam_search(ensemble, view, batch.max_len, so);
-    for (int k = 0; k < N; ++k) results[idx[static_cast<std::size_t>(k)]].hypotheses = std::move(beams[static_cast<std::size_t>(k)]);
+    for (int k = 0; k < N; ++k)
+      results[idx[static_cast<std::size_t>(k)]].hypotheses = std::move(beams[static_cast<std::size_t>(k)]);
   }
   if (shortlist_)
     for (auto& m : models) m->model->set_output_subset({});
@@ -127,7 +135,8 @@ std::vector<std::vector<std::size_t>> Translator::length_batches(const std::vect
   const std::size_t n = src.size();
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return src[a].size() > src[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return src[a].size() > src[b].size(); });
   std::vector<std::vector<std::size_t>> batches;
   std::size_t pos = 0;
   while (pos < n && src[order[pos]].empty() == false) {
@@ -136,7 +145,8 @@ std::vector<std::vector<std::size_t>> Translator::length_batches(const std::vect
     // Longest first: the first sentence sets the padded length of the batch.
     const std::size_t padded = src[order[pos]].size();
     for (std::size_t k = pos; k < end && !src[order[k]].empty(); ++k) {
-      if (o.max_batch_tokens > 0 && !idx.empty() && (idx.size() + 1) * padded > static_cast<std::size_t>(o.max_batch_tokens))
+      if (o.max_batch_tokens > 0 && !idx.empty() &&
+          (idx.size() + 1) * padded > static_cast<std::size_t>(o.max_batch_tokens))
         break;
       idx.push_back(order[k]);
     }
@@ -177,8 +187,8 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   for (std::size_t i = 0; i < n; ++i) {
     src[i] = src_.encode(lines[i]);
     if (static_cast<int>(src[i].size()) > o.max_src_len) {
-      log << "translate: warning: line " << first_line + i << " has " << src[i].size() << " subwords; translating the first "
-          << o.max_src_len << std::endl;
+      log << "translate: warning: line " << first_line + i << " has " << src[i].size()
+          << " subwords; translating the first " << o.max_src_len << std::endl;
       src[i].resize(static_cast<std::size_t>(o.max_src_len));
     }
   }

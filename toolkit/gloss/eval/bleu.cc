@@ -126,12 +126,13 @@ BleuStats Bleu::preprocessed_stats(std::string_view hypothesis, const std::vecto
     }
   }
 
-  for (int n = 1; n <= order; ++n) stats.total[static_cast<std::size_t>(n - 1)] = std::max<std::int64_t>(0, hyp_len - n + 1);
-  NgramCounter<std::string_view>::for_each_ngram(
-      s.hyp.tokens.data(), s.hyp.hashes.data(), s.hyp.tokens.size(), order,
-      [&](const std::string_view* p, int n, std::uint64_t h) {
-        if (s.ref_counts.consume(p, n, h)) ++stats.correct[static_cast<std::size_t>(n - 1)];
-      });
+  for (int n = 1; n <= order; ++n)
+    stats.total[static_cast<std::size_t>(n - 1)] = std::max<std::int64_t>(0, hyp_len - n + 1);
+  NgramCounter<std::string_view>::for_each_ngram(s.hyp.tokens.data(), s.hyp.hashes.data(), s.hyp.tokens.size(), order,
+                                                 [&](const std::string_view* p, int n, std::uint64_t h) {
+                                                   if (s.ref_counts.consume(p, n, h))
+                                                     ++stats.correct[static_cast<std::size_t>(n - 1)];
+                                                 });
   stats.sys_len = hyp_len;
   stats.ref_len = closest_len;
   return stats;
@@ -148,7 +149,8 @@ BleuStats Bleu::sentence_stats(std::string_view hypothesis, const std::vector<st
 BleuScore Bleu::score(const BleuStats& stats) const {
   const auto order = static_cast<std::size_t>(options_.max_ngram_order);
   std::vector<double> correct(order, 0.0), total(order, 0.0);
-  for (std::size_t i = 0; i < order && i < stats.correct.size(); ++i) correct[i] = static_cast<double>(stats.correct[i]);
+  for (std::size_t i = 0; i < order && i < stats.correct.size(); ++i)
+    correct[i] = static_cast<double>(stats.correct[i]);
   for (std::size_t i = 0; i < order && i < stats.total.size(); ++i) total[i] = static_cast<double>(stats.total[i]);
   const double smooth_value = options_.smooth_value.value_or(default_smooth_value(options_.smooth_method));
 
@@ -157,9 +159,8 @@ BleuScore Bleu::score(const BleuStats& stats) const {
   out.ref_len = stats.ref_len;
   out.ratio = stats.ref_len ? static_cast<double>(stats.sys_len) / static_cast<double>(stats.ref_len) : 0.0;
   if (stats.sys_len < stats.ref_len) {
-    out.bp = stats.sys_len > 0
-                 ? std::exp(1.0 - static_cast<double>(stats.ref_len) / static_cast<double>(stats.sys_len))
-                 : 0.0;
+    out.bp = stats.sys_len > 0 ? std::exp(1.0 - static_cast<double>(stats.ref_len) / static_cast<double>(stats.sys_len))
+                               : 0.0;
   } else {
     out.bp = 1.0;
   }
@@ -237,10 +238,18 @@ Signature Bleu::signature(const std::string& nrefs) const {
   sig.set("tok", "tok", tokenizer_name(options_.tokenizer));
   std::string smooth;
   switch (options_.smooth_method) {
-    case SmoothMethod::kNone: smooth = "none"; break;
-    case SmoothMethod::kExp: smooth = "exp"; break;
-    case SmoothMethod::kFloor: smooth = "floor[" + format_fixed(options_.smooth_value.value_or(0.1), 2) + "]"; break;
-    case SmoothMethod::kAddK: smooth = "add-k[" + format_fixed(options_.smooth_value.value_or(1.0), 2) + "]"; break;
+    case SmoothMethod::kNone:
+      smooth = "none";
+      break;
+    case SmoothMethod::kExp:
+      smooth = "exp";
+      break;
+    case SmoothMethod::kFloor:
+      smooth = "floor[" + format_fixed(options_.smooth_value.value_or(0.1), 2) + "]";
+      break;
+    case SmoothMethod::kAddK:
+      smooth = "add-k[" + format_fixed(options_.smooth_value.value_or(1.0), 2) + "]";
+      break;
   }
   sig.set("smooth", "s", smooth);
   return sig;

@@ -23,12 +23,12 @@ enum class SmoothMethod { kNone, kFloor, kAddK, kExp };
 SmoothMethod parse_smooth_method(std::string_view name);
 
 struct BleuOptions {
-  bool lowercase = false;                          // -lc
-  BleuTokenizer tokenizer = BleuTokenizer::k13a;   // --tokenize
-  SmoothMethod smooth_method = SmoothMethod::kExp; // --smooth-method
-  std::optional<double> smooth_value;              // --smooth-value; default floor 0.1, add-k 1
-  int max_ngram_order = 4;                         // --max-ngram-order
-  bool effective_order = false;                    // --effective-order (on for --sentence-level)
+  bool lowercase = false;                           // -lc
+  BleuTokenizer tokenizer = BleuTokenizer::k13a;    // --tokenize
+  SmoothMethod smooth_method = SmoothMethod::kExp;  // --smooth-method
+  std::optional<double> smooth_value;               // --smooth-value; default floor 0.1, add-k 1
+  int max_ngram_order = 4;                          // --max-ngram-order
+  bool effective_order = false;                     // --effective-order (on for --sentence-level)
 };
 void validate(const BleuOptions& options);  // throws ConfigError naming the option
 

@@ -10,8 +10,7 @@ namespace gloss::eval {
 namespace {
 
 bool is_ascii_punct(char32_t c) {  // Python's string.punctuation
-  return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
-         (c >= 0x7B && c <= 0x7E);
+  return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
 }
 
 // A segment prepared for counting: characters (whitespace removed unless kept) and, for
@@ -75,7 +74,9 @@ void validate(const ChrfOptions& options) {
 
 Chrf::Chrf(ChrfOptions options) : options_(options) { validate(options_); }
 
-std::string Chrf::name() const { return "chrF" + std::to_string(options_.beta) + std::string(options_.word_order, '+'); }
+std::string Chrf::name() const {
+  return "chrF" + std::to_string(options_.beta) + std::string(options_.word_order, '+');
+}
 
 std::string Chrf::preprocess(std::string_view segment) const {
   return options_.lowercase ? unicode::lower(segment) : std::string(segment);
@@ -134,8 +135,8 @@ Stats Chrf::preprocessed_stats(std::string_view hypothesis, const std::vector<st
       stats[3 * (n - 1)] = ref_total > 0 ? static_cast<double>(ngrams_of_order(s.hyp.chars.size(), n)) : 0.0;
       stats[3 * (n - 1) + 1] = static_cast<double>(ref_total);
     }
-    NgramCounter<char32_t>::for_each_ngram(s.hyp.chars.data(), s.hyp.char_hashes.data(), s.hyp.chars.size(),
-                                           char_order, [&](const char32_t* p, int n, std::uint64_t h) {
+    NgramCounter<char32_t>::for_each_ngram(s.hyp.chars.data(), s.hyp.char_hashes.data(), s.hyp.chars.size(), char_order,
+                                           [&](const char32_t* p, int n, std::uint64_t h) {
                                              if (s.ref_chars.consume(p, n, h)) stats[3 * (n - 1) + 2] += 1;
                                            });
     if (want_words) {

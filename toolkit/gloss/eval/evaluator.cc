@@ -4,11 +4,11 @@
 #include <cstdlib>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <ostream>
 #include <random>
 #include <sstream>
-#include <mutex>
 #include <thread>
 
 #include "gloss/eval/format.h"
@@ -118,7 +118,8 @@ std::vector<System> read_systems(const EvalOptions& o, std::istream& in, bool pa
                          "has " + std::to_string(fields.size()) + " tab-separated fields but line 1 has " +
                              std::to_string(systems.size()) + "; give each system its own file with -i");
       }
-      for (std::size_t s = 0; s < fields.size(); ++s) systems[s].lines.push_back(std::string(unicode::rstrip(fields[s])));
+      for (std::size_t s = 0; s < fields.size(); ++s)
+        systems[s].lines.push_back(std::string(unicode::rstrip(fields[s])));
     }
     if (systems.empty()) throw InputError("<stdin>", 0, "no hypotheses on standard input; pipe them in or use -i FILE");
     if (paired) {
@@ -190,7 +191,8 @@ std::string score_line(const Score& s, int width, bool score_only, const std::st
     d.emplace_back("score", python_float_repr(std::strtod(format_fixed(s.score, width).c_str(), nullptr)));
     d.emplace_back("signature", json_string(signature, false));
     if (has_conf) {
-      d.emplace_back("confidence_mean", python_float_repr(std::strtod(format_fixed(conf.mean, width).c_str(), nullptr)));
+      d.emplace_back("confidence_mean",
+                     python_float_repr(std::strtod(format_fixed(conf.mean, width).c_str(), nullptr)));
       d.emplace_back("confidence_var", python_float_repr(std::strtod(format_fixed(conf.ci, width).c_str(), nullptr)));
       d.emplace_back("confidence", json_string(conf_str, false));
     }
@@ -203,8 +205,10 @@ std::string score_line(const Score& s, int width, bool score_only, const std::st
       const std::size_t colon = param.find(':');
       const std::string key = param.substr(0, colon), value = param.substr(colon + 1);
       auto it = std::find_if(d.begin(), d.end(), [&](const auto& kv) { return kv.first == key; });
-      if (it != d.end()) it->second = json_string(value, false);
-      else d.emplace_back(key, json_string(value, false));
+      if (it != d.end())
+        it->second = json_string(value, false);
+      else
+        d.emplace_back(key, json_string(value, false));
       start = bar + 1;
     }
     std::string out = "{\n";
@@ -238,8 +242,10 @@ void print_single_results(const std::vector<std::string>& results, const std::st
   std::vector<std::size_t> lens;
   for (const auto& line : results) {
     const std::size_t eq = line.find('=');
-    if (eq == std::string::npos) out << line << "\n";
-    else lens.push_back(eq - 1);
+    if (eq == std::string::npos)
+      out << line << "\n";
+    else
+      lens.push_back(eq - 1);
   }
   if (lens.empty()) return;
   // Widths count characters, not bytes (the signature is ASCII; names too).
@@ -257,7 +263,8 @@ void print_single_results(const std::vector<std::string>& results, const std::st
 std::vector<Stats> all_stats(const Metric& metric, const System& system, int threads) {
   const std::size_t n = system.lines.size();
   std::vector<Stats> stats(n);
-  const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(threads), n / 256));
+  const std::size_t workers =
+      std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(threads), n / 256));
   auto work = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) stats[i] = metric.segment_stats(system.lines[i], i);
   };
@@ -365,10 +372,10 @@ void print_table(const std::vector<System>& systems, const std::vector<std::stri
         if (!paired) {
           out << json_string(format_fixed(r.score, o.width), true);
         } else {
-          out << "{\n            \"score\": " << python_float_repr(r.score) << ",\n            \"p_value\": "
-              << (r.has_p ? python_float_repr(r.p) : "null") << ",\n            \"mean\": "
-              << (r.has_ci ? python_float_repr(r.mean) : "null") << ",\n            \"ci\": "
-              << (r.has_ci ? python_float_repr(r.ci) : "null") << "\n        }";
+          out << "{\n            \"score\": " << python_float_repr(r.score)
+              << ",\n            \"p_value\": " << (r.has_p ? python_float_repr(r.p) : "null")
+              << ",\n            \"mean\": " << (r.has_ci ? python_float_repr(r.mean) : "null")
+              << ",\n            \"ci\": " << (r.has_ci ? python_float_repr(r.ci) : "null") << "\n        }";
         }
       }
       out << "\n    }" << (s + 1 < systems.size() ? "," : "") << "\n";
@@ -405,8 +412,10 @@ void print_table(const std::vector<System>& systems, const std::vector<std::stri
     const std::string dashes(unicode::decode(msg).size(), '-');
     out << dashes << "\n" << msg << "\n" << dashes << "\n";
     out << " - Each system is pairwise compared to " << systems[0].name << ".\n";
-    if (o.paired_bs) out << "   Actual system score / bootstrap estimated true mean / 95% CI are provided for each metric.\n";
-    else out << "   Actual system score is provided for each metric.\n";
+    if (o.paired_bs)
+      out << "   Actual system score / bootstrap estimated true mean / 95% CI are provided for each metric.\n";
+    else
+      out << "   Actual system score is provided for each metric.\n";
     out << "\n";
     out << " - Null hypothesis: the system and the baseline translations are essentially\n";
     out << "   generated by the same underlying process. For a given system and the baseline,\n";
@@ -441,7 +450,8 @@ void validate(const EvalOptions& o) {
       throw ConfigError("-m: unknown metric '" + m + "'; choose from: bleu, chrf, ter");
   if (o.format != "text" && o.format != "json")
     throw ConfigError("-f: unknown format '" + o.format + "'; choose text or json");
-  if (o.width < 0 || o.width > 20) throw ConfigError("-w must be between 0 and 20 (got " + std::to_string(o.width) + ")");
+  if (o.width < 0 || o.width > 20)
+    throw ConfigError("-w must be between 0 and 20 (got " + std::to_string(o.width) + ")");
   if (o.num_refs < 1) throw ConfigError("--num-refs must be at least 1");
   if (o.num_refs > 1 && o.references.size() > 1)
     throw ConfigError("--num-refs reads tab-separated references from one file; give a single reference file");
@@ -471,8 +481,7 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
   if (paired && systems.size() == 1) throw ConfigError("paired tests need several systems: -i BASELINE SYSTEM [...]");
   if (systems.size() > 1 && o.confidence) throw ConfigError("-ci is for one system; use --paired-bs for several");
   for (const auto& s : systems) {
-    if (s.lines.empty())
-      throw InputError(s.name, 0, "contains no sentence; give one hypothesis per reference line");
+    if (s.lines.empty()) throw InputError(s.name, 0, "contains no sentence; give one hypothesis per reference line");
     if (s.lines.size() != segments)
       throw InputError(s.name, 0,
                        "has " + std::to_string(s.lines.size()) + " lines but the reference " + ref_name + " has " +
@@ -569,8 +578,8 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
           std::vector<double> sample_diffs(sys_resampled.size());
           for (std::size_t k = 0; k < sample_diffs.size(); ++k)
             sample_diffs[k] = std::abs(sys_resampled[k] - bl_resampled[k]);
-          const double mean = std::accumulate(sample_diffs.begin(), sample_diffs.end(), 0.0) /
-                              static_cast<double>(sample_diffs.size());
+          const double mean =
+              std::accumulate(sample_diffs.begin(), sample_diffs.end(), 0.0) / static_cast<double>(sample_diffs.size());
           for (auto& d : sample_diffs) d -= mean;
           r.p = p_value(sample_diffs, diff);
           std::tie(r.mean, r.ci) = estimate_ci(sys_resampled);

@@ -18,19 +18,19 @@ struct EvalOptions {
   BleuOptions bleu;
   ChrfOptions chrf;
   TercomOptions ter;
-  bool sentence_level = false;  // -sl
-  std::string format = "text";  // -f text|json
-  bool score_only = false;      // -b
-  int width = 1;                // -w
-  bool short_signature = false; // -sh
-  bool confidence = false;      // -ci: bootstrap confidence interval for one system
-  int confidence_n = 1000;      // -cin
-  bool paired_bs = false;       // --paired-bs
-  int paired_bs_n = 1000;       // --paired-bs-n
-  bool paired_ar = false;       // --paired-ar
-  int paired_ar_n = 10000;      // --paired-ar-n
-  bool paired_ar_ci = false;    // --paired-ar-ci
-  int threads = 2;              // --threads: segments scored in parallel (results do not change)
+  bool sentence_level = false;   // -sl
+  std::string format = "text";   // -f text|json
+  bool score_only = false;       // -b
+  int width = 1;                 // -w
+  bool short_signature = false;  // -sh
+  bool confidence = false;       // -ci: bootstrap confidence interval for one system
+  int confidence_n = 1000;       // -cin
+  bool paired_bs = false;        // --paired-bs
+  int paired_bs_n = 1000;        // --paired-bs-n
+  bool paired_ar = false;        // --paired-ar
+  int paired_ar_n = 10000;       // --paired-ar-n
+  bool paired_ar_ci = false;     // --paired-ar-ci
+  int threads = 2;               // --threads: segments scored in parallel (results do not change)
 };
 
 // Throws ConfigError naming the option when a value or a combination is invalid.

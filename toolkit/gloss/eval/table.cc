@@ -27,9 +27,12 @@ std::string pad(const std::string& s, std::size_t width, Align align) {
   if (w >= width) return s;
   const std::size_t fill = width - w;
   switch (align) {
-    case Align::kLeft: return s + std::string(fill, ' ');
-    case Align::kRight: return std::string(fill, ' ') + s;
-    case Align::kCenter: return std::string(fill / 2, ' ') + s + std::string(fill - fill / 2, ' ');
+    case Align::kLeft:
+      return s + std::string(fill, ' ');
+    case Align::kRight:
+      return std::string(fill, ' ') + s;
+    case Align::kCenter:
+      return std::string(fill / 2, ' ') + s + std::string(fill - fill / 2, ' ');
   }
   return s;
 }
@@ -68,7 +71,8 @@ std::string fancy_grid(const std::vector<std::string>& headers, const std::vecto
     for (std::size_t h = 0; h < height; ++h) {
       out += "│";
       for (std::size_t c = 0; c < ncols; ++c) {
-        const std::string text = h < lines[c].size() ? pad(lines[c][h], widths[c], aligns[c]) : std::string(widths[c], ' ');
+        const std::string text =
+            h < lines[c].size() ? pad(lines[c][h], widths[c], aligns[c]) : std::string(widths[c], ' ');
         out += " " + text + " │";
       }
       out += "\n";

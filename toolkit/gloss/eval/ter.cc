@@ -146,8 +146,10 @@ ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref,
   std::vector<int> hyp_err, ref_err;
   int pos_hyp = -1, pos_ref = -1;
   for (char op : inv_trace) {
-    if (op == kIns) op = kDel;
-    else if (op == kDel) op = kIns;
+    if (op == kIns)
+      op = kDel;
+    else if (op == kDel)
+      op = kIns;
     if (op == kNop || op == kSub) {
       ++pos_hyp;
       ++pos_ref;
@@ -205,9 +207,8 @@ ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref,
               const bool better =
                   !have_best || delta > best_delta ||
                   (delta == best_delta &&
-                   (length > best_length ||
-                    (length == best_length &&
-                     (-start_h > -best_start || (start_h == best_start && -idx > -best_idx)))));
+                   (length > best_length || (length == best_length &&
+                                             (-start_h > -best_start || (start_h == best_start && -idx > -best_idx)))));
               if (better) {
                 have_best = true;
                 best_delta = delta;
@@ -258,7 +259,9 @@ int translation_edit_count(const std::vector<std::string_view>& hyp_words,
 
 Ter::Ter(TercomOptions options) : options_(options) {}
 
-std::string Ter::preprocess(std::string_view segment) const { return tokenize_tercom(options_, unicode::rstrip(segment)); }
+std::string Ter::preprocess(std::string_view segment) const {
+  return tokenize_tercom(options_, unicode::rstrip(segment));
+}
 
 Stats Ter::preprocessed_stats(std::string_view hypothesis, const std::vector<std::string>& references) const {
   const auto hyp = unicode::split(hypothesis);
@@ -291,9 +294,12 @@ Stats Ter::segment_stats(std::string_view hypothesis, std::size_t segment) const
 Score Ter::compute(const Stats& summed) const {
   const double edits = summed[0], length = summed[1];
   double score;
-  if (length > 0) score = edits / length;
-  else if (edits > 0) score = 1.0;  // empty references, non-empty hypothesis
-  else score = 0.0;
+  if (length > 0)
+    score = edits / length;
+  else if (edits > 0)
+    score = 1.0;  // empty references, non-empty hypothesis
+  else
+    score = 0.0;
   return {"TER", 100 * score, ""};
 }
 

@@ -71,8 +71,8 @@ Seq pad_class(const Seq& s, ClassA a) {
 // [\{-\~\[-\` -\&\(-\+\:-\@\/] of mteval-v13a (ASCII only, so bytes suffice).
 inline bool is_13a_punct(char c) {
   const auto u = static_cast<unsigned char>(c);
-  return (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
-         (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
+  return (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) || (u >= 0x28 && u <= 0x2B) ||
+         (u >= 0x3A && u <= 0x40) || u == 0x2F;
 }
 
 // The four byte-level rules are exact on UTF-8: every class is ASCII or its complement,
@@ -85,8 +85,8 @@ std::string western_rules(std::string s, bool dash_rule) {
   s = sub_pair(s, dot_comma, not_digit, " ", " ", "");
   if (dash_rule) {
     s = sub_pair(
-        s, [](char c) { return is_digit(static_cast<unsigned char>(c)); }, [](char c) { return c == '-'; }, "",
-        " ", " ");
+        s, [](char c) { return is_digit(static_cast<unsigned char>(c)); }, [](char c) { return c == '-'; }, "", " ",
+        " ");
   }
   return s;
 }
@@ -103,10 +103,14 @@ BleuTokenizer parse_bleu_tokenizer(std::string_view name) {
 
 const char* tokenizer_name(BleuTokenizer tokenizer) {
   switch (tokenizer) {
-    case BleuTokenizer::k13a: return "13a";
-    case BleuTokenizer::kNone: return "none";
-    case BleuTokenizer::kIntl: return "intl";
-    case BleuTokenizer::kChar: return "char";
+    case BleuTokenizer::k13a:
+      return "13a";
+    case BleuTokenizer::kNone:
+      return "none";
+    case BleuTokenizer::kIntl:
+      return "intl";
+    case BleuTokenizer::kChar:
+      return "char";
   }
   return "?";
 }
@@ -143,9 +147,12 @@ std::string tokenize_char(std::string_view line) {
   while (i < line.size()) {
     std::size_t len = 1;
     const auto c = static_cast<unsigned char>(line[i]);
-    if (c >= 0xF0) len = 4;
-    else if (c >= 0xE0) len = 3;
-    else if (c >= 0xC0) len = 2;
+    if (c >= 0xF0)
+      len = 4;
+    else if (c >= 0xE0)
+      len = 3;
+    else if (c >= 0xC0)
+      len = 2;
     if (i) out.push_back(' ');
     out.append(line.substr(i, len));
     i += len;
@@ -155,10 +162,14 @@ std::string tokenize_char(std::string_view line) {
 
 std::string tokenize(BleuTokenizer tokenizer, std::string_view line) {
   switch (tokenizer) {
-    case BleuTokenizer::k13a: return tokenize_13a(line);
-    case BleuTokenizer::kNone: return std::string(line);
-    case BleuTokenizer::kIntl: return tokenize_intl(line);
-    case BleuTokenizer::kChar: return tokenize_char(line);
+    case BleuTokenizer::k13a:
+      return tokenize_13a(line);
+    case BleuTokenizer::kNone:
+      return std::string(line);
+    case BleuTokenizer::kIntl:
+      return tokenize_intl(line);
+    case BleuTokenizer::kChar:
+      return tokenize_char(line);
   }
   return std::string(line);
 }
@@ -203,8 +214,7 @@ std::string normalize_general_and_western(std::string s) {
   s = sub_pair(s, not_digit, dot_comma, "", " ", " ");
   s = sub_pair(s, dot_comma, not_digit, " ", " ", "");
   s = sub_pair(
-      s, [](char c) { return is_digit(static_cast<unsigned char>(c)); }, [](char c) { return c == '-'; }, "", " ",
-      " ");
+      s, [](char c) { return is_digit(static_cast<unsigned char>(c)); }, [](char c) { return c == '-'; }, "", " ", " ");
   return s;
 }
 

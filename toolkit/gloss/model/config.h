@@ -13,16 +13,16 @@ struct ModelConfig {
   std::int64_t src_vocab = 8000, tgt_vocab = 8000;  // set from the subword models, not recipe keys
   nn::CellType cell = nn::CellType::kGru;
   std::int64_t emb_dim = 256;
-  std::int64_t enc_hidden = 256;        // per direction
+  std::int64_t enc_hidden = 256;  // per direction
   int enc_layers = 1;
   std::string bidirectional = "first";  // first, all, none
   std::int64_t dec_hidden = 512;
   int dec_layers = 1;
   std::int64_t att_dim = 512;
-  std::string readout = "maxout";       // maxout (pool 2) or tanh
+  std::string readout = "maxout";  // maxout (pool 2) or tanh
   std::int64_t readout_dim = 256;
   std::string dec_init = "last_backward";  // last_backward, mean, zero
-  bool tie_target_embeddings = false;   // W_o = E_tgt^T (needs readout_dim == emb_dim)
+  bool tie_target_embeddings = false;      // W_o = E_tgt^T (needs readout_dim == emb_dim)
   float dropout_emb = 0.2f, dropout_rnn = 0.2f, dropout_readout = 0.2f;
 };
 void validate(const ModelConfig& config);  // throws ConfigError naming the key

@@ -1,9 +1,9 @@
 #include "gloss/model/file_format.h"
 
+#include <zlib.h>
 #include <boost/serialization/array.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
-#include <zlib.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -22,17 +22,19 @@ namespace {
 template <class A>
 void serialize_config(A& ar, ModelConfig& c, std::uint32_t version) {
   int cell = c.cell == nn::CellType::kGru ? 0 : 1;
-  ar & cell & c.src_vocab & c.tgt_vocab & c.emb_dim & c.enc_hidden & c.enc_layers & c.bidirectional & c.dec_hidden & c.att_dim &
-      c.readout & c.readout_dim & c.dec_init & c.tie_target_embeddings & c.dropout_emb & c.dropout_rnn & c.dropout_readout;
-  if (version >= 3) ar & c.dec_layers;
-  else c.dec_layers = 1;
+  ar& cell& c.src_vocab& c.tgt_vocab& c.emb_dim& c.enc_hidden& c.enc_layers& c.bidirectional& c.dec_hidden& c.att_dim& c
+      .readout& c.readout_dim& c.dec_init& c.tie_target_embeddings& c.dropout_emb& c.dropout_rnn& c.dropout_readout;
+  if (version >= 3)
+    ar& c.dec_layers;
+  else
+    c.dec_layers = 1;
   c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
 }
 
 template <class A>
 void serialize_model_part(A& ar, ModelFile& m, std::uint32_t version) {
   serialize_config(ar, m.config, version);
-  ar & m.src_spm & m.tgt_spm & m.recipe;
+  ar& m.src_spm& m.tgt_spm& m.recipe;
 }
 
 // Parameters are written as (count, then name, shape, values) straight from their tensors.
@@ -59,9 +61,10 @@ std::string checked_bytes(const std::string& path, const char* magic, const char
   const std::string data = read_file(path);
   if (data.size() < 24 || data.compare(0, 8, magic) != 0) {
     const bool other = data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
-    throw InputError(path, 0, other ? std::string("is a Gloss ") + (data.compare(0, 8, "GLOSSMDL") == 0 ? "model" : "checkpoint") +
-                                          " file, not a " + what
-                                    : std::string("is not a Gloss ") + what + " (wrong file?)");
+    throw InputError(path, 0,
+                     other ? std::string("is a Gloss ") +
+                                 (data.compare(0, 8, "GLOSSMDL") == 0 ? "model" : "checkpoint") + " file, not a " + what
+                           : std::string("is not a Gloss ") + what + " (wrong file?)");
   }
   std::uint32_t version, crc;
   std::uint64_t size;
@@ -69,13 +72,15 @@ std::string checked_bytes(const std::string& path, const char* magic, const char
   std::memcpy(&size, data.data() + 12, 8);
   std::memcpy(&crc, data.data() + 20, 4);
   if (version < kOldestVersion || version > kFormatVersion)
-    throw InputError(path, 0, std::string(what) + " format version " + std::to_string(version) + "; this gloss reads versions " +
-                                  std::to_string(kOldestVersion) + " to " + std::to_string(kFormatVersion));
+    throw InputError(path, 0,
+                     std::string(what) + " format version " + std::to_string(version) + "; this gloss reads versions " +
+                         std::to_string(kOldestVersion) + " to " + std::to_string(kFormatVersion));
   if (data.size() - 24 != size)
-    throw InputError(path, 0, "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
-                                  " payload bytes); the file is incomplete or damaged");
-  const auto actual = static_cast<std::uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(data.data() + 24), static_cast<uInt>(size)));
+    throw InputError(path, 0,
+                     "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
+                         " payload bytes); the file is incomplete or damaged");
+  const auto actual =
+      static_cast<std::uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(data.data() + 24), static_cast<uInt>(size)));
   if (actual != crc) throw InputError(path, 0, "is corrupted (checksum mismatch); use another copy");
   return data;  // payload starts at byte 24
 }
@@ -92,8 +97,9 @@ void load_params(boost::archive::binary_iarchive& ar, const std::string& path, n
   std::uint64_t count = 0;
   ar >> count;
   if (params && count != params->all().size())
-    throw InputError(path, 0, "holds " + std::to_string(count) + " parameters, the model has " +
-                                  std::to_string(params->all().size()));
+    throw InputError(
+        path, 0,
+        "holds " + std::to_string(count) + " parameters, the model has " + std::to_string(params->all().size()));
   std::vector<float> skip;
   for (std::uint64_t i = 0; i < count; ++i) {
     std::string name;
@@ -109,8 +115,9 @@ void load_params(boost::archive::binary_iarchive& ar, const std::string& path, n
     if (!params->contains(name)) throw InputError(path, 0, "has a parameter '" + name + "' the model does not");
     auto& p = params->get(name);
     if (p.value.shape() != shape)
-      throw InputError(path, 0, "parameter '" + name + "' has shape " + Tensor(shape).shape_string() +
-                                    ", the model expects " + p.value.shape_string());
+      throw InputError(path, 0,
+                       "parameter '" + name + "' has shape " + Tensor(shape).shape_string() + ", the model expects " +
+                           p.value.shape_string());
     ar >> boost::serialization::make_array(p.value.data(), static_cast<std::size_t>(size));
   }
   if (params) params->touch();
@@ -179,16 +186,19 @@ ModelFile read_envelope(const std::string& path, const char* magic, const char* 
     std::memcpy(&version, data.data() + 8, 4);
     serialize_model_part(ar, m, version);
     if (version < 3 && m.config.cell == nn::CellType::kLstm)
-      throw InputError(path, 0, "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
-                                "step; retrain it with this gloss");
+      throw InputError(path, 0,
+                       "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
+                       "step; retrain it with this gloss");
     rest(ar, m);
     return m;
   } catch (const boost::archive::archive_exception& e) {
     throw InputError(path, 0, std::string("cannot be read: ") + e.what());
   } catch (const std::bad_alloc&) {
-    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
+    throw InputError(path, 0,
+                     "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
   } catch (const std::length_error&) {
-    throw InputError(path, 0, "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
+    throw InputError(path, 0,
+                     "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
   }
 }
 

@@ -39,7 +39,8 @@ void average_models(const std::vector<std::string>& inputs, const std::string& o
   for (std::size_t i = 1; i < inputs.size(); ++i) {
     const ModelFile other = load_any(inputs[i], &one);  // checks names and shapes
     if (other.src_spm != first.src_spm || other.tgt_spm != first.tgt_spm)
-      throw InputError(inputs[i], 0, "uses other subword models than " + inputs[0] + "; average runs of one training only");
+      throw InputError(inputs[i], 0,
+                       "uses other subword models than " + inputs[0] + "; average runs of one training only");
     for (std::size_t k = 0; k < sum.all().size(); ++k) {
       float* acc = sum.all()[k]->value.data();
       const float* x = one.all()[k]->value.data();

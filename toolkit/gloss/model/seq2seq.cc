@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <numeric>
-#include <cstring>
 
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
@@ -14,7 +14,7 @@
 namespace gloss::model {
 namespace {
 
-constexpr std::int64_t kOutputChunkRows = 128;   // rows of logits computed at once in training
+constexpr std::int64_t kOutputChunkRows = 128;  // rows of logits computed at once in training
 
 // out[t, n] = in[len_n - 1 - t, n] for t < len_n, else in[t, n]: the sequence of each sentence
 // reversed within its own length (its own inverse).
@@ -24,7 +24,8 @@ void reverse_within(const float* in, float* out, int S, int N, std::int64_t C, c
     const int len = lengths[n];
     for (int t = 0; t < S; ++t) {
       const int from = t < len ? len - 1 - t : t;
-      std::memcpy(out + (static_cast<std::int64_t>(t) * N + n) * C, in + (static_cast<std::int64_t>(from) * N + n) * C, bytes);
+      std::memcpy(out + (static_cast<std::int64_t>(t) * N + n) * C, in + (static_cast<std::int64_t>(from) * N + n) * C,
+                  bytes);
     }
   }
 }
@@ -99,8 +100,10 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     const std::int64_t init_in = config.dec_init == "mean" ? key_dim_ : config.enc_hidden;
     init_ = std::make_unique<nn::Linear>(params, "decoder/init", init_in, config.dec_hidden);
   }
-  if (config.tie_target_embeddings) out_bias_ = &params.add("decoder/output/bias", {config.tgt_vocab});
-  else out_ = std::make_unique<nn::Linear>(params, "decoder/output", config.readout_dim, config.tgt_vocab);
+  if (config.tie_target_embeddings)
+    out_bias_ = &params.add("decoder/output/bias", {config.tgt_vocab});
+  else
+    out_ = std::make_unique<nn::Linear>(params, "decoder/output", config.readout_dim, config.tgt_vocab);
 }
 
 void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
@@ -148,8 +151,10 @@ void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
         const int len = b.src_lengths[n];
         const int from = t < len ? len - 1 - t : t;
         float* o = L.out.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
-        std::memcpy(o, L.y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H, static_cast<std::size_t>(H) * sizeof(float));
-        std::memcpy(o + H, L.y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H, static_cast<std::size_t>(H) * sizeof(float));
+        std::memcpy(o, L.y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H,
+                    static_cast<std::size_t>(H) * sizeof(float));
+        std::memcpy(o + H, L.y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H,
+                    static_cast<std::size_t>(H) * sizeof(float));
       }
     }
   }
@@ -168,7 +173,8 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   decoder_backward(b);
   init_backward(b);
   const std::int64_t M = static_cast<std::int64_t>(b.T) * b.N;
-  if (dropout_active_ && config_.dropout_emb > 0) nn::dropout_backward(M * config_.emb_dim, ws_.tgt_drop.data(), ws_.demb.data());
+  if (dropout_active_ && config_.dropout_emb > 0)
+    nn::dropout_backward(M * config_.emb_dim, ws_.tgt_drop.data(), ws_.demb.data());
   tgt_emb_.backward(M, ws_.tgt_in_used.data(), ws_.demb.data());
   backward_encoder(b, ws_.dkeys);
   return loss;
@@ -216,11 +222,12 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
   if (backward) {
     std::size_t per_step = 0;
     for (auto& cell : dec_rnn_) per_step += cell->training_cache_bytes(1, N);
-    ws_.cached_steps = static_cast<int>(std::min<std::size_t>(
-        static_cast<std::size_t>(T), rnn_cache_bytes_ / 2 / std::max<std::size_t>(1, per_step)));
+    ws_.cached_steps = static_cast<int>(
+        std::min<std::size_t>(static_cast<std::size_t>(T), rnn_cache_bytes_ / 2 / std::max<std::size_t>(1, per_step)));
     ws_.dec_caches.resize(static_cast<std::size_t>(L));
     for (auto& caches : ws_.dec_caches)
-      if (caches.size() < static_cast<std::size_t>(ws_.cached_steps)) caches.resize(static_cast<std::size_t>(ws_.cached_steps));
+      if (caches.size() < static_cast<std::size_t>(ws_.cached_steps))
+        caches.resize(static_cast<std::size_t>(ws_.cached_steps));
   }
 }
 
@@ -259,7 +266,7 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
     }
     for (int l = 0; l < L; ++l) {
       const auto li = static_cast<std::size_t>(l);
-      nn::RnnCell::Cache* cache = !backward                ? nullptr
+      nn::RnnCell::Cache* cache = !backward              ? nullptr
                                   : i < ws_.cached_steps ? &ws_.dec_caches[li][static_cast<std::size_t>(i)]
                                                          : &ws_.dec_recompute;
       run_decoder_layer(l, i, N, cache, ws_.dec_h[li].data() + (i + 1) * ND,
@@ -289,7 +296,9 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
 std::vector<nn::Linear::Part> Seq2Seq::readout_parts(const BatchView& b) {
   const std::int64_t ND = static_cast<std::int64_t>(b.N) * config_.dec_hidden;
   const Tensor& top = ws_.dec_h[static_cast<std::size_t>(config_.dec_layers - 1)];
-  return {{top.data() + ND, config_.dec_hidden}, {ws_.contexts.data(), key_dim_}, {ws_.tgt_emb_out.data(), config_.emb_dim}};
+  return {{top.data() + ND, config_.dec_hidden},
+          {ws_.contexts.data(), key_dim_},
+          {ws_.tgt_emb_out.data(), config_.emb_dim}};
 }
 
 // The readout for all steps at once (maxout or tanh, then dropout).
@@ -369,7 +378,8 @@ void Seq2Seq::readout_backward(const BatchView& b) {
   ws_.ds_readout.resize({T, N, config_.dec_hidden});
   ws_.dcontext.resize({T, N, key_dim_});
   ws_.demb.resize({T, N, config_.emb_dim});
-  readout_.backward_parts(M, readout_parts(b), dpre.data(), {ws_.ds_readout.data(), ws_.dcontext.data(), ws_.demb.data()});
+  readout_.backward_parts(M, readout_parts(b), dpre.data(),
+                          {ws_.ds_readout.data(), ws_.dcontext.data(), ws_.demb.data()});
 }
 
 // Back through the decoder's steps, last first: RNN layers (recomputing the workspaces of
@@ -400,7 +410,8 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
       const auto li = static_cast<std::size_t>(l);
       // dy = (readout gradient of s_i, or the layer above's input gradient) + recurrent gradient
       const float* from_above = l == L - 1 ? nullptr : dxl.data();
-      for (std::int64_t k = 0; k < ND; ++k) dy[k] = dh_next[li][k] + (from_above ? from_above[k] : ws_.ds_readout[i * ND + k]);
+      for (std::int64_t k = 0; k < ND; ++k)
+        dy[k] = dh_next[li][k] + (from_above ? from_above[k] : ws_.ds_readout[i * ND + k]);
       nn::RnnCell::Cache* cache = &ws_.dec_recompute;
       if (i < ws_.cached_steps) {
         cache = &ws_.dec_caches[li][static_cast<std::size_t>(i)];
@@ -419,8 +430,8 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
       add(E, dx0.data() + n * (E + K), de + n * E);
       add(K, dx0.data() + n * (E + K) + E, dc + n * K);
     }
-    attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc, da.data() + i * N * attention_.att_dim(),
-                        dquery.data(), ws_.dkeys.data());
+    attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc,
+                        da.data() + i * N * attention_.att_dim(), dquery.data(), ws_.dkeys.data());
     add(ND, dquery.data(), dh_next[static_cast<std::size_t>(L - 1)].data());
   }
   const Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
@@ -474,8 +485,10 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
     std::memcpy(r + D, c + h * K, static_cast<std::size_t>(K) * sizeof(float));
     std::memcpy(r + D + K, emb + h * E, static_cast<std::size_t>(E) * sizeof(float));
   }
-  if (bf16_) readout_bf16_.run(rows, w.rin.data(), w.pre.data());
-  else readout_.forward(rows, w.rin.data(), w.pre.data());
+  if (bf16_)
+    readout_bf16_.run(rows, w.rin.data(), w.pre.data());
+  else
+    readout_.forward(rows, w.rin.data(), w.pre.data());
   if (maxout) {
     nn::maxout_forward(rows, R, w.pre.data(), w.t.data(), w.which.data());
   } else {
@@ -491,8 +504,10 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
     }
     for (int h = 0; h < rows; ++h)
       std::memcpy(w.logits.data() + h * Vs, out_b_sub_.data(), static_cast<std::size_t>(Vs) * sizeof(float));
-    if (out_) compute::gemm(false, false, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), Vs, 1.0f, w.logits.data(), Vs);
-    else compute::gemm(false, true, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), E, 1.0f, w.logits.data(), Vs);
+    if (out_)
+      compute::gemm(false, false, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), Vs, 1.0f, w.logits.data(), Vs);
+    else
+      compute::gemm(false, true, rows, Vs, R, 1.0f, w.t.data(), R, out_w_sub_.data(), E, 1.0f, w.logits.data(), Vs);
     return;
   }
   if (bf16_) {
@@ -502,7 +517,8 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
   } else {
     for (int h = 0; h < rows; ++h)
       std::memcpy(w.logits.data() + h * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
-    compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(), V);
+    compute::gemm(false, true, rows, V, R, 1.0f, w.t.data(), R, tgt_emb_.table().value.data(), E, 1.0f, w.logits.data(),
+                  V);
   }
 }
 
@@ -533,8 +549,10 @@ void Seq2Seq::set_bf16(bool on) {
   const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb_dim;
   readout_bf16_.set_weights(readout_.in(), readout_.out(), readout_.weight().value.data(), false,
                             readout_.bias() ? readout_.bias()->value.data() : nullptr);
-  if (out_) out_bf16_.set_weights(R, V, out_->weight().value.data(), false, out_->bias()->value.data());
-  else out_bf16_.set_weights(E, V, tgt_emb_.table().value.data(), true, out_bias_->value.data());
+  if (out_)
+    out_bf16_.set_weights(R, V, out_->weight().value.data(), false, out_->bias()->value.data());
+  else
+    out_bf16_.set_weights(E, V, tgt_emb_.table().value.data(), true, out_bias_->value.data());
   if (!out_subset_.empty()) set_output_subset(out_subset_);
 }
 
@@ -551,18 +569,22 @@ void Seq2Seq::set_output_subset(std::vector<std::int32_t> ids) {
     const float* b = out_->bias()->value.data();
     out_w_sub_.resize({R, Vs});
     for (std::int64_t r = 0; r < R; ++r)
-      for (std::int64_t k = 0; k < Vs; ++k) out_w_sub_[r * Vs + k] = W[r * V + out_subset_[static_cast<std::size_t>(k)]];
+      for (std::int64_t k = 0; k < Vs; ++k)
+        out_w_sub_[r * Vs + k] = W[r * V + out_subset_[static_cast<std::size_t>(k)]];
     for (std::int64_t k = 0; k < Vs; ++k) out_b_sub_[k] = b[out_subset_[static_cast<std::size_t>(k)]];
   } else {
     const float* table = tgt_emb_.table().value.data();  // [V, E]
     out_w_sub_.resize({Vs, E});
     for (std::int64_t k = 0; k < Vs; ++k)
-      std::memcpy(out_w_sub_.data() + k * E, table + out_subset_[static_cast<std::size_t>(k)] * E, static_cast<std::size_t>(E) * sizeof(float));
+      std::memcpy(out_w_sub_.data() + k * E, table + out_subset_[static_cast<std::size_t>(k)] * E,
+                  static_cast<std::size_t>(E) * sizeof(float));
     for (std::int64_t k = 0; k < Vs; ++k) out_b_sub_[k] = out_bias_->value[out_subset_[static_cast<std::size_t>(k)]];
   }
   if (bf16_) {
-    if (out_) out_sub_bf16_.set_weights(R, Vs, out_w_sub_.data(), false, out_b_sub_.data());
-    else out_sub_bf16_.set_weights(E, Vs, out_w_sub_.data(), true, out_b_sub_.data());
+    if (out_)
+      out_sub_bf16_.set_weights(R, Vs, out_w_sub_.data(), false, out_b_sub_.data());
+    else
+      out_sub_bf16_.set_weights(E, Vs, out_w_sub_.data(), true, out_b_sub_.data());
   }
 }
 
@@ -599,7 +621,8 @@ void Seq2Seq::initial_state(const BatchView& b, float* s0, Tensor& init_in) {
       for (int j = 0; j < len; ++j) add(K, annotations.data() + (static_cast<std::int64_t>(j) * N + n) * K, x);
       for (std::int64_t k = 0; k < K; ++k) x[k] /= static_cast<float>(len);
     } else if (top_bi) {  // <-h_1: the backward RNN's state at the first source word
-      std::memcpy(x, annotations.data() + static_cast<std::int64_t>(n) * K + Henc, static_cast<std::size_t>(Henc) * sizeof(float));
+      std::memcpy(x, annotations.data() + static_cast<std::int64_t>(n) * K + Henc,
+                  static_cast<std::size_t>(Henc) * sizeof(float));
     } else {  // ->h_len: the last state of the forward RNN
       std::memcpy(x, annotations.data() + (static_cast<std::int64_t>(len - 1) * N + n) * K,
                   static_cast<std::size_t>(Henc) * sizeof(float));
@@ -663,9 +686,9 @@ void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
   }
   for (int l = 0; l < L; ++l) {
     const float* x = l == 0 ? w.x.data() : state_next + (l - 1) * part;
-    dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part, lstm ? state + (L + l) * part : nullptr,
-                                                   state_next + l * part, nullptr,
-                                                   lstm ? state_next + (L + l) * part : nullptr, nullptr);
+    dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part,
+                                                   lstm ? state + (L + l) * part : nullptr, state_next + l * part,
+                                                   nullptr, lstm ? state_next + (L + l) * part : nullptr, nullptr);
   }
   readout_logits(rows, state_next + (L - 1) * part, w.c.data(), w.emb.data(), w);
 }
@@ -718,8 +741,10 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
           const int len = b.src_lengths[n];
           const int to = t < len ? len - 1 - t : t;
           const float* g = dtop.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
-          std::memcpy(dy_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H, g, static_cast<std::size_t>(H) * sizeof(float));
-          std::memcpy(dy_rev.data() + (static_cast<std::int64_t>(to) * N + n) * H, g + H, static_cast<std::size_t>(H) * sizeof(float));
+          std::memcpy(dy_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H, g,
+                      static_cast<std::size_t>(H) * sizeof(float));
+          std::memcpy(dy_rev.data() + (static_cast<std::int64_t>(to) * N + n) * H, g + H,
+                      static_cast<std::size_t>(H) * sizeof(float));
         }
       }
       L.fwd->backward(L.cache_fwd, dy_fwd.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
@@ -733,8 +758,10 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
     if (dropout_active_ && ((l == 0 && config_.dropout_emb > 0) || (l > 0 && config_.dropout_rnn > 0))) {
       nn::dropout_backward(rows * C, L.drop_mask.data(), dx.data());
     }
-    if (l == 0) src_emb_.backward(rows, b.src, dx.data());
-    else std::swap(dtop, dx);
+    if (l == 0)
+      src_emb_.backward(rows, b.src, dx.data());
+    else
+      std::swap(dtop, dx);
   }
 }
 

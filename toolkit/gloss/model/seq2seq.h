@@ -10,10 +10,10 @@
 //   readout  t_i = dropout(maxout_2(W_r [s_i ; c_i ; E_tgt[y_{i-1}]] + b_r))   (or tanh)
 //   output   p(y_i) = softmax(W_o t_i + b_o)   (W_o = E_tgt^T when tied)
 // Searches (greedy, beam, ensembles) live in decode/search.h and drive the inference step
-// interface below (start, step, advance or reorder). Readout, output and loss run for all time steps of a batch in single GEMMs; the attention
-// key projection runs once per batch. Variable source lengths inside a padded batch give the
-// result of each sentence alone: the right-to-left pass reads each sentence reversed within
-// its own length, and padding is masked in attention.
+// interface below (start, step, advance or reorder). Readout, output and loss run for all time steps of a batch in
+// single GEMMs; the attention key projection runs once per batch. Variable source lengths inside a padded batch give
+// the result of each sentence alone: the right-to-left pass reads each sentence reversed within its own length, and
+// padding is masked in attention.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -79,9 +79,9 @@ class Seq2Seq {
   // The decoder of `rows` hypotheses over one batch of sources, owned by the caller and
   // filled by the model. Row h is hypothesis k of sentence group g: h = g * beam + k.
   struct DecoderState {
-    int S = 0;     // source positions of the batch
-    int rows = 0;  // hypotheses
-    std::vector<std::int32_t> lengths;    // [rows]: the source length of each row's sentence
+    int S = 0;                          // source positions of the batch
+    int rows = 0;                       // hypotheses
+    std::vector<std::int32_t> lengths;  // [rows]: the source length of each row's sentence
     // After step(): logits [rows, columns] (columns: the vocabulary, or the output subset;
     // output_word() maps them to ids) and the attention weights [S, rows].
     const Tensor& logits() const { return scratch.logits; }
@@ -137,12 +137,12 @@ class Seq2Seq {
     Tensor readout_pre, readout_out, readout_drop, logits;
     std::vector<std::uint8_t> maxout_which;
     Tensor dt, ds_readout, dcontext, demb, dkeys, da;  // gradients; da [T, N, A]
-    std::vector<Tensor> dh_next, dc_next;   // per decoder layer [N, D]: what step i + 1 sent back
+    std::vector<Tensor> dh_next, dc_next;              // per decoder layer [N, D]: what step i + 1 sent back
     Tensor enc_dx, enc_dy_fwd, enc_dy_rev, enc_dx_rev, enc_dx_back;
     nn::AdditiveAttention::Memory memory;
     std::vector<nn::AdditiveAttention::Step> steps;
     std::vector<std::vector<nn::RnnCell::Cache>> dec_caches;  // [layer][step] for the cached steps
-    nn::RnnCell::Cache dec_recompute;                          // the steps beyond the budget
+    nn::RnnCell::Cache dec_recompute;                         // the steps beyond the budget
   };
 
   // Stages of forward_backward, in order.

@@ -19,18 +19,18 @@ class AdditiveAttention {
 
   // The source side of one batch. keys and lengths stay owned by the caller.
   struct Memory {
-    int S = 0, N = 0;                     // N: rows of keys (sentences)
-    const float* keys = nullptr;          // [S, N, K]
+    int S = 0, N = 0;             // N: rows of keys (sentences)
+    const float* keys = nullptr;  // [S, N, K]
     // Beam search: `queries` rows attend, query row q over key row source_of[q] (a sentence's
     // hypotheses share its keys and their projection); lengths then has one entry per query.
     // Without source_of: N queries, row n over key row n.
     int queries = 0;
     const std::int32_t* source_of = nullptr;
-    const std::int32_t* lengths = nullptr; // [queries or N], each >= 1
-    Tensor uh;                            // [S, N, A] = keys U
-    Tensor duh;                           // gradient of uh, summed over steps
-    Tensor dv_rows;                       // [N, A] gradient of v per sentence, summed over steps
-    Tensor de;                            // [S, N] scratch of backward
+    const std::int32_t* lengths = nullptr;  // [queries or N], each >= 1
+    Tensor uh;                              // [S, N, A] = keys U
+    Tensor duh;                             // gradient of uh, summed over steps
+    Tensor dv_rows;                         // [N, A] gradient of v per sentence, summed over steps
+    Tensor de;                              // [S, N] scratch of backward
   };
   void prepare(Memory& memory) const;
 
@@ -48,13 +48,11 @@ class AdditiveAttention {
   // dcontext [N, K] -> dquery [N, D] (overwritten) and da [N, A] = the gradient of W s + b
   // (overwritten; the caller keeps it for finish_backward); dkeys [S, N, K] and memory.duh
   // are added to.
-  void backward(Memory& memory, const Step& step, const float* dcontext, float* da, float* dquery,
-                float* dkeys) const;
+  void backward(Memory& memory, const Step& step, const float* dcontext, float* da, float* dquery, float* dkeys) const;
   // After the last step's backward, with the queries and da of all `rows` (steps x N) in
   // order: the parameter gradients as one GEMM each (dW += queries^T da, db, dv, dU +=
   // keys^T duh) and dkeys += duh U^T.
-  void finish_backward(Memory& memory, std::int64_t rows, const float* queries, const float* da,
-                       float* dkeys) const;
+  void finish_backward(Memory& memory, std::int64_t rows, const float* queries, const float* da, float* dkeys) const;
 
  private:
   std::int64_t query_, key_, att_;

@@ -17,7 +17,8 @@ Linear::Linear(ParameterSet& params, const std::string& name, std::int64_t in, s
 
 void Linear::forward(std::int64_t m, const float* x, float* y) const {
   if (b_) {
-    for (std::int64_t i = 0; i < m; ++i) std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
+    for (std::int64_t i = 0; i < m; ++i)
+      std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
   }
   compute::gemm(false, false, m, out_, in_, 1.0f, x, in_, w_->value.data(), out_, b_ ? 1.0f : 0.0f, y, out_);
 }
@@ -32,18 +33,20 @@ void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx
       for (std::int64_t k = 0; k < out_; ++k) db[k] += row[k];
     }
   }
-  if (dx) compute::gemm(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f, dx, in_);
+  if (dx)
+    compute::gemm(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f, dx, in_);
 }
 
 void Linear::forward_parts(std::int64_t m, const std::vector<Part>& parts, float* y) const {
   if (b_) {
-    for (std::int64_t i = 0; i < m; ++i) std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
+    for (std::int64_t i = 0; i < m; ++i)
+      std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
   }
   std::int64_t row = 0;
   for (std::size_t p = 0; p < parts.size(); ++p) {
     const bool first_write = p == 0 && !b_;
-    compute::gemm(false, false, m, out_, parts[p].width, 1.0f, parts[p].x, parts[p].width, w_->value.data() + row * out_,
-                  out_, first_write ? 0.0f : 1.0f, y, out_);
+    compute::gemm(false, false, m, out_, parts[p].width, 1.0f, parts[p].x, parts[p].width,
+                  w_->value.data() + row * out_, out_, first_write ? 0.0f : 1.0f, y, out_);
     row += parts[p].width;
   }
 }
@@ -54,7 +57,8 @@ void Linear::backward_parts(std::int64_t m, const std::vector<Part>& parts, cons
   for (std::size_t p = 0; p < parts.size(); ++p) {
     const std::int64_t w = parts[p].width;
     compute::gemm(true, false, w, out_, m, 1.0f, parts[p].x, w, dy, out_, 1.0f, w_->grad.data() + row * out_, out_);
-    if (dxs[p]) compute::gemm(false, true, m, w, out_, 1.0f, dy, out_, w_->value.data() + row * out_, out_, 0.0f, dxs[p], w);
+    if (dxs[p])
+      compute::gemm(false, true, m, w, out_, 1.0f, dy, out_, w_->value.data() + row * out_, out_, 0.0f, dxs[p], w);
     row += w;
   }
   if (b_) {
@@ -73,8 +77,10 @@ Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t
 void Embedding::forward(std::int64_t m, const std::int32_t* ids, float* out) const {
   const auto row_bytes = static_cast<std::size_t>(dim_) * sizeof(float);
   for (std::int64_t i = 0; i < m; ++i) {
-    if (ids[i] == pad_) std::memset(out + i * dim_, 0, row_bytes);
-    else std::memcpy(out + i * dim_, table_->value.data() + static_cast<std::int64_t>(ids[i]) * dim_, row_bytes);
+    if (ids[i] == pad_)
+      std::memset(out + i * dim_, 0, row_bytes);
+    else
+      std::memcpy(out + i * dim_, table_->value.data() + static_cast<std::int64_t>(ids[i]) * dim_, row_bytes);
   }
 }
 
@@ -126,7 +132,8 @@ void tanh_backward(std::int64_t n, const float* y, float* dy) {
 LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
                               float label_smoothing, bool grad, float scale) {
   std::vector<double> row_loss(static_cast<std::size_t>(m)), row_nll(static_cast<std::size_t>(m));
-  kernels::cross_entropy_rows(m, v, logits, targets, pad, label_smoothing, grad, scale, row_loss.data(), row_nll.data());
+  kernels::cross_entropy_rows(m, v, logits, targets, pad, label_smoothing, grad, scale, row_loss.data(),
+                              row_nll.data());
   LossSum out;
   for (std::int64_t i = 0; i < m; ++i) {  // summed in row order: independent of the thread count
     if (targets[i] == pad) continue;

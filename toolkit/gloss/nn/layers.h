@@ -32,7 +32,8 @@ class Linear {
   };
   void forward_parts(std::int64_t m, const std::vector<Part>& parts, float* y) const;
   // dW_p += x_p^T dy; db += sum dy; dxs[p] (nullptr: skipped) = dy W_p^T, overwritten.
-  void backward_parts(std::int64_t m, const std::vector<Part>& parts, const float* dy, const std::vector<float*>& dxs) const;
+  void backward_parts(std::int64_t m, const std::vector<Part>& parts, const float* dy,
+                      const std::vector<float*>& dxs) const;
 
  private:
   std::int64_t in_, out_;
@@ -65,16 +66,16 @@ void dropout_backward(std::int64_t n, const float* mask, float* dx);
 void maxout_forward(std::int64_t m, std::int64_t units, const float* x, float* y, std::uint8_t* which);
 void maxout_backward(std::int64_t m, std::int64_t units, const std::uint8_t* which, const float* dy, float* dx);
 
-void tanh_forward(std::int64_t n, float* x);                           // in place
-void tanh_backward(std::int64_t n, const float* y, float* dy);         // dy *= 1 - y^2
+void tanh_forward(std::int64_t n, float* x);                    // in place
+void tanh_backward(std::int64_t n, const float* y, float* dy);  // dy *= 1 - y^2
 
 // Label-smoothed softmax cross-entropy over rows of logits [M, V], fused with its gradient:
 // q = (1 - eps) onehot(target) + eps / V; loss = -sum q log softmax(logits). Rows whose
 // target is `pad` are ignored. Returns the summed loss (double) and counts real targets;
 // when `grad` is set, logits are overwritten with d(loss_sum * scale)/d logits.
 struct LossSum {
-  double loss = 0.0;        // summed over real target tokens
-  double nll = 0.0;         // the same without label smoothing (for perplexity)
+  double loss = 0.0;  // summed over real target tokens
+  double nll = 0.0;   // the same without label smoothing (for perplexity)
   std::int64_t tokens = 0;
 };
 LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,

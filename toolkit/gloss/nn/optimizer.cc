@@ -48,7 +48,8 @@ class Adam : public Optimizer {
     const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
     const auto& all = params.all();
     for (std::size_t i = 0; i < all.size(); ++i)
-      kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(), v_[i].data());
+      kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(),
+                    v_[i].data());
     params.touch();
   }
   std::vector<Tensor*> state() override {

@@ -21,9 +21,7 @@ Parameter& ParameterSet::get(const std::string& name) {
   throw std::logic_error("no parameter '" + name + "'");
 }
 
-const Parameter& ParameterSet::get(const std::string& name) const {
-  return const_cast<ParameterSet*>(this)->get(name);
-}
+const Parameter& ParameterSet::get(const std::string& name) const { return const_cast<ParameterSet*>(this)->get(name); }
 
 bool ParameterSet::contains(const std::string& name) const {
   for (const auto& p : params_)

@@ -65,7 +65,8 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
   const auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
   const auto x = md({T, N, C}, tag::tnc), y = md({T, N, H}, tag::tnc), s = md({1, 1, N, H}, tag::ldnc);
-  const auto wl = md({1, 1, C, G, H}, tag::ldigo), wi = md({1, 1, H, G, H}, tag::ldigo), b = md({1, 1, 4, H}, tag::ldgo);
+  const auto wl = md({1, 1, C, G, H}, tag::ldigo), wi = md({1, 1, H, G, H}, tag::ldigo),
+             b = md({1, 1, 4, H}, tag::ldgo);
   Forward f;
   if (cell_ == CellType::kGru) {
     dnnl::lbr_gru_forward::desc d(prop, dir, x, s, wl, wi, b, y, s);
@@ -89,7 +90,8 @@ RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
   const memory::dim C = input_, H = hidden_, G = gates();
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
   const auto x = md({T, N, C}, tag::tnc), y = md({T, N, H}, tag::tnc), s = md({1, 1, N, H}, tag::ldnc);
-  const auto wl = md({1, 1, C, G, H}, tag::ldgoi), wi = md({1, 1, H, G, H}, tag::ldgoi), b = md({1, 1, 4, H}, tag::ldgo);
+  const auto wl = md({1, 1, C, G, H}, tag::ldgoi), wi = md({1, 1, H, G, H}, tag::ldgoi),
+             b = md({1, 1, 4, H}, tag::ldgo);
   const auto dwl = md({1, 1, C, G, H}, tag::ldigo), dwi = md({1, 1, H, G, H}, tag::ldigo);
   const auto& fwd = forward_primitive(true, T, N);
   Backward bw;
@@ -227,7 +229,8 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
   if (cache->budget > 0 && T > 1) {
     const std::size_t need = training_cache_bytes(T, N);
     if (need > cache->budget)
-      cache->chunk = std::max(1, static_cast<int>(static_cast<double>(T) * static_cast<double>(cache->budget) / static_cast<double>(need)));
+      cache->chunk = std::max(
+          1, static_cast<int>(static_cast<double>(T) * static_cast<double>(cache->budget) / static_cast<double>(need)));
   }
   if (cache->chunk == T) {
     run_forward(true, T, N, x, cache->h0.data(), lstm ? cache->c0.data() : nullptr, y, cache->hT.data(),
@@ -249,8 +252,8 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
       const bool last = k == chunks - 1;
       float* next_h = last ? cache->hT.data() : cache->bounds_h.data() + (k + 1) * state;
       float* next_c = !lstm ? nullptr : last ? cache->cT.data() : cache->bounds_c.data() + (k + 1) * state;
-      run_forward(true, len, N, x + static_cast<std::int64_t>(t0) * N * C, bh, bc, y + static_cast<std::int64_t>(t0) * N * H,
-                  next_h, next_c, &prepare_workspace(*cache, len, N));
+      run_forward(true, len, N, x + static_cast<std::int64_t>(t0) * N * C, bh, bc,
+                  y + static_cast<std::int64_t>(t0) * N * H, next_h, next_c, &prepare_workspace(*cache, len, N));
     }
   }
   if (hT) std::copy(cache->hT.data(), cache->hT.data() + state, hT);
@@ -267,8 +270,10 @@ void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const 
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC_LAYER, mem(md({T, N, C}, tag::tnc), x)},
       {DNNL_ARG_SRC_ITER, mem(s, h0)},
-      {DNNL_ARG_WEIGHTS_LAYER, mem(md({1, 1, C, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_layer_bwd_.data())},
-      {DNNL_ARG_WEIGHTS_ITER, mem(md({1, 1, H, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_iter_bwd_.data())},
+      {DNNL_ARG_WEIGHTS_LAYER,
+       mem(md({1, 1, C, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_layer_bwd_.data())},
+      {DNNL_ARG_WEIGHTS_ITER,
+       mem(md({1, 1, H, G, H}, tag::ldgoi), (bwd_master_ ? bwd_master_ : this)->w_iter_bwd_.data())},
       {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
       {DNNL_ARG_DST_LAYER, mem(md({T, N, H}, tag::tnc), y)},
       {DNNL_ARG_DST_ITER, mem(s, hT)},
@@ -345,10 +350,12 @@ void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const fl
                   lstm ? cache.c_chunk.data() : nullptr, &ws);
     }
     const bool first = k == 0;
-    run_backward(len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr, ws,
-                 dy + static_cast<std::int64_t>(t0) * N * H, carry_h.data(), lstm ? carry_c.data() : nullptr,
+    run_backward(len, N, x, bh, bc, cache.y_chunk.data(), cache.h_chunk.data(), lstm ? cache.c_chunk.data() : nullptr,
+                 ws, dy + static_cast<std::int64_t>(t0) * N * H, carry_h.data(), lstm ? carry_c.data() : nullptr,
                  dx + static_cast<std::int64_t>(t0) * N * C, first ? dh0 : next_h.data(),
-                 !lstm ? nullptr : first ? dc0 : next_c.data());
+                 !lstm   ? nullptr
+                 : first ? dc0
+                         : next_c.data());
     std::swap(carry_h, next_h);
     if (lstm) std::swap(carry_c, next_c);
   }

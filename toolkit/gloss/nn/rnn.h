@@ -49,7 +49,7 @@ class RnnCell {
     const float* x = nullptr;
     const float* y = nullptr;
     Tensor h0, c0, hT, cT;
-    Tensor bounds_h, bounds_c;  // chunked: the state at the start of each chunk [chunks, N, H]
+    Tensor bounds_h, bounds_c;         // chunked: the state at the start of each chunk [chunks, N, H]
     Tensor y_chunk, h_chunk, c_chunk;  // chunked: recomputed outputs in backward
     dnnl::memory workspace;
     Tensor workspace_buffer;  // reused across calls of the same or smaller size
@@ -104,9 +104,9 @@ class RnnCell {
   std::map<std::tuple<bool, int, int, int>, Forward> forward_;
   std::map<std::tuple<int, int, int>, Backward> backward_;
   Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
-  RnnCell* bwd_master_ = nullptr;     // whose copies to read instead
+  RnnCell* bwd_master_ = nullptr;    // whose copies to read instead
   std::uint64_t bwd_version_ = 0;
-  Tensor zeros_;                     // zero states and gradients, grown on demand
+  Tensor zeros_;  // zero states and gradients, grown on demand
 };
 
 }  // namespace gloss::nn

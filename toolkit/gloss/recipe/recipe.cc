@@ -5,14 +5,14 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
-#include <limits>
-#include <type_traits>
-#include <memory>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "gloss/util/error.h"
 #include "gloss/util/line_reader.h"
@@ -90,9 +90,11 @@ class Schema {
 
     auto& s = r.subword;
     add_choice("subword.model_type", &s.model_type, "SentencePiece algorithm", {"unigram", "bpe"});
-    add_int("subword.vocab_size", &s.vocab_size, "vocabulary size of each model (lowered with a warning if too large)", 8);
+    add_int("subword.vocab_size", &s.vocab_size, "vocabulary size of each model (lowered with a warning if too large)",
+            8);
     add_bool("subword.joint", &s.joint, "one model for both languages");
-    add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5, 1.0);
+    add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5,
+              1.0);
     add_int("subword.input_sentence_size", &s.input_sentence_size, "sentences sampled for training (0: all)", 0);
     add_bool("subword.byte_fallback", &s.byte_fallback, "encode unseen characters as bytes instead of <unk>");
     add_choice("subword.normalization", &s.normalization, "SentencePiece normalisation rule",
@@ -111,8 +113,10 @@ class Schema {
     add_int("model.att_dim", &m.att_dim, "additive attention size", 1);
     add_choice("model.readout", &m.readout, "readout layer before the softmax", {"maxout", "tanh"});
     add_int("model.readout_dim", &m.readout_dim, "readout size", 1);
-    add_choice("model.dec_init", &m.dec_init, "decoder initial state: tanh(W h) of the backward encoder's first state, "
-               "of the mean annotation, or zero", {"last_backward", "mean", "zero"});
+    add_choice("model.dec_init", &m.dec_init,
+               "decoder initial state: tanh(W h) of the backward encoder's first state, "
+               "of the mean annotation, or zero",
+               {"last_backward", "mean", "zero"});
     add_bool("model.tie_target_embeddings", &m.tie_target_embeddings, "share target embeddings with the output layer");
     add_float("model.dropout_emb", &m.dropout_emb, "dropout on embeddings", 0, 0.95);
     add_float("model.dropout_rnn", &m.dropout_rnn, "dropout on recurrent layer outputs", 0, 0.95);
@@ -139,18 +143,24 @@ class Schema {
     add_choice("train.teacher_forcing_decay", &t.teacher_forcing_decay,
                "scheduled sampling: how teacher_forcing falls to teacher_forcing_min over the updates (step s, "
                "k = teacher_forcing_steps): linear over k steps, exponential with half-life k, inverse_sigmoid "
-               "k / (k + exp(s / k))", {"none", "linear", "exponential", "inverse_sigmoid"});
+               "k / (k + exp(s / k))",
+               {"none", "linear", "exponential", "inverse_sigmoid"});
     add_float("train.teacher_forcing_min", &t.teacher_forcing_min, "the ratio teacher_forcing decays towards", 0, 1);
     add_int("train.teacher_forcing_steps", &t.teacher_forcing_steps, "k of teacher_forcing_decay (updates)", 1);
     add_int("train.split_positions", &t.split_positions,
             "a batch with more padded target positions (sentences x longest target) runs in parts into the same "
-            "update: the same training, the memory of a smaller batch (0: never split)", 0);
+            "update: the same training, the memory of a smaller batch (0: never split)",
+            0);
     add_int("train.rnn_cache_mb", &t.rnn_cache_mb,
-            "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less memory, a little slower)", 0);
+            "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less "
+            "memory, a little slower)",
+            0);
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
-    add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model", {"bleu", "chrf", "ce"});
+    add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model",
+               {"bleu", "chrf", "ce"});
     add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
-    add_int("train.keep_last", &t.keep_last, "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1);
+    add_int("train.keep_last", &t.keep_last,
+            "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1);
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
@@ -163,13 +173,15 @@ class Schema {
     auto& c = r.decode;  // decode::TranslateOptions
     add_int("decode.beam_size", &c.search.beam_size, "beam size (1: greedy)", 1, 1000);
     add_float("decode.length_penalty", &c.search.length_penalty, "score / length^alpha", 0, 10);
-    add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100, true);
+    add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100,
+              true);
     add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0);
     add_int("decode.n_best", &c.search.n_best,
             "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
 
-    add_string("eval.metrics", &r.eval.metrics, "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
+    add_string("eval.metrics", &r.eval.metrics,
+               "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
     keys.back().check = [p = &r.eval.metrics]() -> std::string {  // checked before any training
       const std::vector<std::string> known = {"bleu", "chrf", "ter"};
       std::istringstream words(*p);
@@ -197,7 +209,8 @@ class Schema {
 
  private:
   template <class T>
-  void add_int(const std::string& name, T* p, const std::string& help, std::type_identity_t<T> min = std::numeric_limits<T>::min(),
+  void add_int(const std::string& name, T* p, const std::string& help,
+               std::type_identity_t<T> min = std::numeric_limits<T>::min(),
                std::type_identity_t<T> max = std::numeric_limits<T>::max()) {
     KeySpec k{name, "int", help, std::to_string(*p), {}, {}, {}, {}, nullptr};
     const T def = *p;
@@ -220,7 +233,8 @@ class Schema {
     k.check = [p, min, max, min_exclusive]() -> std::string {
       if (!(*p == *p)) return "must be a number";
       if (min_exclusive ? *p <= min : *p < min)
-        return std::string("must be ") + (min_exclusive ? "> " : ">= ") + number_text(min) + " (got " + number_text(*p) + ")";
+        return std::string("must be ") + (min_exclusive ? "> " : ">= ") + number_text(min) + " (got " +
+               number_text(*p) + ")";
       if (*p > max) return "must be <= " + number_text(max) + " (got " + number_text(*p) + ")";
       return "";
     };
@@ -311,8 +325,9 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
       if (text.back() != ']') throw InputError(file, line, "section header needs a closing ']': " + text);
       section = trim(text.substr(1, text.size() - 2));
       if (std::find(kSections.begin(), kSections.end(), section) == kSections.end())
-        throw InputError(file, line, "unknown section [" + section + "]" + suggestion(section, kSections) +
-                                         " (sections: data, subword, model, train, decode, eval, run)");
+        throw InputError(file, line,
+                         "unknown section [" + section + "]" + suggestion(section, kSections) +
+                             " (sections: data, subword, model, train, decode, eval, run)");
       continue;
     }
     const auto eq = text.find('=');
@@ -329,15 +344,15 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
     }
     const std::string full = section + "." + key;
     if (auto it = seen.find(full); it != seen.end())
-      throw InputError(file, line, "[" + section + "] " + key + " is set twice (first at line " +
-                                       std::to_string(it->second) + "); keep one");
+      throw InputError(
+          file, line,
+          "[" + section + "] " + key + " is set twice (first at line " + std::to_string(it->second) + "); keep one");
     seen[full] = line;
     local.push_back({file, line, section, key, value});
   }
   out.insert(out.end(), local.begin(), local.end());
   for (auto it = includes.rbegin(); it != includes.rend(); ++it) {
-    if (!fs::exists(it->first))
-      throw InputError(file, it->second, "include: no such file '" + it->first + "'");
+    if (!fs::exists(it->first)) throw InputError(file, it->second, "include: no such file '" + it->first + "'");
     scan(it->first, out, stack);
   }
   stack.pop_back();
@@ -347,9 +362,12 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
 
 std::string Origin::describe() const {
   switch (kind) {
-    case Kind::kDefault: return "default";
-    case Kind::kCommandLine: return "command line";
-    case Kind::kFile: return file + ":" + std::to_string(line);
+    case Kind::kDefault:
+      return "default";
+    case Kind::kCommandLine:
+      return "command line";
+    case Kind::kFile:
+      return file + ":" + std::to_string(line);
   }
   return "";
 }
@@ -365,8 +383,10 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
 
   // 1. The command line: highest priority.
   try {
-    const auto parsed = po::command_line_parser(overrides).options(desc).style(po::command_line_style::unix_style &
-                                                                                ~po::command_line_style::allow_guessing).run();
+    const auto parsed = po::command_line_parser(overrides)
+                            .options(desc)
+                            .style(po::command_line_style::unix_style & ~po::command_line_style::allow_guessing)
+                            .run();
     po::store(parsed, vm);
     for (const auto& o : parsed.options) out.origins[o.string_key] = {Origin::Kind::kCommandLine, "", 0};
   } catch (const po::unknown_option& e) {
@@ -391,7 +411,8 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
       std::vector<std::string> in_section;
       for (const auto& k : schema.keys)
         if (k.name.rfind(e.section + ".", 0) == 0) in_section.push_back(k.name.substr(e.section.size() + 1));
-      throw InputError(e.file, e.line, "unknown key '" + e.key + "' in [" + e.section + "]" + suggestion(e.key, in_section));
+      throw InputError(e.file, e.line,
+                       "unknown key '" + e.key + "' in [" + e.section + "]" + suggestion(e.key, in_section));
     }
     if (out.origins.count(name)) continue;  // set with higher priority
     const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;
@@ -400,8 +421,8 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
     try {
       po::store(one, vm);
     } catch (const po::error&) {
-      throw InputError(e.file, e.line, "[" + e.section + "] " + e.key + ": '" + e.value + "' is not a valid " +
-                                           spec->type + " value");
+      throw InputError(e.file, e.line,
+                       "[" + e.section + "] " + e.key + ": '" + e.value + "' is not a valid " + spec->type + " value");
     }
     out.origins[name] = {Origin::Kind::kFile, e.file, e.line};
   }
@@ -438,8 +459,8 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
     throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
                       std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
   if (r.decode.search.n_best > r.decode.search.beam_size)
-    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" + std::to_string(r.decode.search.n_best) +
-                      " > " + std::to_string(r.decode.search.beam_size) + ")");
+    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" +
+                      std::to_string(r.decode.search.n_best) + " > " + std::to_string(r.decode.search.beam_size) + ")");
   if (check_files) {
     for (const auto& k : schema.keys) {
       if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
@@ -468,7 +489,8 @@ std::string show(const LoadedRecipe& loaded) {
   std::ostringstream out;
   std::string section;
   std::size_t width = 0;
-  for (const auto& name : loaded.keys) width = std::max(width, name.size() - name.find('.') - 1 + 3 + loaded.text.at(name).size());
+  for (const auto& name : loaded.keys)
+    width = std::max(width, name.size() - name.find('.') - 1 + 3 + loaded.text.at(name).size());
   width = std::min<std::size_t>(width, 60);
   for (const auto& name : loaded.keys) {
     const auto dot = name.find('.');
@@ -493,10 +515,10 @@ std::string keys_help() {
   out << "Recipe keys (in a recipe: [section] key = value; on the command line: --section.key value):\n";
   for (const auto& k : schema.keys) {
     std::string head = "  --" + k.name + " " + (k.choices.empty() ? k.type : [&] {
-      std::string c;
-      for (const auto& x : k.choices) c += (c.empty() ? "" : "|") + x;
-      return c;
-    }());
+                         std::string c;
+                         for (const auto& x : k.choices) c += (c.empty() ? "" : "|") + x;
+                         return c;
+                       }());
     if (head.size() < 48) head += std::string(48 - head.size(), ' ');
     out << head << " " << k.help << (k.default_text.empty() ? "" : " [" + k.default_text + "]") << "\n";
   }

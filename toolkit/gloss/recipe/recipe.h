@@ -49,8 +49,7 @@ struct LoadedRecipe {
 // {"--train.lr", "0.01"}), validates everything and checks that data files exist. Sets
 // recipe.workdir (default runs/<recipe name>) and recipe.recipe_text (show()).
 // Throws ConfigError / InputError with file, line and key.
-LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides,
-                         bool check_files = true);
+LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, bool check_files = true);
 
 // The effective recipe: every key, its value and where it came from.
 std::string show(const LoadedRecipe& loaded);

@@ -26,11 +26,16 @@ std::string num(double v, int decimals = 1) { return fixed(v, decimals); }
 std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
+    if (c == '&')
+      out += "&amp;";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
   }
   return out;
 }
@@ -71,8 +76,8 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
   const int ydec = yt >= 1 ? 0 : yt >= 0.1 ? 1 : 2;
   for (double y = ymin; y <= ymax + yt / 2; y += yt) {
     svg << "<line x1='" << num(L) << "' y1='" << num(py(y)) << "' x2='" << num(R) << "' y2='" << num(py(y))
-        << "' stroke='#e3e3e3'/>\n<text x='" << num(L - 6) << "' y='" << num(py(y) + 4)
-        << "' text-anchor='end'>" << num(y, ydec) << "</text>\n";
+        << "' stroke='#e3e3e3'/>\n<text x='" << num(L - 6) << "' y='" << num(py(y) + 4) << "' text-anchor='end'>"
+        << num(y, ydec) << "</text>\n";
   }
   for (double x = xmin; x <= xmax + xt / 2; x += xt) {
     svg << "<line x1='" << num(px(x)) << "' y1='" << num(T) << "' x2='" << num(px(x)) << "' y2='" << num(B)
@@ -92,9 +97,9 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
     svg << "'/>\n";
     for (auto [x, y] : s.points)
       svg << "<circle cx='" << num(px(x)) << "' cy='" << num(py(y)) << "' r='2.5' fill='" << s.colour << "'/>\n";
-    svg << "<line x1='" << num(R - 150) << "' y1='" << num(ly - 4) << "' x2='" << num(R - 130) << "' y2='" << num(ly - 4)
-        << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(R - 125) << "' y='" << num(ly) << "'>"
-        << escape(s.name) << "</text>\n";
+    svg << "<line x1='" << num(R - 150) << "' y1='" << num(ly - 4) << "' x2='" << num(R - 130) << "' y2='"
+        << num(ly - 4) << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(R - 125) << "' y='"
+        << num(ly) << "'>" << escape(s.name) << "</text>\n";
     ly += 16;
   }
 }
@@ -104,9 +109,10 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
 std::string training_curves_svg(const std::vector<train::MetricsRow>& rows, const std::string& title) {
   const double W = 960, H = 400;
   std::ostringstream svg;
-  svg << "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='" << W
-      << "' height='" << H << "' viewBox='0 0 " << W << " " << H
-      << "' font-family='DejaVu Sans, Arial, sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
+  svg << "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='"
+      << H << "' viewBox='0 0 " << W << " " << H
+      << "' font-family='DejaVu Sans, Arial, sans-serif' font-size='12'>\n<rect width='100%' height='100%' "
+         "fill='white'/>\n";
   svg << "<text x='" << W / 2 << "' y='22' text-anchor='middle' font-size='15'>" << escape(title) << "</text>\n";
   Series loss{"train loss (per token)", "#1f77b4", {}}, ce{"valid cross-entropy", "#ff7f0e", {}};
   Series bleu{"valid BLEU", "#2ca02c", {}}, chrf{"valid chrF", "#9467bd", {}};
@@ -143,13 +149,16 @@ std::string attention_svg(const std::vector<std::string>& src_pieces, const std:
         << escape(tgt_pieces[i]) << "</text>\n";
     for (std::size_t j = 0; j < cols; ++j) {
       const double v = std::clamp(static_cast<double>(weights[i * cols + j]), 0.0, 1.0);
-      const int r = static_cast<int>(255 - v * 247), g = static_cast<int>(255 - v * 207), b = static_cast<int>(255 - v * 148);
+      const int r = static_cast<int>(255 - v * 247), g = static_cast<int>(255 - v * 207),
+                b = static_cast<int>(255 - v * 148);
       const double x = left + cell * static_cast<double>(j);
       svg << "<rect x='" << num(x) << "' y='" << num(y) << "' width='" << num(cell) << "' height='" << num(cell)
-          << "' fill='rgb(" << r << "," << g << "," << b << ")' stroke='#ddd'><title>" << num(v, 3) << "</title></rect>\n";
+          << "' fill='rgb(" << r << "," << g << "," << b << ")' stroke='#ddd'><title>" << num(v, 3)
+          << "</title></rect>\n";
       if (v >= 0.1)
-        svg << "<text x='" << num(x + cell / 2) << "' y='" << num(y + cell / 2 + 4) << "' text-anchor='middle' font-size='9' fill='"
-            << (v > 0.5 ? "white" : "black") << "'>" << num(v * 100, 0) << "</text>\n";
+        svg << "<text x='" << num(x + cell / 2) << "' y='" << num(y + cell / 2 + 4)
+            << "' text-anchor='middle' font-size='9' fill='" << (v > 0.5 ? "white" : "black") << "'>" << num(v * 100, 0)
+            << "</text>\n";
     }
   }
   svg << "</svg>\n";
@@ -180,7 +189,8 @@ std::string attention_png(const std::vector<std::string>& src_pieces, const std:
     cairo_restore(cr);
   };
   for (std::size_t j = 0; j < cols; ++j)
-    text(src_pieces[j], left + cell * (static_cast<double>(j) + 0.5) + 4, top - 6, 12, -60 * 3.14159265358979 / 180, 1, 0);
+    text(src_pieces[j], left + cell * (static_cast<double>(j) + 0.5) + 4, top - 6, 12, -60 * 3.14159265358979 / 180, 1,
+         0);
   for (std::size_t i = 0; i < rows; ++i) {
     const double y = top + cell * static_cast<double>(i);
     text(tgt_pieces[i], left - 6, y + cell / 2 + 4, 12, 0, -1, 0);

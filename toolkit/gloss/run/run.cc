@@ -33,10 +33,10 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Keys that only say how long to train (or how fast): changing them continues a run.
-const std::set<std::string> kContinueKeys = {"train.epochs",      "train.max_steps",   "train.max_minutes",
-                                             "train.patience",    "train.valid_every", "train.threads",
-                                             "train.keep_last",   "train.rnn_cache_mb", "train.split_positions",
-                                             "train.parallel",    "subword.threads"};
+const std::set<std::string> kContinueKeys = {"train.epochs",    "train.max_steps",    "train.max_minutes",
+                                             "train.patience",  "train.valid_every",  "train.threads",
+                                             "train.keep_last", "train.rnn_cache_mb", "train.split_positions",
+                                             "train.parallel",  "subword.threads"};
 
 // What a trained model depends on: the data, subword, model and training keys (less
 // kContinueKeys) and the training and validation files' contents.
@@ -186,33 +186,27 @@ json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const tr
                {"valid_pairs", trained.valid_pairs},
                {"src_vocab", trained.src_vocab},
                {"tgt_vocab", trained.tgt_vocab}};
-  j["model"] = {{"file", trained.best_model},
-                {"file_bytes", model_bytes},
-                {"parameters", trained.parameters},
-                {"cell", r.model.cell == nn::CellType::kGru ? "gru" : "lstm"},
-                {"enc_layers", r.model.enc_layers},
-                {"dec_layers", r.model.dec_layers}};
-  j["training"] = {{"steps", trained.steps},
-                   {"epochs", trained.epochs_done},
-                   {"target_tokens", trained.target_tokens},
-                   {"seconds", trained.train_seconds},
-                   {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
-                   {"best_step", trained.best_step},
-                   {"valid_metric", r.train.valid_metric},
-                   {"best_valid_bleu", best ? best->valid_bleu : 0.0},
-                   {"best_valid_chrf", best ? best->valid_chrf : 0.0},
-                   {"best_valid_ce", best ? best->valid_ce : 0.0},
-                   {"curves", curves}};
+  j["model"] = {{"file", trained.best_model},       {"file_bytes", model_bytes},
+                {"parameters", trained.parameters}, {"cell", r.model.cell == nn::CellType::kGru ? "gru" : "lstm"},
+                {"enc_layers", r.model.enc_layers}, {"dec_layers", r.model.dec_layers}};
+  j["training"] = {
+      {"steps", trained.steps},
+      {"epochs", trained.epochs_done},
+      {"target_tokens", trained.target_tokens},
+      {"seconds", trained.train_seconds},
+      {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
+      {"best_step", trained.best_step},
+      {"valid_metric", r.train.valid_metric},
+      {"best_valid_bleu", best ? best->valid_bleu : 0.0},
+      {"best_valid_chrf", best ? best->valid_chrf : 0.0},
+      {"best_valid_ce", best ? best->valid_ce : 0.0},
+      {"curves", curves}};
   json tj = json::array();
   for (const auto& t : tests) {
-    json one = {{"name", t.name},
-                {"source", t.source},
-                {"reference", t.reference},
-                {"output", t.output},
-                {"lines", t.lines},
-                {"beam_size", r.decode.search.beam_size},
-                {"reused", t.reused},
-                {"translate_seconds", t.seconds},
+    json one = {{"name", t.name},           {"source", t.source},
+                {"reference", t.reference}, {"output", t.output},
+                {"lines", t.lines},         {"beam_size", r.decode.search.beam_size},
+                {"reused", t.reused},       {"translate_seconds", t.seconds},
                 {"scores", t.scores}};
     if (!t.nbest_output.empty()) one["nbest_output"] = t.nbest_output;
     tj.push_back(one);

@@ -3,18 +3,18 @@
 #include <omp.h>
 
 #include <atomic>
-#include <exception>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace gloss::compute {
 namespace {
 std::atomic<double> g_flops{0.0};
 thread_local int t_uncounted = 0;
-}
+}  // namespace
 
 dnnl::engine& engine() {
   static dnnl::engine e = [] {
@@ -79,7 +79,8 @@ namespace {
 std::uint16_t to_bf16(float f) {  // round to nearest even
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7F800000u) == 0x7F800000u) return static_cast<std::uint16_t>(bits >> 16 | ((bits & 0xFFFFu) ? 0x40u : 0u));
+  if ((bits & 0x7F800000u) == 0x7F800000u)
+    return static_cast<std::uint16_t>(bits >> 16 | ((bits & 0xFFFFu) ? 0x40u : 0u));
   bits += 0x7FFFu + ((bits >> 16) & 1u);
   return static_cast<std::uint16_t>(bits >> 16);
 }
@@ -87,9 +88,9 @@ std::uint16_t to_bf16(float f) {  // round to nearest even
 
 struct Bf16Matmul::Impl {
   std::int64_t k = 0, n = 0;
-  std::vector<std::uint16_t> w;   // [K x N] bf16
-  std::vector<float> bias;        // [N]
-  std::vector<std::uint16_t> x;   // [M x K] bf16, grown as needed
+  std::vector<std::uint16_t> w;  // [K x N] bf16
+  std::vector<float> bias;       // [N]
+  std::vector<std::uint16_t> x;  // [M x K] bf16, grown as needed
   dnnl::matmul prim;
   dnnl::memory::desc src_md, w_md, b_md, dst_md;
 };

@@ -112,8 +112,8 @@ GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K
                                     const float* v, const float* keys, const std::int32_t* lengths, float* alpha,
                                     float* context, const std::int32_t* source_of, int M) {
   if (!source_of) M = N;
-  // One parallel region per step (not one per stage): the decoder runs this at every step.
-#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(S) * N * A > 4 * kChunk)
+    // One parallel region per step (not one per stage): the decoder runs this at every step.
+#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(S) * N * A > 4 * kChunk)
   for (int n = 0; n < N; ++n) {
     const int len = lengths[n];
     const std::int64_t row = source_of ? source_of[n] : n;
@@ -146,12 +146,12 @@ GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K
 }
 
 GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a,
-                                     const float* v, const float* keys, const std::int32_t* lengths,
-                                     const float* alpha, const float* dcontext, float* de, float* dkeys, float* duh,
-                                     float* da, float* dv_rows) {
+                                     const float* v, const float* keys, const std::int32_t* lengths, const float* alpha,
+                                     const float* dcontext, float* de, float* dkeys, float* duh, float* da,
+                                     float* dv_rows) {
   // Everything of sentence n touches only rows (j, n): sentences are independent, so the
   // result does not depend on the thread count.
-#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(S) * N * A > 4 * kChunk)
+#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(S) * N * A > 4 * kChunk)
   for (int n = 0; n < N; ++n) {
     const int len = lengths[n];
     const float* dc = dcontext + static_cast<std::int64_t>(n) * K;

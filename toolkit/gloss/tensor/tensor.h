@@ -13,7 +13,10 @@ namespace gloss {
 class Tensor {
  public:
   Tensor() = default;
-  explicit Tensor(std::vector<std::int64_t> shape) { resize(std::move(shape)); zero(); }
+  explicit Tensor(std::vector<std::int64_t> shape) {
+    resize(std::move(shape));
+    zero();
+  }
   Tensor(std::initializer_list<std::int64_t> shape) : Tensor(std::vector<std::int64_t>(shape)) {}
   Tensor(const Tensor& other) { *this = other; }
   Tensor& operator=(const Tensor& other);

@@ -79,10 +79,12 @@ std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, 
   // k groups of equal sentence count (few distinct shapes for the primitive caches), sentences
   // grouped by length so that each group pads little; each group dealt round-robin to the
   // workers, so that their parts are alike in length and work.
-  const std::int64_t k = !too_long ? 1 : std::min<std::int64_t>(batch.size, (positions + max_positions - 1) / max_positions);
+  const std::int64_t k =
+      !too_long ? 1 : std::min<std::int64_t>(batch.size, (positions + max_positions - 1) / max_positions);
   std::vector<std::uint32_t> order = batch.examples;
   std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return corpus.tgt_len(a) != corpus.tgt_len(b) ? corpus.tgt_len(a) > corpus.tgt_len(b) : corpus.src_len(a) > corpus.src_len(b);
+    return corpus.tgt_len(a) != corpus.tgt_len(b) ? corpus.tgt_len(a) > corpus.tgt_len(b)
+                                                  : corpus.src_len(a) > corpus.src_len(b);
   });
   const std::size_t per = static_cast<std::size_t>((batch.size + k - 1) / k);
   std::vector<Batch> parts;
@@ -118,8 +120,8 @@ std::vector<std::vector<std::uint32_t>> Batcher::epoch_batches(int epoch) const 
   for (std::size_t start = 0; start < n; start += pool) {
     const std::size_t end = std::min(n, start + pool);
     if (options_.pool_batches > 1) {
-      std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(start), order.begin() + static_cast<std::ptrdiff_t>(end),
-                       [&](std::uint32_t a, std::uint32_t b) {
+      std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(start),
+                       order.begin() + static_cast<std::ptrdiff_t>(end), [&](std::uint32_t a, std::uint32_t b) {
                          if (corpus_.tgt_len(a) != corpus_.tgt_len(b)) return corpus_.tgt_len(a) < corpus_.tgt_len(b);
                          return corpus_.src_len(a) < corpus_.src_len(b);
                        });

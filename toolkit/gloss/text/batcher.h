@@ -11,10 +11,10 @@
 namespace gloss::text {
 
 struct BatchOptions {
-  bool by_tokens = false;   // false: batch_size sentences; true: at most batch_tokens padded target tokens
+  bool by_tokens = false;  // false: batch_size sentences; true: at most batch_tokens padded target tokens
   int batch_size = 64;
   int batch_tokens = 2000;
-  int pool_batches = 50;    // batches sorted by length together; 1 disables bucketing
+  int pool_batches = 50;  // batches sorted by length together; 1 disables bucketing
   bool shuffle = true;
   std::uint64_t seed = 1;
 };
@@ -22,15 +22,15 @@ void validate(const BatchOptions& options);
 
 // A batch ready for the network: time-major matrices, padded with kPadId.
 struct Batch {
-  std::vector<std::uint32_t> examples;  // corpus indices
-  int size = 0;                         // sentences (N)
-  int src_len = 0;                      // S: longest source (without EOS)
-  int tgt_len = 0;                      // T: longest target + 1 (EOS / BOS)
-  std::vector<std::int32_t> src;        // [S x N], src[t * N + n]
+  std::vector<std::uint32_t> examples;    // corpus indices
+  int size = 0;                           // sentences (N)
+  int src_len = 0;                        // S: longest source (without EOS)
+  int tgt_len = 0;                        // T: longest target + 1 (EOS / BOS)
+  std::vector<std::int32_t> src;          // [S x N], src[t * N + n]
   std::vector<std::int32_t> src_lengths;  // [N]
-  std::vector<std::int32_t> tgt_in;     // [T x N]: BOS y1 .. yk, then padding
-  std::vector<std::int32_t> tgt_out;    // [T x N]: y1 .. yk EOS, then padding
-  std::int64_t target_tokens = 0;       // real target tokens incl. EOS
+  std::vector<std::int32_t> tgt_in;       // [T x N]: BOS y1 .. yk, then padding
+  std::vector<std::int32_t> tgt_out;      // [T x N]: y1 .. yk EOS, then padding
+  std::int64_t target_tokens = 0;         // real target tokens incl. EOS
 };
 
 Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& examples);
@@ -49,8 +49,8 @@ class Batcher {
  public:
   // Where the next batch comes from; save it with a checkpoint, restore() it to resume.
   struct Position {
-    int epoch = 1;           // 1-based
-    std::uint64_t batch = 0; // batches of this epoch already taken
+    int epoch = 1;            // 1-based
+    std::uint64_t batch = 0;  // batches of this epoch already taken
     bool operator==(const Position&) const = default;
   };
 

@@ -5,8 +5,8 @@
 #include <mutex>
 #include <thread>
 
-#include "gloss/util/format.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
 
 namespace gloss::text {
@@ -22,8 +22,10 @@ void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt
 std::string FilterReport::dropped(const FilterOptions& o) const {
   std::vector<std::string> parts;
   if (empty) parts.push_back(std::to_string(empty) + " with an empty side");
-  if (src_too_long) parts.push_back(std::to_string(src_too_long) + " source > " + std::to_string(o.max_src_len) + " subwords");
-  if (tgt_too_long) parts.push_back(std::to_string(tgt_too_long) + " target > " + std::to_string(o.max_tgt_len) + " subwords");
+  if (src_too_long)
+    parts.push_back(std::to_string(src_too_long) + " source > " + std::to_string(o.max_src_len) + " subwords");
+  if (tgt_too_long)
+    parts.push_back(std::to_string(tgt_too_long) + " target > " + std::to_string(o.max_tgt_len) + " subwords");
   if (bad_ratio) {
     parts.push_back(std::to_string(bad_ratio) + " length ratio > " + fixed_g(o.max_len_ratio));
   }
@@ -47,8 +49,8 @@ namespace {
 
 void mismatch(const LineReader& longer, const LineReader& shorter) {
   throw InputError(longer.path(), longer.line_number(),
-                   "no matching line in " + shorter.path() + " (it ends at line " + std::to_string(shorter.line_number()) +
-                       "); both files need one sentence per line");
+                   "no matching line in " + shorter.path() + " (it ends at line " +
+                       std::to_string(shorter.line_number()) + "); both files need one sentence per line");
 }
 
 }  // namespace
@@ -133,10 +135,18 @@ EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tg
           ++counts.kept;
           corpus.add(src_ids[i], tgt_ids[i], first_line + i);
           break;
-        case Verdict::kEmpty: ++counts.empty; break;
-        case Verdict::kSrcLong: ++counts.src_too_long; break;
-        case Verdict::kTgtLong: ++counts.tgt_too_long; break;
-        case Verdict::kRatio: ++counts.bad_ratio; break;
+        case Verdict::kEmpty:
+          ++counts.empty;
+          break;
+        case Verdict::kSrcLong:
+          ++counts.src_too_long;
+          break;
+        case Verdict::kTgtLong:
+          ++counts.tgt_too_long;
+          break;
+        case Verdict::kRatio:
+          ++counts.bad_ratio;
+          break;
       }
     }
     if (n < kChunk) break;

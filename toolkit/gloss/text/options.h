@@ -9,19 +9,19 @@ struct DataOptions {
   std::string valid_src, valid_tgt;  // validation set
   std::string test_src, test_tgt;    // test set (translated and scored by `gloss run`)
   std::string src_lang = "src", tgt_lang = "tgt";
-  int max_src_len = 100;             // drop pairs with more source subwords
-  int max_tgt_len = 100;             // drop pairs with more target subwords
-  double max_len_ratio = 3.0;        // drop pairs whose subword length ratio exceeds this (0: off)
+  int max_src_len = 100;       // drop pairs with more source subwords
+  int max_tgt_len = 100;       // drop pairs with more target subwords
+  double max_len_ratio = 3.0;  // drop pairs whose subword length ratio exceeds this (0: off)
 };
 
 struct SubwordOptions {
-  std::string model_type = "unigram";     // unigram or bpe
-  int vocab_size = 8000;                  // per model; lowered with a warning if the corpus is too small
-  bool joint = false;                     // one model for both languages
-  double character_coverage = 1.0;        // share of characters covered by the vocabulary
-  int input_sentence_size = 1000000;      // sentences sampled for training (0: all)
-  bool byte_fallback = true;              // unseen characters become byte pieces, never <unk>
-  std::string normalization = "nmt_nfkc"; // SentencePiece normalisation rule
+  std::string model_type = "unigram";      // unigram or bpe
+  int vocab_size = 8000;                   // per model; lowered with a warning if the corpus is too small
+  bool joint = false;                      // one model for both languages
+  double character_coverage = 1.0;         // share of characters covered by the vocabulary
+  int input_sentence_size = 1000000;       // sentences sampled for training (0: all)
+  bool byte_fallback = true;               // unseen characters become byte pieces, never <unk>
+  std::string normalization = "nmt_nfkc";  // SentencePiece normalisation rule
   int seed = 1;
   int threads = 2;
 };

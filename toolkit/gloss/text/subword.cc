@@ -83,7 +83,8 @@ std::string train_one(const std::vector<std::string>& files, const SubwordOption
   std::size_t lines = 0;
   for (int attempt = 0;; ++attempt) {
     CorpusIterator it(files);
-    log << "spm: training " << label << " " << o.model_type << " model, vocabulary " << vocab_size << " ..." << std::endl;
+    log << "spm: training " << label << " " << o.model_type << " model, vocabulary " << vocab_size << " ..."
+        << std::endl;
     const auto status = sentencepiece::SentencePieceTrainer::Train(trainer_args(o, vocab_size), &it, &model);
     lines = it.count();
     if (status.ok()) break;
@@ -119,10 +120,10 @@ SubwordModel SubwordModel::from_bytes(const std::string& bytes, const std::strin
   const auto status = m.sp_->LoadFromSerializedProto(bytes);
   if (!status.ok()) throw InputError(name, 0, "not a SentencePiece model: " + status.ToString());
   if (m.sp_->pad_id() != kPadId || m.sp_->unk_id() != kUnkId || m.sp_->bos_id() != kBosId || m.sp_->eos_id() != kEosId)
-    throw InputError(name, 0, "SentencePiece model with special ids pad/unk/bos/eos = " +
-                                  std::to_string(m.sp_->pad_id()) + "/" + std::to_string(m.sp_->unk_id()) + "/" +
-                                  std::to_string(m.sp_->bos_id()) + "/" + std::to_string(m.sp_->eos_id()) +
-                                  "; Gloss needs 0/1/2/3 (train it with gloss spm train)");
+    throw InputError(name, 0,
+                     "SentencePiece model with special ids pad/unk/bos/eos = " + std::to_string(m.sp_->pad_id()) + "/" +
+                         std::to_string(m.sp_->unk_id()) + "/" + std::to_string(m.sp_->bos_id()) + "/" +
+                         std::to_string(m.sp_->eos_id()) + "; Gloss needs 0/1/2/3 (train it with gloss spm train)");
   return m;
 }
 
@@ -188,8 +189,8 @@ SubwordModelPaths prepare_subword_models(const DataOptions& data, const SubwordO
   };
   SubwordModelPaths paths;
   if (o.joint) {
-    paths.src = paths.tgt =
-        prepare({data.train_src, data.train_tgt}, data.src_lang + "-" + data.tgt_lang, "joint " + data.src_lang + "+" + data.tgt_lang);
+    paths.src = paths.tgt = prepare({data.train_src, data.train_tgt}, data.src_lang + "-" + data.tgt_lang,
+                                    "joint " + data.src_lang + "+" + data.tgt_lang);
   } else {
     paths.src = prepare({data.train_src}, data.src_lang, "source (" + data.src_lang + ")");
     paths.tgt = prepare({data.train_tgt}, data.tgt_lang, "target (" + data.tgt_lang + ")");

@@ -28,7 +28,7 @@ class SubwordModel {
   std::string decode(const std::vector<int>& ids) const;
   std::string decode_pieces(const std::vector<std::string>& pieces) const;
   int vocab_size() const;
-  std::string piece(int id) const;  // the piece of an id ("▁Ein", "<0xC3>", "</s>")
+  std::string piece(int id) const;                     // the piece of an id ("▁Ein", "<0xC3>", "</s>")
   const std::string& bytes() const { return bytes_; }  // the serialised model (for model files)
 
  private:
@@ -44,11 +44,11 @@ struct SubwordModelPaths {
 // Trains the models `options` describes on the training corpus, under `dir`, or reuses them
 // when a model with the same fingerprint (corpus content, options, format) is there.
 // Progress and warnings go to `log`.
-SubwordModelPaths prepare_subword_models(const DataOptions& data, const SubwordOptions& options,
-                                         const std::string& dir, std::ostream& log);
+SubwordModelPaths prepare_subword_models(const DataOptions& data, const SubwordOptions& options, const std::string& dir,
+                                         std::ostream& log);
 
 // The fingerprint prepare_subword_models uses: 16 hex digits.
 std::string subword_fingerprint(const std::vector<std::string>& files, const SubwordOptions& options,
-                                 const std::string& side);
+                                const std::string& side);
 
 }  // namespace gloss::text

@@ -11,8 +11,8 @@ namespace {
 
 template <class A>
 void serialize_state(A& ar, TrainingState& s) {
-  ar & s.epoch & s.batch & s.step & s.target_tokens & s.elapsed_seconds & s.lr & s.best_score & s.best_step & s.stalls &
-      s.lr_stalls & s.rng;
+  ar& s.epoch& s.batch& s.step& s.target_tokens& s.elapsed_seconds& s.lr& s.best_score& s.best_step& s.stalls& s
+      .lr_stalls& s.rng;
 }
 
 }  // namespace
@@ -36,29 +36,32 @@ void save_checkpoint(const std::string& path, const model::ModelFile& model, con
 }
 
 model::ModelFile peek_checkpoint(const std::string& path) {
-  return model::read_envelope(path, model::kCheckpointMagic, "checkpoint", [](boost::archive::binary_iarchive&, model::ModelFile&) {});
+  return model::read_envelope(path, model::kCheckpointMagic, "checkpoint",
+                              [](boost::archive::binary_iarchive&, model::ModelFile&) {});
 }
 
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
-                          TrainingState& state) {
-  return model::read_envelope(path, model::kCheckpointMagic, "checkpoint", [&](boost::archive::binary_iarchive& ar, model::ModelFile&) {
-    model::load_params(ar, path, &params);
-    std::uint64_t count = 0;
-    ar >> count;
-    auto slots = optimizer.state();
-    if (count != slots.size())
-      throw InputError(path, 0, "optimiser state does not match train.optimizer (different optimiser?)");
-    for (Tensor* t : slots) {
-      std::uint64_t size = 0;
-      ar >> size;
-      if (static_cast<std::int64_t>(size) != t->size()) throw InputError(path, 0, "optimiser state has the wrong size");
-      ar >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
-    }
-    std::int64_t steps = 0;
-    ar >> steps;
-    optimizer.steps = steps;
-    serialize_state(ar, state);
-  });
+                                 TrainingState& state) {
+  return model::read_envelope(
+      path, model::kCheckpointMagic, "checkpoint", [&](boost::archive::binary_iarchive& ar, model::ModelFile&) {
+        model::load_params(ar, path, &params);
+        std::uint64_t count = 0;
+        ar >> count;
+        auto slots = optimizer.state();
+        if (count != slots.size())
+          throw InputError(path, 0, "optimiser state does not match train.optimizer (different optimiser?)");
+        for (Tensor* t : slots) {
+          std::uint64_t size = 0;
+          ar >> size;
+          if (static_cast<std::int64_t>(size) != t->size())
+            throw InputError(path, 0, "optimiser state has the wrong size");
+          ar >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+        }
+        std::int64_t steps = 0;
+        ar >> steps;
+        optimizer.steps = steps;
+        serialize_state(ar, state);
+      });
 }
 
 }  // namespace gloss::train

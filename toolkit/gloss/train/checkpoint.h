@@ -15,23 +15,23 @@
 namespace gloss::train {
 
 struct TrainingState {
-  int epoch = 1;                 // data position: epoch ...
-  std::uint64_t batch = 0;       // ... and batches of it already used
-  std::int64_t step = 0;         // optimiser updates
+  int epoch = 1;            // data position: epoch ...
+  std::uint64_t batch = 0;  // ... and batches of it already used
+  std::int64_t step = 0;    // optimiser updates
   std::int64_t target_tokens = 0;
-  double elapsed_seconds = 0;    // training time so far (excluding validation)
-  double lr = 0;                 // current learning rate (after decays)
-  double best_score = 0;         // best validation score (higher is better)
+  double elapsed_seconds = 0;  // training time so far (excluding validation)
+  double lr = 0;               // current learning rate (after decays)
+  double best_score = 0;       // best validation score (higher is better)
   std::int64_t best_step = -1;
-  int stalls = 0;                // validations without improvement
-  int lr_stalls = 0;             // validations without improvement since the last decay
+  int stalls = 0;     // validations without improvement
+  int lr_stalls = 0;  // validations without improvement since the last decay
   std::array<std::uint64_t, 4> rng{};
 };
 
 void save_checkpoint(const std::string& path, const model::ModelFile& model, const nn::ParameterSet& params,
                      nn::Optimizer& optimizer, const TrainingState& state);
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
-                          TrainingState& state);
+                                 TrainingState& state);
 // Only the configuration part of a checkpoint (to build the model before loading values).
 model::ModelFile peek_checkpoint(const std::string& path);
 

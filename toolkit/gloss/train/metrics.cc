@@ -42,8 +42,9 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
       r.elapsed_s = j.value("elapsed_s", 0.0);
       by_step[r.step] = r;
     } catch (const nlohmann::json::exception&) {
-      throw InputError(path, n, "is not a metrics line of gloss train (a JSON object with \"step\"); give the "
-                                "metrics.jsonl of a run folder");
+      throw InputError(path, n,
+                       "is not a metrics line of gloss train (a JSON object with \"step\"); give the "
+                       "metrics.jsonl of a run folder");
     }
   }
   std::vector<MetricsRow> rows;

@@ -12,28 +12,28 @@
 namespace gloss::train {
 
 struct TrainOptions {
-  std::string optimizer = "adam";     // adam or sgd
+  std::string optimizer = "adam";  // adam or sgd
   double lr = 0.001;
   std::string lr_schedule = "plateau";  // constant, plateau or inverse_sqrt
   int warmup_steps = 0;
-  double lr_decay = 0.5;              // factor per plateau
-  int lr_patience = 1;                // validations without improvement before decaying
-  double clip_norm = 1.0;             // 0: no clipping
+  double lr_decay = 0.5;   // factor per plateau
+  int lr_patience = 1;     // validations without improvement before decaying
+  double clip_norm = 1.0;  // 0: no clipping
   double label_smoothing = 0.1;
-  std::string batch_by = "sentences"; // sentences or tokens
-  int batch_size = 64;                // sentences per batch
-  int batch_tokens = 2000;            // target tokens per batch (batch_by = tokens)
-  int pool_batches = 50;              // batches sorted by length together (bucketing)
-  int accumulate = 1;                 // batches per update
+  std::string batch_by = "sentences";  // sentences or tokens
+  int batch_size = 64;                 // sentences per batch
+  int batch_tokens = 2000;             // target tokens per batch (batch_by = tokens)
+  int pool_batches = 50;               // batches sorted by length together (bucketing)
+  int accumulate = 1;                  // batches per update
   int epochs = 10;
-  int max_steps = 0;                  // 0: no limit
-  double max_minutes = 0;             // 0: no limit
-  double teacher_forcing = 1.0;       // probability of feeding the reference word
+  int max_steps = 0;                           // 0: no limit
+  double max_minutes = 0;                      // 0: no limit
+  double teacher_forcing = 1.0;                // probability of feeding the reference word
   std::string teacher_forcing_decay = "none";  // none, linear, exponential or inverse_sigmoid
-  double teacher_forcing_min = 0.0;   // what the decay tends to
-  int teacher_forcing_steps = 10000;  // k of the decay (updates)
-  int split_positions = 1024;         // larger batches run in parts (same update, less memory)
-  int rnn_cache_mb = 64;             // RNN training caches kept for backward (all workers); the rest recomputed
+  double teacher_forcing_min = 0.0;            // what the decay tends to
+  int teacher_forcing_steps = 10000;           // k of the decay (updates)
+  int split_positions = 1024;                  // larger batches run in parts (same update, less memory)
+  int rnn_cache_mb = 64;              // RNN training caches kept for backward (all workers); the rest recomputed
   int valid_every = 500;              // steps
   std::string valid_metric = "bleu";  // bleu, chrf or ce
   int patience = 5;                   // validations without improvement before stopping
@@ -42,13 +42,13 @@ struct TrainOptions {
   double init_scale = 0.1;
   int seed = 1;
   int threads = 2;
-  std::string parallel = "data";      // data: a model replica per thread; ops: threads inside each operation
+  std::string parallel = "data";  // data: a model replica per thread; ops: threads inside each operation
 };
 
 struct TrainSetup {
   text::DataOptions data;
   text::SubwordOptions subword;
-  model::ModelConfig model;         // vocabulary sizes are set from the subword models
+  model::ModelConfig model;  // vocabulary sizes are set from the subword models
   TrainOptions train;
   decode::TranslateOptions decode;  // validation's output limits and batch size
   std::string workdir;              // where models and results go

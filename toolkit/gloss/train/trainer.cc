@@ -65,8 +65,7 @@ double teacher_forcing_at(const TrainOptions& t, std::int64_t step) {
   return p0;
 }
 
-Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config,
-                 const TrainOptions& t)
+Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t)
     : t_(t), params_(params) {
   const int n = t.parallel == "data" ? std::max(1, t.threads) : 1;
   nets_.push_back(&net);
@@ -158,7 +157,8 @@ struct ValidSet {
   std::vector<std::string> references;
 };
 
-ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, const text::SubwordModel& tgt, int threads) {
+ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, const text::SubwordModel& tgt,
+                    int threads) {
   ValidSet v;
   v.pairs = text::encode_parallel(d.valid_src, d.valid_tgt, src, tgt, {0, 0, 0.0, true}, threads);
   LineReader s(d.valid_src), t(d.valid_tgt);
@@ -177,15 +177,16 @@ double valid_cross_entropy(Workers& workers, const ValidSet& valid, std::size_t 
   std::iota(by_length.begin(), by_length.end(), 0U);
   std::stable_sort(by_length.begin(), by_length.end(), [&](std::uint32_t a, std::uint32_t b) {
     return valid.pairs.tgt_len(a) != valid.pairs.tgt_len(b) ? valid.pairs.tgt_len(a) < valid.pairs.tgt_len(b)
-                                                           : valid.pairs.src_len(a) < valid.pairs.src_len(b);
+                                                            : valid.pairs.src_len(a) < valid.pairs.src_len(b);
   });
   const std::size_t ce_batches = (by_length.size() + bs - 1) / bs;
   std::vector<double> batch_nll(ce_batches, 0.0);
   std::vector<std::int64_t> batch_tokens(ce_batches, 0);
   workers.for_each(ce_batches, [&](model::Seq2Seq& net, std::size_t k) {
     const std::size_t start = k * bs;
-    const std::vector<std::uint32_t> ids(by_length.begin() + static_cast<std::ptrdiff_t>(start),
-                                         by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
+    const std::vector<std::uint32_t> ids(
+        by_length.begin() + static_cast<std::ptrdiff_t>(start),
+        by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
     const auto b = text::make_batch(valid.pairs, ids);
     for (const auto& part : text::split_batch(valid.pairs, b, split_positions)) {  // memory as in training
       const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
@@ -372,13 +373,15 @@ void TrainingRun::save_checkpoint() {
   std::vector<std::pair<std::int64_t, fs::path>> kept;
   for (const auto& entry : fs::directory_iterator(dir_)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0) continue;
+    if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0)
+      continue;
     const std::string middle = name.substr(11, name.size() - 17);
     if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
     kept.emplace_back(std::stoll(middle), entry.path());
   }
   std::sort(kept.begin(), kept.end());
-  for (std::size_t i = 0; i + static_cast<std::size_t>(to_.keep_last) < kept.size(); ++i) fs::remove(kept[i].second, ec);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(to_.keep_last) < kept.size(); ++i)
+    fs::remove(kept[i].second, ec);
 }
 
 void TrainingRun::validate_and_keep_best() {
@@ -473,7 +476,8 @@ void TrainingRun::report_progress() {
   if (to_.max_minutes > 0) eta = std::min(eta, to_.max_minutes * 60 - state_.elapsed_seconds);
   log_ << "train: epoch " << batcher_.position().epoch << " step " << state_.step << " | loss "
        << fixed(window_loss_ / static_cast<double>(std::max<std::int64_t>(1, window_tokens_)), 3) << " | "
-       << fixed(static_cast<double>(window_tokens_) / window_seconds_, 0) << " tok/s | lr " << fixed_exp(lr_at(state_.step), 2)
+       << fixed(static_cast<double>(window_tokens_) / window_seconds_, 0) << " tok/s | lr "
+       << fixed_exp(lr_at(state_.step), 2)
        << (to_.teacher_forcing < 1 ? " | tf " + fixed(teacher_forcing_at(to_, state_.step), 2) : std::string())
        << " | ETA " << (eta < 1e17 ? duration_text(eta) : "?") << " | valid " << last_valid_ << std::endl;
   window_loss_ = window_seconds_ = 0;
@@ -483,7 +487,8 @@ void TrainingRun::report_progress() {
 double TrainingRun::epochs_done() const {
   const std::size_t batches_per_epoch = batches_per_epoch_;
   return static_cast<double>(batcher_.position().epoch - 1) +
-         static_cast<double>(batcher_.position().batch) / static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
+         static_cast<double>(batcher_.position().batch) /
+             static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
 }
 
 TrainOutcome TrainingRun::run() {

@@ -90,7 +90,7 @@ struct TrainOutcome {
   std::string best_model;  // path of model.best.gloss
   std::string checkpoint;  // path of the last checkpoint
   std::int64_t steps = 0;
-  double best_score = 0;   // of train.valid_metric (higher is better: ce negated)
+  double best_score = 0;  // of train.valid_metric (higher is better: ce negated)
   std::int64_t best_step = -1;
   std::optional<MetricsRow> best_validation;  // the best model's validation (none without validation data)
   std::int64_t parameters = 0;

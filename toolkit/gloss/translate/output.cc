@@ -15,7 +15,8 @@ void validate(const OutputOptions& o) {
     throw ConfigError("--alignment must be hard or soft (got '" + o.alignment + "')");
   if (o.attention_line < 1) throw ConfigError("--attention-line counts from 1");
   if (!o.attention_path.empty() && !o.attention_path.ends_with(".svg") && !o.attention_path.ends_with(".png"))
-    throw ConfigError("--attention " + o.attention_path + ": give a file name ending in .svg or .png (the heat map's format)");
+    throw ConfigError("--attention " + o.attention_path +
+                      ": give a file name ending in .svg or .png (the heat map's format)");
 }
 
 decode::TranslateOptions with_outputs(decode::TranslateOptions options, const OutputOptions& outputs) {
@@ -27,7 +28,8 @@ decode::TranslateOptions with_outputs(decode::TranslateOptions options, const Ou
 namespace {
 
 // What --alignment and --word-scores append to a hypothesis' text.
-std::string extras(const decode::Hypothesis& h, std::size_t src_len, const text::SubwordModel& tgt, const OutputOptions& o) {
+std::string extras(const decode::Hypothesis& h, std::size_t src_len, const text::SubwordModel& tgt,
+                   const OutputOptions& o) {
   std::string x;
   const std::size_t T = h.ids.size();
   if (!o.alignment.empty()) {

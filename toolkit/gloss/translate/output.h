@@ -13,12 +13,12 @@
 namespace gloss::translate {
 
 struct OutputOptions {
-  std::string alignment;             // "", "hard" or "soft"
-  bool word_scores = false;          // append each output word's log-probability
-  std::string attention_path;        // draw the attention of line attention_line here (.svg or .png)
+  std::string alignment;       // "", "hard" or "soft"
+  bool word_scores = false;    // append each output word's log-probability
+  std::string attention_path;  // draw the attention of line attention_line here (.svg or .png)
   std::size_t attention_line = 1;
-  std::string nbest_output;          // n_best > 1: the n-best lines go here and the output gets the 1-best
-  bool progress = false;             // progress lines on stderr (automatic on a terminal)
+  std::string nbest_output;  // n_best > 1: the n-best lines go here and the output gets the 1-best
+  bool progress = false;     // progress lines on stderr (automatic on a terminal)
 };
 // Throws ConfigError naming the `gloss translate` option of a bad value.
 void validate(const OutputOptions& options);

@@ -39,7 +39,8 @@ std::size_t count_lines(const std::string& path) {
   if (!count) return 0;
   char buf[1 << 16];
   int got;
-  while ((got = gzread(count, buf, sizeof buf)) > 0) total += static_cast<std::size_t>(std::count(buf, buf + got, '\n'));
+  while ((got = gzread(count, buf, sizeof buf)) > 0)
+    total += static_cast<std::size_t>(std::count(buf, buf + got, '\n'));
   gzclose(count);
   return total;
 }
@@ -107,11 +108,13 @@ void translate_file(decode::Translator& translator, const std::string& input, co
     const auto translations = translator.translate(window, o, first, log);
     for (std::size_t i = 0; i < translations.size(); ++i) {
       const auto& t = translations[i];
-      if (!outputs.attention_path.empty() && first + i == outputs.attention_line) write_attention_map(t, translator, outputs);
+      if (!outputs.attention_path.empty() && first + i == outputs.attention_line)
+        write_attention_map(t, translator, outputs);
       const bool nbest_here = n_best > 1 && !sinks.nbest;
       if (!nbest_here) *sinks.main << best_line(t, translator, outputs) << '\n';
       if (n_best > 1)
-        for (const auto& l : nbest_lines(t, first + i - 1, translator, outputs)) *(sinks.nbest ? &sinks.nbest->stream() : sinks.main) << l << '\n';
+        for (const auto& l : nbest_lines(t, first + i - 1, translator, outputs))
+          *(sinks.nbest ? &sinks.nbest->stream() : sinks.main) << l << '\n';
     }
     sinks.main->flush();
     done += window.size();

@@ -2,11 +2,11 @@
 
 #include <zlib.h>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <unistd.h>
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"

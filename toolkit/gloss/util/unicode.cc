@@ -1,7 +1,7 @@
 #include "gloss/util/unicode.h"
 
-#include <unicode/uchar.h>
 #include <unicode/ucasemap.h>
+#include <unicode/uchar.h>
 #include <unicode/utypes.h>
 
 #include <memory>
@@ -54,7 +54,7 @@ std::size_t find_invalid_utf8(std::string_view text) {
     } else if (c >= 0xF0 && c <= 0xF4) {
       if (!cont(1) || !cont(2) || !cont(3)) return i;
       const unsigned char c1 = s[i + 1];
-      if (c == 0xF0 && c1 < 0x90) return i;  // overlong
+      if (c == 0xF0 && c1 < 0x90) return i;   // overlong
       if (c == 0xF4 && c1 >= 0x90) return i;  // above U+10FFFF
       i += 4;
     } else {
