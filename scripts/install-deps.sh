@@ -13,6 +13,7 @@ PACKAGES=(
   libcairo2-dev fonts-dejavu-core       # PNG attention heat maps (text in DejaVu Sans)
   catch2 nlohmann-json3-dev             # tests
   time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums
+  clang-format                          # tests: the tree stays formatted as .clang-format says
 )
 
 missing=()
