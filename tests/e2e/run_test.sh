@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End to end: gloss run on a small recipe (a tiny model): report on stdout and in the run
-# folder, a second run reuses every stage, a changed decode key retranslates only, a changed
+# folder, a second run reuses every stage, a changed decode key retranslates only (decode.n_best
+# also writes n-best lists), a changed
 # model key retrains (old files kept in previous/); gloss plot draws the curves.
 # Usage: run_test.sh GLOSS_BINARY SOURCE_DIR
 set -uo pipefail
@@ -76,6 +77,15 @@ diff <(grep '^|' "$tmp/report1") <(grep '^|' "$tmp/report2") >/dev/null && pass 
 "$gloss" run "$tmp/tiny.ini" --decode.beam_size 1 >"$tmp/report3" 2>"$tmp/log3" || fail "third run exit $?"
 ! grep -q "is up to date" "$tmp/log3" && ! grep -q "train: epoch" "$tmp/log3" && grep -q '| test_2016_flickr | 1000 | 1 |' "$tmp/report3" \
   && pass || fail "decode change retranslates only"
+# decode.n_best: the 1-best is scored; the n-best lists (distinct, up to 3 a line) go to <output>.nbest.
+"$gloss" run "$tmp/tiny.ini" --decode.beam_size 3 --decode.n_best 3 >"$tmp/report_nb" 2>"$tmp/log_nb" || fail "n-best run exit $?"
+nb=$tmp/run/test_2016_flickr.de.nbest
+[ "$(wc -l <"$tmp/run/test_2016_flickr.de")" -eq 1000 ] && [ -s "$nb" ] && pass || fail "n-best run: 1-best output and $nb"
+[ "$(cut -d' ' -f1 "$nb" | sort -un | wc -l)" -eq 1000 ] && [ -z "$(cut -d' ' -f1 "$nb" | uniq -c | awk '$1 > 3')" ] \
+  && [ -z "$(sort "$nb" | uniq -d)" ] && pass || fail "n-best lists: every line, at most 3, no repeats"
+diff <(awk -F' \\|\\|\\| ' '!seen[$1]++ { print $2 }' "$nb") "$tmp/run/test_2016_flickr.de" >/dev/null \
+  && pass || fail "the scored output is each list's first hypothesis"
+grep -q '3-best lists of test_2016_flickr: .*test_2016_flickr.de.nbest' "$tmp/report_nb" && pass || fail "report names the n-best file"
 # More steps: training continues from the checkpoint.
 "$gloss" run "$tmp/tiny.ini" --train.max_steps 40 >/dev/null 2>"$tmp/log4" || fail "fourth run exit $?"
 grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/log4" && pass || fail "longer training continues"
