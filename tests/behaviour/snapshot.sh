@@ -19,8 +19,14 @@ test_en=data/multi30k/test_2016_flickr.en.gz
 train_en=data/multi30k/train.en.gz
 train_de=data/multi30k/train.de.gz
 
-echo "snapshot: training recipes/quick-en-de.ini into $out/run" >&2
-"$gloss" run recipes/quick-en-de.ini --train.max_minutes 0 --run.workdir "$out/run" >"$out/run-report.md"
+# Training runs in one fixed folder (its path is stored in the model files' recipe text, so
+# two snapshots' files can be compared byte for byte), then moves into OUT_DIR: take one
+# snapshot at a time.
+work=${TMPDIR:-/tmp}/gloss-behaviour-run
+rm -rf "$work" "$out/run"
+echo "snapshot: training recipes/quick-en-de.ini in $work" >&2
+"$gloss" run recipes/quick-en-de.ini --train.max_minutes 0 --run.workdir "$work" >"$out/run-report.md"
+mv "$work" "$out/run"
 model=$out/run/model.best.gloss
 # Two checkpoints of the run as models, for the ensemble.
 mapfile -t ckpts < <(ls "$out"/run/checkpoint.[0-9]*.gckpt | sort -V | tail -2)
