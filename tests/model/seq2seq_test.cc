@@ -6,7 +6,9 @@
 
 #include "gloss/decode/search.h"
 #include "gloss/model/seq2seq.h"
+#include "gloss/nn/optimizer.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/text/special_ids.h"
 
 using namespace gloss;
 using namespace gloss::model;
@@ -47,11 +49,11 @@ void randomise(nn::ParameterSet& params, std::uint64_t seed, float scale = 0.5f)
   params.touch();
 }
 
-// teacher_forcing < 1: scheduled sampling with the same coin flips in every evaluation (a fresh
-// generator each time; dropout is off in these configurations). cache_bytes: the decoder's
-// step-cache budget (0: every step recomputed in backward).
+// teacher_forcing < 1 or with_rng: training mode with the same random draws (scheduled
+// sampling's coins, dropout masks) in every evaluation (a fresh generator each time).
+// cache_bytes: the decoder's step-cache budget (0: every step recomputed in backward).
 void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
-                    std::size_t cache_bytes = std::size_t{128} << 20) {
+                    std::size_t cache_bytes = std::size_t{128} << 20, bool with_rng = false) {
   compute::set_threads(1);
   nn::ParameterSet params;
   Seq2Seq model(config, params);
@@ -59,7 +61,8 @@ void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
   model.set_rnn_cache_bytes(cache_bytes);
   auto run = [&](bool backward) {
     Rng coins(17);
-    return model.forward_backward(TinyBatch().view(), 0.1f, teacher_forcing < 1.0f ? &coins : nullptr, backward);
+    return model.forward_backward(TinyBatch().view(), 0.1f, teacher_forcing < 1.0f || with_rng ? &coins : nullptr,
+                                  backward);
   };
   randomise(params, 3);
   if (config.readout == "maxout") {
@@ -197,6 +200,48 @@ TEST_CASE("Seq2Seq scheduled sampling: own predictions fed back, gradients still
   model.set_teacher_forcing(1.0f);
   Rng d(1);
   CHECK(model.forward_backward(TinyBatch().view(), 0.0f, &d, false).loss == forced);
+}
+
+TEST_CASE("Seq2Seq dropouts (embeddings, RNN, context, readout) and word dropout: gradients exact for fixed masks",
+          "[model][grad]") {
+  auto c = tiny(nn::CellType::kGru);
+  c.enc_layers = 2;
+  c.dropout_emb = 0.2f;
+  c.dropout_rnn = 0.2f;
+  c.dropout_readout = 0.2f;
+  c.dropout_ctx = 0.3f;
+  c.word_dropout = 0.2f;
+  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+  c.cell = nn::CellType::kLstm;
+  c.dec_init = "mean";
+  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+}
+
+TEST_CASE("Seq2Seq word dropout: real words (never padding or BOS) become <unk>", "[model]") {
+  compute::set_threads(1);
+  auto c = tiny(nn::CellType::kGru);
+  c.word_dropout = 0.999999f;  // every real word, but for a chance of about 1e-5 per batch
+  nn::ParameterSet params;
+  Seq2Seq model(c, params);
+  randomise(params, 3);
+  TinyBatch b;
+  Rng rng(1);
+  const double dropped = model.forward_backward(b.view(), 0.0f, &rng, false).loss;
+  const auto inputs = model.last_decoder_inputs();
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const int want = b.tgt_in[k] == text::kPadId || b.tgt_in[k] == text::kBosId ? b.tgt_in[k] : text::kUnkId;
+    CHECK(inputs[k] == want);
+  }
+  // The same loss as the batch with its words replaced by hand, without word dropout.
+  TinyBatch unk;
+  for (auto& id : unk.src)
+    if (id != text::kPadId) id = text::kUnkId;
+  unk.tgt_in = inputs;
+  c.word_dropout = 0;
+  nn::ParameterSet params2;
+  Seq2Seq plain(c, params2);
+  params2.share_values_of(params);
+  CHECK(plain.forward_backward(unk.view(), 0.0f, nullptr, false).loss == dropped);
 }
 
 TEST_CASE("Seq2Seq: a padded batch gives the loss of its sentences run one by one", "[model][padding]") {
@@ -346,6 +391,39 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     const auto& h = covered[static_cast<std::size_t>(n)][0];
     CHECK(h.score <= h.log_prob / static_cast<double>(h.ids.size() + 1) + 1e-9);  // the penalty is <= 0
   }
+}
+
+TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd; the weight average follows its formula",
+          "[nn][optim]") {
+  for (const std::string name : {"adam", "sgd"}) {
+    nn::ParameterSet params;
+    auto& p = params.add("w", {2});
+    p.value[0] = 2.0f;
+    p.value[1] = -4.0f;  // zero gradients: only the decay moves the weights
+    auto opt = nn::make_optimizer(name, params, 0.5);
+    opt->step(params, 0.1f);
+    CHECK(p.value[0] == Approx(2.0f * 0.95f));
+    CHECK(p.value[1] == Approx(-4.0f * 0.95f));
+  }
+  CHECK_THROWS_WITH(nn::make_optimizer("adam", nn::ParameterSet(), -1), Catch::Contains("weight_decay"));
+  nn::ParameterSet params;
+  auto& w = params.add("w", {1});
+  w.value[0] = 1.0f;
+  nn::WeightAverage avg(params, 0.5);
+  w.value[0] = 3.0f;
+  avg.update(params, 1);  // d = min(0.5, 2 / 11)
+  const float d = 2.0f / 11.0f;
+  CHECK((*avg.state()[0])[0] == Approx(d * 1.0f + (1 - d) * 3.0f));
+  avg.update(params, 100);  // d = 0.5
+  const float expected = 0.5f * (d * 1.0f + (1 - d) * 3.0f) + 0.5f * 3.0f;
+  CHECK((*avg.state()[0])[0] == Approx(expected));
+  const auto version = params.version();
+  avg.swap_with(params);
+  CHECK(w.value[0] == Approx(expected));
+  CHECK(params.version() > version);
+  avg.swap_with(params);
+  CHECK(w.value[0] == 3.0f);
+  CHECK_THROWS_WITH(nn::WeightAverage(params, 1.0), Catch::Contains("ema_decay"));
 }
 
 TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds the norm", "[nn][optim]") {

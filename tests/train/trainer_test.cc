@@ -22,35 +22,43 @@ namespace {
 
 const std::string kData = std::string(GLOSS_SOURCE_DIR) + "/data/multi30k/";
 
-recipe::LoadedRecipe small_recipe(const fs::path& workdir, int max_steps) {
-  return recipe::load_recipe("", {"--data.train_src",       kData + "val.en.gz",
-                                  "--data.train_tgt",       kData + "val.de.gz",  //
-                                  "--data.valid_src",       kData + "test_2016_flickr.en.gz",
-                                  "--data.valid_tgt",       kData + "test_2016_flickr.de.gz",
-                                  "--subword.vocab_size",   "400",
-                                  "--model.emb_dim",        "16",
-                                  "--model.enc_hidden",     "16",
-                                  "--model.dec_hidden",     "24",
-                                  "--model.att_dim",        "16",
-                                  "--model.readout_dim",    "16",
-                                  "--train.batch_size",     "48",
-                                  "--train.valid_every",    "4",
-                                  "--train.max_steps",      std::to_string(max_steps),
-                                  "--train.threads",        "2",
-                                  "--decode.max_len_ratio", "1.5",
-                                  "--run.workdir",          workdir.string()});
+recipe::LoadedRecipe small_recipe(const fs::path& workdir, int max_steps, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"--data.train_src",       kData + "val.en.gz",
+                                   "--data.train_tgt",       kData + "val.de.gz",  //
+                                   "--data.valid_src",       kData + "test_2016_flickr.en.gz",
+                                   "--data.valid_tgt",       kData + "test_2016_flickr.de.gz",
+                                   "--subword.vocab_size",   "400",
+                                   "--model.emb_dim",        "16",
+                                   "--model.enc_hidden",     "16",
+                                   "--model.dec_hidden",     "24",
+                                   "--model.att_dim",        "16",
+                                   "--model.readout_dim",    "16",
+                                   "--train.batch_size",     "48",
+                                   "--train.valid_every",    "4",
+                                   "--train.max_steps",      std::to_string(max_steps),
+                                   "--train.threads",        "2",
+                                   "--decode.max_len_ratio", "1.5",
+                                   "--run.workdir",          workdir.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return recipe::load_recipe("", args);
 }
 
+// Every value a checkpoint holds: parameters, optimiser moments and (with ema_decay) averages.
 std::vector<float> final_parameters(const fs::path& workdir, const recipe::LoadedRecipe& r) {
   const auto mf = train::peek_checkpoint((workdir / "checkpoint.gckpt").string());
   nn::ParameterSet params;
   model::Seq2Seq net(mf.config, params);
   auto opt = nn::make_optimizer(r.recipe.train.optimizer, params);
+  std::unique_ptr<nn::WeightAverage> avg;
+  if (r.recipe.train.ema_decay > 0) avg = std::make_unique<nn::WeightAverage>(params, r.recipe.train.ema_decay);
   train::TrainingState state;
-  train::load_checkpoint((workdir / "checkpoint.gckpt").string(), params, *opt, state);
+  train::load_checkpoint((workdir / "checkpoint.gckpt").string(), params, *opt, state,
+                         avg ? avg->state() : std::vector<Tensor*>{});
   std::vector<float> all;
   for (const auto& p : params.all()) all.insert(all.end(), p->value.data(), p->value.data() + p->value.size());
   for (Tensor* t : opt->state()) all.insert(all.end(), t->data(), t->data() + t->size());
+  if (avg)
+    for (Tensor* t : avg->state()) all.insert(all.end(), t->data(), t->data() + t->size());
   return all;
 }
 
@@ -105,6 +113,50 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   const auto& w10 = p10.get("decoder/attention/v").value;
   const auto& wa = avg.get("decoder/attention/v").value;
   for (std::int64_t i = 0; i < wa.size(); ++i) CHECK(wa[i] == Approx(0.5f * (w8[i] + w10[i])).margin(1e-7));
+  fs::remove_all(root);
+}
+
+TEST_CASE("Trainer: with weight decay, a weight average, context and word dropout, resume is still bit for bit",
+          "[train][resume]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_trainer_reg_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  const std::vector<std::string> reg = {"--train.weight_decay", "0.01", "--train.ema_decay",    "0.99",
+                                        "--model.dropout_ctx",  "0.3",  "--model.word_dropout", "0.1",
+                                        "--train.keep_last",    "3"};
+  const auto full = small_recipe(root / "full", 10, reg);
+  const auto first = train::train(full.recipe, log);
+  train::train(small_recipe(root / "resumed", 8, reg).recipe, log);
+  train::train(small_recipe(root / "resumed", 10, reg).recipe, log);
+  const auto a = final_parameters(root / "full", full);
+  const auto b = final_parameters(root / "resumed", full);
+  REQUIRE(a.size() == b.size());
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  // The saved best model is the weight average at the best step (a checkpoint's model is its
+  // average too), not the weights of that step.
+  REQUIRE(first.best_step > 0);
+  const std::string best_ckpt = (root / "full" / ("checkpoint." + std::to_string(first.best_step) + ".gckpt")).string();
+  const auto mf = model::load_model((root / "full" / "model.best.gloss").string(), nullptr);
+  nn::ParameterSet best, averaged, raw;
+  model::Seq2Seq m1(mf.config, best), m2(mf.config, averaged), m3(mf.config, raw);
+  model::load_model((root / "full" / "model.best.gloss").string(), &best);
+  model::load_any(best_ckpt, &averaged);
+  auto opt = nn::make_optimizer("adam", raw);
+  train::TrainingState state;
+  nn::WeightAverage avg(raw, 0.99);
+  train::load_checkpoint(best_ckpt, raw, *opt, state, avg.state());
+  const auto& x = best.get("decoder/attention/v").value;
+  const auto& y = averaged.get("decoder/attention/v").value;
+  const auto& z = raw.get("decoder/attention/v").value;
+  const auto bytes = static_cast<std::size_t>(x.size()) * sizeof(float);
+  CHECK(std::memcmp(x.data(), y.data(), bytes) == 0);
+  CHECK(std::memcmp(x.data(), z.data(), bytes) != 0);
+  // Switching the average off (or on) for a run that has a checkpoint: a clear error.
+  CHECK_THROWS_WITH(train::train(small_recipe(root / "full", 12, {"--model.dropout_ctx", "0.3"}).recipe, log),
+                    Catch::Contains("was trained with train.ema_decay"));
+  train::train(small_recipe(root / "plain", 4).recipe, log);
+  CHECK_THROWS_WITH(train::train(small_recipe(root / "plain", 8, {"--train.ema_decay", "0.99"}).recipe, log),
+                    Catch::Contains("was trained without train.ema_decay"));
   fs::remove_all(root);
 }
 

@@ -24,6 +24,9 @@ struct ModelConfig {
   std::string dec_init = "last_backward";  // last_backward, mean, zero
   bool tie_target_embeddings = false;      // W_o = E_tgt^T (needs readout_dim == emb_dim)
   float dropout_emb = 0.2f, dropout_rnn = 0.2f, dropout_readout = 0.2f;
+  // Training only (not stored in model files):
+  float dropout_ctx = 0;   // dropout on the annotations (the attention's keys and the init input)
+  float word_dropout = 0;  // each source word and decoder input word becomes <unk> with this probability
 };
 void validate(const ModelConfig& config);  // throws ConfigError naming the key
 

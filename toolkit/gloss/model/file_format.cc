@@ -57,7 +57,7 @@ struct MemoryBuffer : std::streambuf {
   }
 };
 
-std::string checked_bytes(const std::string& path, const char* magic, const char* what) {
+std::string checked_bytes(const std::string& path, const char* magic, const char* what, std::uint32_t newest) {
   const std::string data = read_file(path);
   if (data.size() < 24 || data.compare(0, 8, magic) != 0) {
     const bool other = data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
@@ -71,10 +71,10 @@ std::string checked_bytes(const std::string& path, const char* magic, const char
   std::memcpy(&version, data.data() + 8, 4);
   std::memcpy(&size, data.data() + 12, 8);
   std::memcpy(&crc, data.data() + 20, 4);
-  if (version < kOldestVersion || version > kFormatVersion)
+  if (version < kOldestVersion || version > newest)
     throw InputError(path, 0,
                      std::string(what) + " format version " + std::to_string(version) + "; this gloss reads versions " +
-                         std::to_string(kOldestVersion) + " to " + std::to_string(kFormatVersion));
+                         std::to_string(kOldestVersion) + " to " + std::to_string(newest));
   if (data.size() - 24 != size)
     throw InputError(path, 0,
                      "is truncated (" + std::to_string(data.size() - 24) + " of " + std::to_string(size) +
@@ -125,7 +125,62 @@ void load_params(boost::archive::binary_iarchive& ar, const std::string& path, n
 
 // Streams the payload into a temporary file after a placeholder header, then fills in size
 // and CRC-32 and renames: the full file is never held in memory.
-void write_envelope(const std::string& path, const char* magic,
+void save_averages(boost::archive::binary_oarchive& ar, const std::vector<Tensor*>& averages) {
+  std::uint64_t count = averages.size();
+  ar << count;
+  for (Tensor* t : averages) {
+    std::uint64_t size = static_cast<std::uint64_t>(t->size());
+    ar << size << boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+  }
+}
+
+namespace {
+
+std::uint64_t read_average_count(boost::archive::binary_iarchive& ar, const std::string& path, std::size_t most) {
+  std::uint64_t count = 0;
+  ar >> count;
+  if (count > most)
+    throw InputError(path, 0,
+                     "holds " + std::to_string(count) + " weight averages for " + std::to_string(most) +
+                         " parameters; the file is damaged");
+  return count;
+}
+
+void read_tensors(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into) {
+  for (Tensor* t : into) {
+    std::uint64_t size = 0;
+    ar >> size;
+    if (static_cast<std::int64_t>(size) != t->size()) throw InputError(path, 0, "weight average has the wrong size");
+    ar >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+  }
+}
+
+}  // namespace
+
+void load_averages(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into) {
+  const std::uint64_t count = read_average_count(ar, path, std::max<std::size_t>(into.size(), 1 << 16));
+  if (count != into.size())
+    throw InputError(path, 0,
+                     count == 0 ? "was trained without train.ema_decay; resume it without, or start another run.workdir"
+                                : "was trained with train.ema_decay; resume it with, or start another run.workdir");
+  read_tensors(ar, path, into);
+}
+
+void load_averages_as_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params) {
+  if (!params) return;
+  const std::uint64_t count = read_average_count(ar, path, params->all().size());
+  if (count == 0) return;
+  if (count != params->all().size())
+    throw InputError(path, 0,
+                     "holds " + std::to_string(count) + " weight averages, the model has " +
+                         std::to_string(params->all().size()) + " parameters");
+  std::vector<Tensor*> values;
+  for (const auto& p : params->all()) values.push_back(&p->value);
+  read_tensors(ar, path, values);
+  params->touch();
+}
+
+void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
                     const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
@@ -153,7 +208,7 @@ void write_envelope(const std::string& path, const char* magic,
   }
   f.clear();
   f.seekp(0);
-  const std::uint32_t version = kFormatVersion, crc32v = static_cast<std::uint32_t>(crc);
+  const std::uint32_t crc32v = static_cast<std::uint32_t>(crc);
   f.write(magic, 8);
   f.write(reinterpret_cast<const char*>(&version), 4);
   f.write(reinterpret_cast<const char*>(&size), 8);
@@ -174,9 +229,9 @@ void write_envelope(const std::string& path, const char* magic,
   }
 }
 
-ModelFile read_envelope(const std::string& path, const char* magic, const char* what,
-                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&)>& rest) {
-  const std::string data = checked_bytes(path, magic, what);
+ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
+                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&, std::uint32_t)>& rest) {
+  const std::string data = checked_bytes(path, magic, what, newest);
   try {
     MemoryBuffer buf(data.data() + 24, data.size() - 24);
     std::istream in(&buf);
@@ -189,7 +244,7 @@ ModelFile read_envelope(const std::string& path, const char* magic, const char* 
       throw InputError(path, 0,
                        "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
                        "step; retrain it with this gloss");
-    rest(ar, m);
+    rest(ar, m, version);
     return m;
   } catch (const boost::archive::archive_exception& e) {
     throw InputError(path, 0, std::string("cannot be read: ") + e.what());

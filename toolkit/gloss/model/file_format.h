@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "gloss/model/model_file.h"
 #include "gloss/nn/parameter.h"
@@ -21,21 +22,32 @@ inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
 // 2: parameters and optimiser moments streamed as raw arrays (1: as vectors of copies).
 // 3: the model configuration has dec_layers. Version 2 files are read (one decoder layer),
 // except LSTM models: version 2 reset the decoder's LSTM memory cell at every step.
-inline constexpr std::uint32_t kFormatVersion = 3, kOldestVersion = 2;
+// 4 (checkpoints only): the weight averages (train.ema_decay) follow the parameters.
+inline constexpr std::uint32_t kFormatVersion = 3, kCheckpointVersion = 4, kOldestVersion = 2;
 
 // Streams write_payload's archive into a temporary file beside `path`, fills in the header
 // and renames it into place (never a half-written file). Throws UserError naming the path.
-void write_envelope(const std::string& path, const char* magic,
+void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
                     const std::function<void(boost::archive::binary_oarchive&)>& write_payload);
 
-// Reads a file with `magic` (`what` names its kind in errors): checks the envelope, reads the
-// model part, then lets `rest` read on. Throws InputError naming the file for any damage.
-ModelFile read_envelope(const std::string& path, const char* magic, const char* what,
-                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&)>& rest);
+// Reads a file with `magic` (`what` names its kind in errors) of a version up to `newest`:
+// checks the envelope, reads the model part, then lets `rest` read on (given the file's
+// version). Throws InputError naming the file for any damage.
+ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
+                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&, std::uint32_t)>& rest);
 
 // The model part and the parameters of a payload.
 void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& m, const nn::ParameterSet& params);
 // Reads the parameters into `params` when given (names and shapes checked), else skips them.
 void load_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params);
+
+// Checkpoints (version 4+): the weight averages, one per parameter in order, or none.
+void save_averages(boost::archive::binary_oarchive& ar, const std::vector<Tensor*>& averages);
+// Reads them into `into` (InputError naming the file when the file has another number or size
+// of averages than `into`, e.g. after train.ema_decay was switched on or off).
+void load_averages(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into);
+// Reads them, if the file has any, into params' values (params null: skips them): a
+// checkpoint's model is its average when its run kept one.
+void load_averages_as_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params);
 
 }  // namespace gloss::model

@@ -9,12 +9,14 @@
 namespace gloss::model {
 
 void save_model(const std::string& path, const ModelFile& model, const nn::ParameterSet& params) {
-  write_envelope(path, kModelMagic, [&](boost::archive::binary_oarchive& ar) { save_model_part(ar, model, params); });
+  write_envelope(path, kModelMagic, kFormatVersion,
+                 [&](boost::archive::binary_oarchive& ar) { save_model_part(ar, model, params); });
 }
 
 ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
-  return read_envelope(path, kModelMagic, "model",
-                       [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });
+  return read_envelope(
+      path, kModelMagic, "model", kFormatVersion,
+      [&](boost::archive::binary_iarchive& ar, ModelFile&, std::uint32_t) { load_params(ar, path, params); });
 }
 
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
@@ -24,8 +26,11 @@ ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
   in.read(head.data(), 8);  // the magic number only; a short file fails below with its own error
   head.resize(static_cast<std::size_t>(in.gcount()));
   if (head == kCheckpointMagic) {
-    return read_envelope(path, kCheckpointMagic, "checkpoint",
-                         [&](boost::archive::binary_iarchive& ar, ModelFile&) { load_params(ar, path, params); });
+    return read_envelope(path, kCheckpointMagic, "checkpoint", kCheckpointVersion,
+                         [&](boost::archive::binary_iarchive& ar, ModelFile&, std::uint32_t version) {
+                           load_params(ar, path, params);
+                           if (version >= 4) load_averages_as_params(ar, path, params);
+                         });
   }
   return load_model(path, params);
 }

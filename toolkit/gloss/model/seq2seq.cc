@@ -30,6 +30,12 @@ void reverse_within(const float* in, float* out, int S, int N, std::int64_t C, c
   }
 }
 
+// Word dropout: each real word (not padding or BOS) becomes <unk> with probability p.
+void drop_words(std::vector<std::int32_t>& ids, float p, Rng& rng) {
+  for (auto& id : ids)
+    if (id != text::kPadId && id != text::kBosId && rng.uniform() < p) id = text::kUnkId;
+}
+
 void add(std::int64_t n, const float* x, float* y) {
 #pragma omp simd
   for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
@@ -58,7 +64,7 @@ void validate(const ModelConfig& c) {
     throw ConfigError("model.dec_init must be last_backward, mean or zero (got '" + c.dec_init + "')");
   if (c.tie_target_embeddings && c.readout_dim != c.emb_dim)
     throw ConfigError("model.tie_target_embeddings needs model.readout_dim == model.emb_dim");
-  for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout})
+  for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout, c.dropout_ctx, c.word_dropout})
     if (p < 0 || p >= 1) throw ConfigError("model dropout probabilities must be in [0, 1)");
 }
 
@@ -106,7 +112,7 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     out_ = std::make_unique<nn::Linear>(params, "decoder/output", config.readout_dim, config.tgt_vocab);
 }
 
-void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
+void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training) {
   const int S = b.S, N = b.N;
   std::size_t cells = 0;
   for (const auto& L : layers_) cells += L.bwd ? 2 : 1;
@@ -119,7 +125,7 @@ void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
     if (l == 0) {
       C = config_.emb_dim;
       L.in.resize({S, N, C});
-      src_emb_.forward(rows, b.src, L.in.data());
+      src_emb_.forward(rows, src_ids, L.in.data());
       if (rng && config_.dropout_emb > 0) {
         L.drop_mask.resize({S, N, C});
         nn::dropout_forward(rows * C, config_.dropout_emb, *rng, L.in.data(), L.drop_mask.data());
@@ -163,7 +169,19 @@ void Seq2Seq::encode(const BatchView& b, Rng* rng, bool training) {
 nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing, Rng* rng, bool backward,
                                       float grad_scale) {
   dropout_active_ = rng != nullptr;
-  encode(b, rng, backward);
+  const std::int64_t rows = static_cast<std::int64_t>(b.S) * b.N;
+  ws_.src_ids = b.src;
+  if (rng && config_.word_dropout > 0) {  // source words become <unk>
+    ws_.src_used.assign(b.src, b.src + rows);
+    drop_words(ws_.src_used, config_.word_dropout, *rng);
+    ws_.src_ids = ws_.src_used.data();
+  }
+  encode(b, ws_.src_ids, rng, backward);
+  if (rng && config_.dropout_ctx > 0) {  // dropout on the annotations (keys of the attention, init input)
+    Tensor& annotations = layers_.back().out;
+    ws_.ctx_drop.resize(annotations.shape());
+    nn::dropout_forward(annotations.size(), config_.dropout_ctx, *rng, annotations.data(), ws_.ctx_drop.data());
+  }
   decoder_start(b, rng, backward);
   decoder_forward(b, rng, backward);
   readout_forward(b, rng);
@@ -176,6 +194,8 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   if (dropout_active_ && config_.dropout_emb > 0)
     nn::dropout_backward(M * config_.emb_dim, ws_.tgt_drop.data(), ws_.demb.data());
   tgt_emb_.backward(M, ws_.tgt_in_used.data(), ws_.demb.data());
+  if (dropout_active_ && config_.dropout_ctx > 0)
+    nn::dropout_backward(ws_.dkeys.size(), ws_.ctx_drop.data(), ws_.dkeys.data());
   backward_encoder(b, ws_.dkeys);
   return loss;
 }
@@ -209,8 +229,9 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
   ws_.memory.lengths = b.src_lengths;
   attention_.prepare(ws_.memory);
   ws_.tgt_in_used.assign(b.tgt_in, b.tgt_in + M);
+  if (rng && config_.word_dropout > 0) drop_words(ws_.tgt_in_used, config_.word_dropout, *rng);  // decoder inputs too
   ws_.tgt_emb_out.resize({T, N, E});
-  tgt_emb_.forward(M, b.tgt_in, ws_.tgt_emb_out.data());
+  tgt_emb_.forward(M, ws_.tgt_in_used.data(), ws_.tgt_emb_out.data());
   if (rng && config_.dropout_emb > 0) {
     ws_.tgt_drop.resize({T, N, E});
     nn::dropout_forward(M * E, config_.dropout_emb, *rng, ws_.tgt_emb_out.data(), ws_.tgt_drop.data());
@@ -636,7 +657,7 @@ void Seq2Seq::start(DecoderState& c, const BatchView& b, int B) {
   const int S = b.S, N = b.N;
   const std::int64_t D = config_.dec_hidden;
   dropout_active_ = false;
-  encode(b, nullptr, false);
+  encode(b, b.src, nullptr, false);
   const Tensor& annotations = layers_.back().out;
   Tensor s0({N, D}), init_in;
   initial_state(b, s0.data(), init_in);

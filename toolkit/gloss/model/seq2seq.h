@@ -131,7 +131,10 @@ class Seq2Seq {
   struct TrainingWorkspace {
     Tensor init_in, contexts, dec_in, tgt_emb_out, tgt_drop;  // [N, in], [T, N, K], [T, N, E + K], [T, N, E] x 2
     std::vector<Tensor> dec_h, dec_c;       // per decoder layer [T + 1, N, D]; row 0 the initial state
-    std::vector<std::int32_t> tgt_in_used;  // the decoder's inputs (scheduled sampling replaces some)
+    std::vector<std::int32_t> tgt_in_used;  // the decoder's inputs (word dropout, scheduled sampling replace some)
+    std::vector<std::int32_t> src_used;     // the source ids after word dropout
+    const std::int32_t* src_ids = nullptr;  // the source ids the encoder read: b.src or src_used
+    Tensor ctx_drop;                        // the annotations' dropout mask
     int cached_steps = 0;                   // decoder steps whose RNN workspaces are kept for backward
     StepScratch sample;                     // scheduled sampling's readout
     Tensor readout_pre, readout_out, readout_drop, logits;
@@ -146,7 +149,7 @@ class Seq2Seq {
   };
 
   // Stages of forward_backward, in order.
-  void encode(const BatchView& b, Rng* rng, bool training);
+  void encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training);
   void decoder_start(const BatchView& b, Rng* rng, bool backward);
   void decoder_forward(const BatchView& b, Rng* rng, bool backward);
   void readout_forward(const BatchView& b, Rng* rng);

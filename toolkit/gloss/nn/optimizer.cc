@@ -1,5 +1,6 @@
 #include "gloss/nn/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "gloss/tensor/kernels.h"
@@ -41,8 +42,7 @@ class Adam : public Optimizer {
       v_.emplace_back(p->value.shape());
     }
   }
-  void step(ParameterSet& params, float lr) override {
-    ++steps;
+  void update(ParameterSet& params, float lr) override {
     const double b1 = 0.9, b2 = 0.999;
     const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
     const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
@@ -50,7 +50,6 @@ class Adam : public Optimizer {
     for (std::size_t i = 0; i < all.size(); ++i)
       kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(),
                     v_[i].data());
-    params.touch();
   }
   std::vector<Tensor*> state() override {
     std::vector<Tensor*> out;
@@ -65,8 +64,7 @@ class Adam : public Optimizer {
 
 class Sgd : public Optimizer {
  public:
-  void step(ParameterSet& params, float lr) override {
-    ++steps;
+  void update(ParameterSet& params, float lr) override {
     for (const auto& p : params.all()) {
       float* w = p->value.data();
       const float* g = p->grad.data();
@@ -74,7 +72,6 @@ class Sgd : public Optimizer {
 #pragma omp simd
       for (std::int64_t k = 0; k < n; ++k) w[k] -= lr * g[k];
     }
-    params.touch();
   }
   std::vector<Tensor*> state() override { return {}; }
 };
@@ -116,10 +113,58 @@ double clip_grad_norm(ParameterSet& params, double max_norm) {
   return norm;
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, const ParameterSet& params) {
-  if (name == "adam") return std::make_unique<Adam>(params);
-  if (name == "sgd") return std::make_unique<Sgd>();
-  throw ConfigError("train.optimizer: unknown optimiser '" + name + "'; choose adam or sgd");
+void Optimizer::step(ParameterSet& params, float lr) {
+  ++steps;
+  if (weight_decay > 0) {
+    const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
+    for (const auto& p : params.all()) kernels::scale(p->value.size(), shrink, p->value.data());
+  }
+  update(params, lr);
+  params.touch();
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, const ParameterSet& params, double weight_decay) {
+  if (weight_decay < 0) throw ConfigError("train.weight_decay must be >= 0");
+  std::unique_ptr<Optimizer> o;
+  if (name == "adam")
+    o = std::make_unique<Adam>(params);
+  else if (name == "sgd")
+    o = std::make_unique<Sgd>();
+  else
+    throw ConfigError("train.optimizer: unknown optimiser '" + name + "'; choose adam or sgd");
+  o->weight_decay = weight_decay;
+  return o;
+}
+
+WeightAverage::WeightAverage(const ParameterSet& params, double decay) : decay_(decay) {
+  if (!(decay > 0 && decay < 1)) throw ConfigError("train.ema_decay must be in (0, 1)");
+  for (const auto& p : params.all()) avg_.push_back(p->value);
+}
+
+void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
+  const double t = static_cast<double>(step);
+  const auto d = static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
+  const auto& all = params.all();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    float* a = avg_[i].data();
+    const float* w = all[i]->value.data();
+    const std::int64_t n = avg_[i].size();
+#pragma omp simd
+    for (std::int64_t k = 0; k < n; ++k) a[k] = d * a[k] + (1.0f - d) * w[k];
+  }
+}
+
+void WeightAverage::swap_with(ParameterSet& params) {
+  const auto& all = params.all();
+  for (std::size_t i = 0; i < all.size(); ++i)
+    std::swap_ranges(avg_[i].data(), avg_[i].data() + avg_[i].size(), all[i]->value.data());
+  params.touch();
+}
+
+std::vector<Tensor*> WeightAverage::state() {
+  std::vector<Tensor*> out;
+  for (auto& t : avg_) out.push_back(&t);
+  return out;
 }
 
 }  // namespace gloss::nn

@@ -22,13 +22,38 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // One update with learning rate lr from the gradients in params; bumps params.version().
-  virtual void step(ParameterSet& params, float lr) = 0;
+  // With weight decay wd, every value first shrinks by lr * wd (decoupled from the gradient,
+  // Loshchilov & Hutter 2019: AdamW).
+  void step(ParameterSet& params, float lr);
   // Everything the optimiser carries between steps (for checkpoints), in a fixed order.
   virtual std::vector<Tensor*> state() = 0;
   std::int64_t steps = 0;
+  double weight_decay = 0;
+
+ protected:
+  virtual void update(ParameterSet& params, float lr) = 0;
 };
 
-// "adam" (beta1 0.9, beta2 0.999, eps 1e-8) or "sgd"; throws ConfigError listing the choices.
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, const ParameterSet& params);
+// "adam" (beta1 0.9, beta2 0.999, eps 1e-8) or "sgd", with decoupled weight decay (>= 0);
+// throws ConfigError listing the choices.
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, const ParameterSet& params, double weight_decay = 0);
+
+// An exponential moving average of the parameters (Polyak averaging; Marian's exponential
+// smoothing): after update t, avg = d_t avg + (1 - d_t) w with d_t = min(decay, (1 + t) /
+// (10 + t)), so early averages are not dominated by the initial weights. Validation and
+// saved models use the average; checkpoints save it (state()).
+class WeightAverage {
+ public:
+  // Starts at params' current values; decay in (0, 1).
+  WeightAverage(const ParameterSet& params, double decay);
+  void update(const ParameterSet& params, std::int64_t step);
+  // Exchanges the averages and params' values (a second call swaps back); bumps the version.
+  void swap_with(ParameterSet& params);
+  std::vector<Tensor*> state();
+
+ private:
+  double decay_;
+  std::vector<Tensor> avg_;
+};
 
 }  // namespace gloss::nn

@@ -121,6 +121,10 @@ class Schema {
     add_float("model.dropout_emb", &m.dropout_emb, "dropout on embeddings", 0, 0.95);
     add_float("model.dropout_rnn", &m.dropout_rnn, "dropout on recurrent layer outputs", 0, 0.95);
     add_float("model.dropout_readout", &m.dropout_readout, "dropout on the readout", 0, 0.95);
+    add_float("model.dropout_ctx", &m.dropout_ctx, "dropout on the encoder's annotations (attention keys, init input)",
+              0, 0.95);
+    add_float("model.word_dropout", &m.word_dropout,
+              "probability that a source word or decoder input word becomes <unk> in training", 0, 0.95);
 
     auto& t = r.train;  // train::TrainOptions
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
@@ -129,6 +133,12 @@ class Schema {
     add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0);
     add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
     add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1);
+    add_float("train.weight_decay", &t.weight_decay,
+              "decoupled weight decay (AdamW): each update first shrinks every weight by lr * weight_decay", 0, 1);
+    add_float("train.ema_decay", &t.ema_decay,
+              "exponential moving average of the weights (0: off; e.g. 0.9999), used for validation and the saved "
+              "model",
+              0, 0.999999);
     add_float("train.clip_norm", &t.clip_norm, "global gradient-norm clipping (0: off)", 0);
     add_float("train.label_smoothing", &t.label_smoothing, "label smoothing", 0, 0.99);
     add_choice("train.batch_by", &t.batch_by, "batch size unit", {"sentences", "tokens"});

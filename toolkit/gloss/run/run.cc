@@ -38,6 +38,16 @@ const std::set<std::string> kContinueKeys = {"train.epochs",    "train.max_steps
                                              "train.keep_last", "train.rnn_cache_mb", "train.split_positions",
                                              "train.parallel",  "subword.threads"};
 
+// Keys added after runs already existed: left out of the fingerprint while at their default,
+// so that a run trained before they existed (which trained as the default says) stays valid.
+const std::set<std::string> kLaterKeys = {"model.dropout_ctx", "model.word_dropout", "train.weight_decay",
+                                          "train.ema_decay"};
+
+bool at_default(const recipe::LoadedRecipe& loaded, const std::string& key) {
+  const auto it = loaded.origins.find(key);
+  return it == loaded.origins.end() || it->second.kind == recipe::Origin::Kind::kDefault;
+}
+
 // What a trained model depends on: the data, subword, model and training keys (less
 // kContinueKeys) and the training and validation files' contents.
 std::string training_fingerprint(const recipe::LoadedRecipe& loaded) {
@@ -46,6 +56,7 @@ std::string training_fingerprint(const recipe::LoadedRecipe& loaded) {
     const auto section = key.substr(0, key.find('.'));
     if (section != "data" && section != "subword" && section != "model" && section != "train") continue;
     if (kContinueKeys.count(key) || key.rfind("data.test_", 0) == 0) continue;
+    if (kLaterKeys.count(key) && at_default(loaded, key)) continue;
     s += key + "=" + loaded.text.at(key) + "\n";
   }
   const auto& d = loaded.recipe.data;

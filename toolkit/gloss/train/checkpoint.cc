@@ -18,33 +18,41 @@ void serialize_state(A& ar, TrainingState& s) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const model::ModelFile& model, const nn::ParameterSet& params,
-                     nn::Optimizer& optimizer, const TrainingState& state) {
-  model::write_envelope(path, model::kCheckpointMagic, [&](boost::archive::binary_oarchive& ar) {
-    model::save_model_part(ar, model, params);
-    const auto slots = optimizer.state();
-    std::uint64_t count = slots.size();
-    ar << count;
-    for (Tensor* t : slots) {
-      std::uint64_t size = static_cast<std::uint64_t>(t->size());
-      ar << size << boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
-    }
-    std::int64_t steps = optimizer.steps;
-    ar << steps;
-    TrainingState st = state;
-    serialize_state(ar, st);
-  });
+                     nn::Optimizer& optimizer, const TrainingState& state, const std::vector<Tensor*>& averages) {
+  model::write_envelope(path, model::kCheckpointMagic, model::kCheckpointVersion,
+                        [&](boost::archive::binary_oarchive& ar) {
+                          model::save_model_part(ar, model, params);
+                          model::save_averages(ar, averages);
+                          const auto slots = optimizer.state();
+                          std::uint64_t count = slots.size();
+                          ar << count;
+                          for (Tensor* t : slots) {
+                            std::uint64_t size = static_cast<std::uint64_t>(t->size());
+                            ar << size << boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+                          }
+                          std::int64_t steps = optimizer.steps;
+                          ar << steps;
+                          TrainingState st = state;
+                          serialize_state(ar, st);
+                        });
 }
 
 model::ModelFile peek_checkpoint(const std::string& path) {
-  return model::read_envelope(path, model::kCheckpointMagic, "checkpoint",
-                              [](boost::archive::binary_iarchive&, model::ModelFile&) {});
+  return model::read_envelope(path, model::kCheckpointMagic, "checkpoint", model::kCheckpointVersion,
+                              [](boost::archive::binary_iarchive&, model::ModelFile&, std::uint32_t) {});
 }
 
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
-                                 TrainingState& state) {
+                                 TrainingState& state, const std::vector<Tensor*>& averages) {
   return model::read_envelope(
-      path, model::kCheckpointMagic, "checkpoint", [&](boost::archive::binary_iarchive& ar, model::ModelFile&) {
+      path, model::kCheckpointMagic, "checkpoint", model::kCheckpointVersion,
+      [&](boost::archive::binary_iarchive& ar, model::ModelFile&, std::uint32_t version) {
         model::load_params(ar, path, &params);
+        if (version >= 4)
+          model::load_averages(ar, path, averages);
+        else if (!averages.empty())
+          throw InputError(path, 0,
+                           "was trained without train.ema_decay; resume it without, or start another run.workdir");
         std::uint64_t count = 0;
         ar >> count;
         auto slots = optimizer.state();

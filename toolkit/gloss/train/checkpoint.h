@@ -1,8 +1,8 @@
 #pragma once
 // Training checkpoints: a model file's contents (model/model_file.h, in the envelope of
-// model/file_format.h) plus the optimiser moments, the training state, the RNG state and the
-// data position, for exact resume. Written to a temporary name and renamed: a crash never
-// leaves a broken one.
+// model/file_format.h) plus the weight averages (train.ema_decay), the optimiser moments, the training state, the RNG
+// state and the data position, for exact resume. Written to a temporary name and renamed: a crash never leaves a broken
+// one.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -28,10 +28,13 @@ struct TrainingState {
   std::array<std::uint64_t, 4> rng{};
 };
 
+// averages: the run's weight averages (nn::WeightAverage::state(); empty without them).
 void save_checkpoint(const std::string& path, const model::ModelFile& model, const nn::ParameterSet& params,
-                     nn::Optimizer& optimizer, const TrainingState& state);
+                     nn::Optimizer& optimizer, const TrainingState& state, const std::vector<Tensor*>& averages = {});
+// Throws InputError naming the file when it does not fit the run (another optimiser, weight
+// averages kept or not).
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
-                                 TrainingState& state);
+                                 TrainingState& state, const std::vector<Tensor*>& averages = {});
 // Only the configuration part of a checkpoint (to build the model before loading values).
 model::ModelFile peek_checkpoint(const std::string& path);
 

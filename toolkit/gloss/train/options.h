@@ -16,9 +16,11 @@ struct TrainOptions {
   double lr = 0.001;
   std::string lr_schedule = "plateau";  // constant, plateau or inverse_sqrt
   int warmup_steps = 0;
-  double lr_decay = 0.5;   // factor per plateau
-  int lr_patience = 1;     // validations without improvement before decaying
-  double clip_norm = 1.0;  // 0: no clipping
+  double lr_decay = 0.5;    // factor per plateau
+  int lr_patience = 1;      // validations without improvement before decaying
+  double weight_decay = 0;  // decoupled (AdamW): w -= lr * weight_decay * w before each update
+  double ema_decay = 0;     // > 0: validation and saved models use an exponential moving average
+  double clip_norm = 1.0;   // 0: no clipping
   double label_smoothing = 0.1;
   std::string batch_by = "sentences";  // sentences or tokens
   int batch_size = 64;                 // sentences per batch

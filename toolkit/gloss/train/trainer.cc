@@ -140,7 +140,7 @@ Network::Network(const model::ModelConfig& model, const TrainingData& data, cons
     : config(with_vocabularies(model, data)),
       net(config, params),
       workers(net, params, config, t),
-      optimizer(nn::make_optimizer(t.optimizer, params)) {}
+      optimizer(nn::make_optimizer(t.optimizer, params, t.weight_decay)) {}
 
 namespace {
 
@@ -266,8 +266,10 @@ class TrainingRun {
   std::string limit_reached() const;  // why to stop before the next update ("" to go on)
   void update();                      // one optimiser update over train.accumulate batches
   void report_progress();             // every 20 updates
-  void validate_and_keep_best();
+  void validate_and_keep_best();      // with train.ema_decay: of the weight average
+  void keep_best();                   // validation (or the latest model without validation data), early stopping
   void save_checkpoint();
+  std::vector<Tensor*> averages() { return average_ ? average_->state() : std::vector<Tensor*>{}; }
   double lr_at(std::int64_t step) const;
   double epochs_done() const;
   TrainOutcome outcome() const;
@@ -285,6 +287,7 @@ class TrainingRun {
   model::ModelFile mf_;
   TrainingState state_;
   Rng rng_;
+  std::unique_ptr<nn::WeightAverage> average_;  // train.ema_decay > 0
   std::ofstream metrics_;
   std::optional<MetricsRow> best_row_;
   // Progress window (every 20 updates) and the loss since the last validation.
@@ -327,7 +330,8 @@ void TrainingRun::start_or_resume() {
     const model::ModelFile old = peek_checkpoint(ckpt_path_);
     if (old.src_spm != mf_.src_spm || old.tgt_spm != mf_.tgt_spm)
       throw InputError(ckpt_path_, 0, "was trained with other subword models; delete it or choose another run.workdir");
-    load_checkpoint(ckpt_path_, network_.params, *network_.optimizer, state_);
+    if (to_.ema_decay > 0) average_ = std::make_unique<nn::WeightAverage>(network_.params, to_.ema_decay);
+    load_checkpoint(ckpt_path_, network_.params, *network_.optimizer, state_, averages());
     rng_.set_state(state_.rng);
     batcher_.restore({state_.epoch, state_.batch});
     log_ << "train: resuming from " << ckpt_path_ << " at step " << state_.step << " (epoch " << state_.epoch << ")"
@@ -335,6 +339,7 @@ void TrainingRun::start_or_resume() {
   } else {
     nn::init_parameters(network_.params, to_.init, static_cast<float>(to_.init_scale), rng_);
     state_.lr = to_.lr;
+    if (to_.ema_decay > 0) average_ = std::make_unique<nn::WeightAverage>(network_.params, to_.ema_decay);
   }
   log_ << "train: " << network_.params.num_values() << " parameters; " << data_.corpus.size()
        << " training pairs; workdir " << dir_.string() << std::endl;
@@ -362,7 +367,7 @@ void TrainingRun::save_checkpoint() {
   state_.epoch = batcher_.position().epoch;
   state_.batch = batcher_.position().batch;
   state_.rng = rng_.state();
-  train::save_checkpoint(ckpt_path_, mf_, network_.params, *network_.optimizer, state_);
+  train::save_checkpoint(ckpt_path_, mf_, network_.params, *network_.optimizer, state_, averages());
   // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
   // since every save renames a new file into place.
   const fs::path numbered = dir_ / ("checkpoint." + std::to_string(state_.step) + ".gckpt");
@@ -385,6 +390,12 @@ void TrainingRun::save_checkpoint() {
 }
 
 void TrainingRun::validate_and_keep_best() {
+  if (average_) average_->swap_with(network_.params);  // validated and saved: the average
+  keep_best();
+  if (average_) average_->swap_with(network_.params);
+}
+
+void TrainingRun::keep_best() {
   if (!has_valid_) {
     model::save_model(best_path_, mf_, network_.params);  // without validation data the latest model is the best
     state_.best_step = state_.step;
@@ -452,6 +463,7 @@ void TrainingRun::update() {
   nn::clip_grad_norm(network_.params, to_.clip_norm);
   ++state_.step;
   network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)));
+  if (average_) average_->update(network_.params, state_.step);
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
   state_.elapsed_seconds += dt;
   state_.target_tokens += step_tokens;
