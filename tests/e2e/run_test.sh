@@ -86,6 +86,13 @@ nb=$tmp/run/test_2016_flickr.de.nbest
 diff <(awk -F' \\|\\|\\| ' '!seen[$1]++ { print $2 }' "$nb") "$tmp/run/test_2016_flickr.de" >/dev/null \
   && pass || fail "the scored output is each list's first hypothesis"
 grep -q '3-best lists of test_2016_flickr: .*test_2016_flickr.de.nbest' "$tmp/report_nb" && pass || fail "report names the n-best file"
+# run.average_last: the test set is translated with the average of the last checkpoints.
+"$gloss" run "$tmp/tiny.ini" --run.average_last 2 >"$tmp/report_avg" 2>"$tmp/log_avg" || fail "average run exit $?"
+[ -s "$tmp/run/model.avg.gloss" ] && grep -q "averaging checkpoints 20, 30 into" "$tmp/log_avg" \
+  && grep -q "translated with the average of the last 2 checkpoints (steps 20, 30)" "$tmp/report_avg" \
+  && ! grep -q "train: epoch" "$tmp/log_avg" && pass || fail "average of the last 2 checkpoints: $(tail -3 "$tmp/log_avg")"
+expect_error "average_last above keep_last" "run.average_last needs train.keep_last >= run.average_last (3 > 2)" -- \
+  "$gloss" run "$tmp/tiny.ini" --run.average_last 3
 # More steps: training continues from the checkpoint.
 "$gloss" run "$tmp/tiny.ini" --train.max_steps 40 >/dev/null 2>"$tmp/log4" || fail "fourth run exit $?"
 grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/log4" && pass || fail "longer training continues"

@@ -202,6 +202,10 @@ class Schema {
       return n == 0 ? "give at least one metric (bleu, chrf, ter)" : "";
     };
     add_path("run.workdir", &r.workdir, "where models and results go (default: runs/<recipe name>)");
+    add_int("run.average_last", &r.run.average_last,
+            "gloss run translates with the average of the last N checkpoints (0: the best model; N <= "
+            "train.keep_last)",
+            0, 1000);
   }
 
   const KeySpec* find(const std::string& name) const {
@@ -468,6 +472,10 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
   if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
     throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
                       std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
+  if (r.run.average_last > r.train.keep_last)
+    throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
+                      std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +
+                      "): only the last train.keep_last checkpoints are kept");
   if (r.decode.search.n_best > r.decode.search.beam_size)
     throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" +
                       std::to_string(r.decode.search.n_best) + " > " + std::to_string(r.decode.search.beam_size) + ")");

@@ -21,12 +21,17 @@ struct EvalOptions {
   std::string metrics = "bleu chrf";  // scored by `gloss run`
 };
 
+struct RunOptions {
+  int average_last = 0;  // > 0: gloss run translates with the average of the last N checkpoints
+};
+
 // A recipe: everything a training run reads (train::TrainSetup: [data], [subword], [model],
 // [train], [decode] and run.workdir, each registered into its module's own options struct)
 // and what `gloss run` adds.
 struct Recipe : train::TrainSetup {
   std::string path;  // the recipe file ("" for command-line options only)
   EvalOptions eval;
+  RunOptions run;
 };
 
 // Where a value came from.

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include "gloss/decode/translator.h"
 #include "gloss/eval/evaluator.h"
+#include "gloss/model/model_file.h"
 #include "gloss/report/plot.h"
 #include "gloss/train/trainer.h"
 #include "gloss/translate/translate_file.h"
@@ -104,6 +106,7 @@ std::string table_escape(const std::string& text) {
 }
 
 struct TestResult {
+  std::string model, model_note;  // what translated it
   std::string name, source, reference, output, nbest_output;
   std::size_t lines = 0;
   bool reused = false;
@@ -133,20 +136,61 @@ void set_aside_changed_run(const recipe::LoadedRecipe& loaded, const fs::path& d
   atomic_write_file(fp_path.string(), train_fp);
 }
 
+// The numbered checkpoints in dir (checkpoint.<step>.gckpt), by step.
+std::vector<std::pair<long long, std::string>> numbered_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<long long, std::string>> out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("checkpoint.", 0) != 0 || !name.ends_with(".gckpt")) continue;
+    const std::string middle = name.substr(11, name.size() - 17);
+    if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.emplace_back(std::stoll(middle), entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Stage 1b: the model that translates: the best model, or with run.average_last N the average
+// of the last N checkpoints (each one's weight average when the run keeps one) in
+// <workdir>/model.avg.gloss, remade when they change. `what` describes it for the report.
+std::string translation_model(const recipe::Recipe& r, const train::TrainOutcome& trained, const fs::path& dir,
+                              std::string& what, std::ostream& log) {
+  const int n = r.run.average_last;
+  what = "the best model (step " + std::to_string(trained.best_step) + ")";
+  if (n == 0) return trained.best_model;
+  auto checkpoints = numbered_checkpoints(dir);
+  if (checkpoints.size() > static_cast<std::size_t>(n)) checkpoints.erase(checkpoints.begin(), checkpoints.end() - n);
+  std::vector<std::string> inputs;
+  std::string stamp, steps;
+  for (const auto& [step, path] : checkpoints) {
+    inputs.push_back(path);
+    stamp += file_fingerprint(path) + "\n";
+    steps += (steps.empty() ? "" : ", ") + std::to_string(step);
+  }
+  const std::string out = (dir / "model.avg.gloss").string(), stamp_path = out + ".stamp";
+  what = "the average of the last " + std::to_string(inputs.size()) + " checkpoints (steps " + steps + ")";
+  if (fs::exists(out) && read_or_empty(stamp_path) == stamp) return out;
+  log << "run: averaging checkpoints " << steps << " into " << out << std::endl;
+  model::average_models(inputs, out);
+  atomic_write_file(stamp_path, stamp);
+  return out;
+}
+
 // Stage 2: the test set translated with the [decode] keys, unless its stamp says the output
 // is up to date.
-TestResult translate_test(const recipe::LoadedRecipe& loaded, const train::TrainOutcome& trained, const fs::path& dir,
+TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::string& model, const fs::path& dir,
                           std::ostream& log) {
   const recipe::Recipe& r = loaded.recipe;
   TestResult t;
+  t.model = model;
   t.name = test_name(r.data.test_src, r.data.src_lang);
   t.source = r.data.test_src;
   t.reference = r.data.test_tgt;
   t.output = (dir / (t.name + "." + r.data.tgt_lang)).string();
   translate::OutputOptions outputs;
   if (r.decode.search.n_best > 1) outputs.nbest_output = t.nbest_output = t.output + ".nbest";
-  const std::string stamp = file_fingerprint(trained.best_model) + " " +
-                            fingerprint(section_text(loaded, "decode") + file_fingerprint(t.source));
+  const std::string stamp =
+      file_fingerprint(model) + " " + fingerprint(section_text(loaded, "decode") + file_fingerprint(t.source));
   const std::string stamp_path = t.output + ".stamp";
   log << "run: [2/3] translate " << t.source << " (beam " << r.decode.search.beam_size << ")" << std::endl;
   const auto t0 = Clock::now();
@@ -155,7 +199,7 @@ TestResult translate_test(const recipe::LoadedRecipe& loaded, const train::Train
     t.reused = true;
     log << "run: " << t.output << " is up to date (same model, test file and decode keys)" << std::endl;
   } else {
-    decode::Translator translator({trained.best_model});
+    decode::Translator translator({model});
     std::ostringstream unused;
     translate::translate_file(translator, t.source, t.output, r.decode, outputs, unused, log);
     atomic_write_file(stamp_path, stamp);
@@ -214,10 +258,16 @@ json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const tr
       {"curves", curves}};
   json tj = json::array();
   for (const auto& t : tests) {
-    json one = {{"name", t.name},           {"source", t.source},
-                {"reference", t.reference}, {"output", t.output},
-                {"lines", t.lines},         {"beam_size", r.decode.search.beam_size},
-                {"reused", t.reused},       {"translate_seconds", t.seconds},
+    json one = {{"name", t.name},
+                {"model", t.model},
+                {"translated_with", t.model_note},
+                {"source", t.source},
+                {"reference", t.reference},
+                {"output", t.output},
+                {"lines", t.lines},
+                {"beam_size", r.decode.search.beam_size},
+                {"reused", t.reused},
+                {"translate_seconds", t.seconds},
                 {"scores", t.scores}};
     if (!t.nbest_output.empty()) one["nbest_output"] = t.nbest_output;
     tj.push_back(one);
@@ -258,6 +308,9 @@ std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_f
            << " | " << fixed(s.value("score", 0.0), 1) << " | `" << table_escape(s.value("signature", "")) << "` |\n";
     md << "\n";
     for (const auto& t : tests)
+      md << "- " << t.name << " translated with " << t.model_note << ": `" << t.model << "`\n";
+    md << "\n";
+    for (const auto& t : tests)
       if (!t.nbest_output.empty())
         md << "- " << r.decode.search.n_best << "-best lists of " << t.name << ": `" << t.nbest_output << "`\n\n";
   }
@@ -293,8 +346,11 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
                                                         "Gloss: " + fs::path(r.path).filename().string() + " (" +
                                                             r.data.src_lang + "->" + r.data.tgt_lang + ")"));
   std::vector<TestResult> tests;
+  std::string model_note;
+  const std::string model = translation_model(r, trained, dir, model_note, log);
   if (!r.data.test_src.empty()) {
-    TestResult t = translate_test(loaded, trained, dir, log);
+    TestResult t = translate_test(loaded, model, dir, log);
+    t.model_note = model_note;
     t.scores = evaluate_test(r, t, log);
     tests.push_back(std::move(t));
   } else {

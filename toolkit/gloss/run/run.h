@@ -8,6 +8,8 @@
 //              max_steps, max_minutes, patience, valid_every, threads, keep_last,
 //              rnn_cache_mb, split_positions, parallel), the old run's files move to
 //              <workdir>/previous/ and training starts again. Longer limits continue the run.
+//   average    with run.average_last N, the last N checkpoints averaged into model.avg.gloss
+//              (remade when they change), which then translates
 //   translate  the test set with the recipe's [decode] keys (decode.n_best > 1: the n-best
 //              lists also go to <output>.nbest); redone when the model file, the test file or a
 //              decode key changes (stamp: <output>.stamp)
