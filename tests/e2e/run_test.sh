@@ -93,6 +93,17 @@ grep -q '3-best lists of test_2016_flickr: .*test_2016_flickr.de.nbest' "$tmp/re
   && ! grep -q "train: epoch" "$tmp/log_avg" && pass || fail "average of the last 2 checkpoints: $(tail -3 "$tmp/log_avg")"
 expect_error "average_last above keep_last" "run.average_last needs train.keep_last >= run.average_last (3 > 2)" -- \
   "$gloss" run "$tmp/tiny.ini" --run.average_last 3
+# run.seeds: one model per seed (one set of subword models), translated as an ensemble.
+"$gloss" run "$tmp/tiny.ini" --run.seeds "3 4" --run.workdir "$tmp/ens" --train.max_steps 10 >"$tmp/report_ens" 2>"$tmp/log_ens" \
+  || fail "ensemble run exit $?: $(tail -3 "$tmp/log_ens")"
+[ -s "$tmp/ens/seed-3/model.best.gloss" ] && [ -s "$tmp/ens/seed-4/model.best.gloss" ] && [ -d "$tmp/ens/spm" ] \
+  && [ ! -e "$tmp/ens/seed-3/spm" ] && ! cmp -s "$tmp/ens/seed-3/model.best.gloss" "$tmp/ens/seed-4/model.best.gloss" \
+  && pass || fail "a model per seed, shared subword models: $(ls "$tmp/ens" "$tmp/ens/seed-3")"
+grep -q "translated with an ensemble of 2 models" "$tmp/report_ens" && grep -q "Ensemble of 2 seeds" "$tmp/report_ens" \
+  && [ "$(wc -l <"$tmp/ens/test_2016_flickr.de")" -eq 1000 ] && pass || fail "ensemble report: $(grep -i ensemble "$tmp/report_ens")"
+"$gloss" translate -m "$tmp/ens/seed-3/model.best.gloss" "$tmp/ens/seed-4/model.best.gloss" -b 2 --max-len-ratio 1.5 \
+  -i "$d/test_2016_flickr.en.gz" 2>/dev/null | cmp -s - "$tmp/ens/test_2016_flickr.de" && pass || fail "the ensemble's translation"
+expect_error "bad seed list" "run.seeds 'x' is not a seed" -- "$gloss" run "$tmp/tiny.ini" --run.seeds "1 x"
 # More steps: training continues from the checkpoint.
 "$gloss" run "$tmp/tiny.ini" --train.max_steps 40 >/dev/null 2>"$tmp/log4" || fail "fourth run exit $?"
 grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/log4" && pass || fail "longer training continues"

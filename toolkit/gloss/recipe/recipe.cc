@@ -206,6 +206,19 @@ class Schema {
             "gloss run translates with the average of the last N checkpoints (0: the best model; N <= "
             "train.keep_last)",
             0, 1000);
+    add_string("run.seeds", &r.run.seeds,
+               "an ensemble: gloss run trains one model per seed (e.g. '1 2 3', in <workdir>/seed-<s>/) and "
+               "translates with all of them (empty: one model, train.seed)");
+    keys.back().check = [p = &r.run.seeds]() -> std::string {
+      std::istringstream words(*p);
+      std::set<long long> seen;
+      for (std::string w; words >> w;) {
+        if (w.find_first_not_of("0123456789") != std::string::npos || w.size() > 9)
+          return "'" + w + "' is not a seed (a whole number below 10^9)";
+        if (!seen.insert(std::stoll(w)).second) return "seed " + w + " appears twice";
+      }
+      return "";
+    };
   }
 
   const KeySpec* find(const std::string& name) const {

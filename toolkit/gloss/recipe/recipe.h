@@ -23,6 +23,7 @@ struct EvalOptions {
 
 struct RunOptions {
   int average_last = 0;  // > 0: gloss run translates with the average of the last N checkpoints
+  std::string seeds;     // "1 2 3": gloss run trains a model per seed and translates with the ensemble
 };
 
 // A recipe: everything a training run reads (train::TrainSetup: [data], [subword], [model],

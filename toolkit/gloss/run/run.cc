@@ -116,8 +116,7 @@ struct TestResult {
 
 // Stage 0: when the keys or files a trained model depends on changed, the old run's files
 // move to <workdir>/previous/ (training starts again).
-void set_aside_changed_run(const recipe::LoadedRecipe& loaded, const fs::path& dir, std::ostream& log) {
-  const std::string train_fp = training_fingerprint(loaded);
+void set_aside_changed_run(const std::string& train_fp, const fs::path& dir, std::ostream& log) {
   const fs::path fp_path = dir / "train.fingerprint", ckpt = dir / "checkpoint.gckpt";
   const std::string old_fp = read_or_empty(fp_path.string());
   if (fs::exists(ckpt) && !old_fp.empty() && old_fp != train_fp) {
@@ -176,21 +175,73 @@ std::string translation_model(const recipe::Recipe& r, const train::TrainOutcome
   return out;
 }
 
+// One model of the run: trained in the run folder, or (run.seeds) in seed-<s>/ of it.
+struct Member {
+  train::TrainSetup setup;
+  std::string seed;  // "" unless the run is an ensemble
+  train::TrainOutcome trained;
+  std::string model, model_note;  // what translates
+};
+
+std::vector<std::string> seed_list(const std::string& seeds) {
+  std::istringstream words(seeds);
+  std::vector<std::string> out;
+  for (std::string w; words >> w;) out.push_back(w);
+  return out;
+}
+
+// Stage 1: every member trained (or resumed, or reused), and the model each translates with.
+std::vector<Member> train_members(const recipe::LoadedRecipe& loaded, std::ostream& log) {
+  const recipe::Recipe& r = loaded.recipe;
+  const fs::path dir(r.workdir);
+  std::vector<Member> members;
+  for (const auto& seed : seed_list(r.run.seeds)) {
+    Member m{r, seed, {}, {}, {}};
+    m.setup.train.seed = std::stoi(seed);
+    m.setup.workdir = (dir / ("seed-" + seed)).string();
+    m.setup.subword_dir = (dir / "spm").string();  // shared: the ensemble needs one subword model
+    m.setup.recipe_text += "\n# gloss run: ensemble member with train.seed = " + seed + "\n";
+    members.push_back(std::move(m));
+  }
+  if (members.empty()) members.push_back({r, "", {}, {}, {}});
+  for (auto& m : members) {
+    const fs::path mdir(m.setup.workdir);
+    fs::create_directories(mdir);
+    set_aside_changed_run(training_fingerprint(loaded) + (m.seed.empty() ? "" : " seed " + m.seed), mdir, log);
+    log << "run: [1/3] train" << (m.seed.empty() ? "" : " (ensemble member, seed " + m.seed + ")")
+        << " (subword models, then the model; resumes or reuses what is there)" << std::endl;
+    m.trained = train::train(m.setup, log);
+    // Training's buffers are freed but kept by the allocator (gloss keeps freed memory for
+    // reuse); give them back before the next stage, or the peaks add up.
+    malloc_trim(0);
+    m.model = translation_model(r, m.trained, mdir, m.model_note, log);
+  }
+  return members;
+}
+
 // Stage 2: the test set translated with the [decode] keys, unless its stamp says the output
 // is up to date.
-TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::string& model, const fs::path& dir,
+TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::vector<Member>& members, const fs::path& dir,
                           std::ostream& log) {
   const recipe::Recipe& r = loaded.recipe;
   TestResult t;
-  t.model = model;
+  std::vector<std::string> models;
+  std::string model_fp;
+  for (const auto& m : members) {
+    models.push_back(m.model);
+    model_fp += (model_fp.empty() ? "" : "+") + file_fingerprint(m.model);
+    t.model += (t.model.empty() ? "" : " ") + m.model;
+  }
+  t.model_note = members.size() == 1 ? members[0].model_note
+                                     : "an ensemble of " + std::to_string(members.size()) + " models (" +
+                                           members[0].model_note + " of each seed's run)";
   t.name = test_name(r.data.test_src, r.data.src_lang);
   t.source = r.data.test_src;
   t.reference = r.data.test_tgt;
   t.output = (dir / (t.name + "." + r.data.tgt_lang)).string();
   translate::OutputOptions outputs;
   if (r.decode.search.n_best > 1) outputs.nbest_output = t.nbest_output = t.output + ".nbest";
-  const std::string stamp =
-      file_fingerprint(model) + " " + fingerprint(section_text(loaded, "decode") + file_fingerprint(t.source));
+  const std::string stamp = model_fp + " " + fingerprint(section_text(loaded, "decode") + file_fingerprint(t.source));
   const std::string stamp_path = t.output + ".stamp";
   log << "run: [2/3] translate " << t.source << " (beam " << r.decode.search.beam_size << ")" << std::endl;
   const auto t0 = Clock::now();
@@ -199,7 +250,7 @@ TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::string&
     t.reused = true;
     log << "run: " << t.output << " is up to date (same model, test file and decode keys)" << std::endl;
   } else {
-    decode::Translator translator({model});
+    decode::Translator translator(models);
     std::ostringstream unused;
     translate::translate_file(translator, t.source, t.output, r.decode, outputs, unused, log);
     atomic_write_file(stamp_path, stamp);
@@ -226,8 +277,9 @@ json evaluate_test(const recipe::Recipe& r, const TestResult& t, std::ostream& l
   return parsed.is_array() ? parsed : json::array({parsed});
 }
 
-json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const train::TrainOutcome& trained,
+json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
                  const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+  const train::TrainOutcome& trained = members[0].trained;
   std::error_code ec;
   const auto model_bytes = fs::file_size(trained.best_model, ec);
   const auto& best = trained.best_validation;
@@ -273,12 +325,23 @@ json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const tr
     tj.push_back(one);
   }
   j["tests"] = tj;
+  if (members.size() > 1) {
+    json ens = json::array();
+    for (const auto& m : members)
+      ens.push_back({{"seed", m.seed},
+                     {"model", m.model},
+                     {"best_step", m.trained.best_step},
+                     {"best_valid_bleu", m.trained.best_validation ? m.trained.best_validation->valid_bleu : 0.0},
+                     {"seconds", m.trained.train_seconds}});
+    j["ensemble"] = ens;
+  }
   j["this_run"] = stages;
   return j;
 }
 
-std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_fp, const train::TrainOutcome& trained,
+std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
                             const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+  const train::TrainOutcome& trained = members[0].trained;
   std::error_code ec;
   const auto model_bytes = fs::file_size(trained.best_model, ec);
   const auto& best = trained.best_validation;
@@ -299,7 +362,15 @@ std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_f
   if (best)
     md << " (BLEU " << fixed(best->valid_bleu, 2) << ", chrF " << fixed(best->valid_chrf, 2) << ", CE "
        << fixed(best->valid_ce, 3) << ", greedy)";
-  md << "\n- Curves: `" << curves << "`\n\n";
+  md << "\n";
+  if (members.size() > 1) {
+    md << "- Ensemble of " << members.size() << " seeds (the training line above is seed " << members[0].seed << "'s):";
+    for (const auto& m : members)
+      md << " seed " << m.seed << " best validation " << r.train.valid_metric << " at step " << m.trained.best_step
+         << (m.trained.best_validation ? " (BLEU " + fixed(m.trained.best_validation->valid_bleu, 2) + ")" : "") << ";";
+    md << "\n";
+  }
+  md << "- Curves: `" << curves << "`\n\n";
   if (!tests.empty()) {
     md << "| test set | lines | beam | metric | score | signature |\n|---|---|---|---|---|---|\n";
     for (const auto& t : tests)
@@ -333,32 +404,25 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   const std::string recipe_fp = fingerprint(recipe_text);
   json stages = json::object();
 
-  set_aside_changed_run(loaded, dir, log);
-  log << "run: [1/3] train (subword models, then the model; resumes or reuses what is there)" << std::endl;
   auto t0 = Clock::now();
-  const train::TrainOutcome trained = train::train(r, log);
-  stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !trained.stop_reason.empty()}};
-  // Training's buffers are freed but kept by the allocator (gloss keeps freed memory for
-  // reuse); give them back before translating, or the two stages' peaks add up.
-  malloc_trim(0);
+  const std::vector<Member> members = train_members(loaded, log);
+  stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !members[0].trained.stop_reason.empty()}};
   const std::string curves = (dir / "curves.svg").string();
-  atomic_write_file(curves, report::training_curves_svg(train::read_metrics((dir / "metrics.jsonl").string()),
+  const fs::path first_dir(members[0].setup.workdir);
+  atomic_write_file(curves, report::training_curves_svg(train::read_metrics((first_dir / "metrics.jsonl").string()),
                                                         "Gloss: " + fs::path(r.path).filename().string() + " (" +
                                                             r.data.src_lang + "->" + r.data.tgt_lang + ")"));
   std::vector<TestResult> tests;
-  std::string model_note;
-  const std::string model = translation_model(r, trained, dir, model_note, log);
   if (!r.data.test_src.empty()) {
-    TestResult t = translate_test(loaded, model, dir, log);
-    t.model_note = model_note;
+    TestResult t = translate_test(loaded, members, dir, log);
     t.scores = evaluate_test(r, t, log);
     tests.push_back(std::move(t));
   } else {
     log << "run: the recipe names no test set (data.test_src); nothing to translate" << std::endl;
   }
   stages["total_seconds"] = since(run_start);
-  RunResult result{report_markdown(r, recipe_fp, trained, tests, curves, stages),
-                   report_json(r, recipe_fp, trained, tests, curves, stages).dump(2) + "\n"};
+  RunResult result{report_markdown(r, recipe_fp, members, tests, curves, stages),
+                   report_json(r, recipe_fp, members, tests, curves, stages).dump(2) + "\n"};
   atomic_write_file((dir / "report.md").string(), result.markdown);
   atomic_write_file((dir / "report.json").string(), result.json);
   return result;

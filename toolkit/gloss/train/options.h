@@ -54,6 +54,7 @@ struct TrainSetup {
   TrainOptions train;
   decode::TranslateOptions decode;  // validation's output limits and batch size
   std::string workdir;              // where models and results go
+  std::string subword_dir;          // where the subword models go ("": <workdir>/spm)
   std::string recipe_text;          // the effective recipe, stored in model files for the record
 };
 

@@ -31,7 +31,8 @@ TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& lo
   if (!d.valid_src.empty()) text::check_parallel(d.valid_src, d.valid_tgt);
   TrainingData data;
   auto t0 = std::chrono::steady_clock::now();
-  data.paths = text::prepare_subword_models(d, setup.subword, (fs::path(setup.workdir) / "spm").string(), log);
+  const std::string spm = setup.subword_dir.empty() ? (fs::path(setup.workdir) / "spm").string() : setup.subword_dir;
+  data.paths = text::prepare_subword_models(d, setup.subword, spm, log);
   data.src = text::SubwordModel::load(data.paths.src);
   data.tgt = text::SubwordModel::load(data.paths.tgt);
   data.subword_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
