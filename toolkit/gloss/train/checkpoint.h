@@ -1,8 +1,8 @@
 #pragma once
 // Training checkpoints: a model file's contents (model/model_file.h, in the envelope of
-// model/file_format.h) plus the weight averages (train.ema_decay), the optimiser moments, the training state, the RNG
-// state and the data position, for exact resume. Written to a temporary name and renamed: a crash never leaves a broken
-// one.
+// model/file_format.h), the weight averages (train.ema_decay), the optimiser moments, the
+// training state, the RNG state and the data position, for exact resume. Written to a
+// temporary name and renamed: a crash never leaves a broken one.
 #include <array>
 #include <cstdint>
 #include <string>
