@@ -52,6 +52,12 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
+# --stop-after 3: the search waits for 3 finished hypotheses: its 1-best is the 3-best list's
+# first (tests/model shows it can differ from stopping at the first).
+"$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --stop-after 3 >"$tmp/wait3" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --n-best 3 2>/dev/null | awk -F' \\|\\|\\| ' '!seen[$1]++ { print $2 }' >"$tmp/first3"
+cmp -s "$tmp/wait3" "$tmp/first3" && [ "$(wc -l <"$tmp/wait3")" -eq 150 ] && pass || fail "--stop-after 3: not the 3-best lists' first"
+expect_error "bad --stop-after" "--stop-after must be between 1 and --beam-size" -- "$gloss" translate -m "$model" -i "$tmp/in.en" -b 2 --stop-after 3
 # Threads as workers on their own batches (data, the default) or inside each operation (ops),
 # or one thread: the same translations.
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --threads 3 >"$tmp/w3" 2>/dev/null

@@ -346,6 +346,16 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     for (std::size_t k = 0; k < nbest.size(); ++k)
       for (std::size_t j = k + 1; j < nbest.size(); ++j) CHECK(nbest[k].ids != nbest[j].ids);
   }
+  // stop_after: the 1-best of a search that waits for 3 finished hypotheses is the 3-best list's first.
+  decode::SearchOptions wait3 = one;
+  wait3.beam_size = 5;
+  wait3.stop_after = 3;
+  const auto waited = decode::beam_search({&model}, batch, std::vector<int>(N, 2 * S), wait3);
+  for (int n = 0; n < N; ++n) {
+    REQUIRE(waited[static_cast<std::size_t>(n)].size() == 1);
+    CHECK(waited[static_cast<std::size_t>(n)][0].ids == beam5[static_cast<std::size_t>(n)][0].ids);
+    CHECK(waited[static_cast<std::size_t>(n)][0].score == beam5[static_cast<std::size_t>(n)][0].score);
+  }
   // An ensemble of the model with itself: the mean of equal log-probabilities, the same search.
   decode::SearchOptions five;
   five.beam_size = 5;
@@ -391,6 +401,36 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     const auto& h = covered[static_cast<std::size_t>(n)][0];
     CHECK(h.score <= h.log_prob / static_cast<double>(h.ids.size() + 1) + 1e-9);  // the penalty is <= 0
   }
+}
+
+TEST_CASE("Beam search stop_after: waiting for more finished hypotheses finds better-scored ones", "[model][search]") {
+  compute::set_threads(1);
+  auto c = tiny(nn::CellType::kGru);
+  nn::ParameterSet params;
+  Seq2Seq model(c, params);
+  randomise(params, 11, 1.0f);  // an untrained model, with EOS likely at every step
+  params.get("decoder/output/bias").value[text::kEosId] += 4.0f;
+  params.touch();
+  TinyBatch b;
+  const std::vector<int> max_len(3, 8);
+  decode::SearchOptions first, wait, three;
+  first.beam_size = wait.beam_size = three.beam_size = 4;
+  first.length_penalty = wait.length_penalty = three.length_penalty = 2.0f;  // longer ones score better
+  wait.stop_after = 4;
+  three.n_best = 4;
+  const auto stopped = decode::beam_search({&model}, b.view(), max_len, first);
+  const auto waited = decode::beam_search({&model}, b.view(), max_len, wait);
+  const auto lists = decode::beam_search({&model}, b.view(), max_len, three);
+  int better = 0;
+  for (std::size_t n = 0; n < 3; ++n) {
+    REQUIRE(waited[n].size() == 1);
+    CHECK(waited[n][0].ids == lists[n][0].ids);  // the 1-best of the longer search
+    CHECK(waited[n][0].score >= stopped[n][0].score);
+    better += waited[n][0].score > stopped[n][0].score;
+    UNSCOPED_INFO("sentence " << n << ": first " << stopped[n][0].score << " (" << stopped[n][0].ids.size()
+                              << " ids), waited " << waited[n][0].score << " (" << waited[n][0].ids.size() << " ids)");
+  }
+  CHECK(better > 0);  // some sentence's best hypothesis finished after the first one did
 }
 
 TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd; the weight average follows its formula",

@@ -341,6 +341,9 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "at most this many padded source subwords per batch (0: no limit)")(
       "min-length", po::value(&so.min_length)->default_value(so.min_length),
       "subwords before the end of sentence is allowed")(
+      "stop-after", po::value(&so.stop_after)->default_value(so.stop_after),
+      "a sentence's search stops only once this many hypotheses have finished (1: at the first; up to --beam-size: "
+      "searches longer, finds longer translations)")(
       "coverage-penalty", po::value(&so.coverage_penalty)->default_value(so.coverage_penalty),
       "beta of Wu et al. (2016): score + beta * sum_j log(min(attention on j, 1))")(
       "word-scores", po::bool_switch(&w.word_scores),

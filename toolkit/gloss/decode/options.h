@@ -14,6 +14,10 @@ struct SearchOptions {
   int n_best = 1;               // hypotheses returned per sentence (<= beam_size)
   float coverage_penalty = 0;   // beta of Wu et al. (2016): + beta * sum_j log(min(sum_i a_ij, 1))
   int min_length = 0;           // EOS is not allowed before this many subwords
+  // A sentence's search may stop only once this many hypotheses have finished (and its best
+  // candidate of a step ends): 1 stops at the first, more search longer and find longer and
+  // better-scored translations; at least n_best is used.
+  int stop_after = 1;
   // Set per search by the caller:
   bool word_scores = false;  // keep each output subword's log-probability
   bool attention = false;    // keep the attention weights of each output subword

@@ -297,7 +297,7 @@ bool BeamSearch::choose(int g, int i) {
   }
   // Done at the length limit, when nothing is left alive, or when n_best hypotheses have
   // finished and the best candidate of this step ended (no live hypothesis is ahead of it).
-  const bool enough = static_cast<int>(finished.size()) >= o_.n_best;
+  const bool enough = static_cast<int>(finished.size()) >= std::max(o_.n_best, o_.stop_after);
   return last || filled == 0 || (best_ends && enough);
 }
 

@@ -35,8 +35,8 @@ std::vector<std::vector<std::int32_t>> greedy_search(model::Seq2Seq& model, cons
 // Beam search with `models` (one, or an ensemble of models with the same vocabularies, each
 // word scored by the mean of their log-probabilities; attention outputs are their mean).
 // Hypotheses end with EOS or at max_len[n] words; finished ones are ranked by score. A
-// sentence's search goes on until options.n_best hypotheses have finished and its best
-// candidate of a step ends (or its length limit): up to n_best distinct hypotheses per
+// sentence's search goes on until max(options.n_best, options.stop_after) hypotheses have
+// finished and its best candidate of a step ends (or its length limit): up to n_best distinct hypotheses per
 // sentence, best first. Throws ConfigError for models that do not fit together.
 std::vector<std::vector<Hypothesis>> beam_search(const std::vector<model::Seq2Seq*>& models,
                                                  const model::BatchView& batch, const std::vector<int>& max_len,

@@ -16,6 +16,8 @@ void validate(const TranslateOptions& o) {
   if (s.n_best < 1 || s.n_best > s.beam_size)
     throw ConfigError("--n-best must be between 1 and --beam-size (got " + std::to_string(s.n_best) + ")");
   if (s.min_length < 0) throw ConfigError("--min-length must be >= 0");
+  if (s.stop_after < 1 || s.stop_after > s.beam_size)
+    throw ConfigError("--stop-after must be between 1 and --beam-size (got " + std::to_string(s.stop_after) + ")");
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
   if (o.max_len_ratio <= 0) throw ConfigError("--max-len-ratio must be > 0");
   if (o.max_batch_tokens < 0) throw ConfigError("--max-batch-tokens must be >= 0 (0: no limit)");
@@ -112,7 +114,8 @@ void Translator::translate_batch(Models& models, const std::vector<std::vector<i
   }
   const SearchOptions& s = o.search;
   const bool plain_greedy = !shortlist_ && models.size() == 1 && s.beam_size == 1 && s.n_best == 1 &&
-                            s.coverage_penalty == 0 && s.min_length == 0 && !s.word_scores && !s.attention;
+                            s.coverage_penalty == 0 && s.min_length == 0 && s.stop_after == 1 && !s.word_scores &&
+                            !s.attention;
   if (plain_greedy) {
     const auto g = greedy_search(*models[0]->model, view, batch.max_len);
     for (int k = 0; k < N; ++k)

@@ -186,6 +186,10 @@ class Schema {
     add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100,
               true);
     add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0);
+    add_int("decode.stop_after", &c.search.stop_after,
+            "a sentence's search stops only once this many hypotheses have finished (1: at the first; up to "
+            "beam_size: searches longer, finds longer translations)",
+            1, 1000);
     add_int("decode.n_best", &c.search.n_best,
             "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
@@ -489,6 +493,10 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
     throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
                       std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +
                       "): only the last train.keep_last checkpoints are kept");
+  if (r.decode.search.stop_after > r.decode.search.beam_size)
+    throw ConfigError(where("decode.stop_after") + " must not exceed decode.beam_size (" +
+                      std::to_string(r.decode.search.stop_after) + " > " + std::to_string(r.decode.search.beam_size) +
+                      ")");
   if (r.decode.search.n_best > r.decode.search.beam_size)
     throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" +
                       std::to_string(r.decode.search.n_best) + " > " + std::to_string(r.decode.search.beam_size) + ")");
