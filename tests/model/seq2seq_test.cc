@@ -217,6 +217,18 @@ TEST_CASE("Seq2Seq dropouts (embeddings, RNN, context, readout) and word dropout
   gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
 }
 
+TEST_CASE("Seq2Seq layer normalisation (annotations, decoder inputs): gradients match finite differences",
+          "[model][grad]") {
+  auto c = tiny(nn::CellType::kGru);
+  c.layer_norm = true;
+  gradient_check(c);
+  c.cell = nn::CellType::kLstm;
+  c.dec_layers = 2;
+  c.dec_init = "mean";
+  c.dropout_ctx = 0.3f;
+  gradient_check(c, 1.0f, 0, /*with_rng=*/true);  // every step recomputed in backward, with dropout
+}
+
 TEST_CASE("Seq2Seq word dropout: real words (never padding or BOS) become <unk>", "[model]") {
   compute::set_threads(1);
   auto c = tiny(nn::CellType::kGru);
@@ -288,6 +300,8 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   c.att_dim = 32;
   c.readout_dim = 32;
   c.dropout_emb = c.dropout_rnn = c.dropout_readout = 0.0f;
+  c.layer_norm = GENERATE(false, true);  // training and inference normalise alike
+  INFO("layer_norm " << c.layer_norm);
   nn::ParameterSet params;
   Seq2Seq model(c, params);
   Rng rng(17);

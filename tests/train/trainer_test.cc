@@ -224,6 +224,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   c.src_vocab = c.tgt_vocab = 20;
   c.emb_dim = c.enc_hidden = c.att_dim = c.readout_dim = 4;
   c.dec_hidden = 6;
+  c.layer_norm = true;  // stored since format 4
   nn::ParameterSet params;
   model::Seq2Seq net(c, params);
   params.get("decoder/attention/v").value[1] = 0.25f;
@@ -233,6 +234,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   nn::ParameterSet loaded;
   model::Seq2Seq net2(c, loaded);
   const auto back = model::load_model(path, &loaded);
+  CHECK(back.config.layer_norm);
   CHECK(back.tgt_spm == "tgt-spm-bytes");
   CHECK(loaded.get("decoder/attention/v").value[1] == 0.25f);
 

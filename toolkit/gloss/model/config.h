@@ -23,6 +23,7 @@ struct ModelConfig {
   std::int64_t readout_dim = 256;
   std::string dec_init = "last_backward";  // last_backward, mean, zero
   bool tie_target_embeddings = false;      // W_o = E_tgt^T (needs readout_dim == emb_dim)
+  bool layer_norm = false;                 // layer-normalised annotations (attention keys) and decoder RNN inputs
   float dropout_emb = 0.2f, dropout_rnn = 0.2f, dropout_readout = 0.2f;
   // Training only (not stored in model files):
   float dropout_ctx = 0;   // dropout on the annotations (the attention's keys and the init input)

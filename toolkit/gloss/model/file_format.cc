@@ -22,19 +22,24 @@ namespace {
 template <class A>
 void serialize_config(A& ar, ModelConfig& c, std::uint32_t version) {
   int cell = c.cell == nn::CellType::kGru ? 0 : 1;
-  ar& cell& c.src_vocab& c.tgt_vocab& c.emb_dim& c.enc_hidden& c.enc_layers& c.bidirectional& c.dec_hidden& c.att_dim& c
-      .readout& c.readout_dim& c.dec_init& c.tie_target_embeddings& c.dropout_emb& c.dropout_rnn& c.dropout_readout;
+  serialize_fields(ar, cell, c.src_vocab, c.tgt_vocab, c.emb_dim, c.enc_hidden, c.enc_layers, c.bidirectional,
+                   c.dec_hidden, c.att_dim, c.readout, c.readout_dim, c.dec_init, c.tie_target_embeddings,
+                   c.dropout_emb, c.dropout_rnn, c.dropout_readout);
   if (version >= 3)
-    ar& c.dec_layers;
+    serialize_fields(ar, c.dec_layers);
   else
     c.dec_layers = 1;
+  if (version >= 4)
+    serialize_fields(ar, c.layer_norm);
+  else
+    c.layer_norm = false;
   c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
 }
 
 template <class A>
 void serialize_model_part(A& ar, ModelFile& m, std::uint32_t version) {
   serialize_config(ar, m.config, version);
-  ar& m.src_spm& m.tgt_spm& m.recipe;
+  serialize_fields(ar, m.src_spm, m.tgt_spm, m.recipe);
 }
 
 // Parameters are written as (count, then name, shape, values) straight from their tensors.

@@ -22,8 +22,15 @@ inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
 // 2: parameters and optimiser moments streamed as raw arrays (1: as vectors of copies).
 // 3: the model configuration has dec_layers. Version 2 files are read (one decoder layer),
 // except LSTM models: version 2 reset the decoder's LSTM memory cell at every step.
-// 4 (checkpoints only): the weight averages (train.ema_decay) follow the parameters.
-inline constexpr std::uint32_t kFormatVersion = 3, kCheckpointVersion = 4, kOldestVersion = 2;
+// 4: the model configuration has layer_norm; checkpoints have the weight averages
+// (train.ema_decay) after the parameters.
+inline constexpr std::uint32_t kFormatVersion = 4, kCheckpointVersion = 4, kOldestVersion = 2;
+
+// ar & f1 & f2 & ... (save or load, as the archive goes), written as a call.
+template <class Archive, class... Fields>
+void serialize_fields(Archive& ar, Fields&... fields) {
+  (ar & ... & fields);
+}
 
 // Streams write_payload's archive into a temporary file beside `path`, fills in the header
 // and renames it into place (never a half-written file). Throws UserError naming the path.

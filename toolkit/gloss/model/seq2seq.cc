@@ -110,6 +110,10 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     out_bias_ = &params.add("decoder/output/bias", {config.tgt_vocab});
   else
     out_ = std::make_unique<nn::Linear>(params, "decoder/output", config.readout_dim, config.tgt_vocab);
+  if (config.layer_norm) {
+    ln_keys_ = std::make_unique<nn::LayerNorm>(params, "encoder/annotations", key_dim_);
+    ln_dec_in_ = std::make_unique<nn::LayerNorm>(params, "decoder/input", config.emb_dim + key_dim_);
+  }
 }
 
 void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training) {
@@ -177,6 +181,12 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
     ws_.src_ids = ws_.src_used.data();
   }
   encode(b, ws_.src_ids, rng, backward);
+  if (ln_keys_) {  // the annotations layer-normalised (their input kept for backward)
+    Tensor& annotations = layers_.back().out;
+    ws_.keys_pre = annotations;
+    ws_.keys_stats.resize({rows, 2});
+    ln_keys_->forward(rows, ws_.keys_pre.data(), annotations.data(), ws_.keys_stats.data());
+  }
   if (rng && config_.dropout_ctx > 0) {  // dropout on the annotations (keys of the attention, init input)
     Tensor& annotations = layers_.back().out;
     ws_.ctx_drop.resize(annotations.shape());
@@ -196,6 +206,8 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
   tgt_emb_.backward(M, ws_.tgt_in_used.data(), ws_.demb.data());
   if (dropout_active_ && config_.dropout_ctx > 0)
     nn::dropout_backward(ws_.dkeys.size(), ws_.ctx_drop.data(), ws_.dkeys.data());
+  if (ln_keys_)
+    ln_keys_->backward(rows, ws_.keys_pre.data(), ws_.keys_stats.data(), ws_.dkeys.data(), ws_.dkeys.data());
   backward_encoder(b, ws_.dkeys);
   return loss;
 }
@@ -275,6 +287,10 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
   Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
   ws_.contexts.resize({T, N, K});
   ws_.dec_in.resize({T, N, E + K});
+  if (ln_dec_in_) {
+    ws_.dec_in_pre.resize({T, N, E + K});
+    ws_.dec_in_stats.resize({T, N, 2});
+  }
   for (int i = 0; i < T; ++i) {
     const float* s_prev = top.data() + i * ND;
     float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
@@ -284,6 +300,11 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
       std::memcpy(x + n * (E + K), ws_.tgt_emb_out.data() + (static_cast<std::int64_t>(i) * N + n) * E,
                   static_cast<std::size_t>(E) * sizeof(float));
       std::memcpy(x + n * (E + K) + E, c + n * K, static_cast<std::size_t>(K) * sizeof(float));
+    }
+    if (ln_dec_in_) {  // the RNN input layer-normalised (its input kept for backward)
+      float* pre = ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K);
+      std::memcpy(pre, x, static_cast<std::size_t>(N * (E + K)) * sizeof(float));
+      ln_dec_in_->forward(N, pre, x, ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2);
     }
     for (int l = 0; l < L; ++l) {
       const auto li = static_cast<std::size_t>(l);
@@ -445,6 +466,9 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
       std::swap(dh_next[li], dh_prev);
       if (lstm) std::swap(dc_next[li], dc_prev);
     }
+    if (ln_dec_in_)
+      ln_dec_in_->backward(N, ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K),
+                           ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2, dx0.data(), dx0.data());
     float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
     float* de = ws_.demb.data() + static_cast<std::int64_t>(i) * N * E;
     for (int n = 0; n < N; ++n) {
@@ -658,6 +682,8 @@ void Seq2Seq::start(DecoderState& c, const BatchView& b, int B) {
   const std::int64_t D = config_.dec_hidden;
   dropout_active_ = false;
   encode(b, b.src, nullptr, false);
+  if (ln_keys_)
+    ln_keys_->forward(static_cast<std::int64_t>(S) * N, layers_.back().out.data(), layers_.back().out.data(), nullptr);
   const Tensor& annotations = layers_.back().out;
   Tensor s0({N, D}), init_in;
   initial_state(b, s0.data(), init_in);
@@ -705,6 +731,7 @@ void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
     std::memcpy(w.x.data() + h * (E + K), w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
     std::memcpy(w.x.data() + h * (E + K) + E, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
   }
+  if (ln_dec_in_) ln_dec_in_->forward(rows, w.x.data(), w.x.data(), nullptr);
   for (int l = 0; l < L; ++l) {
     const float* x = l == 0 ? w.x.data() : state_next + (l - 1) * part;
     dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part,

@@ -5,6 +5,7 @@
 //   init     s_0 = tanh(W_init <-h_1 + b)   (last_backward: the backward RNN's state at the
 //            first source word; `mean`: of the mean annotation; `zero`: s_0 = 0)
 //   step i   c_i = Attention(s_{i-1}, h);  s_i = RNN([dropout(E_tgt[y_{i-1}]) ; c_i], s_{i-1})
+//            (model.layer_norm: h layer-normalised, and the RNN input [. ; c_i] before each step)
 //            (dec_layers > 1: layer l > 0 reads layer l-1's new state; s_i is the top layer's;
 //            every layer starts from s_0; an LSTM's memory cell starts at zero and is carried)
 //   readout  t_i = dropout(maxout_2(W_r [s_i ; c_i ; E_tgt[y_{i-1}]] + b_r))   (or tanh)
@@ -135,6 +136,8 @@ class Seq2Seq {
     std::vector<std::int32_t> src_used;     // the source ids after word dropout
     const std::int32_t* src_ids = nullptr;  // the source ids the encoder read: b.src or src_used
     Tensor ctx_drop;                        // the annotations' dropout mask
+    Tensor keys_pre, keys_stats;            // layer_norm: the annotations before it [S, N, K], its stats [S * N, 2]
+    Tensor dec_in_pre, dec_in_stats;        // layer_norm: the decoder inputs before it [T, N, E + K], stats [T * N, 2]
     int cached_steps = 0;                   // decoder steps whose RNN workspaces are kept for backward
     StepScratch sample;                     // scheduled sampling's readout
     Tensor readout_pre, readout_out, readout_drop, logits;
@@ -180,8 +183,9 @@ class Seq2Seq {
   nn::AdditiveAttention attention_;
   std::vector<std::unique_ptr<nn::RnnCell>> dec_rnn_;  // "decoder/rnn", "decoder/rnn1", ...
   nn::Linear readout_;
-  std::unique_ptr<nn::Linear> out_;    // untied output layer
-  nn::Parameter* out_bias_ = nullptr;  // tied: bias only
+  std::unique_ptr<nn::Linear> out_;                     // untied output layer
+  std::unique_ptr<nn::LayerNorm> ln_keys_, ln_dec_in_;  // model.layer_norm: annotations, decoder RNN inputs
+  nn::Parameter* out_bias_ = nullptr;                   // tied: bias only
 
   TrainingWorkspace ws_;
   float teacher_forcing_ = 1.0f;

@@ -94,6 +94,59 @@ void Embedding::backward(std::int64_t m, const std::int32_t* ids, const float* d
   }
 }
 
+LayerNorm::LayerNorm(ParameterSet& params, const std::string& name, std::int64_t dim)
+    : dim_(dim), gain_(params.add(name + "/ln_gain", {dim})), bias_(params.add(name + "/ln_bias", {dim})) {
+  gain_.value.fill(1.0f);
+}
+
+void LayerNorm::forward(std::int64_t m, const float* x, float* y, float* stats) const {
+  const std::int64_t C = dim_;
+  const float* g = gain_.value.data();
+  const float* b = bias_.value.data();
+  for (std::int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * C;
+    double sum = 0, sq = 0;
+    for (std::int64_t k = 0; k < C; ++k) sum += xr[k];
+    const double mean = sum / static_cast<double>(C);
+    for (std::int64_t k = 0; k < C; ++k) sq += (xr[k] - mean) * (xr[k] - mean);
+    const auto mu = static_cast<float>(mean);
+    const auto rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(C) + 1e-5));
+    if (stats) stats[2 * r] = mu, stats[2 * r + 1] = rstd;
+    float* yr = y + r * C;
+    for (std::int64_t k = 0; k < C; ++k) yr[k] = g[k] * (xr[k] - mu) * rstd + b[k];
+  }
+}
+
+void LayerNorm::backward(std::int64_t m, const float* x, const float* stats, const float* dy, float* dx) const {
+  const std::int64_t C = dim_;
+  const float* g = gain_.value.data();
+  float* dg = gain_.grad.data();
+  float* db = bias_.grad.data();
+  std::vector<float> xhat(static_cast<std::size_t>(C)), dxhat(static_cast<std::size_t>(C));
+  for (std::int64_t r = 0; r < m; ++r) {
+    const float mu = stats[2 * r], rstd = stats[2 * r + 1];
+    const float* xr = x + r * C;
+    const float* dyr = dy + r * C;
+    double mean_d = 0, mean_dx = 0;
+    for (std::int64_t k = 0; k < C; ++k) {
+      const auto kk = static_cast<std::size_t>(k);
+      xhat[kk] = (xr[k] - mu) * rstd;
+      dxhat[kk] = dyr[k] * g[k];
+      dg[k] += dyr[k] * xhat[kk];
+      db[k] += dyr[k];
+      mean_d += dxhat[kk];
+      mean_dx += dxhat[kk] * xhat[kk];
+    }
+    mean_d /= static_cast<double>(C);
+    mean_dx /= static_cast<double>(C);
+    float* dxr = dx + r * C;  // may alias dyr: every dyr[k] was read above
+    for (std::int64_t k = 0; k < C; ++k) {
+      const auto kk = static_cast<std::size_t>(k);
+      dxr[k] = rstd * static_cast<float>(dxhat[kk] - mean_d - xhat[kk] * mean_dx);
+    }
+  }
+}
+
 void dropout_forward(std::int64_t n, float p, Rng& rng, float* x, float* mask) {
   const float scale = 1.0f / (1.0f - p);
   const std::uint64_t threshold = static_cast<std::uint64_t>(static_cast<double>(p) * 18446744073709551616.0);

@@ -57,6 +57,26 @@ class Embedding {
   Parameter* table_;
 };
 
+// Layer normalisation (Ba et al. 2016) of rows x [M, C]: y = gain * (x - mean) / sqrt(var +
+// 1e-5) + bias over each row's C values. Parameters "<name>/ln_gain" (init_parameters sets
+// it to 1) and "<name>/ln_bias" (0).
+class LayerNorm {
+ public:
+  LayerNorm(ParameterSet& params, const std::string& name, std::int64_t dim);
+  std::int64_t dim() const { return dim_; }
+  // y may be x (in place). stats [2M]: each row's mean and 1/std, kept for backward (nullptr
+  // when there is none).
+  void forward(std::int64_t m, const float* x, float* y, float* stats) const;
+  // x: forward's input, stats its; dy [M, C] -> dx [M, C] (overwritten; may be dy); the gain
+  // and bias gradients are added to.
+  void backward(std::int64_t m, const float* x, const float* stats, const float* dy, float* dx) const;
+
+ private:
+  std::int64_t dim_;
+  Parameter& gain_;
+  Parameter& bias_;
+};
+
 // Inverted dropout: keeps each value with probability 1 - p and scales it by 1 / (1 - p).
 // The mask (0 or the scale) is written to `mask` for backward.
 void dropout_forward(std::int64_t n, float p, Rng& rng, float* x, float* mask);

@@ -83,6 +83,10 @@ void init_parameters(ParameterSet& params, const std::string& method, float scal
     throw ConfigError("train.init: unknown method '" + method + "'; choose uniform or glorot");
   for (const auto& p : params.all()) {
     Tensor& t = p->value;
+    if (ends_with(p->name, "/ln_gain") || ends_with(p->name, "/ln_bias")) {  // layer norm: 1 and 0, no draws
+      t.fill(ends_with(p->name, "/ln_gain") ? 1.0f : 0.0f);
+      continue;
+    }
     if (method == "uniform") {
       for (std::int64_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-scale, scale);
       continue;

@@ -12,6 +12,7 @@ namespace gloss::nn {
 
 // "uniform": every value U(-scale, scale) (the PyTorch peer's choice).
 // "glorot": matrices Glorot-uniform, recurrent weights orthogonal per gate, biases zero.
+// Either way layer-norm gains ("/ln_gain") start at 1 and their biases at 0, drawing nothing.
 void init_parameters(ParameterSet& params, const std::string& method, float scale, Rng& rng);
 
 // Scales all gradients so that their global L2 norm is at most max_norm (0: no clipping).

@@ -118,6 +118,8 @@ class Schema {
                "of the mean annotation, or zero",
                {"last_backward", "mean", "zero"});
     add_bool("model.tie_target_embeddings", &m.tie_target_embeddings, "share target embeddings with the output layer");
+    add_bool("model.layer_norm", &m.layer_norm,
+             "layer normalisation of the encoder's annotations (attention keys) and of each decoder step's RNN input");
     add_float("model.dropout_emb", &m.dropout_emb, "dropout on embeddings", 0, 0.95);
     add_float("model.dropout_rnn", &m.dropout_rnn, "dropout on recurrent layer outputs", 0, 0.95);
     add_float("model.dropout_readout", &m.dropout_readout, "dropout on the readout", 0, 0.95);

@@ -11,8 +11,8 @@ namespace {
 
 template <class A>
 void serialize_state(A& ar, TrainingState& s) {
-  ar& s.epoch& s.batch& s.step& s.target_tokens& s.elapsed_seconds& s.lr& s.best_score& s.best_step& s.stalls& s
-      .lr_stalls& s.rng;
+  model::serialize_fields(ar, s.epoch, s.batch, s.step, s.target_tokens, s.elapsed_seconds, s.lr, s.best_score,
+                          s.best_step, s.stalls, s.lr_stalls, s.rng);
 }
 
 }  // namespace
