@@ -1,28 +1,16 @@
-// gloss_param_digest FILE...: one line per parameter of each model file or checkpoint,
-// "name shape fnv1a64-of-its-float-bytes", and the stored configuration. Two files with the
-// same lines hold the same model bit for bit, whatever else (the recipe text) they store.
+// gloss_param_digest FILE...: one line per parameter of each model file or checkpoint (its
+// weight average when it keeps one), "name [shape] fingerprint-of-its-float-bytes". Two files
+// with the same lines hold the same model bit for bit, whatever else (the recipe text) they store.
 #include <cstdint>
-#include <cstdio>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "gloss/model/model_file.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/parameter.h"
 #include "gloss/util/error.h"
-
-namespace {
-
-std::string hex_digest(const float* data, std::int64_t n) {
-  std::uint64_t h = 1469598103934665603ull;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(data);
-  for (std::int64_t i = 0; i < n * static_cast<std::int64_t>(sizeof(float)); ++i) h = (h ^ bytes[i]) * 0x100000001B3ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-}  // namespace
+#include "gloss/util/hash.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -39,7 +27,10 @@ int main(int argc, char** argv) {
       for (const auto& p : params.all()) {
         std::cout << p->name << " [";
         for (std::size_t d = 0; d < p->value.shape().size(); ++d) std::cout << (d ? "," : "") << p->value.shape()[d];
-        std::cout << "] " << hex_digest(p->value.data(), p->value.size()) << "\n";
+        std::cout << "] "
+                  << gloss::fingerprint(std::string_view(reinterpret_cast<const char*>(p->value.data()),
+                                                         static_cast<std::size_t>(p->value.size()) * sizeof(float)))
+                  << "\n";
       }
     }
   } catch (const gloss::UserError& e) {
