@@ -52,6 +52,21 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
+# An output that is a FIFO or a device is written in place, never replaced by a regular file
+# (the old code renamed a temporary file over it: as root, -o /dev/null replaced /dev/null).
+mkfifo "$tmp/fifo"
+timeout 60 cat "$tmp/fifo" >"$tmp/from_fifo" &
+reader=$!
+timeout 60 "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/fifo" 2>/dev/null
+wait "$reader"
+[ -p "$tmp/fifo" ] && [ "$(wc -l <"$tmp/from_fifo")" -eq 5 ] && pass || fail "-o FIFO: $(ls -l "$tmp/fifo"), $(wc -l <"$tmp/from_fifo") lines read"
+expect_error "model file to a FIFO" "fifo: is a device or FIFO; a model file or checkpoint needs a regular file name" -- \
+  "$gloss" average -o "$tmp/fifo" "$model"
+[ -p "$tmp/fifo" ] && pass || fail "gloss average replaced the FIFO"
+if mknod "$tmp/null" c 1 3 2>/dev/null; then  # as root: a null device of our own
+  "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/null" 2>/dev/null && [ -c "$tmp/null" ] && pass \
+    || fail "-o a device replaced it: $(ls -l "$tmp/null")"
+fi
 # --stop-after 3: the search waits for 3 finished hypotheses: its 1-best is the 3-best list's
 # first (tests/model shows it can differ from stopping at the first).
 "$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --stop-after 3 >"$tmp/wait3" 2>/dev/null

@@ -187,6 +187,8 @@ void load_averages_as_params(boost::archive::binary_iarchive& ar, const std::str
 
 void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
                     const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
+  if (is_special_file(path))  // the file is streamed, then its header patched: a regular file only
+    throw UserError(path + ": is a device or FIFO; a model file or checkpoint needs a regular file name");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary);

@@ -1,6 +1,7 @@
 #include "gloss/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,12 +15,36 @@
 
 namespace gloss {
 
+bool is_special_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  return !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 namespace {
 
 std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
   return path + ".tmp." + std::to_string(::getpid());
+}
+
+// An existing target that is not a regular file or a folder (a device such as /dev/null, a
+// FIFO, or a link to one) is written in place: renaming over it would replace the device.
+bool write_in_place(const std::string& path) { return is_special_file(path); }
+
+void write_all(int fd, std::string_view bytes, const std::string& path, const std::string& tmp) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      if (!tmp.empty()) ::unlink(tmp.c_str());
+      throw UserError(path + ": write failed: " + std::strerror(err));
+    }
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 void sync_and_rename(const std::string& tmp, const std::string& path) {
@@ -38,20 +63,17 @@ void sync_and_rename(const std::string& tmp, const std::string& path) {
 }  // namespace
 
 void atomic_write_file(const std::string& path, std::string_view bytes) {
+  if (write_in_place(path)) {
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    if (fd < 0) throw UserError(path + ": cannot write: " + std::strerror(errno));
+    write_all(fd, bytes, path, "");
+    if (::close(fd) != 0) throw UserError(path + ": write failed: " + std::strerror(errno));
+    return;
+  }
   const std::string tmp = temporary_beside(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw UserError(path + ": cannot write: " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw UserError(path + ": write failed: " + std::strerror(err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  write_all(fd, bytes, path, tmp);
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     throw UserError(path + ": write failed: " + std::strerror(errno));
@@ -63,27 +85,28 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
   }
 }
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(temporary_beside(path)) {
-  out_.open(tmp_, std::ios::binary | std::ios::trunc);
+AtomicFile::AtomicFile(const std::string& path)
+    : path_(path), tmp_(write_in_place(path) ? std::string() : temporary_beside(path)) {
+  out_.open(tmp_.empty() ? path_ : tmp_, std::ios::binary | std::ios::trunc);
   if (!out_) throw UserError(path + ": cannot write: " + std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
   if (committed_) return;
   out_.close();
-  ::unlink(tmp_.c_str());
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
 void AtomicFile::commit() {
   out_.flush();
   out_.close();
   if (!out_) {
-    ::unlink(tmp_.c_str());
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
     committed_ = true;
     throw UserError(path_ + ": write failed (disk full?)");
   }
   committed_ = true;
-  sync_and_rename(tmp_, path_);
+  if (!tmp_.empty()) sync_and_rename(tmp_, path_);
 }
 
 void require_file(const std::string& path) {

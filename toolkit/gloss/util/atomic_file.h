@@ -1,11 +1,16 @@
 #pragma once
 // Files that are either complete or absent: written to a temporary file beside the target,
-// flushed, then renamed over it. A crash never leaves a half-written file.
+// flushed, then renamed over it. A crash never leaves a half-written file. A target that
+// exists and is not a regular file (a device such as /dev/null, a FIFO) is written in place,
+// never replaced.
 #include <fstream>
 #include <string>
 #include <string_view>
 
 namespace gloss {
+
+// True when `path` exists and is neither a regular file nor a folder (a device, a FIFO).
+bool is_special_file(const std::string& path);
 
 // Creates missing parent folders; UserError naming the path if it cannot be written.
 void atomic_write_file(const std::string& path, std::string_view bytes);
