@@ -67,6 +67,16 @@ if mknod "$tmp/null" c 1 3 2>/dev/null; then  # as root: a null device of our ow
   "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/null" 2>/dev/null && [ -c "$tmp/null" ] && pass \
     || fail "-o a device replaced it: $(ls -l "$tmp/null")"
 fi
+# A .gz file cut short is an error naming the line where its data ends (issue 14, defect 2; the
+# old code read it as a shorter file, exit 0), and the output is not left half written.
+zcat "$d/val.en.gz" | head -500 | gzip >"$tmp/v500.gz"
+head -c 3000 "$tmp/v500.gz" >"$tmp/cut.gz"
+whole=$(zcat "$tmp/cut.gz" 2>/dev/null | wc -l)
+expect_error "translate a truncated .gz" "cut.gz:$((whole + 1)): the compressed data ends here, cut short" -- \
+  "$gloss" translate -m "$model" -i "$tmp/cut.gz" -o "$tmp/cut.out" -b 1
+[ ! -e "$tmp/cut.out" ] && [ -z "$(ls "$tmp" | grep 'cut.out.tmp')" ] && pass || fail "a failed translation left $(ls "$tmp" | grep cut.out)"
+allow_stdout=1 expect_error "spm encode a truncated .gz" "cut.gz:$((whole + 1)): the compressed data ends here" -- \
+  "$gloss" spm encode -m "$(ls "$tmp"/run/spm/*.model | head -1)" -i "$tmp/cut.gz"
 # --stop-after 3: the search waits for 3 finished hypotheses: its 1-best is the 3-best list's
 # first (tests/model shows it can differ from stopping at the first).
 "$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --stop-after 3 >"$tmp/wait3" 2>/dev/null

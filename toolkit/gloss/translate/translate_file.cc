@@ -11,6 +11,7 @@
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/format.h"
+#include "gloss/util/gz.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss::translate {
@@ -135,8 +136,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   std::string pending;
   char chunk[1 << 16];
   for (;;) {
-    const int got = gzread(in, chunk, sizeof chunk);
-    if (got < 0) throw InputError(input, line_no + 1, "read error (a truncated .gz file?)");
+    const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
     if (got == 0) break;
     pending.append(chunk, static_cast<std::size_t>(got));
     std::size_t startpos = 0, nl;

@@ -10,6 +10,7 @@
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/gz.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss {
@@ -38,12 +39,7 @@ bool LineReader::fill() {
     pos_ = 0;
   }
   char chunk[1 << 16];
-  const int n = gzread(handle_->file, chunk, sizeof chunk);
-  if (n < 0) {
-    int code = 0;
-    const std::string message = gzerror(handle_->file, &code);
-    throw InputError(path_, line_number_ + 1, "read error: " + message + " (a truncated or corrupt .gz file?)");
-  }
+  const int n = read_gz(handle_->file, chunk, sizeof chunk, path_, line_number_ + 1);
   if (n == 0) {
     eof_ = true;
     return false;

@@ -10,6 +10,7 @@
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
+#include "gloss/util/gz.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss {
@@ -25,12 +26,12 @@ std::string read_gzip(const std::string& path) {
   std::string data;
   char buf[1 << 16];
   for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      int code = 0;
-      const std::string msg = gzerror(f, &code);
+    int n;
+    try {
+      n = read_gz(f, buf, sizeof buf, path, 0);
+    } catch (...) {
       gzclose(f);
-      throw InputError(path, 0, "not a valid gzip file (" + msg + "); decompress it or fix the download");
+      throw;
     }
     if (n == 0) break;
     data.append(buf, static_cast<std::size_t>(n));
