@@ -77,6 +77,11 @@ expect_error "translate a truncated .gz" "cut.gz:$((whole + 1)): the compressed 
 [ ! -e "$tmp/cut.out" ] && [ -z "$(ls "$tmp" | grep 'cut.out.tmp')" ] && pass || fail "a failed translation left $(ls "$tmp" | grep cut.out)"
 allow_stdout=1 expect_error "spm encode a truncated .gz" "cut.gz:$((whole + 1)): the compressed data ends here" -- \
   "$gloss" spm encode -m "$(ls "$tmp"/run/spm/*.model | head -1)" -i "$tmp/cut.gz"
+# Thread counts have a maximum (issue 14, defect 7: shortlist --threads 100000 aborted).
+expect_error "shortlist --threads 100000" "--threads must be between 1 and 256 (got 100000)" -- \
+  "$gloss" shortlist -m "$model" -s "$tmp/t.en" -t "$tmp/t.en" -o "$tmp/sl" --threads 100000
+expect_error "translate --threads 0" "--threads must be between 1 and 256 (got 0)" -- \
+  "$gloss" translate -m "$model" -i "$tmp/in.en" --threads 0
 # --stop-after 3: the search waits for 3 finished hypotheses: its 1-best is the 3-best list's
 # first (tests/model shows it can differ from stopping at the first).
 "$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --stop-after 3 >"$tmp/wait3" 2>/dev/null

@@ -111,6 +111,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   }
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
+  compute::check_threads(threads, "--threads");
   compute::set_threads(threads);
   decode::Translator translator({model});
   if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
@@ -185,6 +186,7 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
     if (!fs::exists(path))
       throw ConfigError("no recipe given and " + path + " is not here; run from the Gloss folder or name a recipe");
   }
+  compute::check_threads(threads, "--threads");
   const auto loaded = recipe::load_recipe(path, overrides);
   const auto& r = loaded.recipe;
   compute::set_threads(threads);

@@ -291,6 +291,7 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   }
   parse_options(args, desc, "gloss shortlist");
   if (frequent < 0 || per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
+  compute::check_threads(threads, "--threads");
   require_file(model);
   const auto mf = model::load_model(model, nullptr);
   const auto src_sp = text::SubwordModel::from_bytes(mf.src_spm, model + " (source subwords)");
@@ -361,7 +362,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
     return 0;
   }
   parse_options(args, desc, "gloss translate");
-  if (threads < 1) throw ConfigError("--threads must be at least 1");
+  compute::check_threads(threads, "--threads");
   decode::validate(o);
   translate::validate(w);
   compute::set_threads(threads);

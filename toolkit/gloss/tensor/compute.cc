@@ -1,5 +1,7 @@
 #include "gloss/tensor/compute.h"
 
+#include "gloss/util/error.h"
+
 #include <omp.h>
 
 #include <atomic>
@@ -27,6 +29,12 @@ dnnl::engine& engine() {
 dnnl::stream& stream() {
   static thread_local dnnl::stream s(engine());  // one per thread: replicas run side by side
   return s;
+}
+
+void check_threads(int threads, const std::string& option) {
+  if (threads < 1 || threads > kMaxThreads)
+    throw ConfigError(option + " must be between 1 and " + std::to_string(kMaxThreads) + " (got " +
+                      std::to_string(threads) + ")");
 }
 
 void set_threads(int threads) {

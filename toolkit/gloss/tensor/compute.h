@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -13,6 +14,10 @@ dnnl::engine& engine();
 dnnl::stream& stream();  // this thread's stream
 
 // Threads for oneDNN/OpenMP. Sets OMP_WAIT_POLICY=PASSIVE unless the user chose one.
+// The most threads any option may ask for (a larger count is a mistake, not a machine).
+inline constexpr int kMaxThreads = 256;
+// ConfigError "OPTION must be between 1 and 256 (got N)" for a count outside that range.
+void check_threads(int threads, const std::string& option);
 void set_threads(int threads);
 int threads();
 
