@@ -75,6 +75,30 @@ struct KeySpec {
 class Schema {
  public:
   explicit Schema(Recipe& r) {
+    add_data(r);
+    add_subword(r);
+    add_model(r);
+    add_train(r);
+    add_decode(r);
+    add_eval_and_run(r);
+  }
+
+  const KeySpec* find(const std::string& name) const {
+    for (const auto& k : keys)
+      if (k.name == name) return &k;
+    return nullptr;
+  }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& k : keys) out.push_back(k.name);
+    return out;
+  }
+
+  std::vector<KeySpec> keys;
+
+ private:
+  // [data]: text::DataOptions
+  void add_data(Recipe& r) {
     auto& d = r.data;
     add_path("data.train_src", &d.train_src, "training source text, one sentence a line (plain or .gz)");
     add_path("data.train_tgt", &d.train_tgt, "training target text, line-aligned with train_src");
@@ -87,7 +111,10 @@ class Schema {
     add_int("data.max_src_len", &d.max_src_len, "drop training pairs with more source subwords", 1);
     add_int("data.max_tgt_len", &d.max_tgt_len, "drop training pairs with more target subwords", 1);
     add_float("data.max_len_ratio", &d.max_len_ratio, "drop pairs whose subword length ratio exceeds this (0: off)", 0);
+  }
 
+  // [subword]: text::SubwordOptions
+  void add_subword(Recipe& r) {
     auto& s = r.subword;
     add_choice("subword.model_type", &s.model_type, "SentencePiece algorithm", {"unigram", "bpe"});
     add_int("subword.vocab_size", &s.vocab_size, "vocabulary size of each model (lowered with a warning if too large)",
@@ -101,7 +128,10 @@ class Schema {
                {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"});
     add_int("subword.seed", &s.seed, "random seed of SentencePiece training", 0);
     add_int("subword.threads", &s.threads, "threads for SentencePiece training and encoding", 1, 64);
+  }
 
+  // [model]: model::ModelConfig
+  void add_model(Recipe& r) {
     auto& m = r.model;  // model::ModelConfig
     add_cell("model.cell", &m.cell, "recurrent cell");
     add_int("model.emb_dim", &m.emb_dim, "embedding size", 1);
@@ -127,7 +157,10 @@ class Schema {
               0, 0.95);
     add_float("model.word_dropout", &m.word_dropout,
               "probability that a source word or decoder input word becomes <unk> in training", 0, 0.95);
+  }
 
+  // [train]: train::TrainOptions
+  void add_train(Recipe& r) {
     auto& t = r.train;  // train::TrainOptions
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
     add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
@@ -181,7 +214,10 @@ class Schema {
                "how the threads share a batch: data = each runs its share of the sentences on its own model replica "
                "(faster on few cores); ops = all work inside every operation",
                {"data", "ops"});
+  }
 
+  // [decode]: decode::TranslateOptions
+  void add_decode(Recipe& r) {
     auto& c = r.decode;  // decode::TranslateOptions
     add_int("decode.beam_size", &c.search.beam_size, "beam size (1: greedy)", 1, 1000);
     add_float("decode.length_penalty", &c.search.length_penalty, "score / length^alpha", 0, 10);
@@ -195,7 +231,10 @@ class Schema {
     add_int("decode.n_best", &c.search.n_best,
             "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
+  }
 
+  // [eval] and [run]: the recipe's own (gloss run), and the run folder
+  void add_eval_and_run(Recipe& r) {
     add_string("eval.metrics", &r.eval.metrics,
                "metrics `gloss run` scores the test translation with (bleu, chrf, ter)");
     keys.back().check = [p = &r.eval.metrics]() -> std::string {  // checked before any training
@@ -227,20 +266,6 @@ class Schema {
     };
   }
 
-  const KeySpec* find(const std::string& name) const {
-    for (const auto& k : keys)
-      if (k.name == name) return &k;
-    return nullptr;
-  }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& k : keys) out.push_back(k.name);
-    return out;
-  }
-
-  std::vector<KeySpec> keys;
-
- private:
   template <class T>
   void add_int(const std::string& name, T* p, const std::string& help,
                std::type_identity_t<T> min = std::numeric_limits<T>::min(),
@@ -391,6 +416,23 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
   stack.pop_back();
 }
 
+// Keys that must agree with each other; `where` names a key's origin for the message.
+void check_combinations(const Recipe& r, const std::function<std::string(const std::string&)>& where) {
+  if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
+    throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
+                      std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
+  if (r.run.average_last > r.train.keep_last)
+    throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
+                      std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +
+                      "): only the last train.keep_last checkpoints are kept");
+  const int beam = r.decode.search.beam_size;
+  for (const auto& [key, value] : {std::pair<const char*, int>{"decode.stop_after", r.decode.search.stop_after},
+                                   std::pair<const char*, int>{"decode.n_best", r.decode.search.n_best}})
+    if (value > beam)
+      throw ConfigError(where(key) + " must not exceed decode.beam_size (" + std::to_string(value) + " > " +
+                        std::to_string(beam) + ")");
+}
+
 }  // namespace
 
 std::string Origin::describe() const {
@@ -488,20 +530,7 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
   if (r.data.test_src.empty() != r.data.test_tgt.empty())
     throw ConfigError(where(r.data.test_src.empty() ? "data.test_tgt" : "data.test_src") +
                       " needs its counterpart: set both test_src and test_tgt, or neither");
-  if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
-    throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
-                      std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
-  if (r.run.average_last > r.train.keep_last)
-    throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
-                      std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +
-                      "): only the last train.keep_last checkpoints are kept");
-  if (r.decode.search.stop_after > r.decode.search.beam_size)
-    throw ConfigError(where("decode.stop_after") + " must not exceed decode.beam_size (" +
-                      std::to_string(r.decode.search.stop_after) + " > " + std::to_string(r.decode.search.beam_size) +
-                      ")");
-  if (r.decode.search.n_best > r.decode.search.beam_size)
-    throw ConfigError(where("decode.n_best") + " must not exceed decode.beam_size (" +
-                      std::to_string(r.decode.search.n_best) + " > " + std::to_string(r.decode.search.beam_size) + ")");
+  check_combinations(r, where);
   if (check_files) {
     for (const auto& k : schema.keys) {
       if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;

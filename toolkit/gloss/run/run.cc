@@ -17,6 +17,7 @@
 #include "gloss/eval/evaluator.h"
 #include "gloss/model/model_file.h"
 #include "gloss/report/plot.h"
+#include "gloss/train/checkpoint.h"
 #include "gloss/train/trainer.h"
 #include "gloss/translate/translate_file.h"
 #include "gloss/util/atomic_file.h"
@@ -135,20 +136,6 @@ void set_aside_changed_run(const std::string& train_fp, const fs::path& dir, std
   atomic_write_file(fp_path.string(), train_fp);
 }
 
-// The numbered checkpoints in dir (checkpoint.<step>.gckpt), by step.
-std::vector<std::pair<long long, std::string>> numbered_checkpoints(const fs::path& dir) {
-  std::vector<std::pair<long long, std::string>> out;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("checkpoint.", 0) != 0 || !name.ends_with(".gckpt")) continue;
-    const std::string middle = name.substr(11, name.size() - 17);
-    if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
-    out.emplace_back(std::stoll(middle), entry.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Stage 1b: the model that translates: the best model, or with run.average_last N the average
 // of the last N checkpoints (each one's weight average when the run keeps one) in
 // <workdir>/model.avg.gloss, remade when they change. `what` describes it for the report.
@@ -157,7 +144,7 @@ std::string translation_model(const recipe::Recipe& r, const train::TrainOutcome
   const int n = r.run.average_last;
   what = "the best model (step " + std::to_string(trained.best_step) + ")";
   if (n == 0) return trained.best_model;
-  auto checkpoints = numbered_checkpoints(dir);
+  auto checkpoints = train::numbered_checkpoints(dir.string());
   if (checkpoints.size() > static_cast<std::size_t>(n)) checkpoints.erase(checkpoints.begin(), checkpoints.end() - n);
   std::vector<std::string> inputs;
   std::string stamp, steps;

@@ -1,5 +1,8 @@
 #include "gloss/train/checkpoint.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include <boost/serialization/array.hpp>
 #include <boost/serialization/string.hpp>
 
@@ -70,6 +73,23 @@ model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& para
         optimizer.steps = steps;
         serialize_state(ar, state);
       });
+}
+
+std::string numbered_checkpoint_path(const std::string& dir, std::int64_t step) {
+  return (std::filesystem::path(dir) / ("checkpoint." + std::to_string(step) + ".gckpt")).string();
+}
+
+std::vector<std::pair<std::int64_t, std::string>> numbered_checkpoints(const std::string& dir) {
+  std::vector<std::pair<std::int64_t, std::string>> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() < 18 || !name.starts_with("checkpoint.") || !name.ends_with(".gckpt")) continue;
+    const std::string step = name.substr(11, name.size() - 17);
+    if (step.size() > 18 || step.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.emplace_back(std::stoll(step), entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace gloss::train

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gloss/model/model_file.h"
@@ -35,6 +36,11 @@ void save_checkpoint(const std::string& path, const model::ModelFile& model, con
 // averages kept or not).
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
                                  TrainingState& state, const std::vector<Tensor*>& averages = {});
+// The numbered copies train.keep_last keeps in `dir`, checkpoint.<step>.gckpt, by step (other
+// names, and steps of more than 18 digits, are not theirs).
+std::string numbered_checkpoint_path(const std::string& dir, std::int64_t step);
+std::vector<std::pair<std::int64_t, std::string>> numbered_checkpoints(const std::string& dir);
+
 // Only the configuration part of a checkpoint (to build the model before loading values).
 model::ModelFile peek_checkpoint(const std::string& path);
 

@@ -371,21 +371,12 @@ void TrainingRun::save_checkpoint() {
   train::save_checkpoint(ckpt_path_, mf_, network_.params, *network_.optimizer, state_, averages());
   // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
   // since every save renames a new file into place.
-  const fs::path numbered = dir_ / ("checkpoint." + std::to_string(state_.step) + ".gckpt");
+  const std::string numbered = numbered_checkpoint_path(dir_.string(), state_.step);
   std::error_code ec;
   fs::remove(numbered, ec);
   fs::create_hard_link(ckpt_path_, numbered, ec);
   if (ec) fs::copy_file(ckpt_path_, numbered, fs::copy_options::overwrite_existing, ec);
-  std::vector<std::pair<std::int64_t, fs::path>> kept;
-  for (const auto& entry : fs::directory_iterator(dir_)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("checkpoint.", 0) != 0 || name.size() < 18 || name.compare(name.size() - 6, 6, ".gckpt") != 0)
-      continue;
-    const std::string middle = name.substr(11, name.size() - 17);
-    if (middle.empty() || middle.find_first_not_of("0123456789") != std::string::npos) continue;
-    kept.emplace_back(std::stoll(middle), entry.path());
-  }
-  std::sort(kept.begin(), kept.end());
+  const auto kept = numbered_checkpoints(dir_.string());
   for (std::size_t i = 0; i + static_cast<std::size_t>(to_.keep_last) < kept.size(); ++i)
     fs::remove(kept[i].second, ec);
 }

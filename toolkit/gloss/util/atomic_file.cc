@@ -15,6 +15,8 @@
 
 namespace gloss {
 
+// A device such as /dev/null, a FIFO, or a link to one: written in place, since renaming over
+// it would replace it.
 bool is_special_file(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return false;
@@ -28,10 +30,6 @@ std::string temporary_beside(const std::string& path) {
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
   return path + ".tmp." + std::to_string(::getpid());
 }
-
-// An existing target that is not a regular file or a folder (a device such as /dev/null, a
-// FIFO, or a link to one) is written in place: renaming over it would replace the device.
-bool write_in_place(const std::string& path) { return is_special_file(path); }
 
 void write_all(int fd, std::string_view bytes, const std::string& path, const std::string& tmp) {
   std::size_t done = 0;
@@ -63,7 +61,7 @@ void sync_and_rename(const std::string& tmp, const std::string& path) {
 }  // namespace
 
 void atomic_write_file(const std::string& path, std::string_view bytes) {
-  if (write_in_place(path)) {
+  if (is_special_file(path)) {
     const int fd = ::open(path.c_str(), O_WRONLY);
     if (fd < 0) throw UserError(path + ": cannot write: " + std::strerror(errno));
     write_all(fd, bytes, path, "");
@@ -86,7 +84,7 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
 }
 
 AtomicFile::AtomicFile(const std::string& path)
-    : path_(path), tmp_(write_in_place(path) ? std::string() : temporary_beside(path)) {
+    : path_(path), tmp_(is_special_file(path) ? std::string() : temporary_beside(path)) {
   out_.open(tmp_.empty() ? path_ : tmp_, std::ios::binary | std::ios::trunc);
   if (!out_) throw UserError(path + ": cannot write: " + std::strerror(errno));
 }

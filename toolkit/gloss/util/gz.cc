@@ -13,9 +13,10 @@ int read_gz(gzFile_s* file, char* buf, unsigned size, const std::string& path, s
   const char* message = gzerror(file, &code);
   if (n < 0 || code == Z_BUF_ERROR)
     throw InputError(path, line,
-                     code == Z_BUF_ERROR ? "the compressed data ends here, cut short (a truncated .gz file?); "
-                                           "download or copy it again"
-                                         : std::string("read error: ") + message + " (a corrupt .gz file?)");
+                     code == Z_BUF_ERROR
+                         ? "the compressed data ends here, cut short (a truncated .gz file?); "
+                           "download or copy it again"
+                         : std::string("not valid gzip data (") + message + "); decompress it or fetch it again");
   return n;
 }
 
