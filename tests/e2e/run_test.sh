@@ -112,6 +112,17 @@ grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/l
 grep -q "training starts again" "$tmp/log5" && [ -s "$tmp/run/previous/model.best.gloss" ] && ! grep -q "resuming from" "$tmp/log5" \
   && pass || fail "model change retrains: $(head -3 "$tmp/log5")"
 
+# A case-folding subword model writes lowercase; the test is scored case-insensitively (-lc).
+"$gloss" run "$tmp/tiny.ini" --subword.normalization nmt_nfkc_cf --subword.sample_nbest 4 --train.max_steps 10 \
+  --run.workdir "$tmp/lc" >"$tmp/report_lc" 2>"$tmp/log_lc" || fail "lowercase run exit $?: $(tail -3 "$tmp/log_lc")"
+grep -q 'case:lc' "$tmp/report_lc" && ! grep -q '[[:upper:]]' "$tmp/lc/test_2016_flickr.de" \
+  && pass || fail "lowercase model, case-insensitive score: $(grep BLEU "$tmp/report_lc")"
+bleu=$("$gloss" eval "$d/test_2016_flickr.de.gz" -i "$tmp/lc/test_2016_flickr.de" -b -m bleu -lc)
+grep -q "| BLEU | $bleu |" "$tmp/report_lc" && pass || fail "report BLEU equals gloss eval -lc's ($bleu)"
+grep -q "train: subword sampling: " "$tmp/log_lc" && pass || fail "subword sampling announced"
+expect_error "sampling needs unigram" "subword.sample_nbest" -- \
+  "$gloss" run "$tmp/tiny.ini" --subword.model_type bpe --subword.sample_nbest 4 --run.workdir "$tmp/never"
+
 # gloss plot
 "$gloss" plot "$tmp/run/metrics.jsonl" -o "$tmp/c.svg" >/dev/null 2>&1 && grep -q "<polyline" "$tmp/c.svg" && pass || fail "gloss plot"
 printf '{"step": 1}\nnot json\n' >"$tmp/bad.jsonl"

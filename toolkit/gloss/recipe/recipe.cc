@@ -128,6 +128,12 @@ class Schema {
                {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"});
     add_int("subword.seed", &s.seed, "random seed of SentencePiece training", 0);
     add_int("subword.threads", &s.threads, "threads for SentencePiece training and encoding", 1, 64);
+    add_int("subword.sample_nbest", &s.sample_nbest,
+            "subword regularisation: each epoch, segment training sentences by a draw from this many best "
+            "segmentations (1: off; unigram only)",
+            1, 64);
+    add_float("subword.sample_alpha", &s.sample_alpha,
+              "subword regularisation: a segmentation is drawn with probability ~ P^alpha (0: uniform)", 0, 10);
   }
 
   // [model]: model::ModelConfig
@@ -425,6 +431,10 @@ void check_combinations(const Recipe& r, const std::function<std::string(const s
     throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
                       std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +
                       "): only the last train.keep_last checkpoints are kept");
+  if (r.subword.sample_nbest > 1 && r.subword.model_type != "unigram")
+    throw ConfigError(
+        where("subword.sample_nbest") +
+        " needs subword.model_type = unigram (SentencePiece samples segmentations of unigram models only)");
   const int beam = r.decode.search.beam_size;
   for (const auto& [key, value] : {std::pair<const char*, int>{"decode.stop_after", r.decode.search.stop_after},
                                    std::pair<const char*, int>{"decode.n_best", r.decode.search.n_best}})

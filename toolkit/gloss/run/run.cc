@@ -257,6 +257,7 @@ json evaluate_test(const recipe::Recipe& r, const TestResult& t, std::ostream& l
   std::istringstream words(r.eval.metrics);
   for (std::string m; words >> m;) e.metrics.push_back(m);
   e.format = "json";
+  e.bleu.lowercase = e.chrf.lowercase = text::folds_case(r.subword);  // the model writes lowercase only
   std::istringstream no_input;
   std::ostringstream scored;
   eval::run_eval(e, no_input, scored);

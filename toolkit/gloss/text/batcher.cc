@@ -154,6 +154,7 @@ std::vector<std::vector<std::uint32_t>> Batcher::epoch_batches(int epoch) const 
 Batch Batcher::next() {
   for (;;) {
     if (current_epoch_ != position_.epoch) {
+      if (on_epoch_start_) on_epoch_start_(position_.epoch);
       current_ = epoch_batches(position_.epoch);
       current_epoch_ = position_.epoch;
     }

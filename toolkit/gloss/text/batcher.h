@@ -4,6 +4,7 @@
 // shuffle per epoch. The batches of an epoch are a pure function of (corpus, options,
 // epoch), so a saved position reproduces exactly the batches an uninterrupted run sees.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "gloss/text/corpus.h"
@@ -59,6 +60,10 @@ class Batcher {
   // The batches of `epoch`, each a list of corpus indices.
   std::vector<std::vector<std::uint32_t>> epoch_batches(int epoch) const;
 
+  // Called with an epoch's number before its batches are made: a hook may change the corpus
+  // this batcher reads (e.g. re-segment it in place, keeping its pairs and their order).
+  void on_epoch_start(std::function<void(int epoch)> hook) { on_epoch_start_ = std::move(hook); }
+
   // Takes the next batch; an epoch that ends moves on to the next one.
   Batch next();
   Position position() const { return position_; }
@@ -73,6 +78,7 @@ class Batcher {
   Position position_;
   std::vector<std::vector<std::uint32_t>> current_;  // batches of position_.epoch
   int current_epoch_ = 0;
+  std::function<void(int)> on_epoch_start_;
 };
 
 }  // namespace gloss::text

@@ -24,6 +24,16 @@ struct SubwordOptions {
   std::string normalization = "nmt_nfkc";  // SentencePiece normalisation rule
   int seed = 1;
   int threads = 2;
+  // Subword regularisation (Kudo, 2018): each epoch, every training sentence is segmented by a
+  // draw from its sample_nbest best segmentations, with probability proportional to
+  // P(segmentation)^sample_alpha. 1: off (always the best one). Unigram models only. Training
+  // only: not part of the models' fingerprint.
+  int sample_nbest = 1;
+  double sample_alpha = 0.1;
 };
+
+// Whether the normalisation lowercases (the *_cf rules): such models write lowercase only, so
+// validation and a run's test scores compare case-insensitively (sacreBLEU's -lc).
+inline bool folds_case(const SubwordOptions& o) { return o.normalization.ends_with("_cf"); }
 
 }  // namespace gloss::text

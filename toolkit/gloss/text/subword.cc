@@ -143,6 +143,16 @@ std::vector<std::string> SubwordModel::encode_pieces(std::string_view text) cons
   return pieces;
 }
 
+std::vector<std::vector<int>> SubwordModel::encode_nbest(std::string_view text, int n) const {
+  std::vector<std::vector<int>> nbest;
+  const auto status = sp_->NBestEncode(text, n, &nbest);
+  if (!status.ok()) throw UserError(name_ + ": n-best encoding failed: " + status.ToString());
+  if (nbest.empty()) nbest.push_back(encode(text));
+  return nbest;
+}
+
+float SubwordModel::score(int id) const { return sp_->GetScore(id); }
+
 std::string SubwordModel::decode(const std::vector<int>& ids) const {
   std::string text;
   const auto status = sp_->Decode(ids, &text);

@@ -24,6 +24,11 @@ class SubwordModel {
 
   std::vector<int> encode(std::string_view text) const;
   std::vector<std::string> encode_pieces(std::string_view text) const;
+  // Up to n distinct segmentations of `text`, best first (the first is encode()'s). Unigram
+  // models only (SentencePiece has no n-best for BPE); n >= 1.
+  std::vector<std::vector<int>> encode_nbest(std::string_view text, int n) const;
+  // The log probability of a piece in a unigram model (0 for BPE merges' pieces).
+  float score(int id) const;
   // Detokenised text exactly as SentencePiece's decoder gives it.
   std::string decode(const std::vector<int>& ids) const;
   std::string decode_pieces(const std::vector<std::string>& pieces) const;

@@ -39,6 +39,14 @@ TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& lo
   t0 = std::chrono::steady_clock::now();
   data.filter = text::training_filter(d);
   data.corpus = text::encode_parallel(d.train_src, d.train_tgt, data.src, data.tgt, data.filter, threads, &data.report);
+  if (setup.subword.sample_nbest > 1) {
+    const text::SamplingOptions so{setup.subword.sample_nbest, setup.subword.sample_alpha};
+    data.sampler = std::make_shared<const text::SegmentationSampler>(d.train_src, d.train_tgt, data.src, data.tgt,
+                                                                     data.corpus, so, data.filter, threads);
+    log << "train: subword sampling: " << fixed(data.sampler->mean_candidates(), 1)
+        << " segmentations per sentence on average (subword.sample_nbest " << so.nbest << ", sample_alpha " << so.alpha
+        << ")" << std::endl;
+  }
   data.encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return data;
 }
@@ -236,8 +244,11 @@ Validation validate(Workers& workers, const ValidSet& valid, const text::Subword
   out.ppl = std::exp(out.ce);
   // Greedy translations, scored exactly as sacreBLEU would (statistics summed in corpus order).
   const auto hyps = valid_translations(workers, valid, bs, s.decode, tgt_sp);
-  eval::Bleu bleu;
-  eval::Chrf chrf;
+  eval::BleuOptions bo;
+  eval::ChrfOptions co;
+  bo.lowercase = co.lowercase = text::folds_case(s.subword);
+  eval::Bleu bleu(bo);
+  eval::Chrf chrf(co);
   eval::BleuStats bleu_stats;
   eval::Stats chrf_stats(chrf.num_stats(), 0.0);
   for (std::size_t i = 0; i < hyps.size(); ++i) {
@@ -320,6 +331,9 @@ TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
       network_(setup.model, data_, to_),
       rng_(static_cast<std::uint64_t>(to_.seed)) {
   if (has_valid_) valid_ = load_valid(s_.data, data_.src, data_.tgt, to_.threads);
+  if (data_.sampler)  // every epoch its own segmentations, drawn from (train.seed, epoch)
+    batcher_.on_epoch_start(
+        [this](int epoch) { data_.corpus = data_.sampler->sample(static_cast<std::uint64_t>(to_.seed), epoch); });
   mf_.config = network_.config;
   mf_.src_spm = data_.src.bytes();
   mf_.tgt_spm = data_.tgt.bytes();

@@ -19,6 +19,7 @@
 #include "gloss/nn/optimizer.h"
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
+#include "gloss/text/sampling.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/metrics.h"
 #include "gloss/train/options.h"
@@ -33,8 +34,9 @@ struct TrainingData {
   text::SubwordModelPaths paths;
   text::SubwordModel src, tgt;
   text::FilterOptions filter;
-  text::FilterReport report;  // what was read, kept and dropped
-  text::EncodedCorpus corpus;
+  text::FilterReport report;   // what was read, kept and dropped
+  text::EncodedCorpus corpus;  // the best segmentations; with a sampler, re-drawn every epoch
+  std::shared_ptr<const text::SegmentationSampler> sampler;  // subword.sample_nbest > 1, else null
   double subword_seconds = 0, encode_seconds = 0;
 };
 TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& log);
