@@ -513,3 +513,27 @@ TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds t
         CHECK(dot == Approx(i == j ? 1.0 : 0.0).margin(1e-5));
       }
 }
+
+TEST_CASE("min_parameter_count: a lower bound, within a factor of two, of every variant's parameters", "[model]") {
+  std::vector<ModelConfig> configs;
+  ModelConfig c;
+  c.src_vocab = 300, c.tgt_vocab = 400, c.emb_dim = 32, c.enc_hidden = 24, c.dec_hidden = 40, c.att_dim = 20;
+  c.readout_dim = 32;
+  configs.push_back(c);
+  auto v = c;
+  v.cell = gloss::nn::CellType::kLstm, v.enc_layers = 3, v.dec_layers = 2, v.bidirectional = "all";
+  configs.push_back(v);
+  v = c;
+  v.tie_target_embeddings = true, v.bidirectional = "none", v.readout = "tanh";
+  configs.push_back(v);
+  v = c;
+  v.src_vocab = 20, v.tgt_vocab = 20, v.enc_hidden = 200, v.dec_hidden = 300;  // weights dominate, not tables
+  configs.push_back(v);
+  for (const auto& config : configs) {
+    gloss::nn::ParameterSet params;
+    Seq2Seq net(config, params);
+    const auto actual = params.num_values();
+    CHECK(gloss::model::min_parameter_count(config) <= actual);
+    CHECK(gloss::model::min_parameter_count(config) * 2 >= actual);
+  }
+}

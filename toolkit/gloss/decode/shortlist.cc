@@ -81,7 +81,7 @@ void Shortlist::save(const std::string& path) const {
   atomic_write_file(path, out.str());
 }
 
-Shortlist Shortlist::load(const std::string& path) {
+Shortlist Shortlist::load(const std::string& path, int src_vocab, int tgt_vocab) {
   require_file(path);
   std::ifstream in(path);
   std::string line;
@@ -107,6 +107,11 @@ Shortlist Shortlist::load(const std::string& path) {
     throw InputError(
         path, 1,
         "is not a Gloss shortlist (expected 'gloss-shortlist 1 <vocab> <vocab>'); build one with gloss shortlist");
+  if (s.tgt_vocab_ != tgt_vocab || s.src_vocab_ != src_vocab)
+    throw InputError(path, 1,
+                     "was built for vocabularies of " + std::to_string(s.src_vocab_) + " and " +
+                         std::to_string(s.tgt_vocab_) + " subwords, the model has " + std::to_string(src_vocab) +
+                         " and " + std::to_string(tgt_vocab) + "; build it with gloss shortlist -m MODEL");
   if (!std::getline(in, line)) throw InputError(path, 2, "ends before the frequent-word line");
   ++n;
   std::istringstream freq(line);

@@ -17,8 +17,10 @@ namespace gloss::decode {
 class Shortlist {
  public:
   static Shortlist build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent, int per_source);
-  static Shortlist load(const std::string& path);  // InputError naming file:line
-  void save(const std::string& path) const;        // atomically
+  // Reads a shortlist for a model of these vocabulary sizes: InputError naming file:line when it
+  // was built for others (checked before anything is allocated) or is damaged.
+  static Shortlist load(const std::string& path, int src_vocab, int tgt_vocab);
+  void save(const std::string& path) const;  // atomically
 
   int src_vocab() const { return src_vocab_; }
   int tgt_vocab() const { return tgt_vocab_; }

@@ -72,15 +72,9 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
 }
 
 void Translator::set_shortlist(const std::string& path) {
-  auto s = std::make_unique<Shortlist>(Shortlist::load(path));
   const auto& config = models_[0]->model->config();
-  if (s->tgt_vocab() != config.tgt_vocab || s->src_vocab() != config.src_vocab)
-    throw InputError(path, 1,
-                     "was built for vocabularies of " + std::to_string(s->src_vocab()) + " and " +
-                         std::to_string(s->tgt_vocab()) + " subwords, the model has " +
-                         std::to_string(config.src_vocab) + " and " + std::to_string(config.tgt_vocab) +
-                         "; build it with gloss shortlist -m MODEL");
-  shortlist_ = std::move(s);
+  shortlist_ = std::make_unique<Shortlist>(
+      Shortlist::load(path, static_cast<int>(config.src_vocab), static_cast<int>(config.tgt_vocab)));
 }
 
 std::string Translator::text(const Hypothesis& h) const {

@@ -9,6 +9,12 @@
 
 namespace gloss::model {
 
+// Largest sizes a configuration may have (recipe keys and stored model files alike): far above
+// any model Gloss trains, small enough that a forged size cannot ask for unbounded memory.
+inline constexpr std::int64_t kMaxVocab = 1 << 21;  // subwords per vocabulary
+inline constexpr std::int64_t kMaxDim = 1 << 14;    // embedding, state, attention and readout sizes
+inline constexpr int kMaxLayers = 16;
+
 struct ModelConfig {
   std::int64_t src_vocab = 8000, tgt_vocab = 8000;  // set from the subword models, not recipe keys
   nn::CellType cell = nn::CellType::kGru;
@@ -30,5 +36,10 @@ struct ModelConfig {
   float word_dropout = 0;  // each source word and decoder input word becomes <unk> with this probability
 };
 void validate(const ModelConfig& config);  // throws ConfigError naming the key
+
+// A lower bound on the parameters (floats) of a model of this configuration (its tables and
+// weight matrices, counted for the smallest variant). A model file must hold 4 bytes for each:
+// loaders check it before building the model a stored configuration describes.
+std::int64_t min_parameter_count(const ModelConfig& config);
 
 }  // namespace gloss::model

@@ -12,7 +12,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
+#include "gloss/text/subword.h"
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 
@@ -54,14 +56,6 @@ void save_params(boost::archive::binary_oarchive& ar, const nn::ParameterSet& pa
   }
 }
 
-// An istream over bytes already in memory (no copy).
-struct MemoryBuffer : std::streambuf {
-  MemoryBuffer(const char* begin, std::size_t size) {
-    char* b = const_cast<char*>(begin);
-    setg(b, b, b + size);
-  }
-};
-
 std::string checked_bytes(const std::string& path, const char* magic, const char* what, std::uint32_t newest) {
   const std::string data = read_file(path);
   if (data.size() < 24 || data.compare(0, 8, magic) != 0) {
@@ -92,15 +86,66 @@ std::string checked_bytes(const std::string& path, const char* magic, const char
 
 }  // namespace
 
+// An istream buffer over bytes already in memory (no copy) that tells how many are left.
+struct Payload::Buffer : std::streambuf {
+  Buffer(const char* begin, std::size_t size) {
+    char* b = const_cast<char*>(begin);
+    setg(b, b, b + size);
+  }
+  std::uint64_t left() const { return static_cast<std::uint64_t>(egptr() - gptr()); }
+  const char* next() const { return gptr(); }
+};
+
+Payload::Payload(const std::string& path, const char* data, std::size_t size)
+    : path_(path),
+      buf_(std::make_unique<Buffer>(data, size)),
+      in_(std::make_unique<std::istream>(buf_.get())),
+      ar_(std::make_unique<boost::archive::binary_iarchive>(*in_)) {}
+
+Payload::~Payload() = default;
+
+std::uint64_t Payload::left() const { return buf_->left(); }
+
+void Payload::need(std::uint64_t count, std::uint64_t item_bytes, const std::string& what) const {
+  if (item_bytes > 0 && count > left() / item_bytes)
+    throw InputError(path_, 0,
+                     "is damaged: " + what + " of " + std::to_string(count) + " items does not fit in the " +
+                         std::to_string(left()) + " bytes left");
+}
+
+std::uint64_t Payload::peek_count() const {
+  need(1, 8, "a length");
+  std::uint64_t count;
+  std::memcpy(&count, buf_->next(), 8);
+  return count;
+}
+
+void Payload::read(std::string& s, const std::string& what, std::uint64_t most) {
+  const std::uint64_t count = peek_count();
+  if (count > most) throw InputError(path_, 0, "is damaged: " + what + " is longer than " + std::to_string(most));
+  need(count, 1, what);
+  *ar_ >> s;
+}
+
+void Payload::read(std::vector<std::int64_t>& v, const std::string& what, std::uint64_t most) {
+  const std::uint64_t count = peek_count();
+  if (count > most)
+    throw InputError(path_, 0, "is damaged: " + what + " has more than " + std::to_string(most) + " items");
+  need(count, sizeof(std::int64_t), what);
+  *ar_ >> v;
+}
+
 void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& model, const nn::ParameterSet& params) {
   ModelFile m = model;
   serialize_model_part(ar, m, kFormatVersion);
   save_params(ar, params);
 }
 
-void load_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params) {
+void load_params(Payload& in, nn::ParameterSet* params) {
+  const std::string& path = in.path();
   std::uint64_t count = 0;
-  ar >> count;
+  in& count;
+  in.need(count, 16, "the parameter list");  // each parameter stores at least two lengths
   if (params && count != params->all().size())
     throw InputError(
         path, 0,
@@ -109,12 +154,17 @@ void load_params(boost::archive::binary_iarchive& ar, const std::string& path, n
   for (std::uint64_t i = 0; i < count; ++i) {
     std::string name;
     std::vector<std::int64_t> shape;
-    ar >> name >> shape;
-    std::int64_t size = 1;
-    for (auto d : shape) size *= d;
+    in.read(name, "a parameter name", 256);
+    in.read(shape, "the shape of parameter '" + name + "'", 4);
+    std::uint64_t size = 1;
+    for (auto d : shape) {
+      if (d < 0 || d > kMaxVocab) throw InputError(path, 0, "is damaged: parameter '" + name + "' has a bad shape");
+      size *= static_cast<std::uint64_t>(d);  // at most 4 factors of 2^21: no overflow
+    }
+    in.need(size, sizeof(float), "parameter '" + name + "'");
     if (!params) {
       skip.resize(static_cast<std::size_t>(size));
-      ar >> boost::serialization::make_array(skip.data(), skip.size());
+      in.ar() >> boost::serialization::make_array(skip.data(), skip.size());
       continue;
     }
     if (!params->contains(name)) throw InputError(path, 0, "has a parameter '" + name + "' the model does not");
@@ -123,7 +173,7 @@ void load_params(boost::archive::binary_iarchive& ar, const std::string& path, n
       throw InputError(path, 0,
                        "parameter '" + name + "' has shape " + Tensor(shape).shape_string() + ", the model expects " +
                            p.value.shape_string());
-    ar >> boost::serialization::make_array(p.value.data(), static_cast<std::size_t>(size));
+    in.ar() >> boost::serialization::make_array(p.value.data(), static_cast<std::size_t>(size));
   }
   if (params) params->touch();
 }
@@ -141,47 +191,48 @@ void save_averages(boost::archive::binary_oarchive& ar, const std::vector<Tensor
 
 namespace {
 
-std::uint64_t read_average_count(boost::archive::binary_iarchive& ar, const std::string& path, std::size_t most) {
+std::uint64_t read_average_count(Payload& in, std::size_t most) {
   std::uint64_t count = 0;
-  ar >> count;
+  in& count;
   if (count > most)
-    throw InputError(path, 0,
+    throw InputError(in.path(), 0,
                      "holds " + std::to_string(count) + " weight averages for " + std::to_string(most) +
                          " parameters; the file is damaged");
   return count;
 }
 
-void read_tensors(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into) {
+void read_tensors(Payload& in, const std::vector<Tensor*>& into) {
   for (Tensor* t : into) {
     std::uint64_t size = 0;
-    ar >> size;
-    if (static_cast<std::int64_t>(size) != t->size()) throw InputError(path, 0, "weight average has the wrong size");
-    ar >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
+    in& size;
+    if (static_cast<std::int64_t>(size) != t->size())
+      throw InputError(in.path(), 0, "weight average has the wrong size");
+    in.ar() >> boost::serialization::make_array(t->data(), static_cast<std::size_t>(size));
   }
 }
 
 }  // namespace
 
-void load_averages(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into) {
-  const std::uint64_t count = read_average_count(ar, path, std::max<std::size_t>(into.size(), 1 << 16));
+void load_averages(Payload& in, const std::vector<Tensor*>& into) {
+  const std::uint64_t count = read_average_count(in, std::max<std::size_t>(into.size(), 1 << 16));
   if (count != into.size())
-    throw InputError(path, 0,
+    throw InputError(in.path(), 0,
                      count == 0 ? "was trained without train.ema_decay; resume it without, or start another run.workdir"
                                 : "was trained with train.ema_decay; resume it with, or start another run.workdir");
-  read_tensors(ar, path, into);
+  read_tensors(in, into);
 }
 
-void load_averages_as_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params) {
+void load_averages_as_params(Payload& in, nn::ParameterSet* params) {
   if (!params) return;
-  const std::uint64_t count = read_average_count(ar, path, params->all().size());
+  const std::uint64_t count = read_average_count(in, params->all().size());
   if (count == 0) return;
   if (count != params->all().size())
-    throw InputError(path, 0,
+    throw InputError(in.path(), 0,
                      "holds " + std::to_string(count) + " weight averages, the model has " +
                          std::to_string(params->all().size()) + " parameters");
   std::vector<Tensor*> values;
   for (const auto& p : params->all()) values.push_back(&p->value);
-  read_tensors(ar, path, values);
+  read_tensors(in, values);
   params->touch();
 }
 
@@ -236,22 +287,51 @@ void write_envelope(const std::string& path, const char* magic, std::uint32_t ve
   }
 }
 
+namespace {
+
+// The stored configuration, checked before anything is built from it.
+void check_stored_config(const ModelFile& m, const Payload& in) {
+  const ModelConfig& c = m.config;
+  try {
+    validate(c);
+  } catch (const ConfigError& e) {
+    throw InputError(in.path(), 0, std::string("is damaged: its stored configuration is invalid (") + e.what() + ")");
+  }
+  // The subword models stored beside it must have the vocabularies its tables have.
+  for (const auto& [bytes, vocab, side] :
+       {std::tuple{&m.src_spm, c.src_vocab, "source"}, std::tuple{&m.tgt_spm, c.tgt_vocab, "target"}}) {
+    if (bytes->empty()) continue;
+    const auto sp = text::SubwordModel::from_bytes(*bytes, in.path() + " (" + side + " subwords)");
+    if (sp.vocab_size() != vocab)
+      throw InputError(in.path(), 0,
+                       std::string("is damaged: its ") + side + " subword model has " +
+                           std::to_string(sp.vocab_size()) + " pieces, its " + side + " vocabulary " +
+                           std::to_string(vocab));
+  }
+  const auto floats = static_cast<std::uint64_t>(min_parameter_count(c));
+  if (floats > in.left() / sizeof(float))
+    throw InputError(in.path(), 0,
+                     "is damaged: its configuration needs at least " + std::to_string(floats) +
+                         " parameters, more than its " + std::to_string(in.left()) + " bytes left can hold");
+}
+
+}  // namespace
+
 ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
-                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&, std::uint32_t)>& rest) {
+                        const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest) {
   const std::string data = checked_bytes(path, magic, what, newest);
   try {
-    MemoryBuffer buf(data.data() + 24, data.size() - 24);
-    std::istream in(&buf);
-    boost::archive::binary_iarchive ar(in);
+    Payload in(path, data.data() + 24, data.size() - 24);
     ModelFile m;
     std::uint32_t version;
     std::memcpy(&version, data.data() + 8, 4);
-    serialize_model_part(ar, m, version);
+    serialize_model_part(in, m, version);
+    check_stored_config(m, in);
     if (version < 3 && m.config.cell == nn::CellType::kLstm)
       throw InputError(path, 0,
                        "is an LSTM model of format version 2, whose decoder reset its memory cell at every "
                        "step; retrain it with this gloss");
-    rest(ar, m, version);
+    rest(in, m, version);
     return m;
   } catch (const boost::archive::archive_exception& e) {
     throw InputError(path, 0, std::string("cannot be read: ") + e.what());

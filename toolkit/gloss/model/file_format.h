@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <istream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,42 @@ void serialize_fields(Archive& ar, Fields&... fields) {
   (ar & ... & fields);
 }
 
+// A payload being read: an archive over the file's bytes in memory, and the bytes not yet read,
+// which bound every stored length before anything is allocated for it (a forged length is an
+// InputError naming the file, never a huge allocation).
+class Payload {
+ public:
+  Payload(const std::string& path, const char* data, std::size_t size);
+  ~Payload();
+  boost::archive::binary_iarchive& ar() { return *ar_; }
+  const std::string& path() const { return path_; }
+  std::uint64_t left() const;
+  // Throws InputError unless `count` items of `item_bytes` each fit in the bytes left.
+  void need(std::uint64_t count, std::uint64_t item_bytes, const std::string& what) const;
+  // A string or a vector of integers as the archive stores them (u64 count, then the items),
+  // its count checked against the bytes left and against `most`.
+  void read(std::string& s, const std::string& what, std::uint64_t most = UINT64_MAX);
+  void read(std::vector<std::int64_t>& v, const std::string& what, std::uint64_t most);
+  // The payload's next value (plain fields: ints, floats, fixed arrays).
+  template <class T>
+  Payload& operator&(T& value) {
+    *ar_ >> value;
+    return *this;
+  }
+  Payload& operator&(std::string& s) {
+    read(s, "a stored string");
+    return *this;
+  }
+
+ private:
+  std::uint64_t peek_count() const;
+  struct Buffer;
+  std::string path_;
+  std::unique_ptr<Buffer> buf_;
+  std::unique_ptr<std::istream> in_;
+  std::unique_ptr<boost::archive::binary_iarchive> ar_;
+};
+
 // Streams write_payload's archive into a temporary file beside `path`, fills in the header
 // and renames it into place (never a half-written file). Throws UserError naming the path.
 void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
@@ -39,22 +77,24 @@ void write_envelope(const std::string& path, const char* magic, std::uint32_t ve
 
 // Reads a file with `magic` (`what` names its kind in errors) of a version up to `newest`:
 // checks the envelope, reads the model part, then lets `rest` read on (given the file's
-// version). Throws InputError naming the file for any damage.
+// version). The stored configuration is checked (model::validate, and that the payload can hold
+// its embedding and output tables) before `rest` runs, so a caller may build the model it
+// describes. Throws InputError naming the file for any damage.
 ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
-                        const std::function<void(boost::archive::binary_iarchive&, ModelFile&, std::uint32_t)>& rest);
+                        const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest);
 
 // The model part and the parameters of a payload.
 void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& m, const nn::ParameterSet& params);
 // Reads the parameters into `params` when given (names and shapes checked), else skips them.
-void load_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params);
+void load_params(Payload& in, nn::ParameterSet* params);
 
 // Checkpoints (version 4+): the weight averages, one per parameter in order, or none.
 void save_averages(boost::archive::binary_oarchive& ar, const std::vector<Tensor*>& averages);
 // Reads them into `into` (InputError naming the file when the file has another number or size
 // of averages than `into`, e.g. after train.ema_decay was switched on or off).
-void load_averages(boost::archive::binary_iarchive& ar, const std::string& path, const std::vector<Tensor*>& into);
+void load_averages(Payload& in, const std::vector<Tensor*>& into);
 // Reads them, if the file has any, into params' values (params null: skips them): a
 // checkpoint's model is its average when its run kept one.
-void load_averages_as_params(boost::archive::binary_iarchive& ar, const std::string& path, nn::ParameterSet* params);
+void load_averages_as_params(Payload& in, nn::ParameterSet* params);
 
 }  // namespace gloss::model

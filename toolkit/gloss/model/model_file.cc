@@ -14,9 +14,8 @@ void save_model(const std::string& path, const ModelFile& model, const nn::Param
 }
 
 ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
-  return read_envelope(
-      path, kModelMagic, "model", kFormatVersion,
-      [&](boost::archive::binary_iarchive& ar, ModelFile&, std::uint32_t) { load_params(ar, path, params); });
+  return read_envelope(path, kModelMagic, "model", kFormatVersion,
+                       [&](Payload& in, ModelFile&, std::uint32_t) { load_params(in, params); });
 }
 
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
@@ -27,9 +26,9 @@ ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
   head.resize(static_cast<std::size_t>(in.gcount()));
   if (head == kCheckpointMagic) {
     return read_envelope(path, kCheckpointMagic, "checkpoint", kCheckpointVersion,
-                         [&](boost::archive::binary_iarchive& ar, ModelFile&, std::uint32_t version) {
-                           load_params(ar, path, params);
-                           if (version >= 4) load_averages_as_params(ar, path, params);
+                         [&](Payload& in, ModelFile&, std::uint32_t version) {
+                           load_params(in, params);
+                           if (version >= 4) load_averages_as_params(in, params);
                          });
   }
   return load_model(path, params);

@@ -44,28 +44,41 @@ void add(std::int64_t n, const float* x, float* y) {
 }  // namespace
 
 void validate(const ModelConfig& c) {
-  auto positive = [](std::int64_t v, const char* name) {
-    if (v < 1) throw ConfigError(std::string("model.") + name + " must be at least 1 (got " + std::to_string(v) + ")");
+  auto within = [](std::int64_t v, std::int64_t most, const char* name) {
+    if (v < 1 || v > most)
+      throw ConfigError(std::string("model.") + name + " must be between 1 and " + std::to_string(most) + " (got " +
+                        std::to_string(v) + ")");
   };
-  positive(c.src_vocab, "src_vocab");
-  positive(c.tgt_vocab, "tgt_vocab");
-  positive(c.emb_dim, "emb_dim");
-  positive(c.enc_hidden, "enc_hidden");
-  positive(c.enc_layers, "enc_layers");
-  positive(c.dec_hidden, "dec_hidden");
-  positive(c.dec_layers, "dec_layers");
-  positive(c.att_dim, "att_dim");
-  positive(c.readout_dim, "readout_dim");
+  within(c.src_vocab, kMaxVocab, "src_vocab");
+  within(c.tgt_vocab, kMaxVocab, "tgt_vocab");
+  within(c.emb_dim, kMaxDim, "emb_dim");
+  within(c.enc_hidden, kMaxDim, "enc_hidden");
+  within(c.enc_layers, kMaxLayers, "enc_layers");
+  within(c.dec_hidden, kMaxDim, "dec_hidden");
+  within(c.dec_layers, kMaxLayers, "dec_layers");
+  within(c.att_dim, kMaxDim, "att_dim");
+  within(c.readout_dim, kMaxDim, "readout_dim");
+  // Stored strings may be anything: name the choices, never echo the bytes.
   if (c.bidirectional != "first" && c.bidirectional != "all" && c.bidirectional != "none")
-    throw ConfigError("model.bidirectional must be first, all or none (got '" + c.bidirectional + "')");
-  if (c.readout != "maxout" && c.readout != "tanh")
-    throw ConfigError("model.readout must be maxout or tanh (got '" + c.readout + "')");
+    throw ConfigError("model.bidirectional must be first, all or none");
+  if (c.readout != "maxout" && c.readout != "tanh") throw ConfigError("model.readout must be maxout or tanh");
   if (c.dec_init != "last_backward" && c.dec_init != "mean" && c.dec_init != "zero")
-    throw ConfigError("model.dec_init must be last_backward, mean or zero (got '" + c.dec_init + "')");
+    throw ConfigError("model.dec_init must be last_backward, mean or zero");
   if (c.tie_target_embeddings && c.readout_dim != c.emb_dim)
     throw ConfigError("model.tie_target_embeddings needs model.readout_dim == model.emb_dim");
   for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout, c.dropout_ctx, c.word_dropout})
-    if (p < 0 || p >= 1) throw ConfigError("model dropout probabilities must be in [0, 1)");
+    if (!(p >= 0 && p < 1)) throw ConfigError("model dropout probabilities must be in [0, 1)");
+}
+
+std::int64_t min_parameter_count(const ModelConfig& c) {
+  const std::int64_t g = 3;  // gates of a GRU (an LSTM has 4)
+  const std::int64_t e = c.emb_dim, h = c.enc_hidden, d = c.dec_hidden;
+  const std::int64_t tables =
+      c.src_vocab * e + c.tgt_vocab * e + (c.tie_target_embeddings ? 0 : c.tgt_vocab * c.readout_dim);
+  const std::int64_t encoder = g * h * (e + h) + (c.enc_layers - 1) * g * h * 2 * h;  // one direction at least
+  const std::int64_t decoder = g * d * (e + h + d) + (c.dec_layers - 1) * g * d * 2 * d;
+  const std::int64_t attention = c.att_dim * (h + d), readout = c.readout_dim * (d + e + h);
+  return tables + encoder + decoder + attention + readout;
 }
 
 // Registered right after the attention (the order parameters are initialised in).

@@ -7,6 +7,7 @@
 
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
+#include "gloss/util/error.h"
 
 namespace gloss::nn {
 
@@ -77,6 +78,9 @@ Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t
 void Embedding::forward(std::int64_t m, const std::int32_t* ids, float* out) const {
   const auto row_bytes = static_cast<std::size_t>(dim_) * sizeof(float);
   for (std::int64_t i = 0; i < m; ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_)  // a model whose subword model has more pieces than its table
+      throw UserError("subword id " + std::to_string(ids[i]) + " is outside the embedding table of " +
+                      std::to_string(vocab_) + " rows (model and subword model disagree)");
     if (ids[i] == pad_)
       std::memset(out + i * dim_, 0, row_bytes);
     else

@@ -47,6 +47,7 @@ class Embedding {
   Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id);
   std::int64_t dim() const { return dim_; }
   std::int64_t vocab() const { return vocab_; }
+  // ids [m] -> out [m, dim]; the pad id gives zeros. Throws UserError for an id outside the table.
   void forward(std::int64_t m, const std::int32_t* ids, float* out) const;
   void backward(std::int64_t m, const std::int32_t* ids, const float* dout) const;
   Parameter& table() const { return *table_; }

@@ -118,7 +118,7 @@ class Schema {
     auto& s = r.subword;
     add_choice("subword.model_type", &s.model_type, "SentencePiece algorithm", {"unigram", "bpe"});
     add_int("subword.vocab_size", &s.vocab_size, "vocabulary size of each model (lowered with a warning if too large)",
-            8);
+            8, static_cast<int>(model::kMaxVocab));
     add_bool("subword.joint", &s.joint, "one model for both languages");
     add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5,
               1.0);
@@ -140,15 +140,15 @@ class Schema {
   void add_model(Recipe& r) {
     auto& m = r.model;  // model::ModelConfig
     add_cell("model.cell", &m.cell, "recurrent cell");
-    add_int("model.emb_dim", &m.emb_dim, "embedding size", 1);
-    add_int("model.enc_hidden", &m.enc_hidden, "encoder state size per direction", 1);
-    add_int("model.enc_layers", &m.enc_layers, "encoder layers", 1, 16);
+    add_int("model.emb_dim", &m.emb_dim, "embedding size", 1, model::kMaxDim);
+    add_int("model.enc_hidden", &m.enc_hidden, "encoder state size per direction", 1, model::kMaxDim);
+    add_int("model.enc_layers", &m.enc_layers, "encoder layers", 1, model::kMaxLayers);
     add_choice("model.bidirectional", &m.bidirectional, "bidirectional encoder layers", {"first", "all", "none"});
-    add_int("model.dec_hidden", &m.dec_hidden, "decoder state size", 1);
-    add_int("model.dec_layers", &m.dec_layers, "decoder layers", 1, 16);
-    add_int("model.att_dim", &m.att_dim, "additive attention size", 1);
+    add_int("model.dec_hidden", &m.dec_hidden, "decoder state size", 1, model::kMaxDim);
+    add_int("model.dec_layers", &m.dec_layers, "decoder layers", 1, model::kMaxLayers);
+    add_int("model.att_dim", &m.att_dim, "additive attention size", 1, model::kMaxDim);
     add_choice("model.readout", &m.readout, "readout layer before the softmax", {"maxout", "tanh"});
-    add_int("model.readout_dim", &m.readout_dim, "readout size", 1);
+    add_int("model.readout_dim", &m.readout_dim, "readout size", 1, model::kMaxDim);
     add_choice("model.dec_init", &m.dec_init,
                "decoder initial state: tanh(W h) of the backward encoder's first state, "
                "of the mean annotation, or zero",

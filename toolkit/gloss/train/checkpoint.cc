@@ -42,17 +42,18 @@ void save_checkpoint(const std::string& path, const model::ModelFile& model, con
 
 model::ModelFile peek_checkpoint(const std::string& path) {
   return model::read_envelope(path, model::kCheckpointMagic, "checkpoint", model::kCheckpointVersion,
-                              [](boost::archive::binary_iarchive&, model::ModelFile&, std::uint32_t) {});
+                              [](model::Payload&, model::ModelFile&, std::uint32_t) {});
 }
 
 model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& params, nn::Optimizer& optimizer,
                                  TrainingState& state, const std::vector<Tensor*>& averages) {
   return model::read_envelope(
       path, model::kCheckpointMagic, "checkpoint", model::kCheckpointVersion,
-      [&](boost::archive::binary_iarchive& ar, model::ModelFile&, std::uint32_t version) {
-        model::load_params(ar, path, &params);
+      [&](model::Payload& in, model::ModelFile&, std::uint32_t version) {
+        auto& ar = in.ar();
+        model::load_params(in, &params);
         if (version >= 4)
-          model::load_averages(ar, path, averages);
+          model::load_averages(in, averages);
         else if (!averages.empty())
           throw InputError(path, 0,
                            "was trained without train.ema_decay; resume it without, or start another run.workdir");
@@ -71,7 +72,7 @@ model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& para
         std::int64_t steps = 0;
         ar >> steps;
         optimizer.steps = steps;
-        serialize_state(ar, state);
+        serialize_state(in, state);
       });
 }
 
