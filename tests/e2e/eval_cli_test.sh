@@ -37,6 +37,12 @@ printf 'a\nb\n' >"$tmp/ref2.txt"
 expect_error "invalid utf-8" "bad.txt:2: invalid UTF-8" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/bad.txt"
 expect_error "directory" "is a directory; give a file" -- "$gloss" eval "$tmp" -i "$tmp/ref2.txt"
 expect_error "unknown metric" "choose from: bleu, chrf, ter" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/ref2.txt" -m rouge
+# Numeric options have maxima: no allocation or loop sized by a user's number (issue 14, defect 5).
+for opt in "--max-ngram-order 100000000" "--chrf-char-order 100000000" "--chrf-word-order 100000000" \
+  "--paired-bs-n 2000000000" "--confidence-n 2000000000" "--threads 100000" "--num-refs 100000000"; do
+  # shellcheck disable=SC2086
+  expect_error "eval $opt" "${opt%% *} must be between" -- timeout 20 "$gloss" eval "$tmp/ref2.txt" -i "$tmp/ref2.txt" -m bleu chrf $opt
+done
 expect_error "unknown tokenizer" "choose one of: 13a, none, intl, char" -- "$gloss" eval "$tmp/ref2.txt" -i "$tmp/ref2.txt" --tokenize zh
 expect_error "unknown option" "unrecognised option" -- "$gloss" eval "$tmp/ref2.txt" --frobnicate
 expect_error "no references" "give at least one reference file" -- "$gloss" eval

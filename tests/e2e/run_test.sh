@@ -127,6 +127,16 @@ expect_error "sampling needs unigram" "subword.sample_nbest" -- \
 "$gloss" plot "$tmp/run/metrics.jsonl" -o "$tmp/c.svg" >/dev/null 2>&1 && grep -q "<polyline" "$tmp/c.svg" && pass || fail "gloss plot"
 printf '{"step": 1}\nnot json\n' >"$tmp/bad.jsonl"
 expect_error "bad metrics line" "bad.jsonl:2: is not a metrics line" -- "$gloss" plot "$tmp/bad.jsonl"
+# Hostile values end in an error or a bounded plot, never an endless loop (issue 14, defect 5).
+printf '{"step": 1}\n{"step": -5}\n' >"$tmp/neg.jsonl"
+expect_error "negative step" "neg.jsonl:2: step -5 is outside 0..10^12" -- timeout 20 "$gloss" plot "$tmp/neg.jsonl"
+printf '{"step": 9000000000000000000}\n' >"$tmp/huge.jsonl"
+expect_error "huge step" "huge.jsonl:1: step 9000000000000000000 is outside" -- timeout 20 "$gloss" plot "$tmp/huge.jsonl"
+printf '{"step": 1, "valid_bleu": 1e17}\n' >"$tmp/big.jsonl"
+expect_error "huge value" "big.jsonl:1: has a value that is not a finite number below 10^12" -- timeout 20 "$gloss" plot "$tmp/big.jsonl"
+printf '{"step": 1, "valid_bleu": 99999999999.5, "valid_ce": 2}\n{"step": 2, "valid_bleu": 99999999999.7, "valid_ce": 1}\n' >"$tmp/near.jsonl"
+timeout 20 "$gloss" plot "$tmp/near.jsonl" -o "$tmp/near.svg" >/dev/null 2>&1 && [ "$(wc -c <"$tmp/near.svg")" -lt 100000 ] \
+  && pass || fail "values 1e11 apart by 0.2: plot ended with $? and $(wc -c <"$tmp/near.svg") bytes"
 expect_error "run without recipe file" "nope.ini" -- "$gloss" run "$tmp/nope.ini"
 # A bad metric is refused before any stage runs (not after training and translating).
 expect_error "unknown metric" "eval.metrics unknown metric 'chrff'; choose from: bleu, chrf, ter; did you mean 'chrf'?" -- \

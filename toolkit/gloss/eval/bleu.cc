@@ -47,8 +47,9 @@ SmoothMethod parse_smooth_method(std::string_view name) {
 }
 
 void validate(const BleuOptions& options) {
-  if (options.max_ngram_order < 1)
-    throw ConfigError("--max-ngram-order must be at least 1 (got " + std::to_string(options.max_ngram_order) + ")");
+  if (options.max_ngram_order < 1 || options.max_ngram_order > 100)
+    throw ConfigError("--max-ngram-order must be between 1 and 100 (got " + std::to_string(options.max_ngram_order) +
+                      ")");
   if (options.smooth_value && !std::isfinite(*options.smooth_value))
     throw ConfigError("--smooth-value must be a finite number");
 }

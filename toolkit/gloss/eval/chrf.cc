@@ -65,11 +65,12 @@ std::int64_t ngrams_of_order(std::size_t length, int n) {
 }  // namespace
 
 void validate(const ChrfOptions& options) {
-  if (options.char_order < 1)
-    throw ConfigError("--chrf-char-order must be at least 1 (got " + std::to_string(options.char_order) + ")");
-  if (options.word_order < 0)
-    throw ConfigError("--chrf-word-order must be 0 or more (got " + std::to_string(options.word_order) + ")");
-  if (options.beta < 0) throw ConfigError("--chrf-beta must be 0 or more (got " + std::to_string(options.beta) + ")");
+  if (options.char_order < 1 || options.char_order > 100)
+    throw ConfigError("--chrf-char-order must be between 1 and 100 (got " + std::to_string(options.char_order) + ")");
+  if (options.word_order < 0 || options.word_order > 100)
+    throw ConfigError("--chrf-word-order must be between 0 and 100 (got " + std::to_string(options.word_order) + ")");
+  if (options.beta < 0 || options.beta > 1000)
+    throw ConfigError("--chrf-beta must be between 0 and 1000 (got " + std::to_string(options.beta) + ")");
 }
 
 Chrf::Chrf(ChrfOptions options) : options_(options) { validate(options_); }

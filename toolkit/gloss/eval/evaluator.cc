@@ -452,7 +452,8 @@ void validate(const EvalOptions& o) {
     throw ConfigError("-f: unknown format '" + o.format + "'; choose text or json");
   if (o.width < 0 || o.width > 20)
     throw ConfigError("-w must be between 0 and 20 (got " + std::to_string(o.width) + ")");
-  if (o.num_refs < 1) throw ConfigError("--num-refs must be at least 1");
+  if (o.num_refs < 1 || o.num_refs > 1000)
+    throw ConfigError("--num-refs must be between 1 and 1000 (got " + std::to_string(o.num_refs) + ")");
   if (o.num_refs > 1 && o.references.size() > 1)
     throw ConfigError("--num-refs reads tab-separated references from one file; give a single reference file");
   if (o.paired_bs && o.paired_ar) throw ConfigError("--paired-bs and --paired-ar exclude each other; choose one");
@@ -461,9 +462,13 @@ void validate(const EvalOptions& o) {
                       std::to_string(o.metrics.size()) + ")");
   if (o.sentence_level && (o.confidence || o.paired_bs || o.paired_ar))
     throw ConfigError("statistical tests are unavailable with --sentence-level");
-  if (o.threads < 1) throw ConfigError("--threads must be at least 1 (got " + std::to_string(o.threads) + ")");
-  if (o.paired_bs_n < 1 || o.paired_ar_n < 1 || o.confidence_n < 1)
-    throw ConfigError("--paired-bs-n, --paired-ar-n and --confidence-n must be at least 1");
+  if (o.threads < 1 || o.threads > 256)
+    throw ConfigError("--threads must be between 1 and 256 (got " + std::to_string(o.threads) + ")");
+  for (const auto& [name, n] : {std::pair<const char*, int>{"--paired-bs-n", o.paired_bs_n},
+                                {"--paired-ar-n", o.paired_ar_n},
+                                {"--confidence-n", o.confidence_n}})
+    if (n < 1 || n > 1000000)
+      throw ConfigError(std::string(name) + " must be between 1 and 1000000 (got " + std::to_string(n) + ")");
   validate(o.bleu);
   validate(o.chrf);
 }

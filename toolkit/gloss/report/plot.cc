@@ -74,12 +74,17 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
   auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (R - L); };
   auto py = [&](double y) { return B - (y - ymin) / (ymax - ymin) * (B - T); };
   const int ydec = yt >= 1 ? 0 : yt >= 0.1 ? 1 : 2;
-  for (double y = ymin; y <= ymax + yt / 2; y += yt) {
+  // Ticks by index, never by adding a step that may vanish beside a huge value.
+  const int yticks = static_cast<int>(std::min(50.0, std::round((ymax - ymin) / yt)));
+  const int xticks = static_cast<int>(std::min(50.0, std::round((xmax - xmin) / xt)));
+  for (int i = 0; i <= yticks; ++i) {
+    const double y = ymin + i * yt;
     svg << "<line x1='" << num(L) << "' y1='" << num(py(y)) << "' x2='" << num(R) << "' y2='" << num(py(y))
         << "' stroke='#e3e3e3'/>\n<text x='" << num(L - 6) << "' y='" << num(py(y) + 4) << "' text-anchor='end'>"
         << num(y, ydec) << "</text>\n";
   }
-  for (double x = xmin; x <= xmax + xt / 2; x += xt) {
+  for (int i = 0; i <= xticks; ++i) {
+    const double x = xmin + i * xt;
     svg << "<line x1='" << num(px(x)) << "' y1='" << num(T) << "' x2='" << num(px(x)) << "' y2='" << num(B)
         << "' stroke='#e3e3e3'/>\n<text x='" << num(px(x)) << "' y='" << num(B + 16) << "' text-anchor='middle'>"
         << num(x, 0) << "</text>\n";

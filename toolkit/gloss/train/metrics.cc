@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -17,6 +18,19 @@ void write_metrics_row(std::ostream& out, const MetricsRow& r) {
       << ", \"valid_chrf\": " << r.valid_chrf << ", \"lr\": " << r.lr << ", \"elapsed_s\": " << r.elapsed_s << "}"
       << std::endl;
 }
+
+namespace {
+
+// Values a training writes: a step in [0, 10^12], finite numbers of sane size.
+void check_row(const MetricsRow& r, const std::string& path, std::size_t line) {
+  if (r.step < 0 || r.step > 1000000000000LL)
+    throw InputError(path, line, "step " + std::to_string(r.step) + " is outside 0..10^12; is this a metrics.jsonl?");
+  for (double v : {r.train_loss, r.valid_ce, r.valid_ppl, r.valid_bleu, r.valid_chrf, r.lr, r.elapsed_s})
+    if (!std::isfinite(v) || std::abs(v) > 1e12)
+      throw InputError(path, line, "has a value that is not a finite number below 10^12; is this a metrics.jsonl?");
+}
+
+}  // namespace
 
 std::vector<MetricsRow> read_metrics(const std::string& path) {
   require_file(path);
@@ -40,6 +54,7 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
       r.valid_chrf = j.value("valid_chrf", 0.0);
       r.lr = j.value("lr", 0.0);
       r.elapsed_s = j.value("elapsed_s", 0.0);
+      check_row(r, path, n);
       by_step[r.step] = r;
     } catch (const nlohmann::json::exception&) {
       throw InputError(path, n,
