@@ -90,4 +90,14 @@ tgt_vocab=$(head -1 "$tmp/s.txt" | cut -d' ' -f3)
 { echo "gloss-shortlist 1 $tgt_vocab 50000000"; tail -n +2 "$tmp/s.txt"; } >"$tmp/big.txt"
 expect_bounded "shortlist of 5e7 source ids" "big.txt:1: was built for vocabularies of 50000000 and $tgt_vocab subwords" -- \
   "$gloss" translate -m "$model" --shortlist "$tmp/big.txt" -i "$tmp/in.en"
+
+# Numbers that size allocations or loops have maxima (defect 5).
+expect_error "translate --max-len-add" "--max-len-add must be between 0 and 10000" -- \
+  "$gloss" translate -m "$model" --max-len-add 100000000 -i "$tmp/in.en"
+expect_error "translate --beam-size" "--beam-size must be between 1 and 1000" -- \
+  "$gloss" translate -m "$model" --beam-size 100000000 -i "$tmp/in.en"
+expect_error "recipe train.batch_size" "train.batch_size must be at most 100000" -- \
+  "$gloss" recipe check "$src/recipes/quick-en-de.ini" --train.batch_size 1000000000
+expect_error "recipe subword.vocab_size" "subword.vocab_size must be at most 2097152" -- \
+  "$gloss" recipe check "$src/recipes/quick-en-de.ini" --subword.vocab_size 1950000000
 finish

@@ -1,6 +1,7 @@
 #include "gloss/decode/translator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <ostream>
 
@@ -12,15 +13,19 @@ namespace gloss::decode {
 
 void validate(const TranslateOptions& o) {
   const SearchOptions& s = o.search;
-  if (s.beam_size < 1) throw ConfigError("--beam-size must be at least 1 (got " + std::to_string(s.beam_size) + ")");
+  if (s.beam_size < 1 || s.beam_size > 1000)
+    throw ConfigError("--beam-size must be between 1 and 1000 (got " + std::to_string(s.beam_size) + ")");
   if (s.n_best < 1 || s.n_best > s.beam_size)
     throw ConfigError("--n-best must be between 1 and --beam-size (got " + std::to_string(s.n_best) + ")");
-  if (s.min_length < 0) throw ConfigError("--min-length must be >= 0");
+  if (s.min_length < 0 || s.min_length > 10000) throw ConfigError("--min-length must be between 0 and 10000");
   if (s.stop_after < 1 || s.stop_after > s.beam_size)
     throw ConfigError("--stop-after must be between 1 and --beam-size (got " + std::to_string(s.stop_after) + ")");
-  if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
-  if (o.max_len_ratio <= 0) throw ConfigError("--max-len-ratio must be > 0");
+  if (o.batch_size < 1 || o.batch_size > 100000) throw ConfigError("--batch-size must be between 1 and 100000");
+  if (!(o.max_len_ratio > 0 && o.max_len_ratio <= 100)) throw ConfigError("--max-len-ratio must be in (0, 100]");
+  if (o.max_len_add < 0 || o.max_len_add > 10000) throw ConfigError("--max-len-add must be between 0 and 10000");
   if (o.max_batch_tokens < 0) throw ConfigError("--max-batch-tokens must be >= 0 (0: no limit)");
+  if (!std::isfinite(s.length_penalty) || s.length_penalty < 0 || s.length_penalty > 10)
+    throw ConfigError("--length-penalty must be between 0 and 10");
   if (o.parallel != "data" && o.parallel != "ops")
     throw ConfigError("--parallel must be data or ops (got '" + o.parallel + "')");
   if (o.precision != "f32" && o.precision != "bf16")

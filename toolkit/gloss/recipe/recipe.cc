@@ -108,9 +108,10 @@ class Schema {
     add_path("data.test_tgt", &d.test_tgt, "test target text (reference)");
     add_string("data.src_lang", &d.src_lang, "source language code (names model files)");
     add_string("data.tgt_lang", &d.tgt_lang, "target language code");
-    add_int("data.max_src_len", &d.max_src_len, "drop training pairs with more source subwords", 1);
-    add_int("data.max_tgt_len", &d.max_tgt_len, "drop training pairs with more target subwords", 1);
-    add_float("data.max_len_ratio", &d.max_len_ratio, "drop pairs whose subword length ratio exceeds this (0: off)", 0);
+    add_int("data.max_src_len", &d.max_src_len, "drop training pairs with more source subwords", 1, 100000);
+    add_int("data.max_tgt_len", &d.max_tgt_len, "drop training pairs with more target subwords", 1, 100000);
+    add_float("data.max_len_ratio", &d.max_len_ratio, "drop pairs whose subword length ratio exceeds this (0: off)", 0,
+              1000);
   }
 
   // [subword]: text::SubwordOptions
@@ -122,7 +123,8 @@ class Schema {
     add_bool("subword.joint", &s.joint, "one model for both languages");
     add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5,
               1.0);
-    add_int("subword.input_sentence_size", &s.input_sentence_size, "sentences sampled for training (0: all)", 0);
+    add_int("subword.input_sentence_size", &s.input_sentence_size, "sentences sampled for training (0: all)", 0,
+            100000000);
     add_bool("subword.byte_fallback", &s.byte_fallback, "encode unseen characters as bytes instead of <unk>");
     add_choice("subword.normalization", &s.normalization, "SentencePiece normalisation rule",
                {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"});
@@ -171,25 +173,25 @@ class Schema {
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
     add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
     add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule", {"constant", "plateau", "inverse_sqrt"});
-    add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0);
+    add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0, 1000000000);
     add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
-    add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1);
+    add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1, 1000000);
     add_float("train.weight_decay", &t.weight_decay,
               "decoupled weight decay (AdamW): each update first shrinks every weight by lr * weight_decay", 0, 1);
     add_float("train.ema_decay", &t.ema_decay,
               "exponential moving average of the weights (0: off; e.g. 0.9999), used for validation and the saved "
               "model",
               0, 0.999999);
-    add_float("train.clip_norm", &t.clip_norm, "global gradient-norm clipping (0: off)", 0);
+    add_float("train.clip_norm", &t.clip_norm, "global gradient-norm clipping (0: off)", 0, 1e6);
     add_float("train.label_smoothing", &t.label_smoothing, "label smoothing", 0, 0.99);
     add_choice("train.batch_by", &t.batch_by, "batch size unit", {"sentences", "tokens"});
-    add_int("train.batch_size", &t.batch_size, "sentences per batch (batch_by = sentences)", 1);
-    add_int("train.batch_tokens", &t.batch_tokens, "target tokens per batch (batch_by = tokens)", 1);
-    add_int("train.pool_batches", &t.pool_batches, "batches sorted by length together (1: no bucketing)", 1);
-    add_int("train.accumulate", &t.accumulate, "batches per update (gradient accumulation)", 1);
-    add_int("train.epochs", &t.epochs, "epochs", 0);
+    add_int("train.batch_size", &t.batch_size, "sentences per batch (batch_by = sentences)", 1, 100000);
+    add_int("train.batch_tokens", &t.batch_tokens, "target tokens per batch (batch_by = tokens)", 1, 10000000);
+    add_int("train.pool_batches", &t.pool_batches, "batches sorted by length together (1: no bucketing)", 1, 100000);
+    add_int("train.accumulate", &t.accumulate, "batches per update (gradient accumulation)", 1, 10000);
+    add_int("train.epochs", &t.epochs, "epochs", 0, 1000000);
     add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
-    add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0);
+    add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0, 1e7);
     add_float("train.teacher_forcing", &t.teacher_forcing, "probability of feeding the reference word", 0, 1);
     add_choice("train.teacher_forcing_decay", &t.teacher_forcing_decay,
                "scheduled sampling: how teacher_forcing falls to teacher_forcing_min over the updates (step s, "
@@ -197,21 +199,22 @@ class Schema {
                "k / (k + exp(s / k))",
                {"none", "linear", "exponential", "inverse_sigmoid"});
     add_float("train.teacher_forcing_min", &t.teacher_forcing_min, "the ratio teacher_forcing decays towards", 0, 1);
-    add_int("train.teacher_forcing_steps", &t.teacher_forcing_steps, "k of teacher_forcing_decay (updates)", 1);
+    add_int("train.teacher_forcing_steps", &t.teacher_forcing_steps, "k of teacher_forcing_decay (updates)", 1,
+            1000000000);
     add_int("train.split_positions", &t.split_positions,
             "a batch with more padded target positions (sentences x longest target) runs in parts into the same "
             "update: the same training, the memory of a smaller batch (0: never split)",
-            0);
+            0, 100000000);
     add_int("train.rnn_cache_mb", &t.rnn_cache_mb,
             "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less "
             "memory, a little slower)",
-            0);
+            0, 1000000);
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
     add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model",
                {"bleu", "chrf", "ce"});
-    add_int("train.patience", &t.patience, "validations without improvement before stopping", 1);
+    add_int("train.patience", &t.patience, "validations without improvement before stopping", 1, 1000000);
     add_int("train.keep_last", &t.keep_last,
-            "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1);
+            "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1, 1000);
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
@@ -229,14 +232,14 @@ class Schema {
     add_float("decode.length_penalty", &c.search.length_penalty, "score / length^alpha", 0, 10);
     add_float("decode.max_len_ratio", &c.max_len_ratio, "longest output: ratio * source length + max_len_add", 0, 100,
               true);
-    add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0);
+    add_int("decode.max_len_add", &c.max_len_add, "see max_len_ratio", 0, 10000);
     add_int("decode.stop_after", &c.search.stop_after,
             "a sentence's search stops only once this many hypotheses have finished (1: at the first; up to "
             "beam_size: searches longer, finds longer translations)",
             1, 1000);
     add_int("decode.n_best", &c.search.n_best,
-            "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1);
-    add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1);
+            "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1, 1000);
+    add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1, 100000);
   }
 
   // [eval] and [run]: the recipe's own (gloss run), and the run folder
