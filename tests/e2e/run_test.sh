@@ -2,7 +2,7 @@
 # End to end: gloss run on a small recipe (a tiny model): report on stdout and in the run
 # folder, a second run reuses every stage, a changed decode key retranslates only (decode.n_best
 # also writes n-best lists), a changed
-# model key retrains (old files kept in previous/); gloss plot draws the curves.
+# model key retrains (old files kept in previous/1/, previous/2/, ...); gloss plot draws the curves.
 # Usage: run_test.sh GLOSS_BINARY SOURCE_DIR
 set -uo pipefail
 gloss=$1
@@ -107,10 +107,15 @@ expect_error "bad seed list" "run.seeds 'x' is not a seed" -- "$gloss" run "$tmp
 # More steps: training continues from the checkpoint.
 "$gloss" run "$tmp/tiny.ini" --train.max_steps 40 >/dev/null 2>"$tmp/log4" || fail "fourth run exit $?"
 grep -q "resuming from" "$tmp/log4" && grep -q "train: epoch .* step 40" "$tmp/log4" && pass || fail "longer training continues"
-# A model key changed: the old run moves to previous/, training starts again.
+# A model key changed: the old run moves to previous/1/, training starts again; a second change
+# keeps both earlier runs (issue 14, defect 8: the first run's model was deleted).
 "$gloss" run "$tmp/tiny.ini" --model.dec_hidden 20 --train.max_steps 10 >/dev/null 2>"$tmp/log5" || fail "fifth run exit $?"
-grep -q "training starts again" "$tmp/log5" && [ -s "$tmp/run/previous/model.best.gloss" ] && ! grep -q "resuming from" "$tmp/log5" \
+grep -q "training starts again" "$tmp/log5" && [ -s "$tmp/run/previous/1/model.best.gloss" ] && ! grep -q "resuming from" "$tmp/log5" \
   && pass || fail "model change retrains: $(head -3 "$tmp/log5")"
+cp "$tmp/run/previous/1/model.best.gloss" "$tmp/first.gloss"
+"$gloss" run "$tmp/tiny.ini" --model.dec_hidden 22 --train.max_steps 10 >/dev/null 2>"$tmp/log6" || fail "sixth run exit $?"
+cmp -s "$tmp/first.gloss" "$tmp/run/previous/1/model.best.gloss" && [ -s "$tmp/run/previous/2/model.best.gloss" ] \
+  && grep -q "previous/2, training starts again" "$tmp/log6" && pass || fail "both earlier runs kept: $(ls -R "$tmp/run/previous")"
 
 # A case-folding subword model writes lowercase; the test is scored case-insensitively (-lc).
 "$gloss" run "$tmp/tiny.ini" --subword.normalization nmt_nfkc_cf --subword.sample_nbest 4 --train.max_steps 10 \

@@ -36,6 +36,30 @@ wait "$pid" 2>/dev/null
 "$gloss" train "${args[@]}" >"$tmp/out3" 2>"$tmp/log3" || fail "resumed train exit $?"
 grep -q "resuming from" "$tmp/log3" && pass || fail "second run resumes: $(head -5 "$tmp/log3")"
 cmp -s "$tmp/run/model.best.gloss" "$tmp/uninterrupted.gloss" && pass || fail "resumed model differs from the uninterrupted one"
+# Killed after logging the validation of step 10 but before its checkpoint was in place: the
+# resumed run repeats that validation and logs it once (issue 14, defect 8: it was logged twice).
+short=()
+for ((i = 0; i < ${#args[@]}; i += 2)); do  # args with another step limit and folder
+  case ${args[i]} in --train.max_steps | --run.workdir) ;; *) short+=("${args[i]}" "${args[i + 1]}") ;; esac
+done
+short+=(--run.workdir "$tmp/short")
+"$gloss" train "${short[@]}" --train.max_steps 10 >/dev/null 2>&1 || fail "short train exit $?"
+cp "$tmp/short/checkpoint.5.gckpt" "$tmp/short/checkpoint.gckpt"
+"$gloss" train "${short[@]}" --train.max_steps 10 >/dev/null 2>"$tmp/log_short" || fail "short resume exit $?"
+steps=$(python3 -c "import json,sys; print(' '.join(str(json.loads(l)['step']) for l in open(sys.argv[1])))" "$tmp/short/metrics.jsonl")
+grep -q "resuming from .* at step 5" "$tmp/log_short" && [ "$steps" = "5 10" ] && pass || fail "metrics.jsonl steps after a resume: $steps"
+# A training that diverges stops with an error before writing anything of the bad step.
+nan=("${short[@]:0:${#short[@]}-2}" --run.workdir "$tmp/nan")  # short's last two: its folder
+"$gloss" train "${nan[@]}" --train.max_steps 20 --train.optimizer sgd --train.lr 100 --train.clip_norm 0 \
+  --train.init_scale 10 >/dev/null 2>"$tmp/log_nan"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/log_nan" | grep -q "^gloss: training diverged at step" && pass \
+  || fail "diverging training: exit $rc, $(tail -1 "$tmp/log_nan")"
+[ ! -e "$tmp/nan/checkpoint.gckpt" ] && [ ! -e "$tmp/nan/model.best.gloss" ] && pass || fail "diverged run wrote: $(ls "$tmp/nan")"
+# A stale temporary file of a killed write is swept by the next write of the same file.
+touch "$tmp/short/checkpoint.gckpt.tmp.999999999" "$tmp/short/model.best.gloss.tmp.999999998"
+"$gloss" train "${short[@]}" --train.max_steps 15 >/dev/null 2>&1 || fail "longer short train exit $?"
+[ -z "$(ls "$tmp/short" | grep '\.tmp\.')" ] && pass || fail "stale temporaries left: $(ls "$tmp/short")"
 
 # Translation.
 model=$tmp/run/model.best.gloss

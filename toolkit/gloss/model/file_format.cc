@@ -240,7 +240,8 @@ void write_envelope(const std::string& path, const char* magic, std::uint32_t ve
                     const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
   if (is_special_file(path))  // the file is streamed, then its header patched: a regular file only
     throw UserError(path + ": is a device or FIFO; a model file or checkpoint needs a regular file name");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  sweep_stale_temporaries(path);
+  const std::string tmp = temporary_name(path);
   {
     std::ofstream out(tmp, std::ios::binary);
     if (!out) throw UserError(path + ": cannot write");

@@ -116,13 +116,15 @@ struct TestResult {
 };
 
 // Stage 0: when the keys or files a trained model depends on changed, the old run's files
-// move to <workdir>/previous/ (training starts again).
+// move to <workdir>/previous/<n>/ (n = 1, 2, ...: every earlier run is kept) and training
+// starts again.
 void set_aside_changed_run(const std::string& train_fp, const fs::path& dir, std::ostream& log) {
   const fs::path fp_path = dir / "train.fingerprint", ckpt = dir / "checkpoint.gckpt";
   const std::string old_fp = read_or_empty(fp_path.string());
   if (fs::exists(ckpt) && !old_fp.empty() && old_fp != train_fp) {
-    const fs::path prev = dir / "previous";
-    fs::remove_all(prev);
+    int n = 1;
+    while (fs::exists(dir / "previous" / std::to_string(n))) ++n;
+    const fs::path prev = dir / "previous" / std::to_string(n);
     fs::create_directories(prev);
     std::vector<fs::path> old_files;  // collected first: renaming while iterating may skip entries
     for (const auto& entry : fs::directory_iterator(dir)) {

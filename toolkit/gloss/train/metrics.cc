@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -65,6 +66,29 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
   std::vector<MetricsRow> rows;
   for (auto& [step, r] : by_step) rows.push_back(r);
   return rows;
+}
+
+void truncate_metrics(const std::string& path, long long step) {
+  if (!std::filesystem::is_regular_file(path))
+    throw InputError(path, 0, "is not a regular file; move it away (gloss train writes its validation log there)");
+  std::ifstream in(path);
+  std::string line, kept;
+  std::size_t n = 0;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    ++n;
+    long long s = -1;
+    try {
+      s = nlohmann::json::parse(line).at("step").get<long long>();
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(path, n, "is not a metrics line of gloss train; move the file away to start a new log");
+    }
+    if (s <= step)
+      kept += line + "\n";
+    else
+      dropped = true;
+  }
+  if (dropped) atomic_write_file(path, kept);
 }
 
 }  // namespace gloss::train

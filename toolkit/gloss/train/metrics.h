@@ -22,4 +22,9 @@ void write_metrics_row(std::ostream& out, const MetricsRow& row);
 // When a step appears more than once (a run restarted), the later line wins. Rows by step.
 std::vector<MetricsRow> read_metrics(const std::string& path);
 
+// Keeps only the lines of steps up to `step` (rewritten atomically): a resumed training repeats
+// the validations after its checkpoint, which must not be logged twice. InputError naming the
+// file when it is not a regular file or not a metrics log.
+void truncate_metrics(const std::string& path, long long step);
+
 }  // namespace gloss::train

@@ -17,6 +17,7 @@
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
 #include "gloss/train/checkpoint.h"
+#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
@@ -341,6 +342,8 @@ TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
 }
 
 void TrainingRun::start_or_resume() {
+  // What a write killed midway left of this run's files (up to a checkpoint's size each).
+  for (const auto& path : {ckpt_path_, best_path_, (dir_ / "metrics.jsonl").string()}) sweep_stale_temporaries(path);
   if (fs::exists(ckpt_path_)) {
     const model::ModelFile old = peek_checkpoint(ckpt_path_);
     if (old.src_spm != mf_.src_spm || old.tgt_spm != mf_.tgt_spm)
@@ -360,10 +363,13 @@ void TrainingRun::start_or_resume() {
        << " training pairs; workdir " << dir_.string() << std::endl;
   // The best model's validation, when an earlier run of this training had it.
   const fs::path metrics_path = dir_ / "metrics.jsonl";
+  if (fs::exists(metrics_path) || fs::is_symlink(metrics_path))
+    truncate_metrics(metrics_path.string(), state_.step);  // validations after the checkpoint run again
   if (state_.best_step >= 0 && fs::exists(metrics_path))
     for (const auto& row : read_metrics(metrics_path.string()))
       if (row.step == state_.best_step) best_row_ = row;
   metrics_.open(metrics_path, std::ios::app);
+  if (!metrics_) throw UserError(metrics_path.string() + ": cannot write the validation log");
   batches_per_epoch_ = batcher_.epoch_batches(1).size();
 }
 
@@ -466,7 +472,11 @@ void TrainingRun::update() {
     step_tokens += loss.tokens;
     step_loss += loss.nll;
   }
-  nn::clip_grad_norm(network_.params, to_.clip_norm);
+  const double grad_norm = nn::clip_grad_norm(network_.params, to_.clip_norm);
+  if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))  // nothing of this step is applied or saved
+    throw UserError("training diverged at step " + std::to_string(state_.step + 1) + " (loss " + fixed_g(step_loss) +
+                    ", gradient norm " + fixed_g(grad_norm) + "); lower train.lr or set train.clip_norm, then run " +
+                    "again: it resumes from the last checkpoint, which holds no such step");
   ++state_.step;
   network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)));
   if (average_) average_->update(network_.params, state_.step);

@@ -1,6 +1,7 @@
 #include "gloss/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 #include "gloss/util/error.h"
 
@@ -23,12 +25,34 @@ bool is_special_file(const std::string& path) {
   return !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
+std::string temporary_name(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
+void sweep_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto p = static_cast<pid_t>(std::stol(pid));
+    if (p == ::getpid() || ::kill(p, 0) == 0 || errno == EPERM) continue;  // a running writer's
+    stale.push_back(it->path());
+  }
+  for (const auto& f : stale) fs::remove(f, ec);
+}
+
 namespace {
 
 std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  return path + ".tmp." + std::to_string(::getpid());
+  sweep_stale_temporaries(path);
+  return temporary_name(path);
 }
 
 void write_all(int fd, std::string_view bytes, const std::string& path, const std::string& tmp) {

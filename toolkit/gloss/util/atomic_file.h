@@ -12,6 +12,12 @@ namespace gloss {
 // True when `path` exists and is neither a regular file nor a folder (a device, a FIFO).
 bool is_special_file(const std::string& path);
 
+// The temporary file of `path` for this process: "<path>.tmp.<pid>".
+std::string temporary_name(const std::string& path);
+// Removes "<path>.tmp.<pid>" files of processes that no longer run: what a write killed or
+// failed midway left behind. Called before every write of `path`.
+void sweep_stale_temporaries(const std::string& path);
+
 // Creates missing parent folders; UserError naming the path if it cannot be written.
 void atomic_write_file(const std::string& path, std::string_view bytes);
 
