@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -125,6 +126,13 @@ int main(int argc, char** argv) {
   } catch (const gloss::UserError& e) {
     std::cout.flush();
     std::cerr << "gloss: " << e.what() << '\n';
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the user gave cannot be made or reached (a folder under a regular file, a full or
+    // read-only disk, a symbolic link loop): their problem to fix, named in one line.
+    std::cout.flush();
+    std::cerr << "gloss: " << (e.path1().empty() ? std::string("a file") : e.path1().string()) << ": "
+              << e.code().message() << '\n';
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "gloss: internal error: " << e.what() << '\n';

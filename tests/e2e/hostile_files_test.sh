@@ -91,6 +91,44 @@ tgt_vocab=$(head -1 "$tmp/s.txt" | cut -d' ' -f3)
 expect_bounded "shortlist of 5e7 source ids" "big.txt:1: was built for vocabularies of 50000000 and $tgt_vocab subwords" -- \
   "$gloss" translate -m "$model" --shortlist "$tmp/big.txt" -i "$tmp/in.en"
 
+# A user's path problem is one line naming it, exit 2, no partial file (defect 7).
+ln -s loop "$tmp/loop"
+touch "$tmp/regular"
+expect_error "symbolic link loop as input" "loop: cannot open: Too many levels of symbolic links" -- \
+  "$gloss" translate -m "$model" -i "$tmp/loop"
+expect_error "symbolic link loop as model" "loop: cannot open: Too many levels of symbolic links" -- \
+  "$gloss" translate -m "$tmp/loop" -i "$tmp/in.en"
+expect_error "output under a regular file" "regular: Not a directory" -- \
+  "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/regular/out.de"
+expect_error "model under a regular file" "regular/x.gloss: write failed: Not a directory" -- \
+  "$gloss" average -o "$tmp/regular/x.gloss" "$model"
+expect_error "run folder under a regular file" "regular/run: Not a directory" -- \
+  "$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" --run.workdir "$tmp/regular/run"
+expect_error "translation to a full disk" "/dev/full: write failed" -- "$gloss" translate -m "$model" -i "$tmp/in.en" -o /dev/full
+mkdir "$tmp/small"
+if mount -t tmpfs -o size=1m tmpfs "$tmp/small" 2>/dev/null; then  # as root: a full disk of our own
+  head -c 1000000 /dev/zero >"$tmp/small/fill" 2>/dev/null
+  expect_error "model to a full disk" "x.gloss: write failed: No space left on device" -- \
+    "$gloss" average -o "$tmp/small/x.gloss" "$model"
+  zcat "$d/val.en.gz" >"$tmp/val.en"
+  expect_error "translation to a full disk" "out.de: write failed" -- \
+    "$gloss" translate -m "$model" -i "$tmp/val.en" -o "$tmp/small/out.de"
+  [ "$(ls "$tmp/small")" = "fill" ] && pass || fail "partial files left on the full disk: $(ls "$tmp/small")"
+  umount "$tmp/small"
+fi
+# Inputs read more than once refuse pipes in one line instead of reading them empty (defect 6);
+# streams are fine where one pass is enough.
+expect_error "model from a pipe" "is a pipe or device, which can be read only once" -- \
+  "$gloss" translate -m <(cat "$model") -i "$tmp/in.en"
+expect_error "corpus from a pipe" "--data.train_src: is a pipe or device" -- \
+  "$gloss" train --data.train_src <(zcat "$d/val.en.gz") --data.train_tgt "$d/val.de.gz" --run.workdir "$tmp/never"
+expect_error "corpus that is a folder" "--data.train_src: is a folder, not a file" -- \
+  "$gloss" recipe check "$src/recipes/quick-en-de.ini" --data.train_src "$tmp"
+[ "$("$gloss" translate -m "$model" -i <(cat "$tmp/in.en") 2>/dev/null | wc -l)" -eq 2 ] && pass || fail "translate -i <(...)"
+head -c 23 "$model" >"$tmp/short.gloss"
+expect_error "23-byte model" "short.gloss: is truncated (23 bytes, less than the 24-byte header)" -- \
+  "$gloss" translate -m "$tmp/short.gloss" -i "$tmp/in.en"
+
 # Numbers that size allocations or loops have maxima (defect 5).
 expect_error "translate --max-len-add" "--max-len-add must be between 0 and 10000" -- \
   "$gloss" translate -m "$model" --max-len-add 100000000 -i "$tmp/in.en"

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -57,7 +58,14 @@ void save_params(boost::archive::binary_oarchive& ar, const nn::ParameterSet& pa
 }
 
 std::string checked_bytes(const std::string& path, const char* magic, const char* what, std::uint32_t newest) {
+  require_rereadable(path, "model files and checkpoints are read twice (configuration, then weights)");
   const std::string data = read_file(path);
+  const bool gloss_file =
+      data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
+  if (gloss_file && data.size() < 24)
+    throw InputError(path, 0,
+                     "is truncated (" + std::to_string(data.size()) +
+                         " bytes, less than the 24-byte header); the file is incomplete or damaged");
   if (data.size() < 24 || data.compare(0, 8, magic) != 0) {
     const bool other = data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
     throw InputError(path, 0,
@@ -236,26 +244,25 @@ void load_averages_as_params(Payload& in, nn::ParameterSet* params) {
   params->touch();
 }
 
-void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
-                    const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
-  if (is_special_file(path))  // the file is streamed, then its header patched: a regular file only
-    throw UserError(path + ": is a device or FIFO; a model file or checkpoint needs a regular file name");
-  sweep_stale_temporaries(path);
-  const std::string tmp = temporary_name(path);
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw UserError(path + ": cannot write");
-    out.write(std::string(24, '\0').data(), 24);
-    {
-      boost::archive::binary_oarchive ar(out);
-      write_payload(ar);
-    }
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw UserError(path + ": write failed (disk full?)");
-    }
+namespace {
+
+// Streams the archive after a placeholder header; false when a write failed (full disk).
+bool write_payload_file(const std::string& tmp, const std::function<void(boost::archive::binary_oarchive&)>& payload) {
+  std::ofstream out(tmp, std::ios::binary);
+  if (!out) return false;
+  out.write(std::string(24, '\0').data(), 24);
+  try {
+    boost::archive::binary_oarchive ar(out);
+    payload(ar);
+  } catch (const boost::archive::archive_exception&) {
+    return false;  // Boost's "output stream error": the stream failed under it
   }
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+// Fills in the header (size and CRC-32 of the payload); false when a write failed.
+bool patch_header(const std::string& tmp, const char* magic, std::uint32_t version) {
   std::fstream f(tmp, std::ios::binary | std::ios::in | std::ios::out);
   f.seekg(24);
   std::vector<char> chunk(1 << 20);
@@ -273,19 +280,38 @@ void write_envelope(const std::string& path, const char* magic, std::uint32_t ve
   f.write(reinterpret_cast<const char*>(&size), 8);
   f.write(reinterpret_cast<const char*>(&crc32v), 4);
   f.close();
-  if (!f) {
-    std::remove(tmp.c_str());
-    throw UserError(path + ": write failed");
+  return static_cast<bool>(f);
+}
+
+}  // namespace
+
+void write_envelope(const std::string& path, const char* magic, std::uint32_t version,
+                    const std::function<void(boost::archive::binary_oarchive&)>& write_payload) {
+  if (is_special_file(path))  // the file is streamed, then its header patched: a regular file only
+    throw UserError(path + ": is a device or FIFO; a model file or checkpoint needs a regular file name");
+  sweep_stale_temporaries(path);
+  const std::string tmp = temporary_name(path);
+  struct RemoveUnlessRenamed {  // any failure, an exception included, leaves no temporary behind
+    const std::string& file;
+    bool renamed = false;
+    ~RemoveUnlessRenamed() {
+      if (!renamed) std::remove(file.c_str());
+    }
+  } guard{tmp};
+  errno = 0;
+  if (!write_payload_file(tmp, write_payload) || !patch_header(tmp, magic, version)) {
+    const int err = errno;
+    throw UserError(path + ": write failed: " + (err ? std::strerror(err) : "disk full?") + "; " + path +
+                    " is as it was");
   }
   const int fd = ::open(tmp.c_str(), O_RDONLY);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw UserError(path + ": cannot rename into place");
-  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw UserError(path + ": cannot rename into place: " + std::strerror(errno));
+  guard.renamed = true;
 }
 
 namespace {

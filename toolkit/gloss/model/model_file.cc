@@ -19,7 +19,7 @@ ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
 }
 
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
-  require_file(path);
+  require_rereadable(path, "model files and checkpoints are read twice (configuration, then weights)");
   std::string head(8, '\0');
   std::ifstream in(path, std::ios::binary);
   in.read(head.data(), 8);  // the magic number only; a short file fails below with its own error

@@ -547,13 +547,23 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
   if (check_files) {
     for (const auto& k : schema.keys) {
       if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
-      if (!fs::exists(*k.path)) {
-        const auto it = out.origins.find(k.name);
-        if (it != out.origins.end() && it->second.kind == Origin::Kind::kFile)
-          throw InputError(it->second.file, static_cast<std::size_t>(it->second.line),
-                           k.name + ": no such file '" + *k.path + "' (paths are relative to the recipe file)");
-        throw ConfigError("--" + k.name + ": no such file '" + *k.path + "'");
-      }
+      // Data files are read more than once (subword training, checks, encoding, fingerprints):
+      // regular files only, not folders or pipes.
+      std::error_code ec;
+      const auto status = fs::status(*k.path, ec);
+      std::string problem;
+      if (!fs::exists(status))
+        problem = "no such file";
+      else if (fs::is_directory(status))
+        problem = "is a folder, not a file:";
+      else if (!fs::is_regular_file(status))
+        problem = "is a pipe or device, which can be read only once; save it to a file:";
+      if (problem.empty()) continue;
+      const auto it = out.origins.find(k.name);
+      if (it != out.origins.end() && it->second.kind == Origin::Kind::kFile)
+        throw InputError(it->second.file, static_cast<std::size_t>(it->second.line),
+                         k.name + ": " + problem + " '" + *k.path + "' (paths are relative to the recipe file)");
+      throw ConfigError("--" + k.name + ": " + problem + " '" + *k.path + "'");
     }
   }
   if (r.workdir.empty()) {

@@ -28,6 +28,8 @@ namespace gloss::train {
 
 TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& log) {
   const auto& d = setup.data;
+  for (const auto* path : {&d.train_src, &d.train_tgt, &d.valid_src, &d.valid_tgt})
+    if (!path->empty()) require_rereadable(*path, "training and validation files are read more than once");
   text::check_parallel(d.train_src, d.train_tgt);
   if (!d.valid_src.empty()) text::check_parallel(d.valid_src, d.valid_tgt);
   TrainingData data;

@@ -133,10 +133,21 @@ void AtomicFile::commit() {
 
 void require_file(const std::string& path) {
   if (path == "-") return;
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(status)) throw InputError(path, 0, "cannot open: No such file or directory");
-  if (std::filesystem::is_directory(status)) throw InputError(path, 0, "is a directory; give a file");
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT && ::lstat(path.c_str(), &st) == 0)
+      throw InputError(path, 0, "cannot open: a symbolic link to a missing file");
+    throw InputError(path, 0, std::string("cannot open: ") + std::strerror(err));  // ELOOP, ENOTDIR, EACCES
+  }
+  if (S_ISDIR(st.st_mode)) throw InputError(path, 0, "is a directory; give a file");
+}
+
+void require_rereadable(const std::string& path, const std::string& why) {
+  require_file(path);
+  struct stat st;
+  if (path == "-" || (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)))
+    throw InputError(path, 0, "is a pipe or device, which can be read only once, and " + why + "; save it to a file");
 }
 
 std::string read_file(const std::string& path) {

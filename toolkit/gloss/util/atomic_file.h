@@ -44,4 +44,8 @@ std::string read_file(const std::string& path);  // InputError if unreadable
 // a directory or a missing file gets a one-line error naming it.
 void require_file(const std::string& path);
 
+// require_file, and InputError unless `path` can be read again from its start (a regular
+// file, not a pipe such as bash's <(...) or a device): `why` says what reads it more than once.
+void require_rereadable(const std::string& path, const std::string& why);
+
 }  // namespace gloss
