@@ -124,7 +124,13 @@ expect_error "corpus from a pipe" "--data.train_src: is a pipe or device" -- \
   "$gloss" train --data.train_src <(zcat "$d/val.en.gz") --data.train_tgt "$d/val.de.gz" --run.workdir "$tmp/never"
 expect_error "corpus that is a folder" "--data.train_src: is a folder, not a file" -- \
   "$gloss" recipe check "$src/recipes/quick-en-de.ini" --data.train_src "$tmp"
-[ "$("$gloss" translate -m "$model" -i <(cat "$tmp/in.en") 2>/dev/null | wc -l)" -eq 2 ] && pass || fail "translate -i <(...)"
+[ "$("$gloss" translate -m "$model" -i <(cat "$tmp/in.en") --progress 2>/dev/null | wc -l)" -eq 2 ] && pass \
+  || fail "translate -i <(...) with --progress (its line count must not consume the pipe)"
+# Endless or binary inputs end at a bounded line length, not in memory growing without bound.
+expect_streaming_error "translate /dev/zero" "/dev/zero:1: a line longer than 16 MiB" -- \
+  timeout 60 "$gloss" translate -m "$model" -i /dev/zero
+printf 'include = /dev/zero\n' >"$tmp/zero.ini"
+expect_error "recipe including /dev/zero" "/dev/zero:1: a line longer than 16 MiB" -- timeout 60 "$gloss" recipe check "$tmp/zero.ini"
 head -c 23 "$model" >"$tmp/short.gloss"
 expect_error "23-byte model" "short.gloss: is truncated (23 bytes, less than the 24-byte header)" -- \
   "$gloss" translate -m "$tmp/short.gloss" -i "$tmp/in.en"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <ostream>
 
@@ -12,6 +13,7 @@
 #include "gloss/util/error.h"
 #include "gloss/util/format.h"
 #include "gloss/util/gz.h"
+#include "gloss/util/line_reader.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss::translate {
@@ -100,7 +102,9 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
   Sinks sinks(output, outputs, out);
   const bool progress_on = outputs.progress || ::isatty(2);  // automatic on a terminal
-  const Progress progress(progress_on, progress_on && input != "-" ? count_lines(input) : 0);
+  // The line count for the ETA is a second pass: regular files only (a pipe would be consumed).
+  const bool countable = progress_on && input != "-" && std::filesystem::is_regular_file(input);
+  const Progress progress(progress_on, countable ? count_lines(input) : 0);
   std::vector<std::string> window;
   std::size_t line_no = 0, done = 0;
   auto flush = [&]() {
@@ -138,13 +142,18 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   for (;;) {
     const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
     if (got == 0) break;
+    const std::size_t searched = pending.size();  // holds no line break: search only the new bytes
     pending.append(chunk, static_cast<std::size_t>(got));
-    std::size_t startpos = 0, nl;
-    while ((nl = pending.find('\n', startpos)) != std::string::npos) {
+    std::size_t startpos = 0, nl, from = searched;
+    while ((nl = pending.find('\n', from)) != std::string::npos) {
       take_line(pending.substr(startpos, nl - startpos));
-      startpos = nl + 1;
+      startpos = from = nl + 1;
     }
     pending.erase(0, startpos);
+    if (pending.size() > LineReader::kMaxLineBytes)  // /dev/zero, a binary file
+      throw InputError(
+          input, line_no + 1,
+          "a line longer than " + std::to_string(LineReader::kMaxLineBytes >> 20) + " MiB; is this a text file?");
   }
   if (!pending.empty()) take_line(pending);
   flush();

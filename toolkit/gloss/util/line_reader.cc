@@ -49,13 +49,17 @@ bool LineReader::fill() {
 }
 
 bool LineReader::next(std::string& line) {
-  for (;;) {
-    const std::size_t nl = buffer_.find('\n', pos_);
+  for (std::size_t scanned = 0;;) {  // bytes of this line already searched for its end
+    const std::size_t nl = buffer_.find('\n', pos_ + scanned);
     if (nl != std::string::npos) {
       line.assign(buffer_, pos_, nl - pos_);
       pos_ = nl + 1;
       break;
     }
+    scanned = buffer_.size() - pos_;
+    if (scanned > kMaxLineBytes)  // /dev/zero, a binary file: never a line to hold in memory
+      throw InputError(path_, line_number_ + 1,
+                       "a line longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB; is this a text file?");
     if (!fill()) {
       if (pos_ >= buffer_.size()) return false;
       line.assign(buffer_, pos_, std::string::npos);  // a last line without a line break

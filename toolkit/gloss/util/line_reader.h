@@ -16,6 +16,10 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
+  // Longest line read: a longer one (a binary file, /dev/zero) is an InputError, not a line
+  // grown without bound.
+  static constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
+
   // Reads the next line into `line` (without "\n" or "\r\n"); false at the end of the file.
   bool next(std::string& line);
   // Number of the last line returned (1-based); 0 before the first.
