@@ -14,6 +14,7 @@ PACKAGES=(
   catch2 nlohmann-json3-dev             # tests
   time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums
   clang-format                          # tests: the tree stays formatted as .clang-format says
+  clang libclang-rt-14-dev              # tests: libFuzzer harnesses (scripts/fuzz.sh)
 )
 
 missing=()

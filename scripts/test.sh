@@ -11,3 +11,6 @@ if [ "${1:-}" = "--sanitize" ]; then dir=build-asan; fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 cd "$dir"
 ctest --output-on-failure -j2 -LE slow
+cd ..
+# The readers of user files under libFuzzer, briefly (longer runs: bash scripts/fuzz.sh 600).
+if [ "${1:-}" != "--sanitize" ]; then bash scripts/fuzz.sh "${GLOSS_FUZZ_SECONDS:-15}"; fi

@@ -15,7 +15,8 @@ namespace gloss::fuzz {
 // Writes `bytes` to /tmp/gloss-fuzz-<pid>-<name> (overwritten by every input) and returns its path.
 inline std::string input_file(const std::string& name, std::string_view bytes) {
   const std::string path = "/tmp/gloss-fuzz-" + std::to_string(::getpid()) + "-" + name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
 }
 
