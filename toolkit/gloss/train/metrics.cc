@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -22,10 +23,20 @@ void write_metrics_row(std::ostream& out, const MetricsRow& r) {
 
 namespace {
 
-// Values a training writes: a step in [0, 10^12], finite numbers of sane size.
+// A row's step: a JSON integer in 0..10^12 (a float or a huge number is not converted: that is
+// undefined behaviour for values beyond long long).
+long long step_of(const nlohmann::json& j, const std::string& path, std::size_t line) {
+  const auto& s = j.at("step");
+  const bool fits = (s.is_number_unsigned() && s.get<std::uint64_t>() <= 1000000000000ULL) ||
+                    (s.is_number_integer() && !s.is_number_unsigned() && s.get<std::int64_t>() >= 0 &&
+                     s.get<std::int64_t>() <= 1000000000000LL);
+  if (!fits)
+    throw InputError(path, line, "step " + s.dump() + " is not an integer in 0..10^12; is this a metrics.jsonl?");
+  return s.get<long long>();
+}
+
+// Values a training writes: finite numbers of sane size.
 void check_row(const MetricsRow& r, const std::string& path, std::size_t line) {
-  if (r.step < 0 || r.step > 1000000000000LL)
-    throw InputError(path, line, "step " + std::to_string(r.step) + " is outside 0..10^12; is this a metrics.jsonl?");
   for (double v : {r.train_loss, r.valid_ce, r.valid_ppl, r.valid_bleu, r.valid_chrf, r.lr, r.elapsed_s})
     if (!std::isfinite(v) || std::abs(v) > 1e12)
       throw InputError(path, line, "has a value that is not a finite number below 10^12; is this a metrics.jsonl?");
@@ -46,7 +57,7 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
     try {
       const auto j = nlohmann::json::parse(line);
       MetricsRow r;
-      r.step = j.at("step").get<long long>();
+      r.step = step_of(j, path, n);
       r.epoch = j.value("epoch", 0);
       r.train_loss = j.value("train_loss", 0.0);
       r.valid_ce = j.value("valid_ce", 0.0);
@@ -79,7 +90,7 @@ void truncate_metrics(const std::string& path, long long step) {
     ++n;
     long long s = -1;
     try {
-      s = nlohmann::json::parse(line).at("step").get<long long>();
+      s = step_of(nlohmann::json::parse(line), path, n);
     } catch (const nlohmann::json::exception&) {
       throw InputError(path, n, "is not a metrics line of gloss train; move the file away to start a new log");
     }
