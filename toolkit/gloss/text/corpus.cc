@@ -82,6 +82,10 @@ Verdict judge(std::size_t ls, std::size_t lt, const FilterOptions& o) {
 
 }  // namespace
 
+bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter) {
+  return judge(src_len, tgt_len, filter) == Verdict::kKeep;
+}
+
 EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tgt_path, const SubwordModel& src_model,
                               const SubwordModel& tgt_model, const FilterOptions& filter, int threads,
                               FilterReport* report) {

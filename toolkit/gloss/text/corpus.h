@@ -50,6 +50,9 @@ struct FilterReport {
 
 FilterOptions training_filter(const DataOptions& data);
 
+// Whether a pair of these subword lengths passes the filter (the rule encode_parallel applies).
+bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter);
+
 // Reads both files in lock step and returns their common line count; throws InputError naming
 // both files and the line where one ends (and for invalid UTF-8). Cheap: run it before training.
 std::size_t check_parallel(const std::string& src_path, const std::string& tgt_path);

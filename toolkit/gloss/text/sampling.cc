@@ -9,19 +9,6 @@
 #include "gloss/util/rng.h"
 
 namespace gloss::text {
-namespace {
-
-bool within_limits(std::size_t ls, std::size_t lt, const FilterOptions& o) {
-  if (o.max_src_len > 0 && ls > static_cast<std::size_t>(o.max_src_len)) return false;
-  if (o.max_tgt_len > 0 && lt > static_cast<std::size_t>(o.max_tgt_len)) return false;
-  if (o.max_len_ratio > 0 && ls > 0 && lt > 0) {
-    const double ratio = static_cast<double>(std::max(ls, lt)) / static_cast<double>(std::min(ls, lt));
-    if (ratio > o.max_len_ratio) return false;
-  }
-  return ls > 0 && lt > 0;
-}
-
-}  // namespace
 
 void SegmentationSampler::Side::add(const std::vector<std::vector<int>>& nbest, const SubwordModel& model,
                                     double alpha) {
@@ -93,7 +80,7 @@ EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch) const {
     Rng rng(seed * 0x9E3779B97F4A7C15ULL ^ static_cast<std::uint64_t>(epoch) * 0xC2B2AE3D27D4EB4FULL ^
             static_cast<std::uint64_t>(i) * 0x165667B19E3779F9ULL);
     std::uint32_t js = src_.draw(i, rng.uniform()), jt = tgt_.draw(i, rng.uniform());
-    if (!within_limits(src_.offsets[js + 1] - src_.offsets[js], tgt_.offsets[jt + 1] - tgt_.offsets[jt], filter_)) {
+    if (!keeps(src_.offsets[js + 1] - src_.offsets[js], tgt_.offsets[jt + 1] - tgt_.offsets[jt], filter_)) {
       js = src_.first[i];  // the best segmentations, which passed the filter
       jt = tgt_.first[i];
     }
