@@ -62,6 +62,8 @@ const std::vector<Command>& commands() {
        [](const auto& a) { return spm_command(a, std::cin, std::cout, std::cerr); }},
       {"data", "prepare a recipe's training data and report filtering, batches, padding",
        [](const auto& a) { return data_command(a, std::cout, std::cerr); }},
+      {"summary", "a model's layers, output shapes, parameters, FLOPs and training memory (Keras style)",
+       [](const auto& a) { return summary_command(a, std::cout, std::cerr); }},
       {"plot", "draw a run's training curves (metrics.jsonl) as SVG",
        [](const auto& a) { return plot_command(a, std::cout, std::cerr); }},
       {"bench", "measure training or translation speed on this machine (gloss bench train|translate)",

@@ -72,6 +72,17 @@ grep -q "in.en:4: invalid UTF-8" "$tmp/tlog" && pass || fail "warning names the 
 [ "$(wc -l <"$tmp/nbest")" -eq 8 ] && ! grep -qvE '^[0-9]+ \|\|\| .* \|\|\| -?[0-9]+\.[0-9]{4}$' "$tmp/nbest" && pass || fail "n-best format: $(head -3 "$tmp/nbest")"
 [ "$(cut -d' ' -f1 "$tmp/nbest" | uniq -c | awk '{printf "%s ", $1}')" = "2 1 2 2 1 " ] && pass || fail "n-best counts per line: $(cut -d' ' -f1 "$tmp/nbest" | uniq -c | tr '\n' ' ')"
 [ -z "$(sort "$tmp/nbest" | uniq -d)" ] && pass || fail "n-best repeats a hypothesis: $(sort "$tmp/nbest" | uniq -d | head -1)"
+# gloss summary: the parameters training reported, the model file's tensors (4 bytes each).
+"$gloss" summary "$model" >"$tmp/summary" 2>&1 || fail "summary exit $?: $(tail -1 "$tmp/summary")"
+trained=$(grep -oE 'train: [0-9]+ parameters' "$tmp/log1" | grep -oE '[0-9]+')
+listed=$(grep -oE '^Total params: [0-9,]+' "$tmp/summary" | tr -dc '0-9')
+[ -n "$trained" ] && [ "$listed" = "$trained" ] && [ "$(stat -c %s "$model")" -gt $((4 * listed)) ] && pass \
+  || fail "summary lists $listed parameters, training had $trained"
+grep -qF '(batch, src_len, 16)' "$tmp/summary" && grep -qF '(batch, tgt_len, 24)' "$tmp/summary" && pass \
+  || fail "summary shapes: $(head -8 "$tmp/summary")"
+"$gloss" summary "$tmp/in.en" >/dev/null 2>"$tmp/serr"; rc=$?
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$tmp/serr")" -eq 1 ] && grep -q "in.en" "$tmp/serr" && pass \
+  || fail "summary of a text file: exit $rc, $(cat "$tmp/serr")"
 zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null

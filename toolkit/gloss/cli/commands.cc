@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "gloss/cli/options.h"
 #include "gloss/decode/translator.h"
 #include "gloss/model/model_file.h"
 #include "gloss/recipe/recipe.h"
@@ -30,24 +31,6 @@ namespace fs = std::filesystem;
 
 namespace gloss::cli {
 namespace {
-
-// Parses `args` into the variables bound in `desc`; errors name the command's --help.
-void parse_options(const std::vector<std::string>& args, const po::options_description& desc,
-                   const std::string& command, const po::positional_options_description& positional = {}) {
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string(e.what()) + " (see " + command + " --help)");
-  }
-}
-
-bool wants_help(const std::vector<std::string>& args) {
-  for (const auto& a : args)
-    if (a == "--help" || a == "-h") return true;
-  return false;
-}
 
 // RECIPE [--section.key value ...]: the recipe is the first argument not starting with '-'.
 recipe::LoadedRecipe load(const std::vector<std::string>& args, bool check_files = true) {

@@ -17,5 +17,6 @@ int average_command(const std::vector<std::string>& args, std::ostream& out, std
 int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int plot_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int summary_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::cli
