@@ -53,6 +53,8 @@ const std::vector<Command>& commands() {
        [](const auto& a) { return average_command(a, std::cout, std::cerr); }},
       {"translate", "translate text with a trained model (beam search, n-best)",
        [](const auto& a) { return translate_command(a, std::cout, std::cerr); }},
+      {"serve", "translate over HTTP, with a page that shows translations and attention",
+       [](const auto& a) { return serve_command(a, std::cout, std::cerr); }},
       {"shortlist", "build a lexical shortlist for faster translation (translate --shortlist)",
        [](const auto& a) { return shortlist_command(a, std::cout, std::cerr); }},
       {"eval", "score translations against references (BLEU, chrF, TER; sacreBLEU-exact)", cmd_eval},

@@ -5,13 +5,13 @@
 # sanitizer report, timeout, out-of-memory) stops the script with its input saved as
 # build-fuzz/<harness>-crash-*: turn it into a regression test.
 #   bash scripts/fuzz.sh [SECONDS] [HARNESS...]     harnesses: recipe lines model checkpoint
-#                                                     shortlist metrics eval (default: all)
+#                                                     shortlist metrics eval serve (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 harnesses=("$@")
-if ((${#harnesses[@]} == 0)); then harnesses=(recipe lines model checkpoint shortlist metrics eval); fi
+if ((${#harnesses[@]} == 0)); then harnesses=(recipe lines model checkpoint shortlist metrics eval serve); fi
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLOSS_FUZZ=ON \
   -DGLOSS_BUILD_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j2 --target "${harnesses[@]/%/_fuzz}" >/dev/null

@@ -11,10 +11,12 @@ PACKAGES=(
   libicu-dev                            # Unicode character classes and case mapping
   zlib1g-dev                            # .gz corpora
   libcairo2-dev fonts-dejavu-core       # PNG attention heat maps (text in DejaVu Sans)
+  libcpp-httplib-dev                    # gloss serve: HTTP (a maintained server: limits, timeouts, thread pool)
   catch2 nlohmann-json3-dev             # tests
   time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums
   clang-format                          # tests: the tree stays formatted as .clang-format says
   clang libclang-rt-14-dev              # tests: libFuzzer harnesses (scripts/fuzz.sh)
+  curl chromium                         # tests: gloss serve with curl, and its page in headless Chromium
 )
 
 missing=()

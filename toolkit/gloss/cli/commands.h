@@ -18,5 +18,6 @@ int run_command(const std::vector<std::string>& args, std::ostream& out, std::os
 int plot_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int data_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 int summary_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
+int serve_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log);
 
 }  // namespace gloss::cli

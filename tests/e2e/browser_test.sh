@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# gloss serve's page in a real browser: headless Chromium (Debian's) loads
+# /?text=SENTENCE, whose script posts the sentence to /translate and draws the answer; the
+# rendered page must show the same translation gloss translate gives, an n-best list and an
+# attention heat map with a cell per (output, source) subword pair. The screenshot is kept in
+# ARTIFACT_DIR/serve_page.png.
+# Usage: browser_test.sh GLOSS_BINARY SOURCE_DIR ARTIFACT_DIR
+set -uo pipefail
+gloss=$1
+src=$2
+artifacts=$3
+tmp=$(mktemp -d)
+spid=
+trap '[ -n "$spid" ] && kill -9 "$spid" 2>/dev/null; rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib.sh"
+browser=$(command -v chromium || true)
+[ -n "$browser" ] || { echo "FAIL: chromium is missing (scripts/install-deps.sh installs it)"; exit 1; }
+mkdir -p "$artifacts"
+
+d=$src/data/multi30k
+"$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" \
+  --data.valid_src "$d/test_2016_flickr.en.gz" --data.valid_tgt "$d/test_2016_flickr.de.gz" \
+  --subword.vocab_size 400 --model.emb_dim 16 --model.enc_hidden 16 --model.dec_hidden 24 --model.att_dim 16 \
+  --model.readout_dim 16 --train.batch_size 32 --train.valid_every 100 --train.max_steps 100 \
+  --decode.max_len_ratio 1.5 --run.workdir "$tmp/run" >/dev/null 2>"$tmp/trainlog" || { tail -3 "$tmp/trainlog"; exit 1; }
+model=$tmp/run/model.best.gloss
+
+"$gloss" serve -m "$model" --port 0 2>"$tmp/slog" &
+spid=$!
+for _ in $(seq 100); do grep -q "listening on" "$tmp/slog" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -oE 'http://[0-9.]+:[0-9]+' "$tmp/slog" | head -1)
+[ -n "$url" ] || { echo "FAIL: server did not start: $(cat "$tmp/slog")"; exit 1; }
+
+sentence="A man rides a bike."
+want=$(echo "$sentence" | "$gloss" translate -m "$model" -b 5 2>/dev/null | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
+# The flags Chromium needs as root in a container with no network beyond loopback.
+chrome() {
+  timeout 90 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$tmp/profile" \
+    --virtual-time-budget=15000 "$@" 2>>"$tmp/chrome.log"
+}
+page="$url/?text=A%20man%20rides%20a%20bike."
+chrome --dump-dom "$page" >"$tmp/dom.html" || fail "chromium --dump-dom exit $?: $(tail -2 "$tmp/chrome.log")"
+grep -qF "<div class=\"translation\">$want<span class=\"score\">" "$tmp/dom.html" && pass \
+  || fail "the page does not show gloss translate's translation '$want': $(grep -oE 'class="translation">[^<]*' "$tmp/dom.html")"
+[ "$(grep -oE '<ol class="nbest"><li>' "$tmp/dom.html" | wc -l)" -eq 1 ] && pass || fail "no n-best list on the page"
+cells=$(grep -oE '<table class="heatmap">.*</table>' "$tmp/dom.html" | grep -oE '<td title="[0-9.]+" style="background: rgba' | wc -l)
+rows=$(grep -oE '<table class="heatmap">.*</table>' "$tmp/dom.html" | grep -oE '<tbody>.*' | grep -oE '<tr>' | wc -l)
+cols=$(grep -oE '<table class="heatmap">.*</table>' "$tmp/dom.html" | grep -oE '<thead>.*</thead>' | grep -oE '<th>' | wc -l)
+[ "$rows" -gt 0 ] && [ "$cols" -gt 1 ] && [ "$cells" -eq $((rows * (cols - 1))) ] && pass \
+  || fail "heat map: $rows rows, $cols header cells, $cells cells"
+grep -qE 'id="status"[^>]*>1 sentence\(s\) in [0-9]+ ms' "$tmp/dom.html" && pass || fail "status line: $(grep -oE 'id="status"[^<]*' "$tmp/dom.html")"
+chrome --window-size=1000,900 --screenshot="$artifacts/serve_page.png" "$page" >/dev/null \
+  && [ "$(head -c 8 "$artifacts/serve_page.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && pass \
+  || fail "no screenshot: $(tail -2 "$tmp/chrome.log")"
+kill -TERM "$spid"; wait "$spid"; spid=
+finish
