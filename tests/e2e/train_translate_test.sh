@@ -87,6 +87,31 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
+# --shard K/N: the shards' outputs, concatenated in order, are the whole file's, byte for byte
+# (1-best and n-best with its line ids), also for a last line without a line break and for
+# more shards than lines.
+head -c -1 "$tmp/t.en" >"$tmp/t_nonl.en"
+"$gloss" translate -m "$model" -i "$tmp/t_nonl.en" -b 3 --n-best 2 >"$tmp/whole_nbest" 2>/dev/null
+for n in 4 7; do
+  : >"$tmp/merged"; : >"$tmp/merged_nbest"
+  for k in $(seq 1 $n); do
+    "$gloss" translate -m "$model" -i "$tmp/t.en" -b 4 --batch-size 64 --shard "$k/$n" -o "$tmp/shard.$k" 2>/dev/null \
+      || fail "shard $k/$n exit $?"
+    cat "$tmp/shard.$k" >>"$tmp/merged"
+    "$gloss" translate -m "$model" -i "$tmp/t_nonl.en" -b 3 --n-best 2 --shard "$k/$n" >>"$tmp/merged_nbest" 2>/dev/null
+  done
+  cmp -s "$tmp/merged" "$tmp/b64" && pass || fail "$n shards concatenated differ from the whole file's translation"
+  cmp -s "$tmp/merged_nbest" "$tmp/whole_nbest" && pass || fail "$n shards' n-best lists differ from the whole file's"
+done
+printf 'One dog.\nTwo cats.\n' >"$tmp/two.en"
+: >"$tmp/merged"
+for k in 1 2 3 4 5; do "$gloss" translate -m "$model" -i "$tmp/two.en" --shard "$k/5" >>"$tmp/merged" 2>/dev/null; done
+"$gloss" translate -m "$model" -i "$tmp/two.en" >"$tmp/two.de" 2>/dev/null
+cmp -s "$tmp/merged" "$tmp/two.de" && pass || fail "5 shards of 2 lines differ from the whole"
+expect_error "shard 0/3" "--shard 0/3" -- "$gloss" translate -m "$model" -i "$tmp/two.en" --shard 0/3
+expect_error "shard 3/2" "--shard 3/2" -- "$gloss" translate -m "$model" -i "$tmp/two.en" --shard 3/2
+expect_error "shard a/b" "--shard a/b" -- "$gloss" translate -m "$model" -i "$tmp/two.en" --shard a/b
+expect_error "shard of a pipe" "--shard counts its lines" -- "$gloss" translate -m "$model" -i <(cat "$tmp/two.en") --shard 1/2
 # An output that is a FIFO or a device is written in place, never replaced by a regular file
 # (the old code renamed a temporary file over it: as root, -o /dev/null replaced /dev/null).
 mkfifo "$tmp/fifo"

@@ -294,7 +294,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   decode::SearchOptions& so = o.search;
   translate::OutputOptions w;
   std::vector<std::string> models;
-  std::string input, output;
+  std::string input, output, shard = "1/1";
   int threads = 2;
   po::options_description desc(
       "Usage: gloss translate -m MODEL [MODEL ...] [-i IN] [-o OUT] [options]\n"
@@ -339,12 +339,16 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "attention-line", po::value(&w.attention_line)->default_value(w.attention_line),
       "the input line --attention draws (from 1)")(
       "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
-      "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)");
+      "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)")(
+      "shard", po::value(&shard)->default_value(shard),
+      "K/N: translate only the K-th of N contiguous line ranges of IN (as split -n l/K/N); the N outputs, "
+      "concatenated in order, equal the whole file's");
   if (wants_help(args)) {
     out << desc;
     return 0;
   }
   parse_options(args, desc, "gloss translate");
+  const translate::Shard range = translate::parse_shard(shard);
   compute::check_threads(threads, "--threads");
   decode::validate(o);
   translate::validate(w);
@@ -352,7 +356,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
   if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
-  translate::translate_file(translator, input, output, o, w, out, log);
+  translate::translate_file(translator, input, output, o, w, out, log, range);
   return 0;
 }
 

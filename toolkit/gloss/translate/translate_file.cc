@@ -35,17 +35,25 @@ std::string repair_utf8(const std::string& line) {
   }
 }
 
-// A file's lines, counted in one quick pass (for the progress line's ETA; 0 if unreadable).
+// A file's lines (a last line without a line break counts), in one quick pass; 0 if unreadable.
 std::size_t count_lines(const std::string& path) {
   std::size_t total = 0;
   gzFile count = gzopen(path.c_str(), "rb");
   if (!count) return 0;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(count, gzclose);
   char buf[1 << 16];
   int got;
-  while ((got = gzread(count, buf, sizeof buf)) > 0)
+  char last = '\n';
+  while ((got = read_gz(count, buf, sizeof buf, path, total + 1)) > 0) {
     total += static_cast<std::size_t>(std::count(buf, buf + got, '\n'));
-  gzclose(count);
-  return total;
+    last = buf[got - 1];
+  }
+  return total + (last != '\n' ? 1 : 0);
+}
+
+// The lines [first, last] (from 1) of a shard of a file of `lines` lines; first > last: none.
+std::pair<std::size_t, std::size_t> shard_lines(const Shard& s, std::size_t lines) {
+  return {(s.index - 1) * lines / s.count + 1, s.index * lines / s.count};
 }
 
 // Lines done of the total, sentences/s and ETA on `log`.
@@ -89,12 +97,39 @@ struct Sinks {
 
 }  // namespace
 
+Shard parse_shard(const std::string& text) {
+  Shard s;
+  const auto slash = text.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    std::size_t used = 0;
+    s.index = std::stoul(text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("trailing");
+    const std::string n = text.substr(slash + 1);
+    s.count = std::stoul(n, &used);
+    if (used != n.size() || n.empty() || n[0] == '-' || text[0] == '-') throw std::invalid_argument("trailing");
+  } catch (const std::logic_error&) {
+    throw ConfigError("--shard " + text + ": give K/N, e.g. 2/4 for the second of 4 line ranges");
+  }
+  if (s.index < 1 || s.index > s.count || s.count > 100000)
+    throw ConfigError("--shard " + text + ": K/N needs 1 <= K <= N <= 100000");
+  return s;
+}
+
 void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,
                     const decode::TranslateOptions& options, const OutputOptions& outputs, std::ostream& out,
-                    std::ostream& log) {
+                    std::ostream& log, const Shard& shard) {
   decode::validate(options);
   validate(outputs);
   require_file(input);
+  if (!shard.whole()) require_rereadable(input, "--shard counts its lines before translating");
+  const auto [first_line, last_line] =
+      shard.whole() ? std::pair<std::size_t, std::size_t>{1, SIZE_MAX} : shard_lines(shard, count_lines(input));
+  if (!outputs.attention_path.empty() && !shard.whole() &&
+      (outputs.attention_line < first_line || outputs.attention_line > last_line))
+    throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + " is not in --shard " +
+                      std::to_string(shard.index) + "/" + std::to_string(shard.count) + " (lines " +
+                      std::to_string(first_line) + ".." + std::to_string(last_line) + ")");
   const decode::TranslateOptions o = with_outputs(options, outputs);
   const int n_best = o.search.n_best;
   gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
@@ -104,12 +139,14 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   const bool progress_on = outputs.progress || ::isatty(2);  // automatic on a terminal
   // The line count for the ETA is a second pass: regular files only (a pipe would be consumed).
   const bool countable = progress_on && input != "-" && std::filesystem::is_regular_file(input);
-  const Progress progress(progress_on, countable ? count_lines(input) : 0);
+  const Progress progress(progress_on, !countable      ? 0
+                                       : shard.whole() ? count_lines(input)
+                                                       : last_line + 1 - std::min(first_line, last_line + 1));
   std::vector<std::string> window;
-  std::size_t line_no = 0, done = 0;
+  std::size_t line_no = 0, done = 0, window_first = 0;
   auto flush = [&]() {
     if (window.empty()) return;
-    const std::size_t first = line_no - window.size() + 1;
+    const std::size_t first = window_first;
     const auto translations = translator.translate(window, o, first, log);
     for (std::size_t i = 0; i < translations.size(); ++i) {
       const auto& t = translations[i];
@@ -128,6 +165,8 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   };
   auto take_line = [&](std::string line) {
     ++line_no;
+    if (line_no < first_line || line_no > last_line) return;
+    if (window.empty()) window_first = line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (unicode::find_invalid_utf8(line) != std::string_view::npos) {
@@ -139,7 +178,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   };
   std::string pending;
   char chunk[1 << 16];
-  for (;;) {
+  while (line_no < last_line) {
     const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
     if (got == 0) break;
     const std::size_t searched = pending.size();  // holds no line break: search only the new bytes

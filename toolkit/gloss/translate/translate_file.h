@@ -12,9 +12,21 @@
 
 namespace gloss::translate {
 
-// Throws ConfigError / InputError (naming the file and line) for bad options or input.
+// `--shard K/N`: the K-th of N contiguous line ranges of the input (1 <= K <= N), lines
+// (K-1)*L/N + 1 .. K*L/N of its L lines (integer division), as `split -n l/K/N` numbers them.
+// The outputs of shards 1..N, concatenated in order, are byte for byte the whole file's
+// output: n-best ids, warnings and --attention-line keep the whole file's line numbers.
+struct Shard {
+  std::size_t index = 1, count = 1;
+  bool whole() const { return count == 1; }
+};
+// "K/N" -> Shard; ConfigError naming --shard unless 1 <= K <= N <= 100000.
+Shard parse_shard(const std::string& text);
+
+// Throws ConfigError / InputError (naming the file and line) for bad options or input. A
+// shard of the input needs a file that can be read twice (its lines are counted first).
 void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,
                     const decode::TranslateOptions& options, const OutputOptions& outputs, std::ostream& out,
-                    std::ostream& log);
+                    std::ostream& log, const Shard& shard = {});
 
 }  // namespace gloss::translate
