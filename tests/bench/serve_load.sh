@@ -93,8 +93,10 @@ wait "$spid" || true
 spid=
 wait "$sampler" 2>/dev/null || true
 grep "stopped after" "$tmp/slog" >&2 || true
-awk 'NR == 1 {t0 = $1} {t[NR] = $1 - t0; r[NR] = $2; if ($2 > peak) peak = $2}
+# RSS through the run: at each tenth of it, and the peak.
+awk '{r[NR] = $2; if ($2 > peak) peak = $2}
      END {
-       n = NR; a = int(n * 0.1) + 1; b = int(n * 0.5) + 1;
-       printf "BENCH serve_rss_mb at 10%% %.0f, 50%% %.0f, end %.0f, peak %.0f MB\n", r[a] / 1024, r[b] / 1024, r[n] / 1024, peak / 1024
+       printf "BENCH serve_rss_mb by tenths of the run:";
+       for (i = 1; i <= 10; i++) printf " %.0f", r[int(NR * i / 10)] / 1024;
+       printf "; peak %.0f MB\n", peak / 1024
      }' "$tmp/rss"

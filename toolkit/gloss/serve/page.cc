@@ -47,8 +47,9 @@ const el = (tag, cls, text) => {
   if (text !== undefined) e.textContent = text;
   return e;
 };
-// Subword pieces as people read them: the word-start mark U+2581 becomes a space.
-const piece = p => p.replace(/\u2581/g, " ").trim() || "\u2423";
+// Subword pieces as people read them: a word's first piece as is (without its word-start
+// mark U+2581), a piece that continues a word after a middle dot.
+const piece = p => p.startsWith("\u2581") ? (p.slice(1) || "\u2423") : (p.startsWith("<") ? p : "\u00b7" + p);
 
 function heatmap(a) {
   const table = el("table", "heatmap");
