@@ -153,3 +153,21 @@ TEST_CASE("SegmentationSampler: a training file that lost lines is an error nami
   CHECK_THROWS_WITH(SegmentationSampler(kData + "val.en.gz", shorter, f.src, f.tgt, f.corpus, {4, 0.1}, f.filter, 1),
                     Catch::Contains("short.de:2: line missing"));
 }
+
+TEST_CASE("PackedIds: 2 bytes an id below 65,536, every id read back after the first wide one", "[text][sampling]") {
+  PackedIds ids;
+  const std::vector<int> narrow = {0, 1, 65535, 4, 30000};
+  for (int id : narrow) ids.push_back(id);
+  CHECK(ids.bytes() == 2 * narrow.size());
+  const std::vector<int> wide = {65536, 7, (1 << 21) - 1, 65535, (1 << 24) - 1};
+  for (int id : wide) ids.push_back(id);
+  CHECK(ids.bytes() == 3 * (narrow.size() + wide.size()));
+  REQUIRE(ids.size() == narrow.size() + wide.size());
+  for (std::size_t i = 0; i < narrow.size(); ++i) CHECK(ids[i] == narrow[i]);
+  for (std::size_t i = 0; i < wide.size(); ++i) CHECK(ids[narrow.size() + i] == wide[i]);
+  PackedIds first_wide;
+  first_wide.push_back(70000);
+  first_wide.push_back(3);
+  CHECK(first_wide[0] == 70000);
+  CHECK(first_wide[1] == 3);
+}

@@ -23,7 +23,7 @@ void SegmentationSampler::Side::add(const std::vector<std::vector<int>>& nbest, 
   for (auto& s : scores) total += (s = std::exp(alpha * (s - top)));
   double acc = 0;
   for (std::size_t j = 0; j < nbest.size(); ++j) {
-    ids.insert(ids.end(), nbest[j].begin(), nbest[j].end());
+    for (int id : nbest[j]) ids.push_back(id);
     offsets.push_back(static_cast<std::uint32_t>(ids.size()));
     acc += scores[j] / total;
     cumulative.push_back(j + 1 == nbest.size() ? 1.0f : static_cast<float>(acc));
@@ -73,6 +73,11 @@ SegmentationSampler::SegmentationSampler(const std::string& src_path, const std:
   }
 }
 
+void SegmentationSampler::Side::copy(std::uint32_t j, std::vector<int>& out) const {
+  out.clear();
+  for (std::uint32_t i = offsets[j]; i < offsets[j + 1]; ++i) out.push_back(ids[i]);
+}
+
 EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch) const {
   EncodedCorpus out;
   std::vector<int> s, t;
@@ -84,8 +89,8 @@ EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch) const {
       js = src_.first[i];  // the best segmentations, which passed the filter
       jt = tgt_.first[i];
     }
-    s.assign(src_.ids.begin() + src_.offsets[js], src_.ids.begin() + src_.offsets[js + 1]);
-    t.assign(tgt_.ids.begin() + tgt_.offsets[jt], tgt_.ids.begin() + tgt_.offsets[jt + 1]);
+    src_.copy(js, s);
+    tgt_.copy(jt, t);
     out.add(s, t, lines_[i]);
   }
   return out;

@@ -16,6 +16,28 @@ struct SamplingOptions {
   double alpha = 0.1;  // inverse temperature: 0 draws uniformly, large values keep the best
 };
 
+// Subword ids (0 .. 2^24 - 1) in 2 bytes each while all are below 65,536, 3 bytes once one is
+// not: half the memory of int32 for the usual vocabularies (at most model::kMaxVocab = 2^21).
+class PackedIds {
+ public:
+  void push_back(int id) {
+    if (id > 0xFFFF && !wide_) {
+      wide_ = true;
+      high_.assign(low_.size(), 0);
+    }
+    low_.push_back(static_cast<std::uint16_t>(id & 0xFFFF));
+    if (wide_) high_.push_back(static_cast<std::uint8_t>(id >> 16));
+  }
+  int operator[](std::size_t i) const { return low_[i] | (wide_ ? static_cast<int>(high_[i]) << 16 : 0); }
+  std::size_t size() const { return low_.size(); }
+  std::size_t bytes() const { return low_.size() * 2 + high_.size(); }
+
+ private:
+  std::vector<std::uint16_t> low_;  // bits 0-15
+  std::vector<std::uint8_t> high_;  // bits 16-23, once an id needs them
+  bool wide_ = false;
+};
+
 class SegmentationSampler {
  public:
   // Reads the lines of `corpus`'s pairs again (corpus.line(i)) from the two files and keeps up
@@ -37,12 +59,14 @@ class SegmentationSampler {
  private:
   // Segmentations of each sentence, flat: sentence k owns segmentations first[k] .. first[k+1]-1.
   struct Side {
-    std::vector<std::int32_t> ids;
-    std::vector<std::uint32_t> offsets{0};  // per segmentation: its ids are ids[offsets[j] .. offsets[j+1])
+    PackedIds ids;                          // of every segmentation
+    std::vector<std::uint32_t> offsets{0};  // per segmentation: its ids are [offsets[j], offsets[j+1])
     std::vector<float> cumulative;          // per segmentation: cumulative probability within its sentence
     std::vector<std::uint32_t> first{0};    // per sentence
     void add(const std::vector<std::vector<int>>& nbest, const SubwordModel& model, double alpha);
     std::uint32_t draw(std::size_t sentence, double u) const;
+    // The ids of segmentation j, into `out`.
+    void copy(std::uint32_t j, std::vector<int>& out) const;
   };
   Side src_, tgt_;
   FilterOptions filter_;
