@@ -17,19 +17,8 @@ browser=$(command -v chromium || true)
 [ -n "$browser" ] || { echo "FAIL: chromium is missing (scripts/install-deps.sh installs it)"; exit 1; }
 mkdir -p "$artifacts"
 
-d=$src/data/multi30k
-"$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" \
-  --data.valid_src "$d/test_2016_flickr.en.gz" --data.valid_tgt "$d/test_2016_flickr.de.gz" \
-  --subword.vocab_size 400 --model.emb_dim 16 --model.enc_hidden 16 --model.dec_hidden 24 --model.att_dim 16 \
-  --model.readout_dim 16 --train.batch_size 32 --train.valid_every 100 --train.max_steps 100 \
-  --decode.max_len_ratio 1.5 --run.workdir "$tmp/run" >/dev/null 2>"$tmp/trainlog" || { tail -3 "$tmp/trainlog"; exit 1; }
-model=$tmp/run/model.best.gloss
-
-"$gloss" serve -m "$model" --port 0 2>"$tmp/slog" &
-spid=$!
-for _ in $(seq 100); do grep -q "listening on" "$tmp/slog" 2>/dev/null && break; sleep 0.1; done
-url=$(grep -oE 'http://[0-9.]+:[0-9]+' "$tmp/slog" | head -1)
-[ -n "$url" ] || { echo "FAIL: server did not start: $(cat "$tmp/slog")"; exit 1; }
+tiny_model
+start_server
 
 sentence="A man rides a bike."
 want=$(echo "$sentence" | "$gloss" translate -m "$model" -b 5 2>/dev/null | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')

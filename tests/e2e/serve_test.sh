@@ -14,24 +14,8 @@ source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || { echo "FAIL: curl is missing (scripts/install-deps.sh installs it)"; exit 1; }
 
 d=$src/data/multi30k
-"$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" \
-  --data.valid_src "$d/test_2016_flickr.en.gz" --data.valid_tgt "$d/test_2016_flickr.de.gz" \
-  --subword.vocab_size 400 --model.emb_dim 16 --model.enc_hidden 16 --model.dec_hidden 24 --model.att_dim 16 \
-  --model.readout_dim 16 --train.batch_size 32 --train.valid_every 100 --train.max_steps 100 \
-  --decode.max_len_ratio 1.5 --run.workdir "$tmp/run" >/dev/null 2>"$tmp/trainlog" || { tail -3 "$tmp/trainlog"; exit 1; }
-model=$tmp/run/model.best.gloss
+tiny_model
 
-# start_server ARGS...: starts gloss serve on a free port; sets spid and url.
-start_server() {
-  "$gloss" serve -m "$model" --port 0 --threads 2 "$@" 2>"$tmp/slog" &
-  spid=$!
-  for _ in $(seq 100); do
-    grep -q "listening on" "$tmp/slog" 2>/dev/null && break
-    sleep 0.1
-  done
-  url=$(grep -oE 'http://[0-9.]+:[0-9]+' "$tmp/slog" | head -1)
-  [ -n "$url" ] || { echo "FAIL: server did not start: $(cat "$tmp/slog")"; exit 1; }
-}
 # post BODY_FILE OUT: POSTs to /translate, prints the HTTP status.
 post() { curl -s -o "$2" -w '%{http_code}' -X POST "$url/translate" -H 'Content-Type: application/json' --data-binary "@$1"; }
 # JSON string of a text line.
@@ -42,9 +26,11 @@ texts() { grep -oE '"text":"([^"\\]|\\.)*"' "$1" | sed -E 's/^"text":"//; s/"$//
 zcat "$d/test_2016_flickr.en.gz" | head -60 >"$tmp/in.en"
 "$gloss" translate -m "$model" -i "$tmp/in.en" -b 5 --threads 2 2>/dev/null | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' >"$tmp/want"
 
-start_server --window-ms 50 --max-body-bytes 4096 --max-sentences 8 --max-sentence-bytes 300 --timeout 1
-curl -s "$url/health" | grep -q '"status": "ok"' && pass || fail "health"
-curl -s "$url/" | grep -q '<title>Gloss translate</title>' && ! curl -s "$url/" | grep -qE '<script src=|<link ' && pass \
+start_server --threads 2 --window-ms 50 --max-body-bytes 4096 --max-sentences 8 --max-sentence-bytes 300 --timeout 1
+curl -s -o "$tmp/health" "$url/health"
+grep -q '"status": "ok"' "$tmp/health" && pass || fail "health"
+curl -s -o "$tmp/page.html" "$url/"
+grep -q '<title>Gloss translate</title>' "$tmp/page.html" && ! grep -qE '<script src=|<link |@import|url\(' "$tmp/page.html" && pass \
   || fail "the page is served, with nothing external"
 
 # Each sentence alone, one request after another.
@@ -117,7 +103,7 @@ kill -TERM "$spid"; wait "$spid"; rc=$?; spid=
 [ "$rc" -eq 0 ] && grep -q "stopped after" "$tmp/slog" && pass || fail "SIGTERM: exit $rc"
 
 # A full queue answers 503; SIGTERM answers the request in flight before exiting 0.
-start_server --window-ms 1500 --max-sentences 8 --max-queued 8
+start_server --threads 2 --window-ms 1500 --max-sentences 8 --max-queued 8
 printf '{"text": ["a","b","c","d","e","f","g","h"]}' >"$tmp/eight"
 (post "$tmp/eight" "$tmp/inflight" >"$tmp/inflight_code") &
 client=$!
