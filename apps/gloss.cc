@@ -12,6 +12,7 @@
 #include "gloss/cli/bench.h"
 #include "gloss/cli/commands.h"
 #include "gloss/cli/eval_cli.h"
+#include "gloss/dist/comm.h"
 #include "gloss/util/error.h"
 
 namespace {
@@ -116,6 +117,14 @@ int run(int argc, char** argv) {
   return 2;
 }
 
+// Exit status after an error: under mpirun the whole job ends with it now (no rank waits
+// for this one in a collective).
+int failed(int status) {
+  std::cerr.flush();
+  gloss::dist::abort_job(status);
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,22 +133,23 @@ int main(int argc, char** argv) {
     std::cout.flush();
     if (!std::cout) {
       std::cerr << "gloss: cannot write to standard output\n";
-      return 1;
+      return failed(1);
     }
+    gloss::dist::finish();
     return rc;
   } catch (const gloss::UserError& e) {
     std::cout.flush();
     std::cerr << "gloss: " << e.what() << '\n';
-    return 2;
+    return failed(2);
   } catch (const std::filesystem::filesystem_error& e) {
     // A path the user gave cannot be made or reached (a folder under a regular file, a full or
     // read-only disk, a symbolic link loop): their problem to fix, named in one line.
     std::cout.flush();
     std::cerr << "gloss: " << (e.path1().empty() ? std::string("a file") : e.path1().string()) << ": "
               << e.code().message() << '\n';
-    return 2;
+    return failed(2);
   } catch (const std::exception& e) {
     std::cerr << "gloss: internal error: " << e.what() << '\n';
-    return 1;
+    return failed(1);
   }
 }

@@ -11,6 +11,7 @@ PACKAGES=(
   libicu-dev                            # Unicode character classes and case mapping
   zlib1g-dev                            # .gz corpora
   libcairo2-dev fonts-dejavu-core       # PNG attention heat maps (text in DejaVu Sans)
+  libopenmpi-dev openmpi-bin            # training across processes (mpirun), Open MPI's C API
   libcpp-httplib-dev                    # gloss serve: HTTP (a maintained server: limits, timeouts, thread pool)
   catch2 nlohmann-json3-dev             # tests
   time bc                               # benchmarks: /usr/bin/time for peak memory, bc for sums

@@ -7,7 +7,7 @@
 set -uo pipefail
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 src=$root/toolkit/gloss
-FLOORS=(util tensor nn text model eval decode train report translate recipe run serve cli)
+FLOORS=(util dist tensor nn text model eval decode train report translate recipe run serve cli)
 MAX_LINES=120
 bad=0
 rank() {

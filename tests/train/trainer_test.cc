@@ -208,7 +208,7 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
   const text::Batch batch = batcher.next();
   REQUIRE(batch.size > 8);
 
-  auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss) {
+  auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss, dist::Comm& comm = dist::job()) {
     train::TrainOptions t = r.train;
     t.threads = threads;
     t.split_positions = static_cast<int>(split_positions);
@@ -216,7 +216,7 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
     model::Seq2Seq net(mc, params);
     Rng init(7);
     nn::init_parameters(params, "uniform", 0.1f, init);
-    train::Workers workers(net, params, mc, t);
+    train::Workers workers(net, params, mc, t, comm);
     CHECK(workers.size() == threads);
     Rng rng(3);
     for (int rep = 0; rep < 2; ++rep) {  // twice: replicas must start the second batch from zero
@@ -244,6 +244,31 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
   CHECK(norm > 1e-3);
   CHECK(diff <= 1e-5 * norm);  // the same sum, added in another order
   CHECK(diff_split <= 1e-5 * norm);
+
+  // Two ranks of an MPI job with one worker each (here in one process: their sum done by
+  // hand, in rank order, as dist::Comm does) give one process's two workers' sum, bit for bit.
+  struct Rank : dist::Comm {
+    explicit Rank(int r) : r_(r) {}
+    int rank() const override { return r_; }
+    int size() const override { return 2; }
+    void sum_in_rank_order(float*, std::size_t) override {}
+    void sum_in_rank_order(double*, std::size_t) override {}
+    void broadcast(double*, std::size_t) override {}
+    bool all_ok(bool ok) override { return ok; }
+    void barrier() override {}
+    int r_;
+  };
+  Rank rank0(0), rank1(1);
+  nn::LossSum two, l0, l1;
+  const auto g2 = gradients(2, 0, two);
+  const auto r0 = gradients(1, 0, l0, rank0);
+  const auto r1 = gradients(1, 0, l1, rank1);
+  CHECK(l0.tokens + l1.tokens == two.tokens);
+  CHECK(l0.tokens > 0);
+  CHECK(l1.tokens > 0);
+  std::size_t differing = 0;
+  for (std::size_t i = 0; i < g2.size(); ++i) differing += (r0[i] + r1[i] != g2[i]);
+  CHECK(differing == 0);
   fs::remove_all(root);
 }
 

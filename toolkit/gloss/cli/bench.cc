@@ -4,9 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 
 #include "gloss/decode/translator.h"
+#include "gloss/dist/comm.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/recipe/recipe.h"
@@ -141,24 +143,8 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   return 0;
 }
 
-}  // namespace
-
-int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
-  if (!raw.empty() && raw[0] == "translate" && std::find(raw.begin(), raw.end(), "--help") == raw.end())
-    return bench_translate(raw, out, log);
-  if (raw.empty() || raw[0] != "train" || std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
-    (raw.empty() ? log : out)
-        << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
-           "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
-           "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16]\n"
-           "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
-           "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
-           "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
-           "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
-           "machine's dnnl_sgemm rate at the same thread count.\n\n"
-        << recipe::keys_help();
-    return raw.empty() ? 2 : 0;
-  }
+// `gloss bench train ...` (see bench_command).
+int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   int threads = 2, batches = 40;
   std::string path;
   std::vector<std::string> overrides;
@@ -191,7 +177,10 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   const auto& r = loaded.recipe;
   compute::set_threads(threads);
   // The training run's own data and network (train/trainer.h), with --threads workers.
-  const auto data = train::prepare_data(r, threads, log);
+  std::optional<train::TrainingData> prepared;  // under mpirun rank 0 trains the subword models first
+  dist::rank0_first(dist::job(), [&] { prepared.emplace(train::prepare_data(r, threads, log)); });
+  if (!prepared) prepared.emplace(train::prepare_data(r, threads, log));
+  const train::TrainingData& data = *prepared;
   train::TrainOptions to = r.train;
   to.threads = threads;
   text::Batcher batcher(data.corpus, train::batch_options(to));
@@ -209,10 +198,14 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
                              : std::string("threads inside each operation"))
       << std::endl;
 
+  double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
   auto train_batch = [&](std::int64_t& tokens) {
     const text::Batch b = batcher.next();
     params.zero_grad();
-    const auto loss = workers.train_batch(corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
+    auto loss = workers.train_batch(corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
+    const auto reduce_start = Clock::now();
+    workers.sum_across_ranks(loss);
+    reduce_seconds += seconds_since(reduce_start);
     nn::clip_grad_norm(params, r.train.clip_norm);
     optimizer->step(params, static_cast<float>(r.train.lr));
     tokens += loss.tokens;
@@ -222,6 +215,7 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   for (int i = 0; i < 5; ++i) train_batch(warm_tokens);
   compute::reset_flops();
   std::int64_t tokens = 0;
+  reduce_seconds = 0;
   const auto start = Clock::now();
   for (int i = 0; i < batches; ++i) {
     const auto loss = train_batch(tokens);
@@ -236,6 +230,12 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   const double flops = compute::flops();
   const double tok_s = static_cast<double>(tokens) / elapsed;
   const double gflops = flops / elapsed / 1e9;
+  if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed and its reduction
+    out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
+    out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
+    out << "BENCH train_allreduce_share " << fixed(100.0 * reduce_seconds / elapsed, 1) << " % of each update\n";
+    return 0;
+  }
   const SgemmRates sgemm = sgemm_gflops(log);
   out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
   out << "BENCH train_gemm_gflops " << fixed(gflops, 1) << " GFLOP/s\n";
@@ -245,6 +245,30 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
   out << "BENCH train_fraction_of_sgemm_1024 " << fixed(100.0 * gflops / sgemm.square, 1) << " %\n";
   out << "BENCH train_fraction_of_sgemm_best " << fixed(100.0 * gflops / sgemm.best, 1) << " %\n";
   return 0;
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  if (!raw.empty() && raw[0] == "translate" && std::find(raw.begin(), raw.end(), "--help") == raw.end())
+    return bench_translate(raw, out, log);
+  if (raw.empty() || raw[0] != "train" || std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
+    (raw.empty() ? log : out)
+        << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
+           "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
+           "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16]\n"
+           "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
+           "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
+           "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
+           "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
+           "machine's dnnl_sgemm rate at the same thread count.\n\n"
+        << recipe::keys_help();
+    return raw.empty() ? 2 : 0;
+  }
+  dist::Comm& comm = dist::job();
+  if (comm.rank() == 0) return bench_train(raw, out, log);
+  std::ostream quiet(nullptr);  // under mpirun rank 0 alone reports
+  return bench_train(raw, quiet, quiet);
 }
 
 }  // namespace gloss::cli

@@ -10,6 +10,7 @@
 
 #include "gloss/cli/options.h"
 #include "gloss/decode/translator.h"
+#include "gloss/dist/comm.h"
 #include "gloss/model/model_file.h"
 #include "gloss/recipe/recipe.h"
 #include "gloss/report/plot.h"
@@ -206,7 +207,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
     return args.empty() ? 2 : 0;
   }
   const auto outcome = train::train(load(args).recipe, log);
-  out << outcome.best_model << "\n";
+  if (dist::job().rank() == 0) out << outcome.best_model << "\n";  // under mpirun: once
   return 0;
 }
 
@@ -223,7 +224,7 @@ int run_command(const std::vector<std::string>& args, std::ostream& out, std::os
     return args.empty() ? 2 : 0;
   }
   const auto result = run::run_recipe(load(args), log);
-  out << result.markdown;
+  out << result.markdown;  // under mpirun: rank 0's (the others' is empty)
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "gloss/decode/translator.h"
+#include "gloss/dist/comm.h"
 #include "gloss/eval/evaluator.h"
 #include "gloss/model/model_file.h"
 #include "gloss/report/plot.h"
@@ -193,17 +194,20 @@ std::vector<Member> train_members(const recipe::LoadedRecipe& loaded, std::ostre
     members.push_back(std::move(m));
   }
   if (members.empty()) members.push_back({r, "", {}, {}, {}});
+  dist::Comm& comm = dist::job();  // under mpirun every rank trains; rank 0 alone does the rest
   for (auto& m : members) {
     const fs::path mdir(m.setup.workdir);
-    fs::create_directories(mdir);
-    set_aside_changed_run(training_fingerprint(loaded) + (m.seed.empty() ? "" : " seed " + m.seed), mdir, log);
-    log << "run: [1/3] train" << (m.seed.empty() ? "" : " (ensemble member, seed " + m.seed + ")")
-        << " (subword models, then the model; resumes or reuses what is there)" << std::endl;
+    dist::rank0_first(comm, [&] {
+      fs::create_directories(mdir);
+      set_aside_changed_run(training_fingerprint(loaded) + (m.seed.empty() ? "" : " seed " + m.seed), mdir, log);
+      log << "run: [1/3] train" << (m.seed.empty() ? "" : " (ensemble member, seed " + m.seed + ")")
+          << " (subword models, then the model; resumes or reuses what is there)" << std::endl;
+    });
     m.trained = train::train(m.setup, log);
     // Training's buffers are freed but kept by the allocator (gloss keeps freed memory for
     // reuse); give them back before the next stage, or the peaks add up.
     malloc_trim(0);
-    m.model = translation_model(r, m.trained, mdir, m.model_note, log);
+    if (comm.rank() == 0) m.model = translation_model(r, m.trained, mdir, m.model_note, log);
   }
   return members;
 }
@@ -396,6 +400,7 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
 
   auto t0 = Clock::now();
   const std::vector<Member> members = train_members(loaded, log);
+  if (dist::job().rank() != 0) return {};  // under mpirun the other ranks only train
   stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !members[0].trained.stop_reason.empty()}};
   const std::string curves = (dir / "curves.svg").string();
   const fs::path first_dir(members[0].setup.workdir);

@@ -77,8 +77,9 @@ double teacher_forcing_at(const TrainOptions& t, std::int64_t step) {
   return p0;
 }
 
-Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t)
-    : t_(t), params_(params) {
+Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t,
+                 dist::Comm& comm)
+    : t_(t), comm_(comm), params_(params) {
   const int n = t.parallel == "data" ? std::max(1, t.threads) : 1;
   nets_.push_back(&net);
   for (int w = 1; w < n; ++w) {
@@ -101,31 +102,33 @@ Workers::~Workers() = default;
 
 nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
                                  std::int64_t step) {
-  const int n = size();
+  const int n = size(), global = n * comm_.size(), first = n * comm_.rank();
   const auto tf = static_cast<float>(teacher_forcing_at(t_, step));
   const auto ls = static_cast<float>(t_.label_smoothing);
   for (auto* w : nets_) w->set_teacher_forcing(tf);
-  const auto parts = text::split_batch(corpus, batch, t_.split_positions, n);
+  const auto parts = text::split_batch(corpus, batch, t_.split_positions, global);
   auto add = [](nn::LossSum& into, const nn::LossSum& l) {
     into.loss += l.loss;
     into.nll += l.nll;
     into.tokens += l.tokens;
   };
   nn::LossSum total;
-  if (n == 1) {
+  if (global == 1) {
     for (const auto& part : parts) add(total, nets_[0]->forward_backward(batch_view(part), ls, &rng, true, scale));
     return total;
   }
-  // Each worker draws from a generator seeded from the run's: the same batches, seed and
+  // Each global worker draws from a generator seeded from the run's (every rank draws all of
+  // them, so the run's generator stays the same everywhere): the same batches, seed and
   // workers give the same model, bit for bit.
   std::vector<Rng> rngs;
-  for (int w = 0; w < n; ++w) rngs.emplace_back(rng.next());
+  for (int g = 0; g < global; ++g) rngs.emplace_back(rng.next());
   std::vector<nn::LossSum> losses(static_cast<std::size_t>(n));
   nets_[0]->prepare_backward();  // the replicas read its reordered weights
   compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's parts
-    for (std::size_t i = w; i < parts.size(); i += static_cast<std::size_t>(n))
+    const std::size_t g = static_cast<std::size_t>(first) + w;
+    for (std::size_t i = g; i < parts.size(); i += static_cast<std::size_t>(global))
       if (parts[i].size > 0)
-        add(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[w], true, scale));
+        add(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[g], true, scale));
   });
   for (const auto& l : losses) add(total, l);
   // The replicas' gradients into net's, in worker order; theirs start the next batch at zero.
@@ -136,6 +139,28 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
       kernels::move_add(mine[i]->grad.size(), theirs[i]->grad.data(), mine[i]->grad.data());
   }
   return total;
+}
+
+void Workers::sum_across_ranks(nn::LossSum& loss) {
+  if (comm_.single()) return;
+  const auto& params = params_.all();
+  flat_.resize(static_cast<std::size_t>(params_.num_values()));
+  std::size_t at = 0;
+  for (const auto& p : params) {
+    std::copy(p->grad.data(), p->grad.data() + p->grad.size(), flat_.data() + at);
+    at += static_cast<std::size_t>(p->grad.size());
+  }
+  comm_.sum_in_rank_order(flat_.data(), flat_.size());
+  at = 0;
+  for (const auto& p : params) {
+    std::copy(flat_.data() + at, flat_.data() + at + p->grad.size(), p->grad.data());
+    at += static_cast<std::size_t>(p->grad.size());
+  }
+  double sums[3] = {loss.loss, loss.nll, static_cast<double>(loss.tokens)};
+  comm_.sum_in_rank_order(sums, 3);
+  loss.loss = sums[0];
+  loss.nll = sums[1];
+  loss.tokens = static_cast<std::int64_t>(sums[2]);
 }
 
 namespace {
@@ -151,7 +176,7 @@ model::ModelConfig with_vocabularies(model::ModelConfig config, const TrainingDa
 Network::Network(const model::ModelConfig& model, const TrainingData& data, const TrainOptions& t)
     : config(with_vocabularies(model, data)),
       net(config, params),
-      workers(net, params, config, t),
+      workers(net, params, config, t, dist::job()),
       optimizer(nn::make_optimizer(t.optimizer, params, t.weight_decay)) {}
 
 namespace {
@@ -292,6 +317,7 @@ class TrainingRun {
   const TrainSetup& s_;
   const TrainOptions& to_;
   std::ostream& log_;
+  const bool writer_;  // rank 0 (or the only process): writes checkpoints, models and the metrics log
   const fs::path dir_;
   const std::string ckpt_path_, best_path_;
   TrainingData data_;
@@ -316,15 +342,20 @@ class TrainingRun {
 TrainingData prepared(const TrainSetup& s, std::ostream& log) {
   compute::set_threads(s.train.threads);
   fs::create_directories(s.workdir);
-  auto data = prepare_data(s, s.train.threads, log);
-  log << "train: data: " << data.report.summary(data.filter) << std::endl;
-  return data;
+  // Under mpirun, rank 0 trains the subword models (or finds them) before the others read them.
+  dist::Comm& comm = dist::job();
+  std::optional<TrainingData> data;
+  dist::rank0_first(comm, [&] { data.emplace(prepare_data(s, s.train.threads, log)); });
+  if (comm.rank() != 0) data.emplace(prepare_data(s, s.train.threads, log));
+  log << "train: data: " << data->report.summary(data->filter) << std::endl;
+  return std::move(*data);
 }
 
 TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
     : s_(setup),
       to_(setup.train),
       log_(log),
+      writer_(dist::job().rank() == 0),
       dir_(setup.workdir),
       ckpt_path_((dir_ / "checkpoint.gckpt").string()),
       best_path_((dir_ / "model.best.gloss").string()),
@@ -345,7 +376,8 @@ TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
 
 void TrainingRun::start_or_resume() {
   // What a write killed midway left of this run's files (up to a checkpoint's size each).
-  for (const auto& path : {ckpt_path_, best_path_, (dir_ / "metrics.jsonl").string()}) sweep_stale_temporaries(path);
+  if (writer_)
+    for (const auto& path : {ckpt_path_, best_path_, (dir_ / "metrics.jsonl").string()}) sweep_stale_temporaries(path);
   if (fs::exists(ckpt_path_)) {
     const model::ModelFile old = peek_checkpoint(ckpt_path_);
     if (old.src_spm != mf_.src_spm || old.tgt_spm != mf_.tgt_spm)
@@ -365,6 +397,8 @@ void TrainingRun::start_or_resume() {
        << " training pairs; workdir " << dir_.string() << std::endl;
   // The best model's validation, when an earlier run of this training had it.
   const fs::path metrics_path = dir_ / "metrics.jsonl";
+  batches_per_epoch_ = batcher_.epoch_batches(1).size();
+  if (!writer_) return;
   if (fs::exists(metrics_path) || fs::is_symlink(metrics_path))
     truncate_metrics(metrics_path.string(), state_.step);  // validations after the checkpoint run again
   if (state_.best_step >= 0 && fs::exists(metrics_path))
@@ -372,7 +406,6 @@ void TrainingRun::start_or_resume() {
       if (row.step == state_.best_step) best_row_ = row;
   metrics_.open(metrics_path, std::ios::app);
   if (!metrics_) throw UserError(metrics_path.string() + ": cannot write the validation log");
-  batches_per_epoch_ = batcher_.epoch_batches(1).size();
 }
 
 double TrainingRun::lr_at(std::int64_t step) const {
@@ -390,6 +423,7 @@ void TrainingRun::save_checkpoint() {
   state_.epoch = batcher_.position().epoch;
   state_.batch = batcher_.position().batch;
   state_.rng = rng_.state();
+  if (!writer_) return;
   train::save_checkpoint(ckpt_path_, mf_, network_.params, *network_.optimizer, state_, averages());
   // Keep the last train.keep_last checkpoints as checkpoint.<step>.gckpt: hard links, free,
   // since every save renames a new file into place.
@@ -411,7 +445,7 @@ void TrainingRun::validate_and_keep_best() {
 
 void TrainingRun::keep_best() {
   if (!has_valid_) {
-    model::save_model(best_path_, mf_, network_.params);  // without validation data the latest model is the best
+    if (writer_) model::save_model(best_path_, mf_, network_.params);  // without validation data the latest is the best
     state_.best_step = state_.step;
     return;
   }
@@ -422,7 +456,7 @@ void TrainingRun::keep_best() {
     state_.best_score = score;
     state_.best_step = state_.step;
     state_.stalls = state_.lr_stalls = 0;
-    model::save_model(best_path_, mf_, network_.params);
+    if (writer_) model::save_model(best_path_, mf_, network_.params);
   } else {
     ++state_.stalls;
     if (to_.lr_schedule == "plateau" && ++state_.lr_stalls >= to_.lr_patience) {
@@ -444,7 +478,7 @@ void TrainingRun::keep_best() {
                        v.chrf,
                        lr_at(state_.step),
                        state_.elapsed_seconds};
-  write_metrics_row(metrics_, row);
+  if (writer_) write_metrics_row(metrics_, row);
   if (improved) best_row_ = row;
   since_valid_loss_ = 0;
   since_valid_tokens_ = 0;
@@ -465,15 +499,17 @@ std::string TrainingRun::limit_reached() const {
 void TrainingRun::update() {
   const auto t0 = Clock::now();
   network_.params.zero_grad();
-  std::int64_t step_tokens = 0;
-  double step_loss = 0;
+  nn::LossSum step{};
   for (int a = 0; a < to_.accumulate; ++a) {
     const text::Batch b = batcher_.next();
     const float scale = 1.0f / static_cast<float>(b.target_tokens * to_.accumulate);
     const auto loss = network_.workers.train_batch(data_.corpus, b, rng_, scale, state_.step);
-    step_tokens += loss.tokens;
-    step_loss += loss.nll;
+    step.tokens += loss.tokens;
+    step.nll += loss.nll;
   }
+  network_.workers.sum_across_ranks(step);  // mpirun: the job's gradients on every rank
+  const std::int64_t step_tokens = step.tokens;
+  const double step_loss = step.nll;
   const double grad_norm = nn::clip_grad_norm(network_.params, to_.clip_norm);
   if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))  // nothing of this step is applied or saved
     throw UserError("training diverged at step " + std::to_string(state_.step + 1) + " (loss " + fixed_g(step_loss) +
@@ -482,7 +518,8 @@ void TrainingRun::update() {
   ++state_.step;
   network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)));
   if (average_) average_->update(network_.params, state_.step);
-  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  network_.workers.comm().broadcast(&dt, 1);  // rank 0's clock: time limits stop every rank at once
   state_.elapsed_seconds += dt;
   state_.target_tokens += step_tokens;
   window_loss_ += step_loss;
@@ -574,6 +611,14 @@ TrainOutcome TrainingRun::outcome() const {
 
 }  // namespace
 
-TrainOutcome train(const TrainSetup& setup, std::ostream& log) { return TrainingRun(setup, log).run(); }
+TrainOutcome train(const TrainSetup& setup, std::ostream& log) {
+  dist::Comm& comm = dist::job();
+  if (comm.single()) return TrainingRun(setup, log).run();
+  // Under mpirun rank 0 alone speaks; the others train silently beside it.
+  std::ostream quiet(nullptr);  // discards what it is given
+  if (comm.rank() == 0)
+    log << "train: " << comm.size() << " processes (mpirun), " << setup.train.threads << " thread(s) each" << std::endl;
+  return TrainingRun(setup, comm.rank() == 0 ? log : quiet).run();
+}
 
 }  // namespace gloss::train

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "gloss/dist/comm.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/text/batcher.h"
@@ -52,9 +53,16 @@ model::BatchView batch_view(const text::Batch& b);
 // waits for another inside a time step, which on few cores beats splitting every small
 // operation. With ops (or one thread), `net` alone runs with all threads inside each operation.
 // `t` must outlive the workers.
+//
+// Under mpirun the job's R ranks are R x T global workers: rank r's worker w is global worker
+// r * T + w, every rank splits each batch as one process with R * T workers would and runs
+// its own workers' parts; sum_across_ranks() then adds the ranks' gradients in rank order.
+// With T = 1 that is the order one process with R workers adds them in: the same model, bit
+// for bit (tests/e2e/mpi_test.sh).
 class Workers {
  public:
-  Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t);
+  Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t,
+          dist::Comm& comm);
   ~Workers();
   int size() const { return static_cast<int>(nets_.size()); }
   // Runs task(model, i) for i in [0, tasks) spread over the workers (validation): each task
@@ -64,9 +72,15 @@ class Workers {
   // (train.split_positions); gradients of scale * loss are added to net's.
   nn::LossSum train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
                           std::int64_t step);
+  // Under mpirun: every rank's gradients (and `loss`) summed in rank order, on every rank, as
+  // one flat buffer. Once per update, after its batches. Single process: nothing to do.
+  void sum_across_ranks(nn::LossSum& loss);
+  dist::Comm& comm() const { return comm_; }
 
  private:
   const TrainOptions& t_;
+  dist::Comm& comm_;
+  std::vector<float> flat_;  // the gradients as one buffer for sum_across_ranks
   nn::ParameterSet& params_;
   std::vector<model::Seq2Seq*> nets_;  // [0] = net
   std::vector<std::unique_ptr<nn::ParameterSet>> replica_params_;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Data-parallel training across processes: `mpirun -np 2 gloss bench train --threads 1`
+# against one process with 1 thread, on the quick recipe's model and data, alternating, RUNS
+# times each; prints the medians of target tokens/s, their ratio and the share of each update
+# spent summing the ranks' gradients (including waiting for the slower rank).
+# Usage: bash tests/bench/mpi_bench.sh [RUNS] [BATCHES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-3}
+batches=${2:-40}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+  OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+[ -x build/gloss ] || bash scripts/build.sh >/dev/null
+build/gloss spm train recipes/quick-en-de.ini --run.workdir "$tmp/run" >/dev/null 2>&1  # subword models once
+one=()
+two=()
+share=()
+for ((r = 1; r <= runs; r++)); do
+  o=$(build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null |
+      awk '/^BENCH train_target_tokens_per_s/ {print $3}')
+  out=$(mpirun -np 2 --bind-to core build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null)
+  t=$(awk '/^BENCH train_target_tokens_per_s/ {print $3}' <<<"$out")
+  s=$(awk '/^BENCH train_allreduce_share/ {print $3}' <<<"$out")
+  one+=("$o")
+  two+=("$t")
+  share+=("$s")
+  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (allreduce $s %)" >&2
+done
+mo=$(median "${one[@]}")
+mt=$(median "${two[@]}")
+echo "BENCH train_1_process_1_thread $mo tok/s"
+echo "BENCH train_mpirun_2_x_1_thread $mt tok/s"
+echo "BENCH train_mpi_speedup $(echo "scale=2; $mt / $mo" | bc) x"
+echo "BENCH train_allreduce_share $(median "${share[@]}") % of each update"
