@@ -89,6 +89,16 @@ rc=$?
 [ "$rc" -ne 0 ] && [ "$(grep -c '^gloss: .*checkpoint.gckpt' "$tmp/log6")" -ge 1 ] \
   && [ "$(grep '^gloss: ' "$tmp/log6" | sort -u | wc -l)" -eq 1 ] && pass \
   || fail "bad checkpoint: exit $rc, $(grep '^gloss: ' "$tmp/log6" | head -2)"
+# gloss translate under mpirun: each rank a shard, merged by rank 0 into the one output.
+zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
+"$gloss" translate -m "$tmp/two/model.best.gloss" -i "$tmp/t.en" -o "$tmp/t.one" -b 3 --threads 1 2>/dev/null
+mpi translate -m "$tmp/two/model.best.gloss" -i "$tmp/t.en" -o "$tmp/t.two" -b 3 --threads 1 2>"$tmp/log8" \
+  || fail "translate under mpirun: exit $?: $(tail -2 "$tmp/log8")"
+cmp -s "$tmp/t.one" "$tmp/t.two" && [ -z "$(ls "$tmp" | grep shard)" ] && pass \
+  || fail "mpirun translate differs from one process, or left shard files: $(ls "$tmp" | grep shard)"
+mpi translate -m "$tmp/two/model.best.gloss" -i "$tmp/t.en" >/dev/null 2>"$tmp/log9"
+[ $? -ne 0 ] && grep -q "^gloss: under mpirun, give -o FILE" "$tmp/log9" && pass || fail "mpirun translate to stdout"
+
 # gloss run under mpirun: every rank trains, rank 0 alone translates, scores and reports.
 targs=("${args[@]}" --data.test_src "$d/test_2016_flickr.en.gz" --data.test_tgt "$d/test_2016_flickr.de.gz"
        --decode.max_len_ratio 1.5 --train.max_steps 40)

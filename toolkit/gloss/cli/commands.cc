@@ -350,6 +350,13 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   }
   parse_options(args, desc, "gloss translate");
   const translate::Shard range = translate::parse_shard(shard);
+  if (!dist::job().single()) {  // under mpirun the ranks are the shards
+    if (!range.whole()) throw ConfigError("--shard and mpirun: choose one (under mpirun each rank is a shard)");
+    if (output == "-" || !w.attention_path.empty())
+      throw ConfigError(
+          "under mpirun, give -o FILE (the ranks' shards are merged into it); --attention is a "
+          "single-process option");
+  }
   compute::check_threads(threads, "--threads");
   decode::validate(o);
   translate::validate(w);
@@ -357,7 +364,18 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
   if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
-  translate::translate_file(translator, input, output, o, w, out, log, range);
+  dist::Comm& job = dist::job();
+  if (job.single()) {
+    translate::translate_file(translator, input, output, o, w, out, log, range);
+    return 0;
+  }
+  // mpirun: rank r translates shard r + 1 of N into its own file; rank 0 merges them.
+  const translate::Shard mine{static_cast<std::size_t>(job.rank()) + 1, static_cast<std::size_t>(job.size())};
+  std::ostream quiet(nullptr);
+  translate::translate_file(translator, input, translate::shard_path(output, mine), o, w, out,
+                            job.rank() == 0 ? log : quiet, mine);
+  if (!job.all_ok(true)) return 2;  // a rank that failed has aborted the job already
+  if (job.rank() == 0) translate::merge_shards(output, mine.count);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <ostream>
 
@@ -114,6 +115,24 @@ Shard parse_shard(const std::string& text) {
   if (s.index < 1 || s.index > s.count || s.count > 100000)
     throw ConfigError("--shard " + text + ": K/N needs 1 <= K <= N <= 100000");
   return s;
+}
+
+std::string shard_path(const std::string& output, const Shard& s) {
+  return output + ".shard-" + std::to_string(s.index) + "-of-" + std::to_string(s.count);
+}
+
+void merge_shards(const std::string& output, std::size_t count) {
+  AtomicFile merged(output);
+  std::vector<char> buf(1 << 16);
+  for (std::size_t k = 1; k <= count; ++k) {
+    const std::string part = shard_path(output, {k, count});
+    std::ifstream in(part, std::ios::binary);
+    if (!in) throw InputError(part, 0, "the translation of this shard is missing; translate again");
+    while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+      merged.stream().write(buf.data(), in.gcount());
+  }
+  merged.commit();
+  for (std::size_t k = 1; k <= count; ++k) std::filesystem::remove(shard_path(output, {k, count}));
 }
 
 void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,

@@ -23,6 +23,12 @@ struct Shard {
 // "K/N" -> Shard; ConfigError naming --shard unless 1 <= K <= N <= 100000.
 Shard parse_shard(const std::string& text);
 
+// Under mpirun each rank translates its shard into shard_path(output, its shard), and rank 0
+// merges them: merge_shards concatenates the `count` shard files of `output` in order into
+// `output` (a temporary file renamed when complete) and removes them.
+std::string shard_path(const std::string& output, const Shard& shard);
+void merge_shards(const std::string& output, std::size_t count);
+
 // Throws ConfigError / InputError (naming the file and line) for bad options or input. A
 // shard of the input needs a file that can be read twice (its lines are counted first).
 void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,
