@@ -23,16 +23,20 @@ void write_metrics_row(std::ostream& out, const MetricsRow& r) {
 
 namespace {
 
-// A row's step: a JSON integer in 0..10^12 (a float or a huge number is not converted: that is
-// undefined behaviour for values beyond long long).
-long long step_of(const nlohmann::json& j, const std::string& path, std::size_t line) {
-  const auto& s = j.at("step");
-  const bool fits = (s.is_number_unsigned() && s.get<std::uint64_t>() <= 1000000000000ULL) ||
-                    (s.is_number_integer() && !s.is_number_unsigned() && s.get<std::int64_t>() >= 0 &&
-                     s.get<std::int64_t>() <= 1000000000000LL);
+// An integer field of a row (`fallback` when absent): a JSON integer in 0..max. A float or a
+// number beyond the target type is never converted (that is undefined behaviour).
+long long integer_field(const nlohmann::json& j, const char* key, long long max, long long fallback,
+                        const std::string& path, std::size_t line) {
+  if (!j.contains(key)) return fallback;
+  const auto& v = j.at(key);
+  const bool fits =
+      (v.is_number_unsigned() && v.get<std::uint64_t>() <= static_cast<std::uint64_t>(max)) ||
+      (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= max);
   if (!fits)
-    throw InputError(path, line, "step " + s.dump() + " is not an integer in 0..10^12; is this a metrics.jsonl?");
-  return s.get<long long>();
+    throw InputError(path, line,
+                     std::string(key) + " " + v.dump() + " is not an integer in 0.." + std::to_string(max) +
+                         "; is this a metrics.jsonl?");
+  return v.get<long long>();
 }
 
 // Values a training writes: finite numbers of sane size.
@@ -57,8 +61,9 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
     try {
       const auto j = nlohmann::json::parse(line);
       MetricsRow r;
-      r.step = step_of(j, path, n);
-      r.epoch = j.value("epoch", 0);
+      r.step = integer_field(j, "step", 1000000000000LL, -1, path, n);
+      if (r.step < 0) throw InputError(path, n, "has no \"step\"; is this a metrics.jsonl?");
+      r.epoch = static_cast<int>(integer_field(j, "epoch", 1000000000, 0, path, n));
       r.train_loss = j.value("train_loss", 0.0);
       r.valid_ce = j.value("valid_ce", 0.0);
       r.valid_ppl = j.value("valid_ppl", 0.0);
@@ -90,7 +95,8 @@ void truncate_metrics(const std::string& path, long long step) {
     ++n;
     long long s = -1;
     try {
-      s = step_of(nlohmann::json::parse(line), path, n);
+      s = integer_field(nlohmann::json::parse(line), "step", 1000000000000LL, -1, path, n);
+      if (s < 0) throw InputError(path, n, "has no \"step\"; move the file away to start a new log");
     } catch (const nlohmann::json::exception&) {
       throw InputError(path, n, "is not a metrics line of gloss train; move the file away to start a new log");
     }
