@@ -207,6 +207,32 @@ ValidSet load_valid(const text::DataOptions& d, const text::SubwordModel& src, c
   return v;
 }
 
+// The batches (of `count`) this rank validates: every size()-th, from its rank.
+std::vector<std::size_t> batches_of_this_rank(const dist::Comm& comm, std::size_t count) {
+  std::vector<std::size_t> mine;
+  for (std::size_t k = static_cast<std::size_t>(comm.rank()); k < count; k += static_cast<std::size_t>(comm.size()))
+    mine.push_back(k);
+  return mine;
+}
+
+// The ranks' BLEU and chrF statistics summed (integer counts: exact in doubles below 2^53).
+void sum_across_ranks(dist::Comm& comm, int order, eval::BleuStats& bleu, eval::Stats& chrf) {
+  if (comm.single()) return;
+  bleu.correct.resize(static_cast<std::size_t>(order), 0);  // a rank without sentences has none yet
+  bleu.total.resize(static_cast<std::size_t>(order), 0);
+  std::vector<double> flat = {static_cast<double>(bleu.sys_len), static_cast<double>(bleu.ref_len)};
+  for (auto v : bleu.correct) flat.push_back(static_cast<double>(v));
+  for (auto v : bleu.total) flat.push_back(static_cast<double>(v));
+  flat.insert(flat.end(), chrf.begin(), chrf.end());
+  comm.sum_in_rank_order(flat.data(), flat.size());
+  std::size_t at = 0;
+  bleu.sys_len = static_cast<std::int64_t>(flat[at++]);
+  bleu.ref_len = static_cast<std::int64_t>(flat[at++]);
+  for (auto& v : bleu.correct) v = static_cast<std::int64_t>(flat[at++]);
+  for (auto& v : bleu.total) v = static_cast<std::int64_t>(flat[at++]);
+  for (auto& v : chrf) v = flat[at++];
+}
+
 // Cross-entropy (no label smoothing, no dropout) of batches of `bs` pairs of similar length,
 // summed in batch order whoever ran them.
 double valid_cross_entropy(Workers& workers, const ValidSet& valid, std::size_t bs, int split_positions) {
@@ -217,10 +243,10 @@ double valid_cross_entropy(Workers& workers, const ValidSet& valid, std::size_t 
                                                             : valid.pairs.src_len(a) < valid.pairs.src_len(b);
   });
   const std::size_t ce_batches = (by_length.size() + bs - 1) / bs;
-  std::vector<double> batch_nll(ce_batches, 0.0);
-  std::vector<std::int64_t> batch_tokens(ce_batches, 0);
-  workers.for_each(ce_batches, [&](model::Seq2Seq& net, std::size_t k) {
-    const std::size_t start = k * bs;
+  std::vector<double> batch_nll(ce_batches, 0.0), batch_tokens(ce_batches, 0.0);
+  const auto mine = batches_of_this_rank(workers.comm(), ce_batches);
+  workers.for_each(mine.size(), [&](model::Seq2Seq& net, std::size_t i) {
+    const std::size_t k = mine[i], start = k * bs;
     const std::vector<std::uint32_t> ids(
         by_length.begin() + static_cast<std::ptrdiff_t>(start),
         by_length.begin() + static_cast<std::ptrdiff_t>(std::min(by_length.size(), start + bs)));
@@ -228,29 +254,37 @@ double valid_cross_entropy(Workers& workers, const ValidSet& valid, std::size_t 
     for (const auto& part : text::split_batch(valid.pairs, b, split_positions)) {  // memory as in training
       const auto loss = net.forward_backward(batch_view(part), 0.0f, nullptr, false);
       batch_nll[k] += loss.nll;
-      batch_tokens[k] += loss.tokens;
+      batch_tokens[k] += static_cast<double>(loss.tokens);
     }
   });
-  double nll = 0;
-  std::int64_t tokens = 0;
+  // mpirun: every batch's figures on every rank (x + 0 is exact: each has one owner).
+  workers.comm().sum_in_rank_order(batch_nll.data(), batch_nll.size());
+  workers.comm().sum_in_rank_order(batch_tokens.data(), batch_tokens.size());
+  double nll = 0, tokens = 0;
   for (std::size_t k = 0; k < ce_batches; ++k) {
     nll += batch_nll[k];
     tokens += batch_tokens[k];
   }
-  return tokens ? nll / static_cast<double>(tokens) : 0.0;
+  return tokens > 0 ? nll / tokens : 0.0;
 }
 
 // Greedy translations of the validation sources, in corpus order (batches of `bs`, shortest
-// first, built as the translator builds them).
+// first, built as the translator builds them). Under mpirun, of this rank's batches only:
+// `translated` says which sentences.
 std::vector<std::string> valid_translations(Workers& workers, const ValidSet& valid, std::size_t bs,
-                                            const decode::TranslateOptions& decode, const text::SubwordModel& tgt_sp) {
+                                            const decode::TranslateOptions& decode, const text::SubwordModel& tgt_sp,
+                                            std::vector<char>& translated) {
   std::vector<std::size_t> src_order(valid.sources.size());
   std::iota(src_order.begin(), src_order.end(), std::size_t{0});
   std::stable_sort(src_order.begin(), src_order.end(),
                    [&](std::size_t a, std::size_t b) { return valid.sources[a].size() < valid.sources[b].size(); });
   std::vector<std::string> hyps(valid.sources.size());
-  workers.for_each((src_order.size() + bs - 1) / bs, [&](model::Seq2Seq& net, std::size_t k) {
-    const std::size_t start = k * bs, end = std::min(src_order.size(), start + bs);
+  translated.assign(valid.sources.size(), 0);
+  const auto mine = batches_of_this_rank(workers.comm(), (src_order.size() + bs - 1) / bs);
+  for (std::size_t k : mine)
+    for (std::size_t j = k * bs; j < std::min(src_order.size(), (k + 1) * bs); ++j) translated[src_order[j]] = 1;
+  workers.for_each(mine.size(), [&](model::Seq2Seq& net, std::size_t i) {
+    const std::size_t k = mine[i], start = k * bs, end = std::min(src_order.size(), start + bs);
     std::vector<std::size_t> idx;
     for (std::size_t j = start; j < end; ++j)
       if (!valid.sources[src_order[j]].empty()) idx.push_back(src_order[j]);
@@ -266,12 +300,16 @@ std::vector<std::string> valid_translations(Workers& workers, const ValidSet& va
 Validation validate(Workers& workers, const ValidSet& valid, const text::SubwordModel& tgt_sp, const TrainSetup& s) {
   // Each worker takes whole batches: a training-sized share of decode.batch_size each, so
   // that validation needs no more memory than training.
-  const std::size_t bs = static_cast<std::size_t>(std::max(1, s.decode.batch_size / workers.size()));
+  // Under mpirun the ranks share the batches as workers of one process would.
+  const int all_workers = workers.size() * workers.comm().size();
+  const std::size_t bs = static_cast<std::size_t>(std::max(1, s.decode.batch_size / all_workers));
   Validation out;
   out.ce = valid_cross_entropy(workers, valid, bs, s.train.split_positions);
   out.ppl = std::exp(out.ce);
-  // Greedy translations, scored exactly as sacreBLEU would (statistics summed in corpus order).
-  const auto hyps = valid_translations(workers, valid, bs, s.decode, tgt_sp);
+  // Greedy translations, scored exactly as sacreBLEU would (statistics summed in corpus order;
+  // they are integer counts, so summing them across ranks is exact).
+  std::vector<char> translated;
+  const auto hyps = valid_translations(workers, valid, bs, s.decode, tgt_sp, translated);
   eval::BleuOptions bo;
   eval::ChrfOptions co;
   bo.lowercase = co.lowercase = text::folds_case(s.subword);
@@ -280,10 +318,12 @@ Validation validate(Workers& workers, const ValidSet& valid, const text::Subword
   eval::BleuStats bleu_stats;
   eval::Stats chrf_stats(chrf.num_stats(), 0.0);
   for (std::size_t i = 0; i < hyps.size(); ++i) {
+    if (!translated[i]) continue;  // another rank's
     bleu_stats += bleu.sentence_stats(hyps[i], {valid.references[i]});
     const auto c = chrf.sentence_stats(hyps[i], {valid.references[i]});
     for (std::size_t k = 0; k < c.size(); ++k) chrf_stats[k] += c[k];
   }
+  sum_across_ranks(workers.comm(), bo.max_ngram_order, bleu_stats, chrf_stats);
   out.bleu = bleu.score(bleu_stats).score;
   out.chrf = chrf.f_score(chrf_stats);
   return out;
