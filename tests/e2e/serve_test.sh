@@ -84,6 +84,7 @@ printf '{"text": "x", "beam_size": 2, "n_best": 3}' >"$tmp/b8"; bad "n_best over
 printf '{"text": "x", "beams": 2}' >"$tmp/b9"; bad "unknown field" 400 "$tmp/b9"
 printf '[1, 2]' >"$tmp/b10"; bad "not an object" 400 "$tmp/b10"
 printf '{"text": "a\\nb"}' >"$tmp/b11"; bad "a line break in a sentence" 400 "$tmp/b11"
+printf '{"text": "x", "beam_size": 1e999}' >"$tmp/b12"; bad "a number beyond a double" 400 "$tmp/b12"
 code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$url/nothing")
 [ "$code" = 404 ] && grep -q '"error"' "$tmp/ans" && pass || fail "unknown path: $code"
 # A slow client (half a request, then silence) is dropped after --timeout; others are served meanwhile.

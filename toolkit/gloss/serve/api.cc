@@ -69,7 +69,8 @@ TranslateRequest parse_request(const std::string& body, const ApiLimits& limits)
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error for malformed text, out_of_range for a number beyond a double (1e999).
     // nlohmann's message names the position and the problem; the bytes it read ("; last
     // read: ...") may be anything, so they are not echoed.
     std::string what = e.what();

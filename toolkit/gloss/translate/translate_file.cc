@@ -142,8 +142,10 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   validate(outputs);
   require_file(input);
   if (!shard.whole()) require_rereadable(input, "--shard counts its lines before translating");
-  const auto [first_line, last_line] =
+  // Plain variables, not a structured binding: clang 14 (Debian 12) cannot capture bindings in lambdas.
+  const std::pair<std::size_t, std::size_t> lines =
       shard.whole() ? std::pair<std::size_t, std::size_t>{1, SIZE_MAX} : shard_lines(shard, count_lines(input));
+  const std::size_t first_line = lines.first, last_line = lines.second;
   if (!outputs.attention_path.empty() && !shard.whole() &&
       (outputs.attention_line < first_line || outputs.attention_line > last_line))
     throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + " is not in --shard " +
