@@ -117,9 +117,13 @@ int run(int argc, char** argv) {
   return 2;
 }
 
-// Exit status after an error: under mpirun the whole job ends with it now (no rank waits
-// for this one in a collective).
-int failed(int status) {
+// Exit status after an error, printed as "gloss: <message>" in one write: under mpirun every
+// rank prints its error to the same stream, and lines written in pieces interleave. The whole
+// job ends with that status now (no rank waits for this one in a collective).
+int failed(int status, const std::string& message) {
+  std::cout.flush();
+  const std::string line = "gloss: " + message + "\n";
+  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
   std::cerr.flush();
   gloss::dist::abort_job(status);
   return status;
@@ -131,25 +135,16 @@ int main(int argc, char** argv) {
   try {
     const int rc = run(argc, argv);
     std::cout.flush();
-    if (!std::cout) {
-      std::cerr << "gloss: cannot write to standard output\n";
-      return failed(1);
-    }
+    if (!std::cout) return failed(1, "cannot write to standard output");
     gloss::dist::finish();
     return rc;
   } catch (const gloss::UserError& e) {
-    std::cout.flush();
-    std::cerr << "gloss: " << e.what() << '\n';
-    return failed(2);
+    return failed(2, e.what());
   } catch (const std::filesystem::filesystem_error& e) {
     // A path the user gave cannot be made or reached (a folder under a regular file, a full or
     // read-only disk, a symbolic link loop): their problem to fix, named in one line.
-    std::cout.flush();
-    std::cerr << "gloss: " << (e.path1().empty() ? std::string("a file") : e.path1().string()) << ": "
-              << e.code().message() << '\n';
-    return failed(2);
+    return failed(2, (e.path1().empty() ? std::string("a file") : e.path1().string()) + ": " + e.code().message());
   } catch (const std::exception& e) {
-    std::cerr << "gloss: internal error: " << e.what() << '\n';
-    return failed(1);
+    return failed(1, std::string("internal error: ") + e.what());
   }
 }
