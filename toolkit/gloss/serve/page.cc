@@ -2,14 +2,18 @@
 
 namespace gloss::serve {
 
-const std::string& page_html() {
-  static const std::string page = R"HTML(<!DOCTYPE html>
+namespace {
+
+// The page's parts, in the order page_html() joins them.
+constexpr const char* kHead = R"HTML(<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Gloss translate</title>
-<style>
+)HTML";
+
+constexpr const char* kStyle = R"HTML(<style>
   body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; color: #222; }
   h1 { font-size: 1.4em; }
   textarea { width: 100%; height: 6em; font-size: 1em; box-sizing: border-box; }
@@ -29,7 +33,10 @@ const std::string& page_html() {
   table.heatmap tbody th { text-align: right; }
 </style>
 </head>
-<body>
+)HTML";
+
+// The form and an empty results area the script fills.
+constexpr const char* kBody = R"HTML(<body>
 <h1>Gloss translate</h1>
 <textarea id="input" placeholder="One sentence per line">A man is riding a bicycle down the street.</textarea>
 <div class="controls">
@@ -39,7 +46,10 @@ const std::string& page_html() {
   <span id="status"></span>
 </div>
 <div id="results"></div>
-<script>
+)HTML";
+
+// Posts the sentences to /translate and draws each answer: translation, n-best, heat map.
+constexpr const char* kScript = R"HTML(<script>
 "use strict";
 const el = (tag, cls, text) => {
   const e = document.createElement(tag);
@@ -135,6 +145,11 @@ if (asked) {
 </body>
 </html>
 )HTML";
+
+}  // namespace
+
+const std::string& page_html() {
+  static const std::string page = std::string(kHead) + kStyle + kBody + kScript;
   return page;
 }
 
