@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: training under mpirun (Open MPI, 2 processes on this machine, a tiny model).
 #  - mpirun -np 2 with 1 thread each trains the same model, bit for bit, as one process with
-#    2 data-parallel workers (parameters, Adam's state and the validation log);
+#    2 data-parallel workers (parameters, Adam's state and the validation log), and as one
+#    process with 1 worker running both replicas (train.replicas 2);
 #  - rank 0 alone writes (one metrics line per validation, no stray files);
 #  - a job stopped at step 20 and run again to step 60 ends as an uninterrupted one;
 #  - kill -9 of one rank ends the whole job within seconds, and rerunning the same command
@@ -44,6 +45,10 @@ mpi train "${args[@]}" --train.max_steps 60 --train.threads 1 --run.workdir "$tm
 [ -n "$(state "$tmp/one/checkpoint.gckpt")" ] && [ "$(state "$tmp/one/checkpoint.gckpt")" = "$(state "$tmp/two/checkpoint.gckpt")" ] \
   && pass || fail "mpirun -np 2 x 1 thread and 1 process x 2 workers trained different models"
 [ "$(state "$tmp/one/model.best.gloss")" = "$(state "$tmp/two/model.best.gloss")" ] && pass || fail "best models differ"
+"$gloss" train "${args[@]}" --train.max_steps 60 --train.threads 1 --train.replicas 2 --run.workdir "$tmp/single" \
+  >/dev/null 2>"$tmp/log0" || fail "one process x 1 worker: exit $?: $(tail -2 "$tmp/log0")"
+[ "$(state "$tmp/single/checkpoint.gckpt")" = "$(state "$tmp/one/checkpoint.gckpt")" ] && pass \
+  || fail "1 process x 1 worker with train.replicas 2 trained another model than 2 workers"
 [ "$(valid_log "$tmp/one/metrics.jsonl")" = "$(valid_log "$tmp/two/metrics.jsonl")" ] && pass \
   || fail "validation logs differ: $(diff <(valid_log "$tmp/one/metrics.jsonl") <(valid_log "$tmp/two/metrics.jsonl") | head -3)"
 grep -q "train: 2 processes (mpirun), 1 thread(s) each" "$tmp/log2" && [ "$(grep -c "train: finished" "$tmp/log2")" -eq 1 ] \

@@ -121,6 +121,41 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   fs::remove_all(root);
 }
 
+TEST_CASE("Trainer: with train.replicas fixed, 1, 2 or 4 workers train the same model, bit for bit",
+          "[train][parallel]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_replicas_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  // Dropouts and word dropout draw from the replicas' streams; batches of 48 in parts of ~300
+  // positions give each replica more than one part.
+  auto run = [&](int replicas, int threads) {
+    const fs::path dir = root / ("r" + std::to_string(replicas) + "-t" + std::to_string(threads));
+    const auto loaded = small_recipe(dir, 6,
+                                     {"--train.replicas", std::to_string(replicas), "--train.threads",
+                                      std::to_string(threads), "--model.word_dropout", "0.1", "--model.dropout_emb",
+                                      "0.2", "--train.split_positions", "300", "--train.valid_every", "100"});
+    train::train(loaded.recipe, log);
+    return final_parameters(dir, loaded);
+  };
+  const auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  const auto two_by_one = run(2, 1), two_by_two = run(2, 2);
+  CHECK(same(two_by_one, two_by_two));
+  const auto four_by_one = run(4, 1), four_by_two = run(4, 2), four_by_four = run(4, 4);
+  CHECK(same(four_by_one, four_by_two));
+  CHECK(same(four_by_one, four_by_four));
+  CHECK(!same(two_by_two, four_by_two));  // the replicas, not the workers, shape the model
+  // Replicas that the workers do not divide: a one-line error naming the keys.
+  try {
+    run(3, 2);
+    FAIL("expected an error");
+  } catch (const UserError& e) {
+    CHECK(std::string(e.what()).find("train.replicas 3 is not a multiple of the 2 workers") != std::string::npos);
+  }
+  fs::remove_all(root);
+}
+
 TEST_CASE("Trainer: with subword sampling, a run resumed across epochs ends bit for bit like an uninterrupted one",
           "[train][resume][sampling]") {
   const fs::path root = fs::temp_directory_path() / ("gloss_trainer_sampling_test_" + std::to_string(::getpid()));

@@ -132,6 +132,7 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
   shape.tgt_len = o.tgt_len;
   shape.split_positions = training.split_positions;
   shape.workers = training.parallel == "data" ? training.threads : 1;
+  shape.replicas = training.replicas;
   shape.adam = training.optimizer == "adam";
   shape.ema = training.ema_decay > 0;
   shape.rnn_cache_bytes = static_cast<std::int64_t>(training.rnn_cache_mb) << 20;

@@ -97,9 +97,9 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
   const std::int64_t E = c.emb_dim, H = c.enc_hidden, D = c.dec_hidden, A = c.att_dim, K = key_width(c);
   const std::int64_t R = c.readout_dim, V = c.tgt_vocab, L = c.dec_layers, lstm = c.cell == nn::CellType::kLstm;
   TrainingMemory m;
-  const std::int64_t workers = std::max(1, t.workers);
+  const std::int64_t workers = std::max(1, t.workers), replicas = std::max<std::int64_t>(workers, t.replicas);
   m.weights = 4 * params;
-  m.gradients = 4 * params * workers;
+  m.gradients = 4 * params * replicas;
   m.optimizer = 4 * params * ((t.adam ? 2 : 0) + (t.ema ? 1 : 0));
   // Floats kept per target position: logits (their gradient in place), readout before and
   // after maxout, dropout mask and gradient, contexts and their gradient, decoder inputs,
@@ -113,7 +113,7 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
   const double per_src = static_cast<double>(c.enc_layers * (2 * E + 6 * H) + 2 * K + 2 * A + 1);
   const double sentences_per_part =
       std::clamp(std::floor(static_cast<double>(t.split_positions) / std::max(1.0, t.tgt_len)), 1.0,
-                 std::ceil(static_cast<double>(t.batch_size) / static_cast<double>(workers)));
+                 std::ceil(static_cast<double>(t.batch_size) / static_cast<double>(replicas)));
   m.activations = static_cast<std::int64_t>(4.0 * static_cast<double>(workers) * sentences_per_part *
                                             (t.tgt_len * per_tgt + t.src_len * per_src));
   m.rnn_caches = t.rnn_cache_bytes;

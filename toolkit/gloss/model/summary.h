@@ -59,6 +59,7 @@ struct TrainingShape {
   double src_len = 20, tgt_len = 20;
   int split_positions = 1024;  // target positions per batch part
   int workers = 1;             // data-parallel workers (each has its own gradients and activations)
+  int replicas = 0;            // train.replicas (0: one per worker); a worker keeps each replica's gradients
   bool adam = true;
   bool ema = false;
   std::int64_t rnn_cache_bytes = 64 << 20;

@@ -217,12 +217,17 @@ class Schema {
             "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1, 1000);
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
-    add_int("train.seed", &t.seed, "random seed (same seed and threads: same model, bit for bit)", 0);
+    add_int("train.seed", &t.seed, "random seed (same seed and replicas: same model, bit for bit)", 0);
     add_int("train.threads", &t.threads, "compute threads", 1, 256);
     add_choice("train.parallel", &t.parallel,
                "how the threads share a batch: data = each runs its share of the sentences on its own model replica "
                "(faster on few cores); ops = all work inside every operation",
                {"data", "ops"});
+    add_int("train.replicas", &t.replicas,
+            "parts of every batch, each with its own random stream and gradient, added in a fixed order; fixing it "
+            "makes the model independent of how many threads and processes train it (a multiple of them; 0: one "
+            "per worker)",
+            0, 4096);
   }
 
   // [decode]: decode::TranslateOptions

@@ -81,6 +81,14 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
                  dist::Comm& comm)
     : t_(t), comm_(comm), params_(params) {
   const int n = t.parallel == "data" ? std::max(1, t.threads) : 1;
+  const int global = n * comm.size();
+  replicas_per_update_ = t.replicas > 0 ? t.replicas : global;
+  if (replicas_per_update_ % global != 0)
+    throw UserError("train.replicas " + std::to_string(t.replicas) + " is not a multiple of the " +
+                    std::to_string(global) + " workers (" + std::to_string(n) + " per process x " +
+                    std::to_string(comm.size()) + " processes); set train.replicas to a multiple of " +
+                    std::to_string(global) + ", or train.threads so that the workers divide " +
+                    std::to_string(t.replicas));
   nets_.push_back(&net);
   for (int w = 1; w < n; ++w) {
     replica_params_.push_back(std::make_unique<nn::ParameterSet>());
@@ -89,8 +97,15 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
     replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
-  // Memory for the RNN training caches, shared by the workers.
-  const std::size_t cache_bytes = (static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(n);
+  // Gradients kept apart while a worker runs its next replica: k - 1 per worker.
+  const int k = replicas_per_update_ / global;
+  kept_.resize(static_cast<std::size_t>(n));
+  for (auto& slots : kept_) slots.resize(static_cast<std::size_t>(k - 1));
+  // Memory for the RNN training caches: the same share for every replica, however they are
+  // spread over workers and processes (a different share would change the recompute chunks,
+  // and so the rounding).
+  const std::size_t cache_bytes =
+      (static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(replicas_per_update_);
   for (auto* w : nets_) w->set_rnn_cache_bytes(cache_bytes);
 }
 
@@ -100,45 +115,95 @@ void Workers::for_each(std::size_t tasks, const std::function<void(model::Seq2Se
 
 Workers::~Workers() = default;
 
+nn::ParameterSet& Workers::gradients_of(std::size_t worker) {
+  return worker == 0 ? params_ : *replica_params_[worker - 1];
+}
+
+namespace {
+
+// `store` = p's gradients, which become zero.
+void keep_apart(nn::ParameterSet& p, std::vector<float>& store) {
+  store.resize(static_cast<std::size_t>(p.num_values()));
+  std::size_t at = 0;
+  for (const auto& q : p.all()) {
+    const std::size_t size = static_cast<std::size_t>(q->grad.size());
+    std::copy(q->grad.data(), q->grad.data() + size, store.data() + at);
+    std::fill(q->grad.data(), q->grad.data() + size, 0.0f);
+    at += size;
+  }
+}
+
+// p's gradients += store.
+void add_kept(const std::vector<float>& store, nn::ParameterSet& p) {
+  std::size_t at = 0;
+  for (const auto& q : p.all()) {
+    float* g = q->grad.data();
+    const std::size_t size = static_cast<std::size_t>(q->grad.size());
+    for (std::size_t i = 0; i < size; ++i) g[i] += store[at + i];
+    at += size;
+  }
+}
+
+void add_loss(nn::LossSum& into, const nn::LossSum& l) {
+  into.loss += l.loss;
+  into.nll += l.nll;
+  into.tokens += l.tokens;
+}
+
+}  // namespace
+
 nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
                                  std::int64_t step) {
-  const int n = size(), global = n * comm_.size(), first = n * comm_.rank();
+  const int V = replicas_per_update_, n = size();
+  const int k = V / (n * comm_.size());  // replicas per worker
   const auto tf = static_cast<float>(teacher_forcing_at(t_, step));
   const auto ls = static_cast<float>(t_.label_smoothing);
   for (auto* w : nets_) w->set_teacher_forcing(tf);
-  const auto parts = text::split_batch(corpus, batch, t_.split_positions, global);
-  auto add = [](nn::LossSum& into, const nn::LossSum& l) {
-    into.loss += l.loss;
-    into.nll += l.nll;
-    into.tokens += l.tokens;
-  };
+  const auto parts = text::split_batch(corpus, batch, t_.split_positions, V);
   nn::LossSum total;
-  if (global == 1) {
-    for (const auto& part : parts) add(total, nets_[0]->forward_backward(batch_view(part), ls, &rng, true, scale));
+  if (V == 1) {
+    for (const auto& part : parts) add_loss(total, nets_[0]->forward_backward(batch_view(part), ls, &rng, true, scale));
     return total;
   }
-  // Each global worker draws from a generator seeded from the run's (every rank draws all of
-  // them, so the run's generator stays the same everywhere): the same batches, seed and
-  // workers give the same model, bit for bit.
+  // Each replica draws from a generator seeded from the run's (every rank draws all of them,
+  // so the run's generator stays the same everywhere): the same batches, seed and replicas
+  // give the same model, bit for bit.
   std::vector<Rng> rngs;
-  for (int g = 0; g < global; ++g) rngs.emplace_back(rng.next());
+  for (int v = 0; v < V; ++v) rngs.emplace_back(rng.next());
   std::vector<nn::LossSum> losses(static_cast<std::size_t>(n));
-  nets_[0]->prepare_backward();  // the replicas read its reordered weights
-  compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's parts
-    const std::size_t g = static_cast<std::size_t>(first) + w;
-    for (std::size_t i = g; i < parts.size(); i += static_cast<std::size_t>(global))
-      if (parts[i].size > 0)
-        add(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[g], true, scale));
+  nets_[0]->prepare_backward();                                              // the replicas read its reordered weights
+  const std::size_t first = static_cast<std::size_t>(n * k * comm_.rank());  // this rank's first replica
+  compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's replicas
+    for (int j = 0; j < k; ++j) {
+      const std::size_t v = first + w * static_cast<std::size_t>(k) + static_cast<std::size_t>(j);
+      if (j > 0) keep_apart(gradients_of(w), kept_[w][static_cast<std::size_t>(j - 1)]);
+      for (std::size_t i = v; i < parts.size(); i += static_cast<std::size_t>(V))
+        if (parts[i].size > 0)
+          add_loss(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[v], true, scale));
+    }
   });
-  for (const auto& l : losses) add(total, l);
-  // The replicas' gradients into net's, in worker order; theirs start the next batch at zero.
-  for (const auto& rp : replica_params_) {
+  for (const auto& l : losses) add_loss(total, l);
+  sum_replicas();
+  return total;
+}
+
+// The gradients of this process's replicas into net's, left to right in replica order, as
+// one worker per replica would add them: worker 0's replicas (kept ones, then its own
+// gradients), then each other worker's. The replicas' buffers start the next batch at zero.
+void Workers::sum_replicas() {
+  auto& kept0 = kept_[0];
+  if (!kept0.empty()) {
+    for (std::size_t j = 1; j < kept0.size(); ++j)
+      kernels::move_add(static_cast<std::int64_t>(kept0[j].size()), kept0[j].data(), kept0[0].data());
+    add_kept(kept0[0], params_);  // (kept sum) + own gradients: a + b is b + a, exactly
+  }
+  for (std::size_t w = 1; w < nets_.size(); ++w) {
+    for (const auto& store : kept_[w]) add_kept(store, params_);
     const auto& mine = params_.all();
-    const auto& theirs = rp->all();
+    const auto& theirs = replica_params_[w - 1]->all();
     for (std::size_t i = 0; i < mine.size(); ++i)
       kernels::move_add(mine[i]->grad.size(), theirs[i]->grad.data(), mine[i]->grad.data());
   }
-  return total;
 }
 
 void Workers::sum_across_ranks(nn::LossSum& loss) {

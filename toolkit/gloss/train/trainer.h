@@ -54,11 +54,17 @@ model::BatchView batch_view(const text::Batch& b);
 // operation. With ops (or one thread), `net` alone runs with all threads inside each operation.
 // `t` must outlive the workers.
 //
-// Under mpirun the job's R ranks are R x T global workers: rank r's worker w is global worker
-// r * T + w, every rank splits each batch as one process with R * T workers would and runs
-// its own workers' parts; sum_across_ranks() then adds the ranks' gradients in rank order.
-// With T = 1 that is the order one process with R workers adds them in: the same model, bit
-// for bit (tests/e2e/mpi_test.sh).
+// Replicas: every batch is dealt into V parts (train.replicas; 0: one per worker), part v
+// run with its own random stream v (dropout, word dropout, sampling) into its own gradient,
+// and the V gradients are added left to right in replica order. Under mpirun the job's R
+// ranks have R x T workers; with k = V / (R x T) (V must be a multiple), rank r's worker w
+// runs replicas (r * T + w) * k .. + k - 1 one after the other, keeping all but the last
+// one's gradients apart (k - 1 extra gradient buffers) until they are added in order.
+// sum_across_ranks() then adds the ranks' sums in rank order. So with one replica per rank
+// (k x T = 1), or in one process, the model depends on V and not on T or R: one process
+// with 1 or V workers and mpirun -np V x 1 thread train the same model, bit for bit, given
+// train.accumulate 1 (tests/train, tests/e2e/mpi_test.sh). Throws UserError when V is not a
+// multiple of the workers.
 class Workers {
  public:
   Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t,
@@ -76,11 +82,16 @@ class Workers {
   // one flat buffer. Once per update, after its batches. Single process: nothing to do.
   void sum_across_ranks(nn::LossSum& loss);
   dist::Comm& comm() const { return comm_; }
+  int replicas() const { return replicas_per_update_; }
 
  private:
+  nn::ParameterSet& gradients_of(std::size_t worker);
+  void sum_replicas();
   const TrainOptions& t_;
   dist::Comm& comm_;
-  std::vector<float> flat_;  // the gradients as one buffer for sum_across_ranks
+  std::vector<float> flat_;                            // the gradients as one buffer for sum_across_ranks
+  int replicas_per_update_ = 1;                        // V: train.replicas, or (0) one per worker
+  std::vector<std::vector<std::vector<float>>> kept_;  // [worker][j]: its replica j's gradients, kept apart
   nn::ParameterSet& params_;
   std::vector<model::Seq2Seq*> nets_;  // [0] = net
   std::vector<std::unique_ptr<nn::ParameterSet>> replica_params_;
