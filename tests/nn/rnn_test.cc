@@ -276,3 +276,54 @@ TEST_CASE("RnnCell under a memory budget: chunks recomputed in backward give the
     }
   }
 }
+
+TEST_CASE("RnnCell in bf16: inference within bf16 rounding of the cell equations; training stays f32", "[nn][rnn]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 RnnCell test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    const int T = 6, N = 3, C = 24, H = 16;
+    ParameterSet params;
+    RnnCell rnn(params, "rnn", cell, C, H);
+    Rng rng(31);
+    for (auto& p : params.all())
+      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.3f, 0.3f);
+    std::vector<float> x(T * N * C), h0(N * H), c0(N * H);
+    for (auto& v : x) v = rng.uniform(-1.f, 1.f);
+    for (auto& v : h0) v = rng.uniform(-0.5f, 0.5f);
+    for (auto& v : c0) v = rng.uniform(-0.5f, 0.5f);
+    const int G = rnn.gates();
+    Reference ref{cell,
+                  C,
+                  H,
+                  G,
+                  to_double(params.get("rnn/weights_layer").value),
+                  to_double(params.get("rnn/weights_iter").value),
+                  to_double(params.get("rnn/bias").value)};
+    std::vector<double> y_ref, h_ref, c_ref;
+    ref.run(T, N, {x.begin(), x.end()}, {h0.begin(), h0.end()}, {c0.begin(), c0.end()}, y_ref, h_ref, c_ref);
+
+    std::vector<float> y32(T * N * H), y16(T * N * H), h16(N * H), c16(N * H), ytr(T * N * H);
+    rnn.forward(T, N, x.data(), h0.data(), c0.data(), y32.data(), nullptr, nullptr, nullptr);
+    rnn.set_bf16(true);
+    rnn.forward(T, N, x.data(), h0.data(), c0.data(), y16.data(), h16.data(), c16.data(), nullptr);
+    RnnCell::Cache cache;
+    rnn.forward(T, N, x.data(), h0.data(), c0.data(), ytr.data(), nullptr, nullptr, &cache);
+    double err16 = 0, err32 = 0, train_diff = 0;
+    for (std::size_t i = 0; i < y_ref.size(); ++i) {
+      err16 = std::max(err16, std::fabs(y16[i] - y_ref[i]));
+      err32 = std::max(err32, std::fabs(y32[i] - y_ref[i]));
+      train_diff = std::max(train_diff, static_cast<double>(std::fabs(ytr[i] - y32[i])));
+    }
+    CHECK(err32 < 1e-5);
+    CHECK(err16 < 3e-2);       // inputs, states and weights carry 8 significant bits
+    CHECK(err16 > 1e-4);       // and bf16 did run
+    CHECK(train_diff < 1e-6);  // a training forward ignores set_bf16
+    for (int i = 0; i < N * H; ++i) {
+      CHECK(h16[i] == y16[(T - 1) * N * H + i]);  // the final state is the last output
+      if (cell == CellType::kLstm) CHECK(c16[i] == Approx(c_ref[i]).margin(3e-2));
+    }
+  }
+}

@@ -601,9 +601,13 @@ void Seq2Seq::set_bf16(bool on) {
   readout_bf16_ = {};
   out_bf16_ = {};
   out_sub_bf16_ = {};
-  if (!on) return;
-  if (!compute::has_bf16())
+  if (on && !compute::has_bf16())
     throw ConfigError("bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
+  for (auto& layer : layers_)
+    for (auto* cell : {layer.fwd.get(), layer.bwd.get()})
+      if (cell) cell->set_bf16(on);
+  for (auto& cell : dec_rnn_) cell->set_bf16(on);
+  if (!on) return;
   const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb_dim;
   readout_bf16_.set_weights(readout_.in(), readout_.out(), readout_.weight().value.data(), false,
                             readout_.bias() ? readout_.bias()->value.data() : nullptr);

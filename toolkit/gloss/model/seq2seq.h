@@ -115,8 +115,10 @@ class Seq2Seq {
   std::int32_t output_word(std::int64_t column) const {
     return out_subset_.empty() ? static_cast<std::int32_t>(column) : out_subset_[static_cast<std::size_t>(column)];
   }
-  // The readout and output layers in bf16 (oneDNN matmul; weights converted now and after
-  // set_output_subset). Needs a CPU with AVX512-BF16 (compute::has_bf16()), else ConfigError.
+  // Translation in bf16: the encoder's and decoder's recurrent layers (nn::RnnCell::set_bf16)
+  // and the readout and output layers (oneDNN matmul; weights converted now and after
+  // set_output_subset). Training is unaffected. Needs a CPU with AVX512-BF16
+  // (compute::has_bf16()), else ConfigError.
   void set_bf16(bool on);
 
  private:

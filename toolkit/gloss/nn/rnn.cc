@@ -57,16 +57,18 @@ RnnCell::RnnCell(ParameterSet& params, const std::string& name, CellType cell, s
       bias_(params.add(name + "/bias", {4, hidden})) {}
 
 RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
-  const auto key = std::make_tuple(training, T, N, compute::threads());
+  const bool half = bf16_ && !training;
+  const auto key = std::make_tuple(training, half, T, N, compute::threads());
   auto it = forward_.find(key);
   if (it != forward_.end()) return it->second;
   if (forward_.size() >= kMaxCachedShapes) forward_.clear();  // bounded: each holds JIT code
   const memory::dim C = input_, H = hidden_, G = gates();
   const auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
-  const auto x = md({T, N, C}, tag::tnc), y = md({T, N, H}, tag::tnc), s = md({1, 1, N, H}, tag::ldnc);
-  const auto wl = md({1, 1, C, G, H}, tag::ldigo), wi = md({1, 1, H, G, H}, tag::ldigo),
-             b = md({1, 1, 4, H}, tag::ldgo);
+  const dt type = half ? dt::bf16 : dt::f32;  // of inputs, outputs, hidden states and weights
+  const memory::desc x({T, N, C}, type, tag::tnc), y({T, N, H}, type, tag::tnc), s({1, 1, N, H}, type, tag::ldnc);
+  const memory::desc wl({1, 1, C, G, H}, type, tag::ldigo), wi({1, 1, H, G, H}, type, tag::ldigo);
+  const auto b = md({1, 1, 4, H}, tag::ldgo), sc = md({1, 1, N, H}, tag::ldnc);  // bias, LSTM cell state: f32
   Forward f;
   if (cell_ == CellType::kGru) {
     dnnl::lbr_gru_forward::desc d(prop, dir, x, s, wl, wi, b, y, s);
@@ -74,7 +76,7 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
     f.prim = dnnl::lbr_gru_forward(*pd);
     f.pd = std::move(pd);
   } else {
-    dnnl::lstm_forward::desc d(prop, dir, x, s, s, wl, wi, b, y, s, s);
+    dnnl::lstm_forward::desc d(prop, dir, x, s, sc, wl, wi, b, y, s, sc);
     auto pd = std::make_unique<dnnl::lstm_forward::primitive_desc>(d, user_scratchpad(), compute::engine());
     f.prim = dnnl::lstm_forward(*pd);
     f.pd = std::move(pd);
@@ -139,8 +141,53 @@ void RnnCell::refresh_backward_weights() {
   bwd_version_ = params_.version();
 }
 
+void RnnCell::run_forward_bf16(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
+                               float* cT) {
+  Forward& f = forward_primitive(false, T, N);
+  const memory::dim C = input_, H = hidden_, G = gates();
+  if (bf16_version_ != params_.version()) {
+    w_layer_bf16_.resize(static_cast<std::size_t>(C * G * H));
+    w_iter_bf16_.resize(static_cast<std::size_t>(H * G * H));
+    compute::to_bf16(C * G * H, w_layer_.value.data(), w_layer_bf16_.data());
+    compute::to_bf16(H * G * H, w_iter_.value.data(), w_iter_bf16_.data());
+    bf16_version_ = params_.version();
+  }
+  const std::int64_t nx = static_cast<std::int64_t>(T) * N * C, ny = static_cast<std::int64_t>(T) * N * H,
+                     ns = static_cast<std::int64_t>(N) * H;
+  x_bf16_.resize(static_cast<std::size_t>(nx));
+  h0_bf16_.resize(static_cast<std::size_t>(ns));
+  y_bf16_.resize(static_cast<std::size_t>(ny));
+  hT_bf16_.resize(static_cast<std::size_t>(ns));
+  compute::to_bf16(nx, x, x_bf16_.data());
+  compute::to_bf16(ns, h0, h0_bf16_.data());
+  auto half = [](const memory::dims& dims, tag t, std::uint16_t* p) {
+    return memory(memory::desc(dims, dt::bf16, t), compute::engine(), p);
+  };
+  const memory::dims s = {1, 1, N, H};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC_LAYER, half({T, N, C}, tag::tnc, x_bf16_.data())},
+      {DNNL_ARG_SRC_ITER, half(s, tag::ldnc, h0_bf16_.data())},
+      {DNNL_ARG_WEIGHTS_LAYER, half({1, 1, C, G, H}, tag::ldigo, w_layer_bf16_.data())},
+      {DNNL_ARG_WEIGHTS_ITER, half({1, 1, H, G, H}, tag::ldigo, w_iter_bf16_.data())},
+      {DNNL_ARG_BIAS, mem(md({1, 1, 4, H}, tag::ldgo), bias_.value.data())},
+      {DNNL_ARG_DST_LAYER, half({T, N, H}, tag::tnc, y_bf16_.data())},
+      {DNNL_ARG_DST_ITER, half(s, tag::ldnc, hT_bf16_.data())},
+  };
+  if (cell_ == CellType::kLstm) {
+    args.emplace(DNNL_ARG_SRC_ITER_C, mem(md(s, tag::ldnc), c0));
+    args.emplace(DNNL_ARG_DST_ITER_C, mem(md(s, tag::ldnc), cT));
+  }
+  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*f.pd));
+  f.prim.execute(compute::stream(), args);
+  compute::stream().wait();
+  compute::from_bf16(ny, y_bf16_.data(), y);
+  compute::from_bf16(ns, hT_bf16_.data(), hT);
+  compute::add_flops(2.0 * T * N * G * H * static_cast<double>(C + H));
+}
+
 void RnnCell::run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
                           float* hT, float* cT, dnnl::memory* workspace) {
+  if (bf16_ && !training) return run_forward_bf16(T, N, x, h0, c0, y, hT, cT);
   const bool lstm = cell_ == CellType::kLstm;
   Forward& f = forward_primitive(training, T, N);
   const memory::dim C = input_, H = hidden_, G = gates();

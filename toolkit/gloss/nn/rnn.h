@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -66,6 +67,14 @@ class RnnCell {
   // ADDED to the parameters' grad tensors.
   void backward(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0, float* dc0);
 
+  // Translation in bf16: forward without a cache runs oneDNN's bf16 forward_inference (input,
+  // hidden states, outputs and weights in bf16, f32 accumulation; the bias and the LSTM cell
+  // state stay f32). The callers' buffers stay f32: converted on each call, so the state a
+  // caller carries from step to step is rounded to bf16 (about 3 significant digits). Training
+  // (forward with a cache, backward) is unaffected. Needs a CPU with AVX512-BF16 (the caller
+  // checks compute::has_bf16()).
+  void set_bf16(bool on) { bf16_ = on; }
+
   // Bytes a training forward call of this shape keeps in its Cache (workspace and states).
   std::size_t training_cache_bytes(int T, int N);
 
@@ -88,6 +97,8 @@ class RnnCell {
   // One primitive call each; workspace null for inference.
   void run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
                    float* cT, dnnl::memory* workspace);
+  // run_forward's inference call with bf16_: converts in, runs, converts out.
+  void run_forward_bf16(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT, float* cT);
   void run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y, const float* hT,
                     const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT, const float* dcT,
                     float* dx, float* dh0, float* dc0);
@@ -100,13 +111,17 @@ class RnnCell {
   Parameter& w_layer_;
   Parameter& w_iter_;
   Parameter& bias_;
-  // by (training, T, N, threads): a primitive is built for the thread count it runs with
-  std::map<std::tuple<bool, int, int, int>, Forward> forward_;
+  // by (training, bf16, T, N, threads): a primitive is built for the thread count it runs with
+  std::map<std::tuple<bool, bool, int, int, int>, Forward> forward_;
   std::map<std::tuple<int, int, int>, Backward> backward_;
   Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
   RnnCell* bwd_master_ = nullptr;    // whose copies to read instead
   std::uint64_t bwd_version_ = 0;
   Tensor zeros_;  // zero states and gradients, grown on demand
+  bool bf16_ = false;
+  std::vector<std::uint16_t> w_layer_bf16_, w_iter_bf16_;  // ldigo, converted when the weights change
+  std::uint64_t bf16_version_ = ~std::uint64_t{0};
+  std::vector<std::uint16_t> x_bf16_, h0_bf16_, y_bf16_, hT_bf16_;  // a call's bf16 buffers, reused
 };
 
 }  // namespace gloss::nn

@@ -94,6 +94,17 @@ std::uint16_t to_bf16(float f) {  // round to nearest even
 }
 }  // namespace
 
+void to_bf16(std::int64_t n, const float* from, std::uint16_t* to) {
+  for (std::int64_t i = 0; i < n; ++i) to[i] = to_bf16(from[i]);
+}
+
+void from_bf16(std::int64_t n, const std::uint16_t* from, float* to) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(from[i]) << 16;
+    std::memcpy(to + i, &bits, sizeof bits);
+  }
+}
+
 struct Bf16Matmul::Impl {
   std::int64_t k = 0, n = 0;
   std::vector<std::uint16_t> w;  // [K x N] bf16

@@ -34,6 +34,10 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 // Whether this CPU runs bf16 GEMMs natively (AVX512-BF16); without it oneDNN would emulate them.
 bool has_bf16();
 
+// n floats to bf16 (round to nearest even; NaN stays NaN) and back (exact).
+void to_bf16(std::int64_t n, const float* from, std::uint16_t* to);
+void from_bf16(std::int64_t n, const std::uint16_t* from, float* to);
+
 // y[M x N] = x[M x K] W + b in bf16 arithmetic (f32 accumulation and output) through a oneDNN
 // matmul: W converted once to bf16 (half the memory traffic, twice the GEMM rate where the CPU
 // has AVX512-BF16), x converted on each call. For inference only: products of bf16 inputs
