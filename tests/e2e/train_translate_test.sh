@@ -163,7 +163,7 @@ if "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 16 -b 4 --precisio
 else
   grep -q "AVX512-BF16" "$tmp/bf16.err" && [ "$(wc -l <"$tmp/bf16.err")" -eq 1 ] && pass || fail "bf16 failed: $(cat "$tmp/bf16.err")"
 fi
-expect_error "bad --precision" "--precision must be f32 or bf16" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --precision f16
+expect_error "bad --precision" "--precision must be f32, bf16 or auto" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --precision f16
 expect_error "bad --parallel" "--parallel must be data or ops" -- "$gloss" translate -m "$model" -i "$tmp/in.en" --parallel both
 "$gloss" eval <(zcat "$d/test_2016_flickr.de.gz" | head -150) -i "$tmp/b64" -b >/dev/null && pass || fail "eval of the output"
 

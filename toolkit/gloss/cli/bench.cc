@@ -256,7 +256,7 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
-           "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16]\n"
+           "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16|auto]\n"
            "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
            "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"

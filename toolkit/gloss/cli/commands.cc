@@ -320,8 +320,9 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "how the threads share the work: data = each translates its own batches (faster on few cores); ops = all "
       "work inside every operation of one batch")(
       "precision", po::value(&o.precision)->default_value(o.precision),
-      "f32, or bf16: the readout and output layers in bf16 (CPUs with AVX512-BF16; faster, BLEU within ~0.1 here)")(
-      "progress", po::bool_switch(&w.progress), "print progress on stderr (automatic when stderr is a terminal)")(
+      "f32; bf16: the recurrent, readout and output layers in bf16 (CPUs with AVX512-BF16); auto: bf16 where the "
+      "CPU has it, else f32")("progress", po::bool_switch(&w.progress),
+                              "print progress on stderr (automatic when stderr is a terminal)")(
       "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(o.max_batch_tokens),
       "at most this many padded source subwords per batch (0: no limit)")(
       "min-length", po::value(&so.min_length)->default_value(so.min_length),

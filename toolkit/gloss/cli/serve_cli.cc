@@ -47,7 +47,7 @@ int serve_command(const std::vector<std::string>& args, std::ostream& out, std::
       "as gloss translate --stop-after")("length-penalty",
                                          po::value(&o.search.length_penalty)->default_value(o.search.length_penalty),
                                          "as gloss translate --length-penalty")(
-      "precision", po::value(&o.precision)->default_value(o.precision), "f32 or bf16, as gloss translate")(
+      "precision", po::value(&o.precision)->default_value(o.precision), "f32, bf16 or auto, as gloss translate")(
       "shortlist", po::value(&o.shortlist)->default_value(o.shortlist), "a lexical shortlist, as gloss translate");
   if (wants_help(args)) {
     out << desc;

@@ -28,8 +28,8 @@ void validate(const TranslateOptions& o) {
     throw ConfigError("--length-penalty must be between 0 and 10");
   if (o.parallel != "data" && o.parallel != "ops")
     throw ConfigError("--parallel must be data or ops (got '" + o.parallel + "')");
-  if (o.precision != "f32" && o.precision != "bf16")
-    throw ConfigError("--precision must be f32 or bf16 (got '" + o.precision + "')");
+  if (o.precision != "f32" && o.precision != "bf16" && o.precision != "auto")
+    throw ConfigError("--precision must be f32, bf16 or auto (got '" + o.precision + "')");
   if (o.precision == "bf16" && !compute::has_bf16())
     throw ConfigError("--precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
 }
@@ -159,8 +159,9 @@ std::vector<std::vector<std::size_t>> Translator::length_batches(const std::vect
 }
 
 void Translator::use_precision(const std::string& precision) {
-  if ((precision == "bf16") == bf16_) return;
-  bf16_ = precision == "bf16";
+  const bool bf16 = precision == "bf16" || (precision == "auto" && compute::has_bf16());
+  if (bf16 == bf16_) return;
+  bf16_ = bf16;
   for (auto& m : models_) m->model->set_bf16(bf16_);
   for (auto& r : replicas_)
     for (auto& m : r) m->model->set_bf16(bf16_);
