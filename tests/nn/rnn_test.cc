@@ -62,6 +62,12 @@ struct Reference {
   }
 };
 
+// Every parameter value drawn uniformly from [-scale, scale].
+void randomize(ParameterSet& params, Rng& rng, float scale) {
+  for (auto& p : params.all())
+    for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-scale, scale);
+}
+
 std::vector<double> to_double(const Tensor& t) { return {t.data(), t.data() + t.size()}; }
 std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
@@ -71,8 +77,7 @@ void check_cell(CellType cell) {
   ParameterSet params;
   RnnCell rnn(params, "rnn", cell, C, H);
   Rng rng(11);
-  for (auto& p : params.all())
-    for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+  randomize(params, rng, 0.5f);
   Reference ref{cell,
                 C,
                 H,
@@ -185,8 +190,7 @@ TEST_CASE("RnnCell single-step mode: T=1 calls chained by state equal one whole-
     ParameterSet params;
     RnnCell rnn(params, "rnn", cell, C, H);
     Rng rng(23);
-    for (auto& p : params.all())
-      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+    randomize(params, rng, 0.5f);
     std::vector<float> x(T * N * C), dy(T * N * H);
     for (auto& v : x) v = rng.uniform(-1.f, 1.f);
     for (auto& v : dy) v = rng.uniform(-1.f, 1.f);
@@ -232,8 +236,7 @@ TEST_CASE("RnnCell under a memory budget: chunks recomputed in backward give the
     ParameterSet params;
     RnnCell rnn(params, "rnn", cell, C, H);
     Rng rng(29);
-    for (auto& p : params.all())
-      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.5f, 0.5f);
+    randomize(params, rng, 0.5f);
     std::vector<float> x(T * N * C), dy(T * N * H), h0(N * H), c0(N * H), dhT(N * H), dcT(N * H);
     for (auto* v : {&x, &dy, &h0, &c0, &dhT, &dcT})
       for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
@@ -288,8 +291,7 @@ TEST_CASE("RnnCell in bf16: inference within bf16 rounding of the cell equations
     ParameterSet params;
     RnnCell rnn(params, "rnn", cell, C, H);
     Rng rng(31);
-    for (auto& p : params.all())
-      for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-0.3f, 0.3f);
+    randomize(params, rng, 0.3f);
     std::vector<float> x(T * N * C), h0(N * H), c0(N * H);
     for (auto& v : x) v = rng.uniform(-1.f, 1.f);
     for (auto& v : h0) v = rng.uniform(-0.5f, 0.5f);

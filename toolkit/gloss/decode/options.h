@@ -36,8 +36,8 @@ struct TranslateOptions {
   int window = 2000;              // lines sorted by length together
   std::string shortlist;          // a file from gloss shortlist: output layer over it only
   std::string parallel = "data";  // data: batches side by side, one per thread; ops: threads inside each operation
-  std::string precision =
-      "f32";  // bf16: recurrent, readout and output layers in bf16 (AVX512-BF16 CPUs); auto: bf16 where the CPU has it
+  // bf16: recurrent, readout and output layers in bf16 (AVX512-BF16 CPUs); auto: bf16 where the CPU has it
+  std::string precision = "f32";
 };
 // Throws ConfigError naming the `gloss translate` option of a bad value.
 void validate(const TranslateOptions& options);

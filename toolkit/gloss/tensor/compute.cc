@@ -147,7 +147,7 @@ void Bf16Matmul::run(std::int64_t m, const float* x, float* y) {
   using tag = dnnl::memory::format_tag;
   Impl& p = *impl_;
   if (static_cast<std::int64_t>(p.x.size()) < m * p.k) p.x.resize(static_cast<std::size_t>(m * p.k));
-  for (std::int64_t i = 0; i < m * p.k; ++i) p.x[static_cast<std::size_t>(i)] = to_bf16(x[i]);
+  to_bf16(m * p.k, x, p.x.data());
   dnnl::memory src({{m, p.k}, dt::bf16, tag::ab}, engine(), p.x.data());
   dnnl::memory wts(p.w_md, engine(), p.w.data());
   dnnl::memory b(p.b_md, engine(), p.bias.data());

@@ -121,26 +121,22 @@ nn::ParameterSet& Workers::gradients_of(std::size_t worker) {
 
 namespace {
 
-// `store` = p's gradients, which become zero.
-void keep_apart(nn::ParameterSet& p, std::vector<float>& store) {
-  store.resize(static_cast<std::size_t>(p.num_values()));
+// p's gradients, parameter after parameter, into one flat buffer.
+void gather_gradients(const nn::ParameterSet& p, std::vector<float>& flat) {
+  flat.resize(static_cast<std::size_t>(p.num_values()));
   std::size_t at = 0;
   for (const auto& q : p.all()) {
-    const std::size_t size = static_cast<std::size_t>(q->grad.size());
-    std::copy(q->grad.data(), q->grad.data() + size, store.data() + at);
-    std::fill(q->grad.data(), q->grad.data() + size, 0.0f);
-    at += size;
+    std::copy(q->grad.data(), q->grad.data() + q->grad.size(), flat.data() + at);
+    at += static_cast<std::size_t>(q->grad.size());
   }
 }
 
-// p's gradients += store.
-void add_kept(const std::vector<float>& store, nn::ParameterSet& p) {
+// p's gradients += flat (as gather_gradients laid it out); flat becomes zero.
+void move_add_gradients(std::vector<float>& flat, nn::ParameterSet& p) {
   std::size_t at = 0;
   for (const auto& q : p.all()) {
-    float* g = q->grad.data();
-    const std::size_t size = static_cast<std::size_t>(q->grad.size());
-    for (std::size_t i = 0; i < size; ++i) g[i] += store[at + i];
-    at += size;
+    kernels::move_add(q->grad.size(), flat.data() + at, q->grad.data());
+    at += static_cast<std::size_t>(q->grad.size());
   }
 }
 
@@ -176,7 +172,10 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
   compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's replicas
     for (int j = 0; j < k; ++j) {
       const std::size_t v = first + w * static_cast<std::size_t>(k) + static_cast<std::size_t>(j);
-      if (j > 0) keep_apart(gradients_of(w), kept_[w][static_cast<std::size_t>(j - 1)]);
+      if (j > 0) {  // the previous replica's gradients, kept apart until sum_replicas
+        gather_gradients(gradients_of(w), kept_[w][static_cast<std::size_t>(j - 1)]);
+        gradients_of(w).zero_grad();
+      }
       for (std::size_t i = v; i < parts.size(); i += static_cast<std::size_t>(V))
         if (parts[i].size > 0)
           add_loss(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[v], true, scale));
@@ -195,10 +194,10 @@ void Workers::sum_replicas() {
   if (!kept0.empty()) {
     for (std::size_t j = 1; j < kept0.size(); ++j)
       kernels::move_add(static_cast<std::int64_t>(kept0[j].size()), kept0[j].data(), kept0[0].data());
-    add_kept(kept0[0], params_);  // (kept sum) + own gradients: a + b is b + a, exactly
+    move_add_gradients(kept0[0], params_);  // (kept sum) + own gradients: a + b is b + a, exactly
   }
   for (std::size_t w = 1; w < nets_.size(); ++w) {
-    for (const auto& store : kept_[w]) add_kept(store, params_);
+    for (auto& store : kept_[w]) move_add_gradients(store, params_);
     const auto& mine = params_.all();
     const auto& theirs = replica_params_[w - 1]->all();
     for (std::size_t i = 0; i < mine.size(); ++i)
@@ -208,16 +207,10 @@ void Workers::sum_replicas() {
 
 void Workers::sum_across_ranks(nn::LossSum& loss) {
   if (comm_.single()) return;
-  const auto& params = params_.all();
-  flat_.resize(static_cast<std::size_t>(params_.num_values()));
-  std::size_t at = 0;
-  for (const auto& p : params) {
-    std::copy(p->grad.data(), p->grad.data() + p->grad.size(), flat_.data() + at);
-    at += static_cast<std::size_t>(p->grad.size());
-  }
+  gather_gradients(params_, flat_);
   comm_.sum_in_rank_order(flat_.data(), flat_.size());
-  at = 0;
-  for (const auto& p : params) {
+  std::size_t at = 0;
+  for (const auto& p : params_.all()) {
     std::copy(flat_.data() + at, flat_.data() + at + p->grad.size(), p->grad.data());
     at += static_cast<std::size_t>(p->grad.size());
   }
