@@ -218,6 +218,11 @@ expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 1 >"$tmp/sl1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 64 >"$tmp/sl64" 2>/dev/null
 [ "$(wc -l <"$tmp/sl64")" -eq 150 ] && cmp -s "$tmp/sl1" "$tmp/sl64" && pass || fail "shortlist: batch size 1 and 64 differ"
+# The shortlist training stored in the model file (--shortlist model), also batch-size invariant.
+"$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist model -b 3 --batch-size 1 >"$tmp/slm1" 2>/dev/null
+"$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist model -b 3 --batch-size 64 >"$tmp/slm64" 2>/dev/null
+[ "$(wc -l <"$tmp/slm64")" -eq 150 ] && cmp -s "$tmp/slm1" "$tmp/slm64" && pass || fail "shortlist model: batch size 1 and 64 differ"
+expect_error "missing shortlist file" "no_such_list: " -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --shortlist "$tmp/no_such_list"
 printf 'gloss-shortlist 1 400 400\n5 6\n3\tseven\n' >"$tmp/bad_sl.txt"
 expect_error "bad shortlist line" "bad_sl.txt:3:" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --shortlist "$tmp/bad_sl.txt"
 printf 'gloss-shortlist 1 8000 8000\n5 6\n' >"$tmp/other_sl.txt"

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "gloss/decode/shortlist.h"
+#include "gloss/decode/translator.h"
 #include "gloss/model/model_file.h"
 #include "gloss/recipe/recipe.h"
 #include "gloss/text/corpus.h"
@@ -118,6 +120,46 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   const auto& w10 = p10.get("decoder/attention/v").value;
   const auto& wa = avg.get("decoder/attention/v").value;
   for (std::int64_t i = 0; i < wa.size(); ++i) CHECK(wa[i] == Approx(0.5f * (w8[i] + w10[i])).margin(1e-7));
+  fs::remove_all(root);
+}
+
+TEST_CASE("Trainer: the model file holds the lexical shortlist of the training pairs; translation uses it on request",
+          "[train][shortlist]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_shortlist_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  const auto r = small_recipe(root, 2);
+  train::train(r.recipe, log);
+  const std::string model_path = (root / "model.best.gloss").string();
+  const auto mf = model::load_model(model_path, nullptr);
+  // The list gloss shortlist would build from the training pairs training keeps (same sizes).
+  const auto src = text::SubwordModel::from_bytes(mf.src_spm, "src");
+  const auto tgt = text::SubwordModel::from_bytes(mf.tgt_spm, "tgt");
+  const auto corpus = text::encode_parallel(r.recipe.data.train_src, r.recipe.data.train_tgt, src, tgt,
+                                            text::training_filter(r.recipe.data), 1);
+  const auto expected = decode::Shortlist::build(corpus, src.vocab_size(), tgt.vocab_size(), {});
+  REQUIRE(!mf.shortlist.empty());
+  CHECK(mf.shortlist == expected.to_text());
+  // Checkpoints carry it too, and gloss average passes it on.
+  CHECK(model::load_any((root / "checkpoint.gckpt").string(), nullptr).shortlist == mf.shortlist);
+  model::average_models({(root / "checkpoint.gckpt").string(), model_path}, (root / "avg.gloss").string());
+  CHECK(model::load_model((root / "avg.gloss").string(), nullptr).shortlist == mf.shortlist);
+
+  decode::Translator translator({model_path});
+  translator.use_shortlist("model");
+  CHECK(translator.has_shortlist());
+  translator.use_shortlist("none");
+  CHECK(!translator.has_shortlist());
+  // A model without one (written before format 5, or by hand) translates without.
+  model::ModelFile bare = mf;
+  bare.shortlist.clear();
+  nn::ParameterSet params;
+  model::Seq2Seq net(mf.config, params);
+  model::load_model(model_path, &params);
+  model::save_model((root / "bare.gloss").string(), bare, params);
+  decode::Translator plain({(root / "bare.gloss").string()});
+  plain.use_shortlist("model");
+  CHECK(!plain.has_shortlist());
   fs::remove_all(root);
 }
 
@@ -328,6 +370,10 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   const auto back = model::load_model(path, &loaded);
   CHECK(back.config.layer_norm);
   CHECK(back.recipe == "recipe text");
+  CHECK(back.shortlist.empty());
+  mf.shortlist = "gloss-shortlist 1 20 20\n5\n";
+  model::save_model(path, mf, params);
+  CHECK(model::load_model(path, nullptr).shortlist == mf.shortlist);
   CHECK(loaded.get("decoder/attention/v").value[1] == 0.25f);
 
   std::string bytes;

@@ -116,7 +116,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   compute::check_threads(threads, "--threads");
   compute::set_threads(threads);
   decode::Translator translator({model});
-  if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
+  translator.use_shortlist(o.shortlist);
   std::vector<std::string> lines;
   {
     LineReader reader(input);

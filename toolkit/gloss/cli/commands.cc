@@ -256,7 +256,8 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
 
 int shortlist_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
   std::string model, src, tgt, output;
-  int frequent = 300, per_source = 30, threads = 2;
+  decode::ShortlistSizes sizes;  // the defaults training builds with
+  int threads = 2;
   po::options_description desc(
       "Usage: gloss shortlist -m MODEL -s SRC -t TGT -o OUT [--frequent N] [--per-source N]\n"
       "Builds a lexical shortlist for gloss translate --shortlist from a parallel corpus (usually the\n"
@@ -266,15 +267,17 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
       "source,s", po::value(&src)->required(), "source side of the corpus (plain or .gz)")(
       "target,t", po::value(&tgt)->required(), "target side, line-aligned")("output,o", po::value(&output)->required(),
                                                                             "shortlist file to write")(
-      "frequent", po::value(&frequent)->default_value(300), "most frequent target subwords always allowed")(
-      "per-source", po::value(&per_source)->default_value(30), "target subwords listed per source subword")(
+      "frequent", po::value(&sizes.frequent)->default_value(sizes.frequent),
+      "most frequent target subwords always allowed")("per-source",
+                                                      po::value(&sizes.per_source)->default_value(sizes.per_source),
+                                                      "target subwords listed per source subword")(
       "threads", po::value(&threads)->default_value(2), "threads for encoding");
   if (wants_help(args)) {
     out << desc;
     return 0;
   }
   parse_options(args, desc, "gloss shortlist");
-  if (frequent < 0 || per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
+  if (sizes.frequent < 0 || sizes.per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
   compute::check_threads(threads, "--threads");
   require_file(model);
   const auto mf = model::load_model(model, nullptr);
@@ -282,9 +285,9 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   const auto tgt_sp = text::SubwordModel::from_bytes(mf.tgt_spm, model + " (target subwords)");
   text::FilterOptions keep_all{0, 0, 0.0, true};
   const auto corpus = text::encode_parallel(src, tgt, src_sp, tgt_sp, keep_all, threads);
-  const auto list = decode::Shortlist::build(corpus, src_sp.vocab_size(), tgt_sp.vocab_size(), frequent, per_source);
+  const auto list = decode::Shortlist::build(corpus, src_sp.vocab_size(), tgt_sp.vocab_size(), sizes);
   list.save(output);
-  log << "shortlist: " << corpus.size() << " sentence pairs; " << frequent << " frequent + " << per_source
+  log << "shortlist: " << corpus.size() << " sentence pairs; " << sizes.frequent << " frequent + " << sizes.per_source
       << " per source subword -> " << output << std::endl;
   out << output << "\n";
   return 0;
@@ -341,7 +344,8 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "attention-line", po::value(&w.attention_line)->default_value(w.attention_line),
       "the input line --attention draws (from 1)")(
       "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
-      "a lexical shortlist from gloss shortlist: each sentence chooses among its listed target subwords only (faster)")(
+      "lexical shortlist: each sentence chooses among its listed target subwords only (faster): model (the one "
+      "training stored in the model file), none, or a file from gloss shortlist")(
       "shard", po::value(&shard)->default_value(shard),
       "K/N: translate only the K-th of N contiguous line ranges of IN (as split -n l/K/N); the N outputs, "
       "concatenated in order, equal the whole file's");
@@ -364,7 +368,7 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
   compute::set_threads(threads);
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
-  if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
+  translator.use_shortlist(o.shortlist);
   dist::Comm& job = dist::job();
   if (job.single()) {
     translate::translate_file(translator, input, output, o, w, out, log, range);

@@ -63,7 +63,7 @@ int serve_command(const std::vector<std::string>& args, std::ostream& out, std::
   compute::set_threads(threads);
   for (const auto& m : models) require_file(m);
   decode::Translator translator(models);
-  if (!o.shortlist.empty()) translator.set_shortlist(o.shortlist);
+  translator.use_shortlist(o.shortlist);
   serve::serve(translator, o, s, log);
   return 0;
 }

@@ -30,11 +30,13 @@ struct TranslateOptions {
   SearchOptions search;
   double max_len_ratio = 2.0;  // output limit: ratio * source subwords + max_len_add
   int max_len_add = 10;
-  int batch_size = 64;            // sentences per batch
-  int max_batch_tokens = 0;       // > 0: at most this many padded source subwords per batch
-  int max_src_len = 250;          // longer inputs are truncated (with a warning)
-  int window = 2000;              // lines sorted by length together
-  std::string shortlist;          // a file from gloss shortlist: output layer over it only
+  int batch_size = 64;       // sentences per batch
+  int max_batch_tokens = 0;  // > 0: at most this many padded source subwords per batch
+  int max_src_len = 250;     // longer inputs are truncated (with a warning)
+  int window = 2000;         // lines sorted by length together
+  // Lexical shortlist, the output layer over its subwords only: "model" (the model file's own),
+  // "none", or a file from gloss shortlist
+  std::string shortlist = "model";
   std::string parallel = "data";  // data: batches side by side, one per thread; ops: threads inside each operation
   // bf16: recurrent, readout and output layers in bf16 (AVX512-BF16 CPUs); auto: bf16 where the CPU has it
   std::string precision = "f32";

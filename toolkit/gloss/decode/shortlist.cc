@@ -12,8 +12,8 @@
 
 namespace gloss::decode {
 
-Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent,
-                           int per_source) {
+Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, ShortlistSizes sizes) {
+  const int frequent = sizes.frequent, per_source = sizes.per_source;
   if (frequent < 0 || per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
   Shortlist s;
   s.src_vocab_ = src_vocab;
@@ -68,7 +68,7 @@ Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int
   return s;
 }
 
-void Shortlist::save(const std::string& path) const {
+std::string Shortlist::to_text() const {
   std::ostringstream out;
   out << "gloss-shortlist 1 " << tgt_vocab_ << " " << src_vocab_ << "\n";
   for (std::size_t k = 0; k < frequent_.size(); ++k) out << (k ? " " : "") << frequent_[k];
@@ -78,12 +78,21 @@ void Shortlist::save(const std::string& path) const {
     for (std::size_t k = 0; k < by_source_[a].size(); ++k) out << (k ? " " : "") << by_source_[a][k];
     out << "\n";
   }
-  atomic_write_file(path, out.str());
+  return out.str();
 }
+
+void Shortlist::save(const std::string& path) const { atomic_write_file(path, to_text()); }
 
 Shortlist Shortlist::load(const std::string& path, int src_vocab, int tgt_vocab) {
   require_file(path);
-  std::ifstream in(path);
+  std::ifstream file(path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return parse(text.str(), path, src_vocab, tgt_vocab);
+}
+
+Shortlist Shortlist::parse(const std::string& text, const std::string& path, int src_vocab, int tgt_vocab) {
+  std::istringstream in(text);
   std::string line;
   Shortlist s;
   std::size_t n = 0;

@@ -4,8 +4,9 @@
 // corpus: the `frequent` most frequent target subwords, plus for every source subword the
 // `per_source` target subwords that co-occur with it most strongly (Dice coefficient of the
 // sentence co-occurrence counts). A sentence's list is the union over its source subwords.
-// File: text, "gloss-shortlist 1 <target vocabulary> <source vocabulary>", a line of frequent
-// ids, then one line per source id: "<source id>\t<target ids...>".
+// Text format (a file from `gloss shortlist`, or ModelFile::shortlist inside a model file):
+// "gloss-shortlist 1 <target vocabulary> <source vocabulary>", a line of frequent ids, then one
+// line per source id: "<source id>\t<target ids...>".
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,12 +15,21 @@
 
 namespace gloss::decode {
 
+// The sizes `gloss shortlist` and training (the list stored in model files) build with.
+struct ShortlistSizes {
+  int frequent = 300;   // most frequent target subwords, always allowed
+  int per_source = 30;  // target subwords listed per source subword
+};
+
 class Shortlist {
  public:
-  static Shortlist build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, int frequent, int per_source);
+  static Shortlist build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, ShortlistSizes sizes);
   // Reads a shortlist for a model of these vocabulary sizes: InputError naming file:line when it
   // was built for others (checked before anything is allocated) or is damaged.
   static Shortlist load(const std::string& path, int src_vocab, int tgt_vocab);
+  // The same from the text itself (a model file's list); `name` names it in errors.
+  static Shortlist parse(const std::string& text, const std::string& name, int src_vocab, int tgt_vocab);
+  std::string to_text() const;
   void save(const std::string& path) const;  // atomically
 
   int src_vocab() const { return src_vocab_; }

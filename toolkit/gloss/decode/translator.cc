@@ -58,6 +58,8 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   for (const auto& path : model_paths) {
     const auto mf = model::load_model(path, nullptr);
     if (models_.empty()) {
+      first_path_ = path;
+      stored_shortlist_ = mf.shortlist;
       src_spm = mf.src_spm;
       tgt_spm = mf.tgt_spm;
       src_ = text::SubwordModel::from_bytes(mf.src_spm, path + " (source subwords)");
@@ -76,10 +78,17 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   }
 }
 
-void Translator::set_shortlist(const std::string& path) {
+void Translator::use_shortlist(const std::string& choice) {
   const auto& config = models_[0]->model->config();
-  shortlist_ = std::make_unique<Shortlist>(
-      Shortlist::load(path, static_cast<int>(config.src_vocab), static_cast<int>(config.tgt_vocab)));
+  const int src_vocab = static_cast<int>(config.src_vocab), tgt_vocab = static_cast<int>(config.tgt_vocab);
+  shortlist_.reset();
+  if (choice.empty() || choice == "none") return;
+  if (choice != "model") {
+    shortlist_ = std::make_unique<Shortlist>(Shortlist::load(choice, src_vocab, tgt_vocab));
+  } else if (!stored_shortlist_.empty()) {
+    shortlist_ = std::make_unique<Shortlist>(
+        Shortlist::parse(stored_shortlist_, first_path_ + " (its shortlist)", src_vocab, tgt_vocab));
+  }
 }
 
 std::string Translator::text(const Hypothesis& h) const {

@@ -40,8 +40,11 @@ class Translator {
   // Loads the model files (InputError naming a file that is not one, or whose subword
   // models differ from the first's).
   explicit Translator(const std::vector<std::string>& model_paths);
-  // Decode with a lexical shortlist (checked against the models' vocabularies).
-  void set_shortlist(const std::string& path);
+  // The lexical shortlist to decode with: "model" (the one stored in the first model file; none
+  // if it has none), "none" or "" (the whole vocabulary), or a file from gloss shortlist.
+  // InputError when the list does not fit the models' vocabularies.
+  void use_shortlist(const std::string& choice);
+  bool has_shortlist() const { return shortlist_ != nullptr; }
   // Translations of `lines`, in order; lines are numbered from first_line in warnings (on
   // `log`). options.search.word_scores and .attention say what the hypotheses keep.
   std::vector<Translation> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
@@ -74,6 +77,8 @@ class Translator {
   std::vector<model::ModelConfig> configs_;
   bool bf16_ = false;  // what the models are set to
   std::unique_ptr<Shortlist> shortlist_;
+  std::string stored_shortlist_;  // the first model file's (text), "" if none
+  std::string first_path_;
   text::SubwordModel src_, tgt_;
 };
 

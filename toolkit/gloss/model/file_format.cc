@@ -43,6 +43,10 @@ template <class A>
 void serialize_model_part(A& ar, ModelFile& m, std::uint32_t version) {
   serialize_config(ar, m.config, version);
   serialize_fields(ar, m.src_spm, m.tgt_spm, m.recipe);
+  if (version >= 5)
+    serialize_fields(ar, m.shortlist);
+  else
+    m.shortlist.clear();
 }
 
 // Parameters are written as (count, then name, shape, values) straight from their tensors.

@@ -26,7 +26,8 @@ inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
 // except LSTM models: version 2 reset the decoder's LSTM memory cell at every step.
 // 4: the model configuration has layer_norm; checkpoints have the weight averages
 // (train.ema_decay) after the parameters.
-inline constexpr std::uint32_t kFormatVersion = 4, kCheckpointVersion = 4, kOldestVersion = 2;
+// 5: the model part ends with the lexical shortlist (ModelFile::shortlist, empty for none).
+inline constexpr std::uint32_t kFormatVersion = 5, kCheckpointVersion = 5, kOldestVersion = 2;
 
 // ar & f1 & f2 & ... (save or load, as the archive goes), written as a call.
 template <class Archive, class... Fields>

@@ -1,6 +1,7 @@
 #pragma once
 // Model files: everything translation needs in one file, the model configuration, every
-// parameter and both SentencePiece models (and the recipe that trained it, for the record).
+// parameter, both SentencePiece models and the lexical shortlist built from the training data
+// (and the recipe that trained it, for the record).
 // The format is in model/file_format.h. Files are written to a temporary name and renamed:
 // a crash never leaves a broken one.
 #include <string>
@@ -15,6 +16,7 @@ struct ModelFile {
   ModelConfig config;
   std::string src_spm, tgt_spm;  // serialised SentencePiece models
   std::string recipe;            // the effective recipe, for the record
+  std::string shortlist;         // decode/shortlist.h's text format; empty: none (files before version 5)
 };
 
 // Throws UserError naming the path when it cannot be written.

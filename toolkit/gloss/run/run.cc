@@ -244,6 +244,7 @@ TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::vector<
     log << "run: " << t.output << " is up to date (same model, test file and decode keys)" << std::endl;
   } else {
     decode::Translator translator(models);
+    translator.use_shortlist(r.decode.shortlist);
     std::ostringstream unused;
     translate::translate_file(translator, t.source, t.output, r.decode, outputs, unused, log);
     atomic_write_file(stamp_path, stamp);

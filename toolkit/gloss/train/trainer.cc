@@ -10,6 +10,7 @@
 #include <ostream>
 
 #include "gloss/decode/search.h"
+#include "gloss/decode/shortlist.h"
 #include "gloss/decode/translator.h"
 #include "gloss/eval/bleu.h"
 #include "gloss/eval/chrf.h"
@@ -470,6 +471,11 @@ TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
   mf_.src_spm = data_.src.bytes();
   mf_.tgt_spm = data_.tgt.bytes();
   mf_.recipe = s_.recipe_text;
+  // The lexical shortlist stored with the model (translate --shortlist model), from the best
+  // segmentations of the training pairs.
+  mf_.shortlist = decode::Shortlist::build(data_.corpus, static_cast<int>(network_.config.src_vocab),
+                                           static_cast<int>(network_.config.tgt_vocab), {})
+                      .to_text();
 }
 
 void TrainingRun::start_or_resume() {
