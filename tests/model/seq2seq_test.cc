@@ -175,9 +175,17 @@ TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached grad
     }
     REQUIRE(grads[0].size() == grads[1].size());
     // The decoder's recomputed steps are bit-identical; the encoder in chunks sums its weight
-    // gradients chunk by chunk (another rounding order).
-    for (std::size_t i = 0; i < grads[0].size(); ++i)
-      REQUIRE(grads[0][i] == Approx(grads[1][i]).epsilon(1e-5).margin(1e-9));
+    // gradients chunk by chunk    // (another rounding order). Elements that are sums with cancellation may differ
+    // relatively more than 1e-5 (AVX2 and AVX-512 kernels round differently), so the bound is relative to the largest
+    // gradient.
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < grads[0].size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(grads[0][i] - grads[1][i])));
+      norm = std::max(norm, static_cast<double>(std::fabs(grads[0][i])));
+    }
+    INFO("largest difference " << diff << ", largest gradient " << norm);
+    CHECK(norm > 1e-3);
+    CHECK(diff <= 1e-6 * norm);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "gloss/decode/translator.h"
 #include "gloss/model/model_file.h"
 #include "gloss/recipe/recipe.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/text/corpus.h"
 #include "gloss/text/subword.h"
 #include "gloss/train/checkpoint.h"
@@ -289,6 +290,7 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
     train::TrainOptions t = r.train;
     t.threads = threads;
     t.split_positions = static_cast<int>(split_positions);
+    compute::set_threads(threads);  // as training sets them: operations of a lone worker use these
     nn::ParameterSet params;
     model::Seq2Seq net(mc, params);
     Rng init(7);
