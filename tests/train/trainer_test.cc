@@ -364,7 +364,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   model::Seq2Seq net(c, params);
   params.get("decoder/attention/v").value[1] = 0.25f;
   // No subword models (loaders check stored ones against the vocabularies; see e2e.hostile_files).
-  model::ModelFile mf{c, "", "", "recipe text"};
+  model::ModelFile mf{c, "", "", "recipe text", ""};
   const auto path = (root / "m.gloss").string();
   model::save_model(path, mf, params);
   nn::ParameterSet loaded;
