@@ -86,13 +86,15 @@ void Shortlist::save(const std::string& path) const { atomic_write_file(path, to
 Shortlist Shortlist::load(const std::string& path, int src_vocab, int tgt_vocab) {
   require_file(path);
   std::ifstream file(path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parse(text.str(), path, src_vocab, tgt_vocab);
+  return read(file, path, src_vocab, tgt_vocab);  // line by line: the header is checked first
 }
 
-Shortlist Shortlist::parse(const std::string& text, const std::string& path, int src_vocab, int tgt_vocab) {
+Shortlist Shortlist::parse(const std::string& text, const std::string& name, int src_vocab, int tgt_vocab) {
   std::istringstream in(text);
+  return read(in, name, src_vocab, tgt_vocab);
+}
+
+Shortlist Shortlist::read(std::istream& in, const std::string& path, int src_vocab, int tgt_vocab) {
   std::string line;
   Shortlist s;
   std::size_t n = 0;

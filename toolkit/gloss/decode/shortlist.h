@@ -8,6 +8,7 @@
 // "gloss-shortlist 1 <target vocabulary> <source vocabulary>", a line of frequent ids, then one
 // line per source id: "<source id>\t<target ids...>".
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ class Shortlist {
   std::vector<std::int32_t> for_sentence(const std::vector<int>& src) const;
 
  private:
+  // Reads the text format from `in`, line by line; `path` names it in errors.
+  static Shortlist read(std::istream& in, const std::string& path, int src_vocab, int tgt_vocab);
   int src_vocab_ = 0, tgt_vocab_ = 0;
   std::vector<std::int32_t> frequent_;
   std::vector<std::vector<std::int32_t>> by_source_;  // [src_vocab]
