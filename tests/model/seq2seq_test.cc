@@ -175,9 +175,9 @@ TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached grad
     }
     REQUIRE(grads[0].size() == grads[1].size());
     // The decoder's recomputed steps are bit-identical; the encoder in chunks sums its weight
-    // gradients chunk by chunk    // (another rounding order). Elements that are sums with cancellation may differ
-    // relatively more than 1e-5 (AVX2 and AVX-512 kernels round differently), so the bound is relative to the largest
-    // gradient.
+    // gradients chunk by chunk (another rounding order). Elements that are sums with
+    // cancellation may differ relatively more than 1e-5 (AVX2 and AVX-512 kernels round
+    // differently), so the bound is relative to the largest gradient.
     double diff = 0, norm = 0;
     for (std::size_t i = 0; i < grads[0].size(); ++i) {
       diff = std::max(diff, static_cast<double>(std::fabs(grads[0][i] - grads[1][i])));
@@ -186,6 +186,41 @@ TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached grad
     INFO("largest difference " << diff << ", largest gradient " << norm);
     CHECK(norm > 1e-3);
     CHECK(diff <= 1e-6 * norm);
+  }
+}
+
+TEST_CASE("Seq2Seq training in bf16: loss and gradients within bf16 rounding of f32", "[model][bf16]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 training test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
+    auto c = tiny(cell);
+    c.dec_layers = 2;
+    std::vector<std::vector<float>> grads;
+    std::vector<double> losses;
+    for (bool bf16 : {false, true}) {
+      nn::ParameterSet params;
+      Seq2Seq model(c, params);
+      model.set_training_bf16(bf16);
+      randomise(params, 3);
+      params.zero_grad();
+      losses.push_back(model.forward_backward(TinyBatch().view(), 0.1f, nullptr, true).loss);
+      std::vector<float> g;
+      for (auto& p : params.all()) g.insert(g.end(), p->grad.data(), p->grad.data() + p->grad.size());
+      grads.push_back(g);
+    }
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < grads[0].size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(grads[0][i] - grads[1][i])));
+      norm = std::max(norm, static_cast<double>(std::fabs(grads[0][i])));
+    }
+    INFO("largest difference " << diff << ", largest gradient " << norm << "; loss " << losses[0] << " vs "
+                               << losses[1]);
+    CHECK(losses[1] == Approx(losses[0]).epsilon(1e-2));
+    CHECK(diff < 5e-2 * norm);
+    CHECK(diff > 1e-4 * norm);  // bf16 did run
   }
 }
 

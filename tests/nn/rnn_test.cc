@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "gloss/nn/rnn.h"
@@ -327,5 +328,56 @@ TEST_CASE("RnnCell in bf16: inference within bf16 rounding of the cell equations
       CHECK(h16[i] == y16[(T - 1) * N * H + i]);  // the final state is the last output
       if (cell == CellType::kLstm) CHECK(c16[i] == Approx(c_ref[i]).margin(3e-2));
     }
+  }
+}
+
+TEST_CASE("RnnCell training in bf16: outputs and gradients within bf16 rounding of f32, in chunks too", "[nn][rnn]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 training test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    const int T = 7, N = 3, C = 24, H = 16;
+    ParameterSet params;
+    RnnCell rnn(params, "rnn", cell, C, H);
+    Rng rng(37);
+    randomize(params, rng, 0.3f);
+    std::vector<float> x(T * N * C), dy(T * N * H), h0(N * H), c0(N * H), dhT(N * H), dcT(N * H);
+    for (auto* v : {&x, &dy, &h0, &c0, &dhT, &dcT})
+      for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
+    // Every output of forward and backward, one after the other.
+    auto run = [&](bool bf16, std::size_t budget) {
+      rnn.set_bf16_training(bf16);
+      std::vector<float> y(T * N * H), hT(N * H), cT(N * H), dx(T * N * C), dh0(N * H), dc0(N * H);
+      RnnCell::Cache cache;
+      cache.budget = budget;
+      params.zero_grad();
+      rnn.forward(T, N, x.data(), h0.data(), c0.data(), y.data(), hT.data(), cT.data(), &cache);
+      rnn.backward(cache, dy.data(), dhT.data(), dcT.data(), dx.data(), dh0.data(), dc0.data());
+      std::vector<float> all;
+      for (const auto* v : {&y, &hT, &cT, &dx, &dh0, &dc0}) all.insert(all.end(), v->begin(), v->end());
+      for (auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
+      return all;
+    };
+    // The largest difference, relative to the largest value.
+    auto relative = [](const std::vector<float>& a, const std::vector<float>& b) {
+      double diff = 0, norm = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+        norm = std::max(norm, static_cast<double>(std::fabs(b[i])));
+      }
+      return diff / norm;
+    };
+    const auto f32 = run(false, 0);
+    const auto b16 = run(true, 0);
+    const auto again = run(true, 0);
+    const auto chunked = run(true, rnn.training_cache_bytes(T, N) / 3);
+    INFO("cell " << (cell == CellType::kGru ? "gru" : "lstm"));
+    CHECK(relative(b16, f32) < 3e-2);  // 8 significant bits in, f32 accumulation
+    CHECK(relative(b16, f32) > 1e-4);  // and bf16 did run
+    CHECK(std::memcmp(b16.data(), again.data(), b16.size() * sizeof(float)) == 0);  // deterministic
+    CHECK(relative(chunked, b16) < 1e-3);      // recomputed chunks: the same values, other summation order
+    CHECK(relative(run(false, 0), f32) == 0);  // back to f32
   }
 }

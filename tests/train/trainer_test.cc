@@ -124,6 +124,38 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   fs::remove_all(root);
 }
 
+TEST_CASE("Trainer in bf16: resumed runs and 1 or 2 workers give the same model, bit for bit", "[train][bf16]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 training test does not apply");
+    return;
+  }
+  const fs::path root = fs::temp_directory_path() / ("gloss_bf16_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  const std::vector<std::string> bf16 = {"--train.precision", "bf16", "--train.replicas", "2"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), bf16.begin(), bf16.end());
+    return extra;
+  };
+  const auto full = small_recipe(root / "full", 6, with({}));
+  train::train(full.recipe, log);
+  CHECK(log.str().find("train: precision bf16") != std::string::npos);
+  train::train(small_recipe(root / "resumed", 4, with({})).recipe, log);
+  train::train(small_recipe(root / "resumed", 6, with({})).recipe, log);
+  train::train(small_recipe(root / "one", 6, with({"--train.threads", "1"})).recipe, log);
+  train::train(small_recipe(root / "f32", 6, {"--train.replicas", "2"}).recipe, log);
+  const auto a = final_parameters(root / "full", full);
+  const auto b = final_parameters(root / "resumed", full);
+  const auto one = final_parameters(root / "one", full);
+  const auto f32 = final_parameters(root / "f32", full);
+  REQUIRE(a.size() == b.size());
+  REQUIRE(a.size() == one.size());
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(a.data(), one.data(), a.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(a.data(), f32.data(), a.size() * sizeof(float)) != 0);  // and it was not f32
+  fs::remove_all(root);
+}
+
 TEST_CASE("Trainer: the model file holds the lexical shortlist of the training pairs; translation uses it on request",
           "[train][shortlist]") {
   const fs::path root = fs::temp_directory_path() / ("gloss_shortlist_test_" + std::to_string(::getpid()));

@@ -65,6 +65,25 @@ SgemmRates sgemm_gflops(std::ostream& log) {
   return rates;
 }
 
+// Where a training batch's time went: each stage's share of the wall time. Stages run by the
+// data-parallel workers side by side (GEMMs, RNN primitives, attention kernel, softmax and
+// loss) count their summed thread time divided by the workers; the rest (data, optimizer and
+// clipping, summing the replicas' gradients) runs on one thread while the workers wait.
+// "other": embeddings, dropout, layer normalisation, element-wise work, copies, waiting.
+void print_profile(std::ostream& out, double elapsed, int workers) {
+  using compute::Stage;
+  double accounted = 0;
+  for (int s = 0; s < compute::kStages; ++s) {
+    const auto stage = static_cast<Stage>(s);
+    const bool parallel =
+        stage == Stage::kGemm || stage == Stage::kRnn || stage == Stage::kAttention || stage == Stage::kLoss;
+    const double seconds = compute::stage_seconds(stage) / (parallel ? workers : 1);
+    accounted += seconds;
+    out << "BENCH train_time_" << compute::stage_name(stage) << " " << fixed(100.0 * seconds / elapsed, 1) << " %\n";
+  }
+  out << "BENCH train_time_other " << fixed(100.0 * std::max(0.0, elapsed - accounted) / elapsed, 1) << " %\n";
+}
+
 }  // namespace
 
 namespace {
@@ -200,20 +219,27 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
 
   double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
   auto train_batch = [&](std::int64_t& tokens) {
+    std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
     const text::Batch b = batcher.next();
+    data_timer.reset();
     params.zero_grad();
     auto loss = workers.train_batch(corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
     const auto reduce_start = Clock::now();
     workers.sum_across_ranks(loss);
     reduce_seconds += seconds_since(reduce_start);
-    nn::clip_grad_norm(params, r.train.clip_norm);
-    optimizer->step(params, static_cast<float>(r.train.lr));
+    {
+      const compute::StageTimer timer(compute::Stage::kOptimizer);
+      nn::clip_grad_norm(params, r.train.clip_norm);
+      optimizer->step(params, static_cast<float>(r.train.lr));
+    }
     tokens += loss.tokens;
     return loss;
   };
   std::int64_t warm_tokens = 0;
   for (int i = 0; i < 5; ++i) train_batch(warm_tokens);
   compute::reset_flops();
+  compute::reset_stage_seconds();
+  compute::set_profiling(true);
   std::int64_t tokens = 0;
   reduce_seconds = 0;
   const auto start = Clock::now();
@@ -227,6 +253,7 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
     }
   }
   const double elapsed = seconds_since(start);
+  compute::set_profiling(false);
   const double flops = compute::flops();
   const double tok_s = static_cast<double>(tokens) / elapsed;
   const double gflops = flops / elapsed / 1e9;
@@ -244,6 +271,7 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
   out << "BENCH sgemm_best_gflops " << fixed(sgemm.best, 1) << " GFLOP/s\n";
   out << "BENCH train_fraction_of_sgemm_1024 " << fixed(100.0 * gflops / sgemm.square, 1) << " %\n";
   out << "BENCH train_fraction_of_sgemm_best " << fixed(100.0 * gflops / sgemm.best, 1) << " %\n";
+  print_profile(out, elapsed, workers.size());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
@@ -186,6 +187,8 @@ void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, 
 nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing, Rng* rng, bool backward,
                                       float grad_scale) {
   dropout_active_ = rng != nullptr;
+  std::optional<compute::Bf16Gemms> bf16;
+  if (train_bf16_ && backward) bf16.emplace();
   const std::int64_t rows = static_cast<std::int64_t>(b.S) * b.N;
   ws_.src_ids = b.src;
   if (rng && config_.word_dropout > 0) {  // source words become <unk>
@@ -594,6 +597,18 @@ void Seq2Seq::prepare_backward() {
     if (layer.bwd) layer.bwd->refresh_backward_weights();
   }
   for (auto& cell : dec_rnn_) cell->refresh_backward_weights();
+}
+
+void Seq2Seq::set_training_bf16(bool on) {
+  if (on && !compute::has_bf16())
+    throw ConfigError(
+        "train.precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32 "
+        "(or auto: bf16 where the CPU has it)");
+  train_bf16_ = on;
+  for (auto& layer : layers_)
+    for (auto* cell : {layer.fwd.get(), layer.bwd.get()})
+      if (cell) cell->set_bf16_training(on);
+  for (auto& cell : dec_rnn_) cell->set_bf16_training(on);
 }
 
 void Seq2Seq::set_bf16(bool on) {

@@ -65,6 +65,11 @@ class Seq2Seq {
   // during backward (decoder steps beyond the budget; encoder sequences in chunks): the same
   // gradients, a little more compute, bounded memory for long batches.
   void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
+  // Training in bf16 (train.precision): forward_backward with backward runs its recurrent
+  // layers (nn::RnnCell::set_bf16_training) and every GEMM (compute::Bf16Gemms) in bf16; the
+  // parameters, gradients, attention scores, softmax and loss, layer normalisation and dropout
+  // stay f32. Validation and translation are unaffected. Needs AVX512-BF16, else ConfigError.
+  void set_training_bf16(bool on);
   // Data-parallel training: this replica's recurrent layers read `master`'s reordered backward
   // weights; prepare_backward() refreshes this model's (call it on the master before workers run).
   void share_backward_weights_of(Seq2Seq& master);
@@ -196,6 +201,7 @@ class Seq2Seq {
   std::vector<std::int32_t> out_subset_;
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
   bool bf16_ = false;
+  bool train_bf16_ = false;
   compute::Bf16Matmul readout_bf16_, out_bf16_, out_sub_bf16_;
 };
 

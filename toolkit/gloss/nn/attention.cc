@@ -36,6 +36,7 @@ void AdditiveAttention::forward(Memory& m, const float* query, float* context, S
   for (int n = 0; n < N; ++n) std::memcpy(a + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
   compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
   step.alpha.resize({S, N});
+  const compute::StageTimer timer(compute::Stage::kAttention);
   kernels::attention_forward(S, N, A, key_, m.uh.data(), a, v_.value.data(), m.keys, m.lengths, step.alpha.data(),
                              context, m.source_of, m.N);
 }
@@ -52,8 +53,11 @@ void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcont
                                  float* dkeys) const {
   const int S = m.S, N = m.N;
   const std::int64_t A = att_;
-  kernels::attention_backward(S, N, A, key_, m.uh.data(), step.a.data(), v_.value.data(), m.keys, m.lengths,
-                              step.alpha.data(), dcontext, m.de.data(), dkeys, m.duh.data(), da, m.dv_rows.data());
+  {
+    const compute::StageTimer timer(compute::Stage::kAttention);
+    kernels::attention_backward(S, N, A, key_, m.uh.data(), step.a.data(), v_.value.data(), m.keys, m.lengths,
+                                step.alpha.data(), dcontext, m.de.data(), dkeys, m.duh.data(), da, m.dv_rows.data());
+  }
   // a = s W + b: the query's gradient now; W's and b's once for all steps in finish_backward.
   compute::gemm(false, true, N, query_, A, 1.0f, da, A, w_.value.data(), A, 0.0f, dquery, query_);
 }

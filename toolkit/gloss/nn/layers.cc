@@ -188,6 +188,7 @@ void tanh_backward(std::int64_t n, const float* y, float* dy) {
 
 LossSum softmax_cross_entropy(std::int64_t m, std::int64_t v, float* logits, const std::int32_t* targets, int pad,
                               float label_smoothing, bool grad, float scale) {
+  const compute::StageTimer timer(compute::Stage::kLoss);
   std::vector<double> row_loss(static_cast<std::size_t>(m)), row_nll(static_cast<std::size_t>(m));
   kernels::cross_entropy_rows(m, v, logits, targets, pad, label_smoothing, grad, scale, row_loss.data(),
                               row_nll.data());

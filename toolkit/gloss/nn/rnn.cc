@@ -22,23 +22,6 @@ memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt:
 
 memory mem(const memory::desc& d, const float* p) { return memory(d, compute::engine(), const_cast<float*>(p)); }
 
-// Primitives get their scratchpad from Gloss at execution (one buffer shared by every RNN
-// primitive, grown to the largest need) instead of each cached primitive keeping its own:
-// with many cached shapes (sequence lengths, a shrinking beam) those added up to hundreds of MB.
-dnnl::primitive_attr user_scratchpad() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
-memory shared_scratchpad(const dnnl::primitive_desc_base& pd) {
-  static thread_local Tensor buffer;  // primitives run one at a time on a thread
-  const auto desc = pd.scratchpad_desc();
-  const auto floats = static_cast<std::int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
-  if (buffer.size() < std::max<std::int64_t>(1, floats)) buffer.resize({std::max<std::int64_t>(1, floats)});
-  return memory(desc, compute::engine(), buffer.data());
-}
-
 }  // namespace
 
 CellType parse_cell(std::string_view name) {
@@ -57,7 +40,7 @@ RnnCell::RnnCell(ParameterSet& params, const std::string& name, CellType cell, s
       bias_(params.add(name + "/bias", {4, hidden})) {}
 
 RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
-  const bool half = bf16_ && !training;
+  const bool half = training ? bf16_train_ : bf16_;
   const auto key = std::make_tuple(training, half, T, N, compute::threads());
   auto it = forward_.find(key);
   if (it != forward_.end()) return it->second;
@@ -72,12 +55,12 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
   Forward f;
   if (cell_ == CellType::kGru) {
     dnnl::lbr_gru_forward::desc d(prop, dir, x, s, wl, wi, b, y, s);
-    auto pd = std::make_unique<dnnl::lbr_gru_forward::primitive_desc>(d, user_scratchpad(), compute::engine());
+    auto pd = std::make_unique<dnnl::lbr_gru_forward::primitive_desc>(d, compute::user_scratchpad(), compute::engine());
     f.prim = dnnl::lbr_gru_forward(*pd);
     f.pd = std::move(pd);
   } else {
     dnnl::lstm_forward::desc d(prop, dir, x, s, sc, wl, wi, b, y, s, sc);
-    auto pd = std::make_unique<dnnl::lstm_forward::primitive_desc>(d, user_scratchpad(), compute::engine());
+    auto pd = std::make_unique<dnnl::lstm_forward::primitive_desc>(d, compute::user_scratchpad(), compute::engine());
     f.prim = dnnl::lstm_forward(*pd);
     f.pd = std::move(pd);
   }
@@ -85,29 +68,34 @@ RnnCell::Forward& RnnCell::forward_primitive(bool training, int T, int N) {
 }
 
 RnnCell::Backward& RnnCell::backward_primitive(int T, int N) {
-  const auto key = std::make_tuple(T, N, compute::threads());
+  const auto key = std::make_tuple(bf16_train_, T, N, compute::threads());
   auto it = backward_.find(key);
   if (it != backward_.end()) return it->second;
   if (backward_.size() >= kMaxCachedShapes) backward_.clear();
   const memory::dim C = input_, H = hidden_, G = gates();
   const auto dir = dnnl::rnn_direction::unidirectional_left2right;
-  const auto x = md({T, N, C}, tag::tnc), y = md({T, N, H}, tag::tnc), s = md({1, 1, N, H}, tag::ldnc);
-  const auto wl = md({1, 1, C, G, H}, tag::ldgoi), wi = md({1, 1, H, G, H}, tag::ldgoi),
-             b = md({1, 1, 4, H}, tag::ldgo);
+  // Forward's values in its type; their gradients always f32 (oneDNN 2.6 requires it).
+  const dt type = bf16_train_ ? dt::bf16 : dt::f32;
+  const memory::desc x({T, N, C}, type, tag::tnc), y({T, N, H}, type, tag::tnc), s({1, 1, N, H}, type, tag::ldnc);
+  const memory::desc wl({1, 1, C, G, H}, type, tag::ldgoi), wi({1, 1, H, G, H}, type, tag::ldgoi);
+  const auto b = md({1, 1, 4, H}, tag::ldgo), sc = md({1, 1, N, H}, tag::ldnc);
+  const auto dx = md({T, N, C}, tag::tnc), dy = md({T, N, H}, tag::tnc), ds = md({1, 1, N, H}, tag::ldnc);
   const auto dwl = md({1, 1, C, G, H}, tag::ldigo), dwi = md({1, 1, H, G, H}, tag::ldigo);
   const auto& fwd = forward_primitive(true, T, N);
   Backward bw;
   if (cell_ == CellType::kGru) {
-    dnnl::lbr_gru_backward::desc d(dnnl::prop_kind::backward, dir, x, s, wl, wi, b, y, s, x, s, dwl, dwi, b, y, s);
+    dnnl::lbr_gru_backward::desc d(dnnl::prop_kind::backward, dir, x, s, wl, wi, b, y, s, dx, ds, dwl, dwi, b, dy, ds);
     auto pd = std::make_unique<dnnl::lbr_gru_backward::primitive_desc>(
-        d, user_scratchpad(), compute::engine(), static_cast<const dnnl::lbr_gru_forward::primitive_desc&>(*fwd.pd));
+        d, compute::user_scratchpad(), compute::engine(),
+        static_cast<const dnnl::lbr_gru_forward::primitive_desc&>(*fwd.pd));
     bw.prim = dnnl::lbr_gru_backward(*pd);
     bw.pd = std::move(pd);
   } else {
-    dnnl::lstm_backward::desc d(dnnl::prop_kind::backward, dir, x, s, s, wl, wi, b, y, s, s, x, s, s, dwl, dwi, b, y, s,
-                                s);
+    dnnl::lstm_backward::desc d(dnnl::prop_kind::backward, dir, x, s, sc, wl, wi, b, y, s, sc, dx, ds, ds, dwl, dwi, b,
+                                dy, ds, ds);
     auto pd = std::make_unique<dnnl::lstm_backward::primitive_desc>(
-        d, user_scratchpad(), compute::engine(), static_cast<const dnnl::lstm_forward::primitive_desc&>(*fwd.pd));
+        d, compute::user_scratchpad(), compute::engine(),
+        static_cast<const dnnl::lstm_forward::primitive_desc&>(*fwd.pd));
     bw.prim = dnnl::lstm_backward(*pd);
     bw.pd = std::move(pd);
   }
@@ -128,30 +116,41 @@ void RnnCell::refresh_backward_weights() {
   }
   if (bwd_version_ == params_.version()) return;
   const memory::dim C = input_, H = hidden_, G = gates();
-  w_layer_bwd_.resize({C, G, H});
-  w_iter_bwd_.resize({H, G, H});
-  auto reorder = [](const float* from, float* to, const memory::dims& dims) {
+  auto reorder = [](const float* from, void* to, dt type, const memory::dims& dims) {
     auto src = mem(md(dims, tag::ldigo), from);
-    auto dst = mem(md(dims, tag::ldgoi), to);
+    memory dst(memory::desc(dims, type, tag::ldgoi), compute::engine(), to);
     dnnl::reorder(src, dst).execute(compute::stream(), src, dst);
   };
-  reorder(w_layer_.value.data(), w_layer_bwd_.data(), {1, 1, C, G, H});
-  reorder(w_iter_.value.data(), w_iter_bwd_.data(), {1, 1, H, G, H});
+  if (bf16_train_) {  // oneDNN's reorder rounds to nearest even, as compute::to_bf16
+    w_layer_bwd16_.resize(static_cast<std::size_t>(C * G * H));
+    w_iter_bwd16_.resize(static_cast<std::size_t>(H * G * H));
+    reorder(w_layer_.value.data(), w_layer_bwd16_.data(), dt::bf16, {1, 1, C, G, H});
+    reorder(w_iter_.value.data(), w_iter_bwd16_.data(), dt::bf16, {1, 1, H, G, H});
+  } else {
+    w_layer_bwd_.resize({C, G, H});
+    w_iter_bwd_.resize({H, G, H});
+    reorder(w_layer_.value.data(), w_layer_bwd_.data(), dt::f32, {1, 1, C, G, H});
+    reorder(w_iter_.value.data(), w_iter_bwd_.data(), dt::f32, {1, 1, H, G, H});
+  }
   compute::stream().wait();
   bwd_version_ = params_.version();
 }
 
-void RnnCell::run_forward_bf16(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
-                               float* cT) {
-  Forward& f = forward_primitive(false, T, N);
+void RnnCell::refresh_bf16_weights() {
+  if (bf16_version_ == params_.version()) return;
   const memory::dim C = input_, H = hidden_, G = gates();
-  if (bf16_version_ != params_.version()) {
-    w_layer_bf16_.resize(static_cast<std::size_t>(C * G * H));
-    w_iter_bf16_.resize(static_cast<std::size_t>(H * G * H));
-    compute::to_bf16(C * G * H, w_layer_.value.data(), w_layer_bf16_.data());
-    compute::to_bf16(H * G * H, w_iter_.value.data(), w_iter_bf16_.data());
-    bf16_version_ = params_.version();
-  }
+  w_layer_bf16_.resize(static_cast<std::size_t>(C * G * H));
+  w_iter_bf16_.resize(static_cast<std::size_t>(H * G * H));
+  compute::to_bf16(C * G * H, w_layer_.value.data(), w_layer_bf16_.data());
+  compute::to_bf16(H * G * H, w_iter_.value.data(), w_iter_bf16_.data());
+  bf16_version_ = params_.version();
+}
+
+void RnnCell::run_forward_bf16(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
+                               float* hT, float* cT, dnnl::memory* workspace) {
+  Forward& f = forward_primitive(training, T, N);
+  const memory::dim C = input_, H = hidden_, G = gates();
+  refresh_bf16_weights();
   const std::int64_t nx = static_cast<std::int64_t>(T) * N * C, ny = static_cast<std::int64_t>(T) * N * H,
                      ns = static_cast<std::int64_t>(N) * H;
   x_bf16_.resize(static_cast<std::size_t>(nx));
@@ -177,7 +176,8 @@ void RnnCell::run_forward_bf16(int T, int N, const float* x, const float* h0, co
     args.emplace(DNNL_ARG_SRC_ITER_C, mem(md(s, tag::ldnc), c0));
     args.emplace(DNNL_ARG_DST_ITER_C, mem(md(s, tag::ldnc), cT));
   }
-  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*f.pd));
+  if (workspace) args.emplace(DNNL_ARG_WORKSPACE, *workspace);
+  args.emplace(DNNL_ARG_SCRATCHPAD, compute::scratchpad_for(*f.pd));
   f.prim.execute(compute::stream(), args);
   compute::stream().wait();
   compute::from_bf16(ny, y_bf16_.data(), y);
@@ -187,7 +187,8 @@ void RnnCell::run_forward_bf16(int T, int N, const float* x, const float* h0, co
 
 void RnnCell::run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
                           float* hT, float* cT, dnnl::memory* workspace) {
-  if (bf16_ && !training) return run_forward_bf16(T, N, x, h0, c0, y, hT, cT);
+  const compute::StageTimer timer(compute::Stage::kRnn);
+  if (training ? bf16_train_ : bf16_) return run_forward_bf16(training, T, N, x, h0, c0, y, hT, cT, workspace);
   const bool lstm = cell_ == CellType::kLstm;
   Forward& f = forward_primitive(training, T, N);
   const memory::dim C = input_, H = hidden_, G = gates();
@@ -206,7 +207,7 @@ void RnnCell::run_forward(bool training, int T, int N, const float* x, const flo
     args.emplace(DNNL_ARG_DST_ITER_C, mem(s, cT));
   }
   if (workspace) args.emplace(DNNL_ARG_WORKSPACE, *workspace);
-  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*f.pd));
+  args.emplace(DNNL_ARG_SCRATCHPAD, compute::scratchpad_for(*f.pd));
   f.prim.execute(compute::stream(), args);
   compute::stream().wait();
   compute::add_flops(2.0 * T * N * G * H * static_cast<double>(C + H));
@@ -310,6 +311,7 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
 void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y,
                            const float* hT, const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT,
                            const float* dcT, float* dx, float* dh0, float* dc0) {
+  const compute::StageTimer timer(compute::Stage::kRnn);
   const bool lstm = cell_ == CellType::kLstm;
   const memory::dim C = input_, H = hidden_, G = gates();
   Backward& b = backward_primitive(T, N);
@@ -339,10 +341,38 @@ void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const 
     args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, mem(s, dc0));
     args.emplace(DNNL_ARG_DIFF_DST_ITER_C, mem(s, dcT));
   }
-  args.emplace(DNNL_ARG_SCRATCHPAD, shared_scratchpad(*b.pd));
+  if (bf16_train_) run_backward_bf16(T, N, x, h0, y, hT, args);
+  args.emplace(DNNL_ARG_SCRATCHPAD, compute::scratchpad_for(*b.pd));
   b.prim.execute(compute::stream(), args);
   compute::stream().wait();
   compute::add_flops(4.0 * T * N * G * H * static_cast<double>(C + H));
+}
+
+void RnnCell::run_backward_bf16(int T, int N, const float* x, const float* h0, const float* y, const float* hT,
+                                std::unordered_map<int, dnnl::memory>& args) {
+  const memory::dim C = input_, H = hidden_, G = gates();
+  const std::int64_t nx = static_cast<std::int64_t>(T) * N * C, ny = static_cast<std::int64_t>(T) * N * H,
+                     ns = static_cast<std::int64_t>(N) * H;
+  x_bf16_.resize(static_cast<std::size_t>(nx));
+  h0_bf16_.resize(static_cast<std::size_t>(ns));
+  y_bf16_.resize(static_cast<std::size_t>(ny));
+  hT_bf16_.resize(static_cast<std::size_t>(ns));
+  compute::to_bf16(nx, x, x_bf16_.data());  // y and hT came from bf16: converted back exactly
+  compute::to_bf16(ns, h0, h0_bf16_.data());
+  compute::to_bf16(ny, y, y_bf16_.data());
+  compute::to_bf16(ns, hT, hT_bf16_.data());
+  auto half = [](const memory::dims& dims, tag t, std::uint16_t* p) {
+    return memory(memory::desc(dims, dt::bf16, t), compute::engine(), p);
+  };
+  const RnnCell& w = bwd_master_ ? *bwd_master_ : *this;
+  auto* wl = const_cast<std::uint16_t*>(w.w_layer_bwd16_.data());
+  auto* wi = const_cast<std::uint16_t*>(w.w_iter_bwd16_.data());
+  args[DNNL_ARG_SRC_LAYER] = half({T, N, C}, tag::tnc, x_bf16_.data());
+  args[DNNL_ARG_SRC_ITER] = half({1, 1, N, H}, tag::ldnc, h0_bf16_.data());
+  args[DNNL_ARG_DST_LAYER] = half({T, N, H}, tag::tnc, y_bf16_.data());
+  args[DNNL_ARG_DST_ITER] = half({1, 1, N, H}, tag::ldnc, hT_bf16_.data());
+  args[DNNL_ARG_WEIGHTS_LAYER] = half({1, 1, C, G, H}, tag::ldgoi, wl);
+  args[DNNL_ARG_WEIGHTS_ITER] = half({1, 1, H, G, H}, tag::ldgoi, wi);
 }
 
 void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,

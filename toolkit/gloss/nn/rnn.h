@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -74,6 +75,15 @@ class RnnCell {
   // (forward with a cache, backward) is unaffected. Needs a CPU with AVX512-BF16 (the caller
   // checks compute::has_bf16()).
   void set_bf16(bool on) { bf16_ = on; }
+  // Training in bf16 (train.precision bf16): forward with a cache and backward run oneDNN's
+  // bf16 forward_training and backward (inputs, states, outputs and weights rounded to bf16;
+  // the bias, the LSTM cell state, every gradient and the accumulation stay f32, as oneDNN
+  // requires). The f32 weights stay the master copy; bf16 copies follow each update. Inference
+  // (forward without a cache) is unaffected. Needs AVX512-BF16, as set_bf16.
+  void set_bf16_training(bool on) {
+    bf16_train_ = on;
+    bwd_version_ = ~std::uint64_t{0};  // the backward copies change type
+  }
 
   // Bytes a training forward call of this shape keeps in its Cache (workspace and states).
   std::size_t training_cache_bytes(int T, int N);
@@ -97,8 +107,14 @@ class RnnCell {
   // One primitive call each; workspace null for inference.
   void run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
                    float* cT, dnnl::memory* workspace);
-  // run_forward's inference call with bf16_: converts in, runs, converts out.
-  void run_forward_bf16(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT, float* cT);
+  // run_forward's call in bf16 (inference with bf16_, training with bf16_train_): converts in,
+  // runs, converts out.
+  void run_forward_bf16(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
+                        float* hT, float* cT, dnnl::memory* workspace);
+  // run_backward's call with bf16_train_: x, h0, y and hT converted to bf16 (as forward had them).
+  void run_backward_bf16(int T, int N, const float* x, const float* h0, const float* y, const float* hT,
+                         std::unordered_map<int, dnnl::memory>& args);
+  void refresh_bf16_weights();  // w_*_bf16_ from the f32 weights, once per update
   void run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y, const float* hT,
                     const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT, const float* dcT,
                     float* dx, float* dh0, float* dc0);
@@ -113,12 +129,14 @@ class RnnCell {
   Parameter& bias_;
   // by (training, bf16, T, N, threads): a primitive is built for the thread count it runs with
   std::map<std::tuple<bool, bool, int, int, int>, Forward> forward_;
-  std::map<std::tuple<int, int, int>, Backward> backward_;
-  Tensor w_layer_bwd_, w_iter_bwd_;  // ldgoi copies for backward
-  RnnCell* bwd_master_ = nullptr;    // whose copies to read instead
+  std::map<std::tuple<bool, int, int, int>, Backward> backward_;
+  Tensor w_layer_bwd_, w_iter_bwd_;                          // ldgoi copies for backward
+  std::vector<std::uint16_t> w_layer_bwd16_, w_iter_bwd16_;  // the same in bf16 (bf16_train_)
+  RnnCell* bwd_master_ = nullptr;                            // whose copies to read instead
   std::uint64_t bwd_version_ = 0;
   Tensor zeros_;  // zero states and gradients, grown on demand
   bool bf16_ = false;
+  bool bf16_train_ = false;
   std::vector<std::uint16_t> w_layer_bf16_, w_iter_bf16_;  // ldigo, converted when the weights change
   std::uint64_t bf16_version_ = ~std::uint64_t{0};
   std::vector<std::uint16_t> x_bf16_, h0_bf16_, y_bf16_, hT_bf16_;  // a call's bf16 buffers, reused

@@ -223,6 +223,10 @@ class Schema {
                "how the threads share a batch: data = each runs its share of the sentences on its own model replica "
                "(faster on few cores); ops = all work inside every operation",
                {"data", "ops"});
+    add_choice("train.precision", &t.precision,
+               "arithmetic of training: f32, or bf16 for the GEMMs and recurrent layers (f32 weights, gradients, "
+               "accumulation, softmax and optimizer; needs AVX512-BF16), or auto: bf16 where the CPU has it",
+               {"f32", "bf16", "auto"});
     add_int("train.replicas", &t.replicas,
             "parts of every batch, each with its own random stream and gradient, added in a fixed order; fixing it "
             "makes the model independent of how many threads and processes train it (a multiple of them; 0: one "

@@ -1,13 +1,19 @@
 #include "gloss/tensor/compute.h"
 
+#include "gloss/tensor/tensor.h"
 #include "gloss/util/error.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -66,9 +72,97 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int, s
     if (e) std::rethrow_exception(e);
 }
 
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::memory scratchpad_for(const dnnl::primitive_desc_base& pd) {
+  static thread_local Tensor buffer;  // primitives run one at a time on a thread
+  const auto desc = pd.scratchpad_desc();
+  const auto floats = static_cast<std::int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
+  if (buffer.size() < std::max<std::int64_t>(1, floats)) buffer.resize({std::max<std::int64_t>(1, floats)});
+  return dnnl::memory(desc, engine(), buffer.data());
+}
+
+namespace {
+
+thread_local int t_bf16_gemms = 0;
+
+// The dense rows x cols block at p (row stride ld) as bf16, row after row.
+void pack_bf16(std::int64_t rows, std::int64_t cols, const float* p, std::int64_t ld, std::vector<std::uint16_t>& out) {
+  out.resize(static_cast<std::size_t>(rows * cols));
+  if (ld == cols) return to_bf16(rows * cols, p, out.data());
+  for (std::int64_t r = 0; r < rows; ++r) to_bf16(cols, p + r * ld, out.data() + r * cols);
+}
+
+struct GemmShape {
+  bool trans_a, trans_b;
+  std::int64_t m, n, k, ldc;
+  float alpha, beta;
+  auto operator<=>(const GemmShape&) const = default;
+};
+
+// A matmul for one shape: A [M x K] and B [K x N] dense bf16 (transposed through their
+// strides), C f32 with row stride ldc; alpha as output scale, beta as a sum post-op.
+struct Bf16Gemm {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+};
+
+Bf16Gemm bf16_matmul(const GemmShape& g) {
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc a({g.m, g.k}, dt::bf16, g.trans_a ? dnnl::memory::dims{1, g.m} : dnnl::memory::dims{g.k, 1});
+  const dnnl::memory::desc b({g.k, g.n}, dt::bf16, g.trans_b ? dnnl::memory::dims{1, g.k} : dnnl::memory::dims{g.n, 1});
+  const dnnl::memory::desc c({g.m, g.n}, dt::f32, dnnl::memory::dims{g.ldc, 1});
+  dnnl::primitive_attr attr = user_scratchpad();
+  if (g.alpha != 1.0f) attr.set_output_scales(0, {g.alpha});
+  if (g.beta != 0.0f) {
+    dnnl::post_ops ops;
+    ops.append_sum(g.beta);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  return {pd, dnnl::matmul(pd)};
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
+  static thread_local std::vector<std::uint16_t> a16, b16;
+  static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // JIT code per shape, bounded
+  pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);
+  pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
+  const GemmShape shape{trans_a, trans_b, m, n, k, ldc, alpha, beta};
+  auto it = primitives.find(shape);
+  if (it == primitives.end()) {
+    if (primitives.size() >= 512) primitives.clear();
+    it = primitives.emplace(shape, bf16_matmul(shape)).first;
+  }
+  const auto& pd = it->second.pd;
+  it->second.prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), engine(), a16.data())},
+                                     {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), b16.data())},
+                                     {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), engine(), c)},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
+  stream().wait();
+}
+
+}  // namespace
+
+Bf16Gemms::Bf16Gemms() { ++t_bf16_gemms; }
+Bf16Gemms::~Bf16Gemms() { --t_bf16_gemms; }
+bool bf16_gemms() { return t_bf16_gemms > 0; }
+
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
+  const StageTimer timer(Stage::kGemm);
+  if (t_bf16_gemms > 0 && k > 0) {
+    gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
+    return;
+  }
   const dnnl_status_t status =
       dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
@@ -92,9 +186,34 @@ std::uint16_t to_bf16(float f) {  // round to nearest even
   bits += 0x7FFFu + ((bits >> 16) & 1u);
   return static_cast<std::uint16_t>(bits >> 16);
 }
+
+// GCC 12 warns on its own intrinsics' undefined-vector idiom (_mm512_undefined_epi32).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// to_bf16 sixteen at a time, bit for bit the scalar rule above (where the CPU has AVX-512;
+// the bf16 instruction itself would flush subnormals to zero).
+__attribute__((target("avx512f"))) void to_bf16_avx512(std::int64_t n, const float* from, std::uint16_t* to) {
+  const __m512i exponent = _mm512_set1_epi32(0x7F800000), half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1),
+                low = _mm512_set1_epi32(0xFFFF), quiet = _mm512_set1_epi32(0x400000);
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(from + i));
+    const __mmask16 special = _mm512_cmpeq_epi32_mask(_mm512_and_si512(bits, exponent), exponent);  // inf, NaN
+    const __m512i rounded =
+        _mm512_add_epi32(bits, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
+    const __m512i kept = _mm512_mask_or_epi32(bits, _mm512_test_epi32_mask(bits, low), bits, quiet);
+    const __m512i result = _mm512_srli_epi32(_mm512_mask_mov_epi32(rounded, special, kept), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i), _mm512_cvtepi32_epi16(result));
+  }
+  for (; i < n; ++i) to[i] = to_bf16(from[i]);
+}
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 void to_bf16(std::int64_t n, const float* from, std::uint16_t* to) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return to_bf16_avx512(n, from, to);
   for (std::int64_t i = 0; i < n; ++i) to[i] = to_bf16(from[i]);
 }
 
@@ -165,6 +284,41 @@ void add_flops(double f) {
 }
 double flops() { return g_flops.load(); }
 void reset_flops() { g_flops = 0.0; }
+namespace {
+std::atomic<bool> g_profiling{false};
+std::array<std::atomic<std::int64_t>, kStages> g_stage_ns{};
+thread_local int t_timing = 0;  // timers alive on this thread
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+const char* stage_name(Stage stage) {
+  static const char* const names[kStages] = {"gemm", "rnn", "attention", "softmax_loss", "optimizer", "data", "reduce"};
+  return names[static_cast<int>(stage)];
+}
+void set_profiling(bool on) { g_profiling = on; }
+double stage_seconds(Stage stage) { return 1e-9 * static_cast<double>(g_stage_ns[static_cast<int>(stage)].load()); }
+void reset_stage_seconds() {
+  for (auto& ns : g_stage_ns) ns = 0;
+}
+
+StageTimer::StageTimer(Stage stage) {
+  if (!g_profiling.load(std::memory_order_relaxed)) return;
+  entered_ = true;
+  if (t_timing++ > 0) return;
+  stage_ = static_cast<int>(stage);
+  start_ns_ = now_ns();
+}
+
+StageTimer::~StageTimer() {
+  if (!entered_) return;
+  --t_timing;
+  if (stage_ >= 0) g_stage_ns[static_cast<std::size_t>(stage_)] += now_ns() - start_ns_;
+}
+
 UncountedFlops::UncountedFlops() { ++t_uncounted; }
 UncountedFlops::~UncountedFlops() { --t_uncounted; }
 

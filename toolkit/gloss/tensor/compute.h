@@ -31,8 +31,30 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int wo
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
+// Primitives get their scratchpad from Gloss at execution (one buffer per thread, shared by
+// every primitive and grown to the largest need) instead of each cached primitive keeping its
+// own: with many cached shapes (sequence lengths, a shrinking beam) those added up to hundreds
+// of MB. user_scratchpad(): the attribute that asks for this at creation; scratchpad_for(pd):
+// the memory to pass as DNNL_ARG_SCRATCHPAD, valid until the next call on this thread.
+dnnl::primitive_attr user_scratchpad();
+dnnl::memory scratchpad_for(const dnnl::primitive_desc_base& pd);
+
 // Whether this CPU runs bf16 GEMMs natively (AVX512-BF16); without it oneDNN would emulate them.
 bool has_bf16();
+
+// While one is alive, gemm() on this thread computes in bf16: A and B rounded to bf16 (round to
+// nearest even), products accumulated in f32 into the f32 C (oneDNN matmul, about twice the
+// f32 rate on AVX512-BF16). For training in bf16 (train.precision): the callers' buffers and
+// everything outside the GEMMs stay f32. Needs has_bf16() (else std::logic_error at gemm()).
+// Scopes nest; each thread has its own (workers open theirs).
+class Bf16Gemms {
+ public:
+  Bf16Gemms();
+  ~Bf16Gemms();
+  Bf16Gemms(const Bf16Gemms&) = delete;
+  Bf16Gemms& operator=(const Bf16Gemms&) = delete;
+};
+bool bf16_gemms();  // whether this thread is inside a Bf16Gemms
 
 // n floats to bf16 (round to nearest even; NaN stays NaN) and back (exact).
 void to_bf16(std::int64_t n, const float* from, std::uint16_t* to);
@@ -55,6 +77,28 @@ class Bf16Matmul {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Where the time of training goes (gloss bench train --profile): the wall time of each
+// stage's calls, summed over threads, while profiling is on (off: a StageTimer costs a branch).
+// A timer inside another stage's counts for the outer one only.
+enum class Stage { kGemm, kRnn, kAttention, kLoss, kOptimizer, kData, kReduce };
+inline constexpr int kStages = 7;
+const char* stage_name(Stage stage);  // "gemm", "rnn", ...
+void set_profiling(bool on);
+double stage_seconds(Stage stage);
+void reset_stage_seconds();
+class StageTimer {
+ public:
+  explicit StageTimer(Stage stage);
+  ~StageTimer();
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+ private:
+  bool entered_ = false;  // profiling was on: counted in this thread's nesting depth
+  int stage_ = -1;        // -1: not timing (profiling off, or inside another timer)
+  std::int64_t start_ns_ = 0;
 };
 
 // Floating-point operations of GEMMs (including those inside RNN primitives) since the last reset.

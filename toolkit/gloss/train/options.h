@@ -45,6 +45,7 @@ struct TrainOptions {
   int seed = 1;
   int threads = 2;
   std::string parallel = "data";  // data: a model replica per thread; ops: threads inside each operation
+  std::string precision = "f32";  // f32, bf16 (GEMMs and recurrent layers) or auto (bf16 where the CPU has it)
   int replicas = 0;  // parts of every batch, each with its own random stream and gradient (0: one per worker)
 };
 

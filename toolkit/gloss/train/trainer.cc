@@ -69,6 +69,10 @@ text::BatchOptions batch_options(const TrainOptions& t) {
   return bo;
 }
 
+bool trains_in_bf16(const TrainOptions& t) {
+  return t.precision == "bf16" || (t.precision == "auto" && compute::has_bf16());
+}
+
 double teacher_forcing_at(const TrainOptions& t, std::int64_t step) {
   const double p0 = t.teacher_forcing, pm = std::min(t.teacher_forcing_min, t.teacher_forcing);
   const double s = static_cast<double>(step), k = t.teacher_forcing_steps;
@@ -108,6 +112,7 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
   const std::size_t cache_bytes =
       (static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(replicas_per_update_);
   for (auto* w : nets_) w->set_rnn_cache_bytes(cache_bytes);
+  for (auto* w : nets_) w->set_training_bf16(trains_in_bf16(t));
 }
 
 void Workers::for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task) {
@@ -191,6 +196,7 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
 // one worker per replica would add them: worker 0's replicas (kept ones, then its own
 // gradients), then each other worker's. The replicas' buffers start the next batch at zero.
 void Workers::sum_replicas() {
+  const compute::StageTimer timer(compute::Stage::kReduce);
   auto& kept0 = kept_[0];
   if (!kept0.empty()) {
     for (std::size_t j = 1; j < kept0.size(); ++j)
@@ -208,6 +214,7 @@ void Workers::sum_replicas() {
 
 void Workers::sum_across_ranks(nn::LossSum& loss) {
   if (comm_.single()) return;
+  const compute::StageTimer timer(compute::Stage::kReduce);
   gather_gradients(params_, flat_);
   comm_.sum_in_rank_order(flat_.data(), flat_.size());
   std::size_t at = 0;
@@ -499,6 +506,11 @@ void TrainingRun::start_or_resume() {
   }
   log_ << "train: " << network_.params.num_values() << " parameters; " << data_.corpus.size()
        << " training pairs; workdir " << dir_.string() << std::endl;
+  if (to_.precision != "f32")
+    log_ << "train: precision " << (trains_in_bf16(to_) ? "bf16" : "f32")
+         << (to_.precision == "auto" && !trains_in_bf16(to_) ? " (train.precision auto: this CPU lacks AVX512-BF16)"
+                                                             : "")
+         << std::endl;
   // The best model's validation, when an earlier run of this training had it.
   const fs::path metrics_path = dir_ / "metrics.jsonl";
   batches_per_epoch_ = batcher_.epoch_batches(1).size();

@@ -110,6 +110,9 @@ struct Network {
   std::unique_ptr<nn::Optimizer> optimizer;
 };
 
+// Whether training runs in bf16: train.precision bf16, or auto on a CPU with AVX512-BF16.
+bool trains_in_bf16(const TrainOptions& t);
+
 // Scheduled sampling: the teacher-forcing ratio at update `step` (train.teacher_forcing*).
 double teacher_forcing_at(const TrainOptions& t, std::int64_t step);
 
