@@ -97,9 +97,9 @@ void pack_bf16(std::int64_t rows, std::int64_t cols, const float* p, std::int64_
   for (std::int64_t r = 0; r < rows; ++r) to_bf16(cols, p + r * ld, out.data() + r * cols);
 }
 
-struct GemmShape {
+struct GemmShape {  // M is given at run time: one primitive per call site, whatever the batch
   bool trans_a, trans_b;
-  std::int64_t m, n, k, ldc;
+  std::int64_t n, k, ldc;
   float alpha, beta;
   auto operator<=>(const GemmShape&) const = default;
 };
@@ -113,9 +113,10 @@ struct Bf16Gemm {
 
 Bf16Gemm bf16_matmul(const GemmShape& g) {
   using dt = dnnl::memory::data_type;
-  const dnnl::memory::desc a({g.m, g.k}, dt::bf16, g.trans_a ? dnnl::memory::dims{1, g.m} : dnnl::memory::dims{g.k, 1});
+  const auto rt = DNNL_RUNTIME_DIM_VAL;
+  const dnnl::memory::desc a({rt, g.k}, dt::bf16, g.trans_a ? dnnl::memory::dims{1, rt} : dnnl::memory::dims{g.k, 1});
   const dnnl::memory::desc b({g.k, g.n}, dt::bf16, g.trans_b ? dnnl::memory::dims{1, g.k} : dnnl::memory::dims{g.n, 1});
-  const dnnl::memory::desc c({g.m, g.n}, dt::f32, dnnl::memory::dims{g.ldc, 1});
+  const dnnl::memory::desc c({rt, g.n}, dt::f32, dnnl::memory::dims{g.ldc, 1});
   dnnl::primitive_attr attr = user_scratchpad();
   if (g.alpha != 1.0f) attr.set_output_scales(0, {g.alpha});
   if (g.beta != 0.0f) {
@@ -132,18 +133,21 @@ void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
   if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
   static thread_local std::vector<std::uint16_t> a16, b16;
   static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // JIT code per shape, bounded
-  pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);
+  pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);      // as stored: transposed through the strides
   pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
-  const GemmShape shape{trans_a, trans_b, m, n, k, ldc, alpha, beta};
+  const GemmShape shape{trans_a, trans_b, n, k, ldc, alpha, beta};
   auto it = primitives.find(shape);
   if (it == primitives.end()) {
     if (primitives.size() >= 512) primitives.clear();
     it = primitives.emplace(shape, bf16_matmul(shape)).first;
   }
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc a_md({m, k}, dt::bf16, trans_a ? dnnl::memory::dims{1, m} : dnnl::memory::dims{k, 1});
+  const dnnl::memory::desc c_md({m, n}, dt::f32, dnnl::memory::dims{ldc, 1});
   const auto& pd = it->second.pd;
-  it->second.prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), engine(), a16.data())},
+  it->second.prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(a_md, engine(), a16.data())},
                                      {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), b16.data())},
-                                     {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), engine(), c)},
+                                     {DNNL_ARG_DST, dnnl::memory(c_md, engine(), c)},
                                      {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
   stream().wait();
 }
