@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Training throughput of Gloss and of the PyTorch peer (../shared/peers/torch_s2s.py, the same
-# model) on the bundled Multi30k en-de at 2 threads, measured in the same run, alternating,
-# RUNS times each; prints the medians and their ratio.
+# Training throughput of Gloss (f32, and bf16 where the CPU has AVX512-BF16) and of the PyTorch
+# peer (../shared/peers/torch_s2s.py, the same model) on the bundled Multi30k en-de at 2
+# threads, measured in the same run, alternating, RUNS times each; prints the medians, their
+# ratios, the GEMM rates, and where a Gloss batch's time goes (median share of each stage).
 # Needs python3-torch, python3-sentencepiece and an optimised BLAS for Debian's torch
 # (apt-get install python3-torch python3-sentencepiece libopenblas0-openmp): without
 # OpenBLAS, Debian's torch runs on the reference BLAS (5.6 GFLOP/s here) and the peer is ~20x
@@ -17,20 +18,46 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR
 [ -x build/gloss ] || bash scripts/build.sh >/dev/null
 mkdir -p "$tmp/multi30k"
 cp data/multi30k/*.gz "$tmp/multi30k/"
+precisions=(f32)
+grep -q avx512_bf16 /proc/cpuinfo && precisions+=(bf16)
 
-gloss_runs=()
+# One gloss bench train run: its BENCH lines into $tmp/<precision>.<run>.
+gloss_run() {
+  build/gloss bench train --threads 2 --batches 60 --train.precision "$1" --run.workdir "$tmp/run" 2>/dev/null \
+    > "$tmp/$1.$2"
+}
+value() { awk -v k="$1" '$1 == "BENCH" && $2 == k {print $3}' "$2"; }
+
 peer_runs=()
 for ((r = 1; r <= runs; r++)); do
-  g=$(build/gloss bench train --threads 2 --batches 60 --run.workdir "$tmp/run" 2>/dev/null |
-      awk '/^BENCH train_target_tokens_per_s/ {print $3}')
-  gloss_runs+=("$g")
-  p=$(/usr/bin/python3 "$peer" --data "$tmp/multi30k" --spm-dir "$tmp/peer-spm" --threads 2 --bench-batches 150 2>&1 |
+  line="run $r:"
+  for p in "${precisions[@]}"; do
+    gloss_run "$p" "$r"
+    line+=" gloss $p $(value train_target_tokens_per_s "$tmp/$p.$r") tok/s,"
+  done
+  pr=$(/usr/bin/python3 "$peer" --data "$tmp/multi30k" --spm-dir "$tmp/peer-spm" --threads 2 --bench-batches 150 2>&1 |
       grep -oE '[0-9]+(\.[0-9]+)? (target )?tok/s' | tail -1 | awk '{print $1}')
-  peer_runs+=("$p")
-  echo "run $r: gloss $g tok/s, pytorch $p tok/s" >&2
+  peer_runs+=("$pr")
+  echo "$line pytorch $pr tok/s" >&2
 done
-gm=$(median "${gloss_runs[@]}")
 pm=$(median "${peer_runs[@]}")
-echo "BENCH gloss_train_target_tokens_per_s $gm tok/s"
+for p in "${precisions[@]}"; do
+  med() { local v=(); for ((r = 1; r <= runs; r++)); do v+=("$(value "$1" "$tmp/$p.$r")"); done; median "${v[@]}"; }
+  gm=$(med train_target_tokens_per_s)
+  eval "tok_$p=$gm"
+  name=gloss_train; [ "$p" = bf16 ] && name=gloss_bf16_train
+  echo "BENCH ${name}_target_tokens_per_s $gm tok/s"
+  echo "BENCH ${name}_over_pytorch $(echo "scale=2; $gm / $pm" | bc) x"
+  echo "BENCH ${name}_gemm_gflops $(med train_gemm_gflops) GFLOP/s"
+  echo "BENCH ${name}_fraction_of_sgemm_1024 $(med train_fraction_of_sgemm_1024) %"
+  if [ "$p" = bf16 ]; then
+    echo "BENCH bf16_gemm_1024_gflops $(med bf16_gemm_1024_gflops) GFLOP/s"
+    echo "BENCH ${name}_fraction_of_bf16_gemm_1024 $(med train_fraction_of_bf16_gemm_1024) %"
+  fi
+  for s in gemm rnn attention softmax_loss optimizer data reduce other; do
+    echo "BENCH ${name}_time_$s $(med "train_time_$s") %"
+  done
+done
 echo "BENCH pytorch_train_target_tokens_per_s $pm tok/s"
-echo "BENCH gloss_over_pytorch $(echo "scale=2; $gm / $pm" | bc) x"
+[ -n "${tok_bf16:-}" ] && echo "BENCH gloss_bf16_over_f32 $(echo "scale=2; $tok_bf16 / $tok_f32" | bc) x"
+exit 0

@@ -30,13 +30,16 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// dnnl_sgemm rates at the current thread count: 1024^3 (the usual "practical FP32 limit") and
-// the best of that and two shapes this model uses.
+// GEMM rates at the current thread count (dnnl_sgemm; with bf16, compute::gemm in a Bf16Gemms
+// scope, as training in bf16 runs it): 1024^3 (the usual "practical limit") and the best of
+// that and two shapes this model uses.
 struct SgemmRates {
   double square = 0, best = 0;
 };
 
-SgemmRates sgemm_gflops(std::ostream& log) {
+SgemmRates sgemm_gflops(std::ostream& log, bool bf16 = false) {
+  std::optional<compute::Bf16Gemms> scope;
+  if (bf16) scope.emplace();
   struct Shape {
     std::int64_t m, n, k;
   };
@@ -58,7 +61,8 @@ SgemmRates sgemm_gflops(std::ostream& log) {
       fastest = std::min(fastest, seconds_since(t) / reps);
     }
     const double gflops = 2.0 * s.m * s.n * s.k / fastest / 1e9;
-    log << "bench: sgemm " << s.m << "x" << s.n << "x" << s.k << ": " << fixed(gflops, 1) << " GFLOP/s" << std::endl;
+    log << "bench: " << (bf16 ? "bf16 gemm " : "sgemm ") << s.m << "x" << s.n << "x" << s.k << ": " << fixed(gflops, 1)
+        << " GFLOP/s" << std::endl;
     if (s.m == 1024 && s.n == 1024) rates.square = gflops;
     rates.best = std::max(rates.best, gflops);
   }
@@ -271,6 +275,11 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
   out << "BENCH sgemm_best_gflops " << fixed(sgemm.best, 1) << " GFLOP/s\n";
   out << "BENCH train_fraction_of_sgemm_1024 " << fixed(100.0 * gflops / sgemm.square, 1) << " %\n";
   out << "BENCH train_fraction_of_sgemm_best " << fixed(100.0 * gflops / sgemm.best, 1) << " %\n";
+  if (train::trains_in_bf16(to)) {
+    const SgemmRates bf16 = sgemm_gflops(log, true);
+    out << "BENCH bf16_gemm_1024_gflops " << fixed(bf16.square, 1) << " GFLOP/s\n";
+    out << "BENCH train_fraction_of_bf16_gemm_1024 " << fixed(100.0 * gflops / bf16.square, 1) << " %\n";
+  }
   print_profile(out, elapsed, workers.size());
   return 0;
 }
