@@ -4,8 +4,8 @@
 # same run, alternating, RUNS times each; prints the medians, their ratios and each output's
 # BLEU (so that a speed-up that changes the translations shows).
 # Gloss: MODEL (default runs/quick-en-de/model.best.gloss, trained by `gloss run
-# recipes/quick-en-de.ini` if missing) with its defaults (the shortlist stored in the model)
-# and over the whole vocabulary, in bf16 too where the CPU has it. The peer: a model trained for PEER_MINUTES (default 6, about the quick recipe's
+# recipes/quick-en-de.ini` if missing) with its defaults, in f32, and with the model's
+# shortlist. The peer: a model trained for PEER_MINUTES (default 6, about the quick recipe's
 # training time) once and kept in GLOSS_BENCH_CACHE (default ~/.cache/gloss-bench).
 # Needs python3-torch, python3-sentencepiece and libopenblas0-openmp (see train_bench.sh).
 # Usage: bash tests/bench/translate_bench.sh [MODEL] [RUNS] [PEER_SCRIPT]
@@ -31,15 +31,11 @@ if [ ! -f "$cache/peer.pt" ]; then
     --minutes "${PEER_MINUTES:-6}" --save "$cache/peer.pt.tmp" >"$cache/peer-train.log" 2>&1
   mv "$cache/peer.pt.tmp" "$cache/peer.pt"
 fi
-# Gloss configurations: name and options. The defaults use the shortlist stored in the model
-# (--shortlist model); "full" rows decode over the whole vocabulary; bf16 rows only on CPUs
-# with AVX512-BF16.
-names=(greedy greedy_full beam5 beam5_full)
-opts=("-b 1" "-b 1 --shortlist none" "-b 5" "-b 5 --shortlist none")
-if grep -q avx512_bf16 /proc/cpuinfo; then
-  names+=(beam5_bf16 beam5_bf16_full)
-  opts+=("-b 5 --precision bf16" "-b 5 --precision bf16 --shortlist none")
-fi
+# Gloss configurations: name and options. greedy and beam5 run with the defaults (precision
+# auto: bf16 on CPUs with AVX512-BF16; the whole vocabulary); "f32" rows force f32; the
+# "shortlist" row adds the shortlist stored in the model.
+names=(greedy greedy_f32 beam5 beam5_f32 beam5_shortlist)
+opts=("-b 1" "-b 1 --precision f32" "-b 5" "-b 5 --precision f32" "-b 5 --shortlist model")
 declare -A rates
 p1=() p5=()
 for ((r = 1; r <= runs; r++)); do

@@ -344,8 +344,8 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
       "attention-line", po::value(&w.attention_line)->default_value(w.attention_line),
       "the input line --attention draws (from 1)")(
       "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
-      "lexical shortlist: each sentence chooses among its listed target subwords only (faster): model (the one "
-      "training stored in the model file), none, or a file from gloss shortlist")(
+      "lexical shortlist: each sentence chooses among its listed target subwords only (faster, but it can cost "
+      "BLEU): none, model (the one training stored in the model file), or a file from gloss shortlist")(
       "shard", po::value(&shard)->default_value(shard),
       "K/N: translate only the K-th of N contiguous line ranges of IN (as split -n l/K/N); the N outputs, "
       "concatenated in order, equal the whole file's");

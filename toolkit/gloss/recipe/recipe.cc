@@ -250,9 +250,9 @@ class Schema {
             "translations per sentence (<= beam_size); above 1, gloss run also writes <test output>.nbest", 1, 1000);
     add_int("decode.batch_size", &c.batch_size, "sentences per batch", 1, 100000);
     add_choice("decode.shortlist", &c.shortlist,
-               "lexical shortlist: model (the one training stores in the model file: faster) or none (the whole "
-               "vocabulary)",
-               {"model", "none"});
+               "lexical shortlist: none (the whole vocabulary) or model (the one training stores in the model file: "
+               "faster, but it can cost BLEU)",
+               {"none", "model"});
   }
 
   // [eval] and [run]: the recipe's own (gloss run), and the run folder
