@@ -22,6 +22,10 @@ memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt:
 
 memory mem(const memory::desc& d, const float* p) { return memory(d, compute::engine(), const_cast<float*>(p)); }
 
+memory half(const memory::dims& dims, tag t, const std::uint16_t* p) {
+  return memory(memory::desc(dims, dt::bf16, t), compute::engine(), const_cast<std::uint16_t*>(p));
+}
+
 }  // namespace
 
 CellType parse_cell(std::string_view name) {
@@ -146,22 +150,26 @@ void RnnCell::refresh_bf16_weights() {
   bf16_version_ = params_.version();
 }
 
-void RnnCell::run_forward_bf16(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
-                               float* hT, float* cT, dnnl::memory* workspace) {
-  Forward& f = forward_primitive(training, T, N);
-  const memory::dim C = input_, H = hidden_, G = gates();
-  refresh_bf16_weights();
-  const std::int64_t nx = static_cast<std::int64_t>(T) * N * C, ny = static_cast<std::int64_t>(T) * N * H,
-                     ns = static_cast<std::int64_t>(N) * H;
+void RnnCell::to_bf16_buffers(int T, int N, const float* x, const float* h0, const float* y, const float* hT) {
+  const std::int64_t nx = static_cast<std::int64_t>(T) * N * input_, ny = static_cast<std::int64_t>(T) * N * hidden_,
+                     ns = static_cast<std::int64_t>(N) * hidden_;
   x_bf16_.resize(static_cast<std::size_t>(nx));
   h0_bf16_.resize(static_cast<std::size_t>(ns));
   y_bf16_.resize(static_cast<std::size_t>(ny));
   hT_bf16_.resize(static_cast<std::size_t>(ns));
   compute::to_bf16(nx, x, x_bf16_.data());
   compute::to_bf16(ns, h0, h0_bf16_.data());
-  auto half = [](const memory::dims& dims, tag t, std::uint16_t* p) {
-    return memory(memory::desc(dims, dt::bf16, t), compute::engine(), p);
-  };
+  if (y) compute::to_bf16(ny, y, y_bf16_.data());
+  if (hT) compute::to_bf16(ns, hT, hT_bf16_.data());
+}
+
+void RnnCell::run_forward_bf16(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y,
+                               float* hT, float* cT, dnnl::memory* workspace) {
+  Forward& f = forward_primitive(training, T, N);
+  const memory::dim C = input_, H = hidden_, G = gates();
+  refresh_bf16_weights();
+  to_bf16_buffers(T, N, x, h0, nullptr, nullptr);
+  const std::int64_t ny = static_cast<std::int64_t>(T) * N * H, ns = static_cast<std::int64_t>(N) * H;
   const memory::dims s = {1, 1, N, H};
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC_LAYER, half({T, N, C}, tag::tnc, x_bf16_.data())},
@@ -351,22 +359,10 @@ void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const 
 void RnnCell::run_backward_bf16(int T, int N, const float* x, const float* h0, const float* y, const float* hT,
                                 std::unordered_map<int, dnnl::memory>& args) {
   const memory::dim C = input_, H = hidden_, G = gates();
-  const std::int64_t nx = static_cast<std::int64_t>(T) * N * C, ny = static_cast<std::int64_t>(T) * N * H,
-                     ns = static_cast<std::int64_t>(N) * H;
-  x_bf16_.resize(static_cast<std::size_t>(nx));
-  h0_bf16_.resize(static_cast<std::size_t>(ns));
-  y_bf16_.resize(static_cast<std::size_t>(ny));
-  hT_bf16_.resize(static_cast<std::size_t>(ns));
-  compute::to_bf16(nx, x, x_bf16_.data());  // y and hT came from bf16: converted back exactly
-  compute::to_bf16(ns, h0, h0_bf16_.data());
-  compute::to_bf16(ny, y, y_bf16_.data());
-  compute::to_bf16(ns, hT, hT_bf16_.data());
-  auto half = [](const memory::dims& dims, tag t, std::uint16_t* p) {
-    return memory(memory::desc(dims, dt::bf16, t), compute::engine(), p);
-  };
+  to_bf16_buffers(T, N, x, h0, y, hT);  // y and hT came from bf16: converted back exactly
   const RnnCell& w = bwd_master_ ? *bwd_master_ : *this;
-  auto* wl = const_cast<std::uint16_t*>(w.w_layer_bwd16_.data());
-  auto* wi = const_cast<std::uint16_t*>(w.w_iter_bwd16_.data());
+  const std::uint16_t* wl = w.w_layer_bwd16_.data();
+  const std::uint16_t* wi = w.w_iter_bwd16_.data();
   args[DNNL_ARG_SRC_LAYER] = half({T, N, C}, tag::tnc, x_bf16_.data());
   args[DNNL_ARG_SRC_ITER] = half({1, 1, N, H}, tag::ldnc, h0_bf16_.data());
   args[DNNL_ARG_DST_LAYER] = half({T, N, H}, tag::tnc, y_bf16_.data());

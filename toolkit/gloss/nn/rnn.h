@@ -115,6 +115,9 @@ class RnnCell {
   void run_backward_bf16(int T, int N, const float* x, const float* h0, const float* y, const float* hT,
                          std::unordered_map<int, dnnl::memory>& args);
   void refresh_bf16_weights();  // w_*_bf16_ from the f32 weights, once per update
+  // The call's bf16 buffers sized for T steps of N rows, with x and h0 (and y, hT unless
+  // nullptr) converted into them.
+  void to_bf16_buffers(int T, int N, const float* x, const float* h0, const float* y, const float* hT);
   void run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y, const float* hT,
                     const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT, const float* dcT,
                     float* dx, float* dh0, float* dc0);
