@@ -490,7 +490,7 @@ TEST_CASE("Beam search stop_after: waiting for more finished hypotheses finds be
   CHECK(better > 0);  // some sentence's best hypothesis finished after the first one did
 }
 
-TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd; the weight average follows its formula",
+TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd, the weight average follows its formula",
           "[nn][optim]") {
   for (const std::string name : {"adam", "sgd"}) {
     nn::ParameterSet params;
@@ -523,7 +523,7 @@ TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd; the we
   CHECK_THROWS_WITH(nn::WeightAverage(params, 1.0), Catch::Contains("ema_decay"));
 }
 
-TEST_CASE("Optimisers: Adam and SGD move against the gradient; clipping bounds the norm", "[nn][optim]") {
+TEST_CASE("Optimisers: Adam and SGD move against the gradient, clipping bounds the norm", "[nn][optim]") {
   nn::ParameterSet params;
   auto& p = params.add("w", {3});
   p.value.fill(1.0f);

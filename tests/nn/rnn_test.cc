@@ -175,11 +175,11 @@ void check_cell(CellType cell) {
 
 }  // namespace
 
-TEST_CASE("RnnCell GRU: oneDNN lbr_gru equals the cell equations; gradients match finite differences", "[nn][rnn]") {
+TEST_CASE("RnnCell GRU: oneDNN lbr_gru equals the cell equations, gradients match finite differences", "[nn][rnn]") {
   check_cell(CellType::kGru);
 }
 
-TEST_CASE("RnnCell LSTM: oneDNN lstm equals the cell equations; gradients match finite differences", "[nn][rnn]") {
+TEST_CASE("RnnCell LSTM: oneDNN lstm equals the cell equations, gradients match finite differences", "[nn][rnn]") {
   check_cell(CellType::kLstm);
 }
 
@@ -281,7 +281,7 @@ TEST_CASE("RnnCell under a memory budget: chunks recomputed in backward give the
   }
 }
 
-TEST_CASE("RnnCell in bf16: inference within bf16 rounding of the cell equations; training stays f32", "[nn][rnn]") {
+TEST_CASE("RnnCell in bf16: inference within bf16 rounding of the cell equations, training stays f32", "[nn][rnn]") {
   if (!compute::has_bf16()) {
     WARN("this CPU lacks AVX512-BF16: the bf16 RnnCell test does not apply");
     return;

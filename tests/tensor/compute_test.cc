@@ -29,7 +29,7 @@ std::uint16_t one_bf16(float f) {  // n = 1: the element-by-element path
 
 }  // namespace
 
-TEST_CASE("to_bf16: round to nearest even; inf, NaN and subnormals kept; long arrays as single values", "[tensor]") {
+TEST_CASE("to_bf16: round to nearest even, inf, NaN and subnormals kept, long arrays as single values", "[tensor]") {
   CHECK(one_bf16(1.0f) == 0x3F80);
   CHECK(one_bf16(from_bits(0x3F808000u)) == 0x3F80);  // a tie rounds to the even neighbour
   CHECK(one_bf16(from_bits(0x3F818000u)) == 0x3F82);

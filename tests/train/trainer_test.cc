@@ -156,8 +156,9 @@ TEST_CASE("Trainer in bf16: resumed runs and 1 or 2 workers give the same model,
   fs::remove_all(root);
 }
 
-TEST_CASE("Trainer: the model file holds the lexical shortlist of the training pairs; translation uses it on request",
-          "[train][shortlist]") {
+TEST_CASE(
+    "Trainer: the model file holds the lexical shortlist of the training pairs, and translation uses it on request",
+    "[train][shortlist]") {
   const fs::path root = fs::temp_directory_path() / ("gloss_shortlist_test_" + std::to_string(::getpid()));
   fs::remove_all(root);
   std::ostringstream log;
