@@ -56,6 +56,18 @@ rc=$?
 [ "$rc" -eq 2 ] && tail -1 "$tmp/log_nan" | grep -q "^gloss: training diverged at step" && pass \
   || fail "diverging training: exit $rc, $(tail -1 "$tmp/log_nan")"
 [ ! -e "$tmp/nan/checkpoint.gckpt" ] && [ ! -e "$tmp/nan/model.best.gloss" ] && pass || fail "diverged run wrote: $(ls "$tmp/nan")"
+# train.precision bf16 where the CPU lacks AVX512-BF16 (here oneDNN is capped below it): exit 2
+# with one error line and no checkpoint; auto trains in f32 and says so.
+isa=("${nan[@]:0:${#nan[@]}-2}")
+ONEDNN_MAX_CPU_ISA=AVX512_CORE "$gloss" train "${isa[@]}" --run.workdir "$tmp/isa" --train.max_steps 2 \
+  --train.precision bf16 >/dev/null 2>"$tmp/log_isa"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/log_isa" | grep -q "^gloss: train.precision bf16 needs a CPU with AVX512-BF16" \
+  && [ ! -e "$tmp/isa/checkpoint.gckpt" ] && pass || fail "bf16 without AVX512-BF16: exit $rc, $(tail -1 "$tmp/log_isa")"
+ONEDNN_MAX_CPU_ISA=AVX512_CORE "$gloss" train "${isa[@]}" --run.workdir "$tmp/isa_auto" --train.max_steps 2 \
+  --train.precision auto >/dev/null 2>"$tmp/log_isa_auto" \
+  && grep -q "precision f32 (train.precision auto: this CPU lacks AVX512-BF16)" "$tmp/log_isa_auto" && pass \
+  || fail "auto without AVX512-BF16: $(tail -1 "$tmp/log_isa_auto")"
 # A stale temporary file of a killed write is swept by the next write of the same file.
 touch "$tmp/short/checkpoint.gckpt.tmp.999999999" "$tmp/short/model.best.gloss.tmp.999999998"
 "$gloss" train "${short[@]}" --train.max_steps 15 >/dev/null 2>&1 || fail "longer short train exit $?"
