@@ -79,7 +79,7 @@ class Bf16Matmul {
   std::unique_ptr<Impl> impl_;
 };
 
-// Where the time of training goes (gloss bench train --profile): the wall time of each
+// Where the time of training goes (gloss bench train prints it): the wall time of each
 // stage's calls, summed over threads, while profiling is on (off: a StageTimer costs a branch).
 // A timer inside another stage's counts for the outer one only.
 enum class Stage { kGemm, kRnn, kAttention, kLoss, kOptimizer, kData, kReduce };
