@@ -605,10 +605,14 @@ void Seq2Seq::set_training_bf16(bool on) {
         "train.precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32 "
         "(or auto: bf16 where the CPU has it)");
   train_bf16_ = on;
+  for_each_cell([on](nn::RnnCell& cell) { cell.set_bf16_training(on); });
+}
+
+void Seq2Seq::for_each_cell(const std::function<void(nn::RnnCell&)>& f) {
   for (auto& layer : layers_)
     for (auto* cell : {layer.fwd.get(), layer.bwd.get()})
-      if (cell) cell->set_bf16_training(on);
-  for (auto& cell : dec_rnn_) cell->set_bf16_training(on);
+      if (cell) f(*cell);
+  for (auto& cell : dec_rnn_) f(*cell);
 }
 
 void Seq2Seq::set_bf16(bool on) {
@@ -618,10 +622,7 @@ void Seq2Seq::set_bf16(bool on) {
   out_sub_bf16_ = {};
   if (on && !compute::has_bf16())
     throw ConfigError("bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32");
-  for (auto& layer : layers_)
-    for (auto* cell : {layer.fwd.get(), layer.bwd.get()})
-      if (cell) cell->set_bf16(on);
-  for (auto& cell : dec_rnn_) cell->set_bf16(on);
+  for_each_cell([on](nn::RnnCell& cell) { cell.set_bf16(on); });
   if (!on) return;
   const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab, E = config_.emb_dim;
   readout_bf16_.set_weights(readout_.in(), readout_.out(), readout_.weight().value.data(), false,

@@ -16,6 +16,7 @@
 // the result of each sentence alone: the right-to-left pass reads each sentence reversed within its own length, and
 // padding is masked in attention.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -202,6 +203,7 @@ class Seq2Seq {
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
   bool bf16_ = false;
   bool train_bf16_ = false;
+  void for_each_cell(const std::function<void(nn::RnnCell&)>& f);  // every encoder and decoder RNN cell
   compute::Bf16Matmul readout_bf16_, out_bf16_, out_sub_bf16_;
 };
 

@@ -132,7 +132,7 @@ void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
   static thread_local std::vector<std::uint16_t> a16, b16;
-  static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // JIT code per shape, bounded
+  static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // one per call site, bounded
   pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);      // as stored: transposed through the strides
   pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
   const GemmShape shape{trans_a, trans_b, n, k, ldc, alpha, beta};
