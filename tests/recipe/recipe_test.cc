@@ -64,6 +64,10 @@ TEST_CASE("Recipe errors name the file, the line and the key", "[recipe]") {
   fails(std::string(kData) + "[train]\nlrate = 0.1\n", "bad.ini:5: unknown key 'lrate' in [train]; did you mean 'lr'?");
   fails(std::string(kData) + "[train]\nlr = fast\n", "bad.ini:5: [train] lr: 'fast' is not a valid float value");
   fails(std::string(kData) + "[train]\nlr = -1\n", "bad.ini:5: train.lr must be > 0 (got -1)");
+  fails(std::string(kData) + "[subword]\ninput_sentence_size = 50\n",
+        "bad.ini:5: subword.input_sentence_size must be 0 (all lines) or above 100, SentencePiece's least (got 50)");
+  fails(std::string(kData) + "[subword]\ninput_sentence_size = -1\n",
+        "bad.ini:5: subword.input_sentence_size must be at least 0 (got -1)");
   fails(std::string(kData) + "[model]\ncell = rnn\n", "bad.ini:5: model.cell 'rnn' is not one of: gru, lstm");
   fails(std::string(kData) + "[trian]\n", "bad.ini:4: unknown section [trian]; did you mean 'train'?");
   fails("[data]\ntrain_src = corpus/s.txt\n", "data.train_tgt is required");

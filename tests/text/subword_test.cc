@@ -129,3 +129,37 @@ TEST_CASE("spm: a joint model is one model trained on both languages", "[text][s
   const auto m = SubwordModel::load(paths.src);
   CHECK(m.decode(m.encode("A dog. Ein Hund.")) == "A dog. Ein Hund.");
 }
+
+TEST_CASE("spm: training sees a sample of subword.input_sentence_size lines of a larger corpus", "[text][spm]") {
+  // 2,000 lines, each one CJK character of its own: a model trained on a sample of 150 lines
+  // (SentencePiece's least is 101) knows at most 150 of them as pieces (the rest fall back to
+  // bytes).
+  Workdir w;
+  fs::create_directories(w.dir);
+  const auto s = (w.dir / "s.txt").string(), t = (w.dir / "t.txt").string();
+  {
+    std::ofstream src(s), tgt(t);
+    for (char32_t c = 0x4E00; c < 0x4E00 + 2000; ++c) {
+      const std::string utf8{static_cast<char>(0xE0 | (c >> 12)), static_cast<char>(0x80 | ((c >> 6) & 0x3F)),
+                             static_cast<char>(0x80 | (c & 0x3F))};
+      src << utf8 << "\n";
+      tgt << "x\n";
+    }
+  }
+  DataOptions d;
+  d.train_src = s;
+  d.train_tgt = t;
+  SubwordOptions o;
+  o.vocab_size = 500;
+  o.input_sentence_size = 150;
+  std::ostringstream log;
+  const auto paths = prepare_subword_models(d, o, w.dir.string(), log);
+  INFO(log.str());
+  CHECK(log.str().find("from 2000 lines (a sample of 150, subword.input_sentence_size)") != std::string::npos);
+  const auto m = SubwordModel::load(paths.src);
+  int cjk = 0;
+  for (int id = 0; id < m.vocab_size(); ++id)
+    cjk += m.piece(id).find("\xE4") != std::string::npos || m.piece(id).find("\xE5") != std::string::npos;
+  CHECK(cjk > 50);
+  CHECK(cjk <= 150);
+}

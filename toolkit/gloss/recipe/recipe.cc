@@ -123,8 +123,15 @@ class Schema {
     add_bool("subword.joint", &s.joint, "one model for both languages");
     add_float("subword.character_coverage", &s.character_coverage, "share of characters the vocabulary covers", 0.5,
               1.0);
-    add_int("subword.input_sentence_size", &s.input_sentence_size, "sentences sampled for training (0: all)", 0,
-            100000000);
+    add_int("subword.input_sentence_size", &s.input_sentence_size,
+            "sentences SentencePiece trains on, sampled from larger corpora; each costs ~2 KB of memory while "
+            "it trains (0: all)",
+            0, 100000000);
+    keys.back().check = [p = &s.input_sentence_size, range = keys.back().check]() -> std::string {
+      if (*p > 0 && *p <= 100)
+        return "must be 0 (all lines) or above 100, SentencePiece's least (got " + std::to_string(*p) + ")";
+      return range();
+    };
     add_bool("subword.byte_fallback", &s.byte_fallback, "encode unseen characters as bytes instead of <unk>");
     add_choice("subword.normalization", &s.normalization, "SentencePiece normalisation rule",
                {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"});

@@ -105,8 +105,11 @@ std::string train_one(const std::vector<std::string>& files, const SubwordOption
         << " model has " << sp.vocab_size() << " pieces" << std::endl;
   atomic_write_file(out_path, model);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log << "spm: " << label << " model: " << sp.vocab_size() << " pieces from " << lines << " lines in " << fixed(secs, 1)
-      << " s -> " << out_path << std::endl;
+  const auto sample = static_cast<std::size_t>(o.input_sentence_size);
+  log << "spm: " << label << " model: " << sp.vocab_size() << " pieces from " << lines << " lines"
+      << (sample > 0 && lines > sample ? " (a sample of " + std::to_string(sample) + ", subword.input_sentence_size)"
+                                       : "")
+      << " in " << fixed(secs, 1) << " s -> " << out_path << std::endl;
   return out_path;
 }
 
