@@ -59,6 +59,39 @@ TEST_CASE("LineReader: BOM, Windows line ends, gzip, missing final newline", "[t
   CHECK_THROWS_WITH(b.next(line), Catch::Contains("bad.txt:2: invalid UTF-8"));
 }
 
+TEST_CASE("EncodedCorpus: pairs across many blocks come back as added, a copy too", "[text][corpus]") {
+  // Pairs of 0 .. 999 + 0 .. 499 ids fill several blocks (4,096 ids, then doubling); one pair
+  // larger than kBlockIds gets a block of its own.
+  EncodedCorpus corpus;
+  auto ids = [](std::size_t n, int first) {
+    std::vector<int> v(n);
+    std::iota(v.begin(), v.end(), first);
+    return v;
+  };
+  const std::size_t kPairs = 3000;
+  for (std::size_t i = 0; i < kPairs; ++i)
+    corpus.add(ids(i % 1000, static_cast<int>(i)), ids(i % 500, static_cast<int>(7 * i)), i + 1);
+  corpus.add(ids(EncodedCorpus::kBlockIds + 3, 5), ids(2, 9), kPairs + 1);
+  corpus.add(ids(1, 1), ids(1, 2), kPairs + 2);  // after the large pair
+  const EncodedCorpus copy = corpus;
+  for (const EncodedCorpus* c : std::vector<const EncodedCorpus*>{&corpus, &copy}) {
+    REQUIRE(c->size() == kPairs + 2);
+    bool all_equal = true;
+    for (std::size_t i = 0; i < kPairs; ++i) {
+      const auto src = c->src(i), tgt = c->tgt(i);
+      all_equal = all_equal && c->src_len(i) == i % 1000 && c->tgt_len(i) == i % 500 && c->line(i) == i + 1 &&
+                  std::vector<int>(src.begin(), src.end()) == ids(i % 1000, static_cast<int>(i)) &&
+                  std::vector<int>(tgt.begin(), tgt.end()) == ids(i % 500, static_cast<int>(7 * i));
+    }
+    CHECK(all_equal);
+    const auto big = c->src(kPairs);
+    CHECK(std::vector<int>(big.begin(), big.end()) == ids(EncodedCorpus::kBlockIds + 3, 5));
+    CHECK(c->tgt(kPairs)[1] == 10);
+    CHECK(c->src(kPairs + 1)[0] == 1);
+    CHECK(c->tgt(kPairs + 1)[0] == 2);
+  }
+}
+
 TEST_CASE("encode_parallel: files of different length are an error naming both files and the line", "[text][corpus]") {
   Fixture f;
   const auto s = f.write("s.txt", "a\nb\nc\n");

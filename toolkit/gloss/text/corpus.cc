@@ -1,8 +1,10 @@
 #include "gloss/text/corpus.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "gloss/util/error.h"
@@ -12,11 +14,18 @@
 namespace gloss::text {
 
 void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line) {
-  src_ids_.insert(src_ids_.end(), src.begin(), src.end());
-  tgt_ids_.insert(tgt_ids_.end(), tgt.begin(), tgt.end());
-  src_offsets_.push_back(src_ids_.size());
-  tgt_offsets_.push_back(tgt_ids_.size());
-  lines_.push_back(line);
+  const std::size_t n = src.size() + tgt.size();
+  if (n > UINT32_MAX) throw std::length_error("EncodedCorpus: a sentence pair of more than 2^32 - 1 subwords");
+  if (blocks_.empty() || blocks_.back().size() + n > blocks_.back().capacity()) {
+    const std::size_t grown = blocks_.empty() ? kFirstBlockIds : std::min(kBlockIds, 2 * blocks_.back().capacity());
+    blocks_.emplace_back();
+    blocks_.back().reserve(std::max(grown, n));
+  }
+  auto& block = blocks_.back();
+  pairs_.push_back({static_cast<std::uint32_t>(blocks_.size() - 1), static_cast<std::uint32_t>(block.size()),
+                    static_cast<std::uint32_t>(src.size()), static_cast<std::uint32_t>(tgt.size()), line});
+  block.insert(block.end(), src.begin(), src.end());
+  block.insert(block.end(), tgt.begin(), tgt.end());
 }
 
 std::string FilterReport::dropped(const FilterOptions& o) const {

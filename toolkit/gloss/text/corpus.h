@@ -2,6 +2,7 @@
 // Parallel corpora: streamed from plain or .gz files in lock step, encoded into subword ids,
 // and length-filtered with a report of every dropped pair.
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <vector>
@@ -11,26 +12,39 @@
 
 namespace gloss::text {
 
-// Sentence pairs as subword ids (no BOS/EOS), stored flat.
+// Sentence pairs as subword ids (no BOS/EOS). The ids live in blocks that never move (a pair's
+// source and target ids contiguous in one block; blocks double from 4,096 ids up to kBlockIds),
+// the per-pair records in a deque: a corpus grows without copying what it holds, so its peak
+// memory is its size (4 bytes a subword, 24 a pair), not two or three times that as a doubling
+// vector's would be while it moves.
 class EncodedCorpus {
  public:
-  std::size_t size() const { return src_offsets_.size() - 1; }
+  std::size_t size() const { return pairs_.size(); }
   std::span<const std::int32_t> src(std::size_t i) const {
-    return {src_ids_.data() + src_offsets_[i], src_offsets_[i + 1] - src_offsets_[i]};
+    const Pair& p = pairs_[i];
+    return {blocks_[p.block].data() + p.offset, p.src_len};
   }
   std::span<const std::int32_t> tgt(std::size_t i) const {
-    return {tgt_ids_.data() + tgt_offsets_[i], tgt_offsets_[i + 1] - tgt_offsets_[i]};
+    const Pair& p = pairs_[i];
+    return {blocks_[p.block].data() + p.offset + p.src_len, p.tgt_len};
   }
-  std::size_t src_len(std::size_t i) const { return src_offsets_[i + 1] - src_offsets_[i]; }
-  std::size_t tgt_len(std::size_t i) const { return tgt_offsets_[i + 1] - tgt_offsets_[i]; }
+  std::size_t src_len(std::size_t i) const { return pairs_[i].src_len; }
+  std::size_t tgt_len(std::size_t i) const { return pairs_[i].tgt_len; }
   // Line number (1-based) of pair i in the original files.
-  std::size_t line(std::size_t i) const { return lines_[i]; }
+  std::size_t line(std::size_t i) const { return pairs_[i].line; }
+  // Appends a pair; one of more than 2^32 - 1 ids in all throws std::length_error.
   void add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line);
 
+  static constexpr std::size_t kFirstBlockIds = 4096, kBlockIds = std::size_t{1} << 20;  // 16 KB .. 4 MB
+
  private:
-  std::vector<std::int32_t> src_ids_, tgt_ids_;
-  std::vector<std::size_t> src_offsets_{0}, tgt_offsets_{0};
-  std::vector<std::size_t> lines_;
+  struct Pair {
+    std::uint32_t block, offset;     // where its ids start: blocks_[block][offset]
+    std::uint32_t src_len, tgt_len;  // source ids, then target ids
+    std::uint64_t line;
+  };
+  std::vector<std::vector<std::int32_t>> blocks_;  // each reserved once, never regrown
+  std::deque<Pair> pairs_;
 };
 
 struct FilterOptions {
