@@ -6,6 +6,7 @@
 
 #include "gloss/text/subword.h"
 #include "gloss/util/error.h"
+#include "gloss/util/unicode.h"
 
 namespace fs = std::filesystem;
 using namespace gloss::text;
@@ -140,8 +141,8 @@ TEST_CASE("spm: training sees a sample of subword.input_sentence_size lines of a
   {
     std::ofstream src(s), tgt(t);
     for (char32_t c = 0x4E00; c < 0x4E00 + 2000; ++c) {
-      const std::string utf8{static_cast<char>(0xE0 | (c >> 12)), static_cast<char>(0x80 | ((c >> 6) & 0x3F)),
-                             static_cast<char>(0x80 | (c & 0x3F))};
+      std::string utf8;
+      gloss::unicode::append_utf8(c, utf8);  // 3 bytes, the first 0xE4 or 0xE5
       src << utf8 << "\n";
       tgt << "x\n";
     }
