@@ -386,6 +386,20 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     exact += hyps[static_cast<std::size_t>(n)] == want;
   }
   CHECK(exact == N);
+  // Sentences leave the batch as they end (EOS here, a length limit there); each result is
+  // the one it gets alone.
+  std::vector<int> limits(N);
+  for (int n = 0; n < N; ++n) limits[static_cast<std::size_t>(n)] = n % 3 == 0 ? 2 : 2 * S;
+  const auto cut = decode::greedy_search(model, batch, limits);
+  for (int n = 0; n < N; ++n) {
+    const auto& full = hyps[static_cast<std::size_t>(n)];
+    const auto want = n % 3 == 0 ? std::vector<std::int32_t>(full.begin(), full.begin() + 2) : full;
+    CHECK(cut[static_cast<std::size_t>(n)] == want);
+    std::vector<std::int32_t> src1(S);
+    for (int t = 0; t < S; ++t) src1[static_cast<std::size_t>(t)] = src[t * N + n];
+    const BatchView one_sentence{1, S, T, src1.data(), &len[static_cast<std::size_t>(n)], nullptr, nullptr};
+    CHECK(decode::greedy_search(model, one_sentence, {2 * S})[0] == full);
+  }
   // Beam search: beam 1 is greedy; beam 5 finds the same memorised targets.
   decode::SearchOptions one, three;
   one.beam_size = 1;

@@ -16,36 +16,36 @@ std::vector<std::vector<std::int32_t>> greedy_search(model::Seq2Seq& model, cons
                                                      const std::vector<int>& max_len) {
   if (!model.output_subset().empty())
     throw ConfigError("greedy search runs over the whole vocabulary; clear the output subset");
-  const int N = b.N;
   const std::int64_t V = model.config().tgt_vocab;
   model::Seq2Seq::DecoderState state;
   model.start(state, b, 1);
-  std::vector<std::int32_t> prev(static_cast<std::size_t>(N), text::kBosId);
-  std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(N));
-  std::vector<bool> done(static_cast<std::size_t>(N), false);
-  const int longest = *std::max_element(max_len.begin(), max_len.end());
-  for (int i = 0; i < longest; ++i) {
+  std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(b.N));
+  std::vector<int> sentence(static_cast<std::size_t>(b.N));  // of each row; finished sentences leave
+  std::iota(sentence.begin(), sentence.end(), 0);
+  std::vector<std::int32_t> prev(sentence.size(), text::kBosId);
+  std::vector<int> kept;
+  for (int i = 0; !sentence.empty(); ++i) {
     model.step(state, prev.data());
     const Tensor& logits = state.logits();
-    bool all_done = true;
-    for (int n = 0; n < N; ++n) {
-      const auto k = static_cast<std::size_t>(n);
-      const float* row = logits.data() + static_cast<std::int64_t>(n) * V;
+    kept.clear();
+    for (std::size_t r = 0; r < sentence.size(); ++r) {
+      const float* row = logits.data() + static_cast<std::int64_t>(r) * V;
       // Never pick padding, BOS or unknown; EOS ends the sentence.
-      std::int32_t best = text::kEosId;
-      for (std::int64_t v = text::kEosId; v < V; ++v)
-        if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
-      if (!done[k]) {
-        if (best == text::kEosId || i >= max_len[k])
-          done[k] = true;
-        else
-          out[k].push_back(best);
-      }
-      prev[k] = done[k] ? text::kEosId : best;
-      all_done = all_done && done[k];
+      const auto best = static_cast<std::int32_t>(text::kEosId + kernels::argmax(V - text::kEosId, row + text::kEosId));
+      const auto k = static_cast<std::size_t>(sentence[r]);
+      if (best == text::kEosId || i >= max_len[k]) continue;
+      out[k].push_back(best);
+      prev[kept.size()] = best;
+      kept.push_back(static_cast<int>(r));
     }
-    model.advance(state);
-    if (all_done) break;
+    if (kept.size() == sentence.size()) {
+      model.advance(state);
+      continue;
+    }
+    for (std::size_t r = 0; r < kept.size(); ++r) sentence[r] = sentence[static_cast<std::size_t>(kept[r])];
+    sentence.resize(kept.size());
+    prev.resize(kept.size());
+    if (!kept.empty()) model.reorder(state, kept, kept);
   }
   return out;
 }

@@ -198,6 +198,23 @@ GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t 
   }
 }
 
+GLOSS_CLONES std::int64_t argmax(std::int64_t n, const float* x) {
+  float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);  // skips NaN: NaN < y is false
+  constexpr std::int64_t kBlock = 64;                            // then the first block holding it, then the entry
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t end = std::min(n, b + kBlock);
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (std::int64_t i = b; i < end; ++i) hit |= x[i] == mx;
+    if (hit)
+      for (std::int64_t i = b; i < end; ++i)
+        if (x[i] == mx) return i;
+  }
+  return 0;
+}
+
 GLOSS_CLONES double log_sum_exp(std::int64_t n, const float* x) {
   if (n <= 0) return -std::numeric_limits<double>::infinity();
   float mx = x[0];

@@ -37,6 +37,10 @@ void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const floa
                         const float* keys, const std::int32_t* lengths, const float* alpha, const float* dcontext,
                         float* de, float* dkeys, float* duh, float* da, float* dv_rows);
 
+// The index of the first largest of x[0..n) (n >= 1), vectorised; NaN is never the largest
+// (0 when every entry is NaN).
+std::int64_t argmax(std::int64_t n, const float* x);
+
 // log(sum_i exp(x[i])) of one row, vectorised (float terms, each <= 1, summed in lanes).
 double log_sum_exp(std::int64_t n, const float* x);
 // The same over the entries x[cols[0..n)].
