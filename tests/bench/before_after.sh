@@ -3,19 +3,22 @@
 # tokens/s of the quick recipe's model, 2 threads, 60 batches) and `gloss bench translate`
 # (sentences/s on test_2016_flickr, beam 5, 2 threads) with MODEL. Prints every run and the
 # medians with the ratio NEW / OLD: a refactoring should stay within the machine's noise.
-# Usage: bash tests/bench/before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS]
+# PRECISION (f32 or bf16; default the recipe's) is the training benchmark's train.precision.
+# Usage: bash tests/bench/before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]
 set -euo pipefail
-[ $# -ge 3 ] || { echo "usage: before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]" >&2; exit 2; }
 old=$(realpath "$1")
 new=$(realpath "$2")
 model=$(realpath "$3")
 runs=${4:-3}
+precision=()
+[ -n "${5:-}" ] && precision=(--train.precision "$5")
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 train_rate() {
-  "$1" bench train --threads 2 --batches 60 --run.workdir "$tmp/run" 2>/dev/null |
+  "$1" bench train --threads 2 --batches 60 "${precision[@]}" --run.workdir "$tmp/run" 2>/dev/null |
     awk '/^BENCH train_target_tokens_per_s/ {print $3}'
 }
 translate_rate() {

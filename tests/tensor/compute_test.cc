@@ -114,3 +114,49 @@ TEST_CASE("gemm in a Bf16Gemms scope: the product of the bf16-rounded operands, 
           CHECK(err32 > 1e-4);  // the f32 GEMM (unrounded operands) differs: the scope did something
         }
 }
+
+TEST_CASE("to_bf16 over many parallel chunks: each value as when converted alone", "[tensor]") {
+  compute::set_threads(2);
+  Rng rng(9);
+  std::vector<float> x(3 * 32768 + 5);  // above the size that converts in parallel
+  for (auto& v : x) v = rng.uniform(-100.f, 100.f);
+  std::vector<std::uint16_t> h(x.size());
+  compute::to_bf16(static_cast<std::int64_t>(x.size()), x.data(), h.data());
+  for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(h[i] == one_bf16(x[i]));
+  compute::set_threads(1);
+}
+
+TEST_CASE("gemm_weight: gemm's results, B converted once per Bf16Gemms scope", "[tensor][bf16]") {
+  const std::int64_t m = 5, n = 11, k = 19;
+  Rng rng(23);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), w(static_cast<std::size_t>(k * n));
+  for (auto* v : {&a, &w})
+    for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
+  auto product = [&](bool weight, bool trans_b) {  // C = A W, or (trans_b) C' = A' W^T with A' = A's first n columns
+    std::vector<float> c(static_cast<std::size_t>(m * (trans_b ? k : n)));
+    if (trans_b)
+      (weight ? compute::gemm_weight : compute::gemm)(false, true, m, k, n, 1.0f, a.data(), k, w.data(), n, 0.0f,
+                                                      c.data(), k);
+    else
+      (weight ? compute::gemm_weight : compute::gemm)(false, false, m, n, k, 1.0f, a.data(), k, w.data(), n, 0.0f,
+                                                      c.data(), n);
+    return c;
+  };
+  CHECK(product(true, false) == product(false, false));  // outside a scope: f32, the same call
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 part of the test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  {
+    const compute::Bf16Gemms scope;
+    CHECK(product(true, false) == product(false, false));
+    CHECK(product(true, true) == product(false, true));  // the transposed use shares the copy
+    const auto before = product(false, false);
+    for (auto& e : w) e += 0.25f;  // against the contract: the scope keeps its copy of W
+    CHECK(product(true, false) == before);
+    CHECK(product(false, false) != before);
+  }
+  const compute::Bf16Gemms next;  // a new scope converts W again
+  CHECK(product(true, false) == product(false, false));
+}
