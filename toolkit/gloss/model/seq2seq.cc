@@ -396,8 +396,7 @@ nn::LossSum Seq2Seq::output_and_loss(const BatchView& b, float label_smoothing, 
     } else {
       for (std::int64_t r = 0; r < rows; ++r)
         std::memcpy(ws_.logits.data() + r * V, out_bias_->value.data(), static_cast<std::size_t>(V) * sizeof(float));
-      compute::gemm_weight(false, true, rows, V, R, 1.0f, t, R, tgt_emb_.table().value.data(), E, 1.0f,
-                           ws_.logits.data(), V);
+      compute::gemm(false, true, rows, V, R, 1.0f, t, R, tgt_emb_.table().value.data(), E, 1.0f, ws_.logits.data(), V);
     }
     const nn::LossSum part = nn::softmax_cross_entropy(rows, V, ws_.logits.data(), b.tgt_out + r0, text::kPadId,
                                                        label_smoothing, backward, grad_scale);
@@ -411,8 +410,8 @@ nn::LossSum Seq2Seq::output_and_loss(const BatchView& b, float label_smoothing, 
     } else {
       compute::gemm(true, false, V, R, rows, 1.0f, dlogits, V, t, R, 1.0f, tgt_emb_.table().grad.data(), E);
       for (std::int64_t r = 0; r < rows; ++r) add(V, dlogits + r * V, out_bias_->grad.data());
-      compute::gemm_weight(false, false, rows, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f,
-                           dt.data() + r0 * R, R);
+      compute::gemm(false, false, rows, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f,
+                    dt.data() + r0 * R, R);
     }
   }
   return loss;

@@ -24,8 +24,7 @@ AdditiveAttention::AdditiveAttention(ParameterSet& params, const std::string& na
 void AdditiveAttention::prepare(Memory& m) const {
   const std::int64_t rows = static_cast<std::int64_t>(m.S) * m.N;
   m.uh.resize({m.S, m.N, att_});
-  compute::gemm_weight(false, false, rows, att_, key_, 1.0f, m.keys, key_, u_.value.data(), att_, 0.0f, m.uh.data(),
-                       att_);
+  compute::gemm(false, false, rows, att_, key_, 1.0f, m.keys, key_, u_.value.data(), att_, 0.0f, m.uh.data(), att_);
 }
 
 void AdditiveAttention::forward(Memory& m, const float* query, float* context, Step& step) const {
@@ -35,7 +34,7 @@ void AdditiveAttention::forward(Memory& m, const float* query, float* context, S
   step.a.resize({N, A});
   float* a = step.a.data();
   for (int n = 0; n < N; ++n) std::memcpy(a + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
-  compute::gemm_weight(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
+  compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
   step.alpha.resize({S, N});
   const compute::StageTimer timer(compute::Stage::kAttention);
   kernels::attention_forward(S, N, A, key_, m.uh.data(), a, v_.value.data(), m.keys, m.lengths, step.alpha.data(),
@@ -60,7 +59,7 @@ void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcont
                                 step.alpha.data(), dcontext, m.de.data(), dkeys, m.duh.data(), da, m.dv_rows.data());
   }
   // a = s W + b: the query's gradient now; W's and b's once for all steps in finish_backward.
-  compute::gemm_weight(false, true, N, query_, A, 1.0f, da, A, w_.value.data(), A, 0.0f, dquery, query_);
+  compute::gemm(false, true, N, query_, A, 1.0f, da, A, w_.value.data(), A, 0.0f, dquery, query_);
 }
 
 void AdditiveAttention::finish_backward(Memory& m, std::int64_t rows, const float* queries, const float* da,
@@ -72,7 +71,7 @@ void AdditiveAttention::finish_backward(Memory& m, std::int64_t rows, const floa
   for (int n = 0; n < m.N; ++n)
     for (std::int64_t k = 0; k < A; ++k) v_.grad[k] += m.dv_rows[n * A + k];
   const std::int64_t srows = static_cast<std::int64_t>(m.S) * m.N;
-  compute::gemm_weight(false, true, srows, key_, A, 1.0f, m.duh.data(), A, u_.value.data(), A, 1.0f, dkeys, key_);
+  compute::gemm(false, true, srows, key_, A, 1.0f, m.duh.data(), A, u_.value.data(), A, 1.0f, dkeys, key_);
   compute::gemm(true, false, key_, A, srows, 1.0f, m.keys, key_, m.duh.data(), A, 1.0f, u_.grad.data(), A);
 }
 

@@ -21,7 +21,7 @@ void Linear::forward(std::int64_t m, const float* x, float* y) const {
     for (std::int64_t i = 0; i < m; ++i)
       std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
   }
-  compute::gemm_weight(false, false, m, out_, in_, 1.0f, x, in_, w_->value.data(), out_, b_ ? 1.0f : 0.0f, y, out_);
+  compute::gemm(false, false, m, out_, in_, 1.0f, x, in_, w_->value.data(), out_, b_ ? 1.0f : 0.0f, y, out_);
 }
 
 void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate) const {
@@ -35,8 +35,7 @@ void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx
     }
   }
   if (dx)
-    compute::gemm_weight(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f,
-                         dx, in_);
+    compute::gemm(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f, dx, in_);
 }
 
 void Linear::forward_parts(std::int64_t m, const std::vector<Part>& parts, float* y) const {
@@ -47,8 +46,8 @@ void Linear::forward_parts(std::int64_t m, const std::vector<Part>& parts, float
   std::int64_t row = 0;
   for (std::size_t p = 0; p < parts.size(); ++p) {
     const bool first_write = p == 0 && !b_;
-    compute::gemm_weight(false, false, m, out_, parts[p].width, 1.0f, parts[p].x, parts[p].width,
-                         w_->value.data() + row * out_, out_, first_write ? 0.0f : 1.0f, y, out_);
+    compute::gemm(false, false, m, out_, parts[p].width, 1.0f, parts[p].x, parts[p].width,
+                  w_->value.data() + row * out_, out_, first_write ? 0.0f : 1.0f, y, out_);
     row += parts[p].width;
   }
 }
@@ -60,8 +59,7 @@ void Linear::backward_parts(std::int64_t m, const std::vector<Part>& parts, cons
     const std::int64_t w = parts[p].width;
     compute::gemm(true, false, w, out_, m, 1.0f, parts[p].x, w, dy, out_, 1.0f, w_->grad.data() + row * out_, out_);
     if (dxs[p])
-      compute::gemm_weight(false, true, m, w, out_, 1.0f, dy, out_, w_->value.data() + row * out_, out_, 0.0f, dxs[p],
-                           w);
+      compute::gemm(false, true, m, w, out_, 1.0f, dy, out_, w_->value.data() + row * out_, out_, 0.0f, dxs[p], w);
     row += w;
   }
   if (b_) {

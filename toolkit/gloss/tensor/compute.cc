@@ -89,7 +89,6 @@ dnnl::memory scratchpad_for(const dnnl::primitive_desc_base& pd) {
 namespace {
 
 thread_local int t_bf16_gemms = 0;
-thread_local std::uint64_t t_bf16_scope = 0;  // counts outermost Bf16Gemms scopes on this thread
 
 // The dense rows x cols block at p (row stride ld) as bf16, row after row.
 void pack_bf16(std::int64_t rows, std::int64_t cols, const float* p, std::int64_t ld, std::vector<std::uint16_t>& out) {
@@ -129,43 +128,13 @@ Bf16Gemm bf16_matmul(const GemmShape& g) {
   return {pd, dnnl::matmul(pd)};
 }
 
-// A weight's bf16 copy, valid while its scope is the current one. Keyed by the block as
-// stored, so a weight used plain and transposed (forward and backward) is converted once.
-struct WeightKey {
-  const float* data;
-  std::int64_t rows, cols, ld;
-  auto operator<=>(const WeightKey&) const = default;
-};
-struct WeightCopy {
-  std::vector<std::uint16_t> values;
-  std::uint64_t scope = 0;
-};
-
-// B as stored, in bf16: converted now, or (a weight) taken from this scope's copy.
-const std::uint16_t* b_bf16(std::int64_t rows, std::int64_t cols, const float* b, std::int64_t ld, bool weight) {
-  static thread_local std::vector<std::uint16_t> b16;
-  if (!weight) {
-    pack_bf16(rows, cols, b, ld, b16);
-    return b16.data();
-  }
-  static thread_local std::map<WeightKey, WeightCopy> copies;  // buffers kept across scopes
-  if (copies.size() >= 64) copies.clear();                     // bounded whatever the callers
-  WeightCopy& copy = copies[WeightKey{b, rows, cols, ld}];
-  if (copy.scope != t_bf16_scope) {
-    pack_bf16(rows, cols, b, ld, copy.values);
-    copy.scope = t_bf16_scope;
-  }
-  return copy.values.data();
-}
-
 void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
-               bool b_weight) {
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
-  static thread_local std::vector<std::uint16_t> a16;
+  static thread_local std::vector<std::uint16_t> a16, b16;
   static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // one per call site, bounded
   pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);      // as stored: transposed through the strides
-  const std::uint16_t* b16 = b_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b_weight);
+  pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
   const GemmShape shape{trans_a, trans_b, n, k, ldc, alpha, beta};
   auto it = primitives.find(shape);
   if (it == primitives.end()) {
@@ -176,30 +145,25 @@ void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
   const dnnl::memory::desc a_md({m, k}, dt::bf16, trans_a ? dnnl::memory::dims{1, m} : dnnl::memory::dims{k, 1});
   const dnnl::memory::desc c_md({m, n}, dt::f32, dnnl::memory::dims{ldc, 1});
   const auto& pd = it->second.pd;
-  it->second.prim.execute(
-      stream(), {{DNNL_ARG_SRC, dnnl::memory(a_md, engine(), a16.data())},
-                 {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), const_cast<std::uint16_t*>(b16))},
-                 {DNNL_ARG_DST, dnnl::memory(c_md, engine(), c)},
-                 {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
+  it->second.prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(a_md, engine(), a16.data())},
+                                     {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), b16.data())},
+                                     {DNNL_ARG_DST, dnnl::memory(c_md, engine(), c)},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
   stream().wait();
 }
 
 }  // namespace
 
-Bf16Gemms::Bf16Gemms() {
-  if (t_bf16_gemms++ == 0) ++t_bf16_scope;
-}
+Bf16Gemms::Bf16Gemms() { ++t_bf16_gemms; }
 Bf16Gemms::~Bf16Gemms() { --t_bf16_gemms; }
 bool bf16_gemms() { return t_bf16_gemms > 0; }
 
-namespace {
-void gemm_any(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-              std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
-              bool b_weight) {
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
   const StageTimer timer(Stage::kGemm);
   if (t_bf16_gemms > 0 && k > 0) {
-    gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, b_weight);
+    gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
     return;
   }
@@ -207,18 +171,6 @@ void gemm_any(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
       dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
   add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
-}
-}  // namespace
-
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  gemm_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
-}
-
-void gemm_weight(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                 std::int64_t ldc) {
-  gemm_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
 }
 
 bool has_bf16() {
@@ -265,16 +217,8 @@ __attribute__((target("avx512f"))) void to_bf16_avx512(std::int64_t n, const flo
 
 void to_bf16(std::int64_t n, const float* from, std::uint16_t* to) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  constexpr std::int64_t kChunk = 1 << 15;  // elementwise: any split gives the same bits
-#pragma omp parallel for schedule(static) if (n > 2 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) {
-    const std::int64_t len = std::min(kChunk, n - c);
-    if (avx512) {
-      to_bf16_avx512(len, from + c, to + c);
-    } else {
-      for (std::int64_t i = c; i < c + len; ++i) to[i] = to_bf16(from[i]);
-    }
-  }
+  if (avx512) return to_bf16_avx512(n, from, to);
+  for (std::int64_t i = 0; i < n; ++i) to[i] = to_bf16(from[i]);
 }
 
 void from_bf16(std::int64_t n, const std::uint16_t* from, float* to) {

@@ -31,15 +31,6 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int wo
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
-// gemm() where B is a weight, unchanged while the outermost Bf16Gemms scope on this thread
-// lives (a training batch's forward and backward): inside one, B's bf16 copy is made at its
-// first use and reused for the rest of the scope (by address, shape and stride: plain and
-// transposed uses share it), instead of once per call; outside, exactly gemm(). Results are
-// those of gemm() either way. Keeps up to 64 such copies per thread for later scopes' reuse.
-void gemm_weight(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                 std::int64_t ldc);
-
 // Primitives get their scratchpad from Gloss at execution (one buffer per thread, shared by
 // every primitive and grown to the largest need) instead of each cached primitive keeping its
 // own: with many cached shapes (sequence lengths, a shrinking beam) those added up to hundreds
