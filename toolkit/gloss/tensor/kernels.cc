@@ -201,7 +201,7 @@ GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t 
 GLOSS_CLONES std::int64_t argmax(std::int64_t n, const float* x) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);  // skips NaN: NaN < y is false
+  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);  // skips NaN: mx < NaN is false
   constexpr std::int64_t kBlock = 64;                            // then the first block holding it, then the entry
   for (std::int64_t b = 0; b < n; b += kBlock) {
     const std::int64_t end = std::min(n, b + kBlock);
