@@ -3,7 +3,7 @@
 # tokens/s of the quick recipe's model, 2 threads, 60 batches) and `gloss bench translate`
 # (sentences/s on test_2016_flickr, beam 5, 2 threads) with MODEL. Prints every run and the
 # medians with the ratio NEW / OLD: a refactoring should stay within the machine's noise.
-# PRECISION (f32 or bf16; default the recipe's) is the training benchmark's train.precision.
+# PRECISION (f32, bf16 or auto; default the recipe's) is the training benchmark's train.precision.
 # Usage: bash tests/bench/before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]" >&2; exit 2; }
@@ -12,7 +12,11 @@ new=$(realpath "$2")
 model=$(realpath "$3")
 runs=${4:-3}
 precision=()
-[ -n "${5:-}" ] && precision=(--train.precision "$5")
+case "${5:-}" in
+  "") ;;
+  f32 | bf16 | auto) precision=(--train.precision "$5") ;;
+  *) echo "before_after.sh: PRECISION must be f32, bf16 or auto (got '$5')" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
