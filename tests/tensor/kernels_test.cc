@@ -1,6 +1,7 @@
-// kernels: the vectorised argmax against a plain scan.
+// kernels: the vectorised argmax, first_above and log_sum_exp against plain scans.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -37,4 +38,56 @@ TEST_CASE("argmax: the first largest entry, as a plain scan finds it", "[tensor]
   CHECK(kernels::argmax(3, std::vector<float>{nan, nan, nan}.data()) == 0);
   CHECK(kernels::argmax(3, std::vector<float>{-inf, -inf, -inf}.data()) == 0);
   CHECK(kernels::argmax(4, std::vector<float>{nan, 1.f, 2.f, 2.f}.data()) == 2);
+}
+
+TEST_CASE("first_above: the first entry above the threshold, as a plain scan finds it", "[tensor]") {
+  Rng rng(5);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int size : {1, 16, 63, 64, 65, 130, 8000}) {
+    const auto n = static_cast<std::size_t>(size);
+    std::vector<float> x(n);
+    for (int trial = 0; trial < 30; ++trial) {
+      for (auto& v : x) v = static_cast<float>(static_cast<int>(rng.below(1000)));
+      if (trial % 3 == 1) x[rng.below(n)] = nan;  // never above anything
+      const auto begin = static_cast<std::int64_t>(rng.below(n + 1));
+      const float t = trial % 5 == 0 ? 2000.f : static_cast<float>(static_cast<int>(rng.below(1000)));
+      auto expected = static_cast<std::int64_t>(n);
+      for (auto i = begin; i < static_cast<std::int64_t>(n); ++i)
+        if (x[static_cast<std::size_t>(i)] > t) {
+          expected = i;
+          break;
+        }
+      INFO("n " << n << ", trial " << trial << ", begin " << begin << ", t " << t);
+      REQUIRE(kernels::first_above(begin, static_cast<std::int64_t>(n), x.data(), t) == expected);
+    }
+  }
+  CHECK(kernels::first_above(0, 3, std::vector<float>{nan, nan, nan}.data(), -1e30f) == 3);
+}
+
+TEST_CASE("log_sum_exp: a double-precision sum, wherever the largest entry is", "[tensor]") {
+  Rng rng(7);
+  for (const int size : {1, 15, 16, 17, 100, 8000}) {
+    const auto n = static_cast<std::size_t>(size);
+    std::vector<float> x(n);
+    std::vector<std::int32_t> cols;
+    for (int trial = 0; trial < 10; ++trial) {
+      for (auto& v : x) v = rng.uniform(-20.f, 20.f);
+      x[trial % 2 ? n - 1 : rng.below(n)] = 60.f;  // the largest, last or anywhere
+      double mx = -1e300, sum = 0;
+      for (float v : x) mx = std::max(mx, static_cast<double>(v));
+      for (float v : x) sum += std::exp(static_cast<double>(v) - mx);
+      const double expected = mx + std::log(sum);
+      INFO("n " << n << ", trial " << trial);
+      REQUIRE(kernels::log_sum_exp(static_cast<std::int64_t>(n), x.data()) == Approx(expected).epsilon(1e-6));
+      cols.clear();  // every second column, through the index list
+      double sub = 0, submx = -1e300;
+      for (std::size_t i = 0; i < n; i += 2) {
+        cols.push_back(static_cast<std::int32_t>(i));
+        submx = std::max(submx, static_cast<double>(x[i]));
+      }
+      for (auto c : cols) sub += std::exp(static_cast<double>(x[static_cast<std::size_t>(c)]) - submx);
+      REQUIRE(kernels::log_sum_exp(static_cast<std::int64_t>(cols.size()), cols.data(), x.data()) ==
+              Approx(submx + std::log(sub)).epsilon(1e-6));
+    }
+  }
 }

@@ -221,20 +221,16 @@ void BeamSearch::best_words(int h, const float* row) {
     }
     return;
   }
-  // Blocks of 16 whose best cannot enter the full heap are skipped (their maximum is one
-  // vector reduction): the same choices, most of the row never compared one by one.
-  constexpr std::int64_t kBlock = 16;
+  // Once the heap is full, only entries above its smallest can enter: the row is scanned
+  // for them in vector blocks, most of it never compared one by one (the same choices).
   const std::int64_t Vc = columns_;
   std::int64_t v = text::kEosId;
-  for (; v < std::min<std::int64_t>(Vc, kBlock); ++v) consider(row[v], static_cast<std::int32_t>(v));
-  for (; v + kBlock <= Vc; v += kBlock) {
-    float bmax = row[v];
-#pragma omp simd reduction(max : bmax)
-    for (std::int64_t k = 0; k < kBlock; ++k) bmax = std::max(bmax, row[v + k]);
-    if (static_cast<int>(best.size()) == 2 * B_ && !(bmax > best.front().first)) continue;
-    for (std::int64_t k = 0; k < kBlock; ++k) consider(row[v + k], static_cast<std::int32_t>(v + k));
+  for (; v < Vc && static_cast<int>(best.size()) < 2 * B_; ++v) consider(row[v], static_cast<std::int32_t>(v));
+  if (v == Vc) return;
+  while ((v = kernels::first_above(v, Vc, row, best.front().first)) < Vc) {
+    consider(row[v], static_cast<std::int32_t>(v));
+    ++v;
   }
-  for (; v < Vc; ++v) consider(row[v], static_cast<std::int32_t>(v));
 }
 
 BeamSearch::Slot BeamSearch::extend(int parent, std::int32_t tok, double lp, float word_lp) const {

@@ -47,6 +47,11 @@ GLOSS_INLINE float tanh_f(float x) {
 
 constexpr std::int64_t kChunk = 1 << 14;
 
+// max(m, x) skipping NaN (x > m is false for NaN), as std::max(m, x) is: GCC 12 leaves an
+// `omp simd reduction(max)` loop over std::max(m, x[i]) scalar (a vmaxss per entry) but makes
+// this form vmaxps. The maximum is exact in any order.
+GLOSS_INLINE float max_or_keep(float m, float x) { return x > m ? x : m; }
+
 }  // namespace
 
 GLOSS_CLONES void tanh_inplace(std::int64_t n, float* x) {
@@ -201,8 +206,8 @@ GLOSS_CLONES void attention_backward(int S, int N, std::int64_t A, std::int64_t 
 GLOSS_CLONES std::int64_t argmax(std::int64_t n, const float* x) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);  // skips NaN: mx < NaN is false
-  constexpr std::int64_t kBlock = 64;                            // then the first block holding it, then the entry
+  for (std::int64_t i = 0; i < n; ++i) mx = max_or_keep(mx, x[i]);  // skips NaN
+  constexpr std::int64_t kBlock = 64;                               // then the first block holding it, then the entry
   for (std::int64_t b = 0; b < n; b += kBlock) {
     const std::int64_t end = std::min(n, b + kBlock);
     int hit = 0;
@@ -215,11 +220,25 @@ GLOSS_CLONES std::int64_t argmax(std::int64_t n, const float* x) {
   return 0;
 }
 
+GLOSS_CLONES std::int64_t first_above(std::int64_t begin, std::int64_t n, const float* x, float t) {
+  constexpr std::int64_t kBlock = 64;  // blocks with no entry above t cost one vector test
+  std::int64_t i = begin;
+  for (; i + kBlock <= n; i += kBlock) {
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (std::int64_t k = 0; k < kBlock; ++k) hit |= x[i + k] > t;
+    if (hit) break;
+  }
+  for (; i < n; ++i)
+    if (x[i] > t) return i;
+  return n;
+}
+
 GLOSS_CLONES double log_sum_exp(std::int64_t n, const float* x) {
   if (n <= 0) return -std::numeric_limits<double>::infinity();
   float mx = x[0];
 #pragma omp simd reduction(max : mx)
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  for (std::int64_t i = 0; i < n; ++i) mx = max_or_keep(mx, x[i]);
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (std::int64_t i = 0; i < n; ++i) sum += exp_f(x[i] - mx);
@@ -230,7 +249,7 @@ GLOSS_CLONES double log_sum_exp(std::int64_t n, const std::int32_t* cols, const 
   if (n <= 0) return -std::numeric_limits<double>::infinity();
   float mx = x[cols[0]];
 #pragma omp simd reduction(max : mx)
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, x[cols[i]]);
+  for (std::int64_t i = 0; i < n; ++i) mx = max_or_keep(mx, x[cols[i]]);
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (std::int64_t i = 0; i < n; ++i) sum += exp_f(x[cols[i]] - mx);
@@ -251,7 +270,7 @@ GLOSS_CLONES void cross_entropy_rows(std::int64_t m, std::int64_t v, float* logi
     }
     float mx = row[0];
 #pragma omp simd reduction(max : mx)
-    for (std::int64_t k = 0; k < v; ++k) mx = std::max(mx, row[k]);
+    for (std::int64_t k = 0; k < v; ++k) mx = max_or_keep(mx, row[k]);
     float sum = 0.0f, sum_logits = 0.0f;
 #pragma omp simd reduction(+ : sum, sum_logits)
     for (std::int64_t k = 0; k < v; ++k) {

@@ -41,6 +41,8 @@ void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const floa
 // (0 when every entry is NaN).
 std::int64_t argmax(std::int64_t n, const float* x);
 
+// The first i in [begin, n) with x[i] > t (never for NaN), or n when there is none.
+std::int64_t first_above(std::int64_t begin, std::int64_t n, const float* x, float t);
 // log(sum_i exp(x[i])) of one row, vectorised (float terms, each <= 1, summed in lanes).
 double log_sum_exp(std::int64_t n, const float* x);
 // The same over the entries x[cols[0..n)].
