@@ -54,8 +54,10 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// One beam search over a batch. Rows h = g * B + k: hypothesis k of active sentence group g
-// (active_[g] is its sentence); every model's decoder state has the same rows.
+// One beam search over a batch. Rows h = g * R + k: hypothesis k of active sentence group g
+// (active_[g] is its sentence), R = group_rows_: 1 at the first step (a sentence has one
+// hypothesis, so B rows would compute the same thing B times), B after. Every model's decoder
+// state has the same rows.
 class BeamSearch {
  public:
   BeamSearch(const std::vector<model::Seq2Seq*>& models, const model::BatchView& b, const std::vector<int>& max_len,
@@ -96,6 +98,7 @@ class BeamSearch {
   std::vector<model::Seq2Seq::DecoderState> states_;  // one per model
   std::vector<int> active_;
   int H_;
+  int group_rows_ = 1;
   std::vector<std::int32_t> lengths_;  // source length of each row
   std::vector<Slot> slots_, next_;
   std::vector<int> src_slot_;
@@ -128,14 +131,14 @@ BeamSearch::BeamSearch(const std::vector<model::Seq2Seq*>& models, const model::
     if (m->config().tgt_vocab != first.config().tgt_vocab || m->config().src_vocab != first.config().src_vocab)
       throw ConfigError("the models of an ensemble need the same vocabularies");
   states_.resize(static_cast<std::size_t>(M_));
-  for (int m = 0; m < M_; ++m) models[static_cast<std::size_t>(m)]->start(states_[static_cast<std::size_t>(m)], b, B_);
+  for (int m = 0; m < M_; ++m) models[static_cast<std::size_t>(m)]->start(states_[static_cast<std::size_t>(m)], b, 1);
   active_.resize(static_cast<std::size_t>(N));
   std::iota(active_.begin(), active_.end(), 0);
-  H_ = N * B_;
+  H_ = N;
   lengths_ = states_[0].lengths;
   slots_.resize(static_cast<std::size_t>(H_));
   for (int n = 0; n < N; ++n) {
-    Slot& start = slots_[static_cast<std::size_t>(n * B_)];
+    Slot& start = slots_[static_cast<std::size_t>(n)];
     start.lp = 0.0;  // one live hypothesis to start
     if (o.coverage_penalty != 0.0f) start.coverage.assign(static_cast<std::size_t>(b.src_lengths[n]), 0.0f);
   }
@@ -177,7 +180,8 @@ void BeamSearch::score_rows() {
     if (slots_[static_cast<std::size_t>(h)].lp == kNegInf) continue;
     // With a shortlist, only the sentence's own columns count (normalised over them).
     const std::vector<std::int32_t>* cols =
-        o_.allowed ? &(*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / B_)])] : nullptr;
+        o_.allowed ? &(*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / group_rows_)])]
+                   : nullptr;
     auto lse_of = [Vc, cols](const float* row) {
       return cols ? kernels::log_sum_exp(static_cast<std::int64_t>(cols->size()), cols->data(), row)
                   : kernels::log_sum_exp(Vc, row);
@@ -215,7 +219,7 @@ void BeamSearch::best_words(int h, const float* row) {
     }
   };
   if (o_.allowed) {
-    for (auto k : (*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / B_)])]) {
+    for (auto k : (*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / group_rows_)])]) {
       const std::int32_t word = models_[0]->output_word(k);
       if (word >= text::kEosId) consider(row[k], word);
     }
@@ -260,8 +264,8 @@ BeamSearch::Slot BeamSearch::extend(int parent, std::int32_t tok, double lp, flo
 bool BeamSearch::choose(int g, int i) {
   const int n = active_[static_cast<std::size_t>(g)];
   std::vector<Candidate> cands;
-  for (int k = 0; k < B_; ++k) {
-    const int h = g * B_ + k;
+  for (int k = 0; k < group_rows_; ++k) {
+    const int h = g * group_rows_ + k;
     const double base = slots_[static_cast<std::size_t>(h)].lp;
     if (base == kNegInf) continue;
     for (const auto& [logit, v] : top_[static_cast<std::size_t>(h)]) {
@@ -303,34 +307,41 @@ bool BeamSearch::compact(const std::vector<bool>& done) {
   for (int g = 0; g < G; ++g)
     if (!done[static_cast<std::size_t>(g)]) keep.push_back(g);
   if (keep.empty()) return false;
+  // Row h of the next step comes from next_'s row row_from[h] (B per group), its state from
+  // the current row parent[h], its sentence's source from the group's current row `same`.
   const int H2 = static_cast<int>(keep.size()) * B_;
-  std::vector<int> row_from(static_cast<std::size_t>(H2)), parent(static_cast<std::size_t>(H2));
+  std::vector<int> row_from(static_cast<std::size_t>(H2)), parent(static_cast<std::size_t>(H2)),
+      same(static_cast<std::size_t>(H2));
   for (std::size_t g2 = 0; g2 < keep.size(); ++g2)
-    for (int k = 0; k < B_; ++k)
-      row_from[g2 * static_cast<std::size_t>(B_) + static_cast<std::size_t>(k)] = keep[g2] * B_ + k;
+    for (int k = 0; k < B_; ++k) {
+      const std::size_t h = g2 * static_cast<std::size_t>(B_) + static_cast<std::size_t>(k);
+      row_from[h] = keep[g2] * B_ + k;
+      same[h] = keep[g2] * group_rows_ + std::min(k, group_rows_ - 1);  // h itself when no row moves
+    }
   for (int h = 0; h < H2; ++h)
     parent[static_cast<std::size_t>(h)] = src_slot_[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
   for (int m = 0; m < M_; ++m)
-    models_[static_cast<std::size_t>(m)]->reorder(states_[static_cast<std::size_t>(m)], parent, row_from);
+    models_[static_cast<std::size_t>(m)]->reorder(states_[static_cast<std::size_t>(m)], parent, same);
   std::vector<Slot> kept(static_cast<std::size_t>(H2));
   std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2)), lengths2(static_cast<std::size_t>(H2));
   for (int h = 0; h < H2; ++h) {
     const auto from = static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)]);
     kept[static_cast<std::size_t>(h)] = std::move(next_[from]);
     kept_tok[static_cast<std::size_t>(h)] = next_tok_[from];
-    lengths2[static_cast<std::size_t>(h)] = lengths_[from];
+    lengths2[static_cast<std::size_t>(h)] = lengths_[static_cast<std::size_t>(same[static_cast<std::size_t>(h)])];
   }
   slots_ = std::move(kept);
   prev_ = std::move(kept_tok);
   lengths_ = std::move(lengths2);
-  if (H2 != H_) {
+  if (static_cast<int>(keep.size()) != G) {
     std::vector<int> active2;
     for (int g : keep) active2.push_back(active_[static_cast<std::size_t>(g)]);
     active_ = std::move(active2);
-    H_ = H2;
-    row_lse_.resize(static_cast<std::size_t>(H_));
-    top_.resize(static_cast<std::size_t>(H_));
   }
+  H_ = H2;
+  group_rows_ = B_;
+  row_lse_.resize(static_cast<std::size_t>(H_));
+  top_.resize(static_cast<std::size_t>(H_));
   return true;
 }
 
@@ -340,9 +351,10 @@ std::vector<std::vector<Hypothesis>> BeamSearch::run() {
       models_[static_cast<std::size_t>(m)]->step(states_[static_cast<std::size_t>(m)], prev_.data());
     score_rows();
     const int G = static_cast<int>(active_.size());
-    src_slot_.assign(static_cast<std::size_t>(H_), 0);
-    next_tok_.assign(static_cast<std::size_t>(H_), text::kEosId);
-    next_.assign(static_cast<std::size_t>(H_), Slot{});
+    const auto next_rows = static_cast<std::size_t>(G) * static_cast<std::size_t>(B_);
+    src_slot_.assign(next_rows, 0);
+    next_tok_.assign(next_rows, text::kEosId);
+    next_.assign(next_rows, Slot{});
     std::vector<bool> done(static_cast<std::size_t>(G), false);
     for (int g = 0; g < G; ++g) done[static_cast<std::size_t>(g)] = choose(g, i);
     if (!compact(done)) break;

@@ -786,8 +786,10 @@ void Seq2Seq::reorder(DecoderState& c, const std::vector<int>& next_parent, cons
                   c.s_next.data() + (static_cast<std::int64_t>(p) * H + next_parent[static_cast<std::size_t>(h)]) * D,
                   static_cast<std::size_t>(D) * sizeof(float));
   std::swap(c.s, c.s_sel);
-  if (H2 == H) return;
-  // The remaining rows' sentences and lengths (keys and their projection stay as they are).
+  bool same_rows = H2 == H;  // each row still its own sentence's: nothing else changes
+  for (int h = 0; same_rows && h < H2; ++h) same_rows = same_sentence[static_cast<std::size_t>(h)] == h;
+  if (same_rows) return;
+  // The new rows' sentences and lengths (keys and their projection stay as they are).
   std::vector<std::int32_t> lengths2(static_cast<std::size_t>(H2)), source2(static_cast<std::size_t>(H2));
   for (int h = 0; h < H2; ++h) {
     const auto from = static_cast<std::size_t>(same_sentence[static_cast<std::size_t>(h)]);
