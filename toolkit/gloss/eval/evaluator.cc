@@ -473,14 +473,12 @@ void validate(const EvalOptions& o) {
   validate(o.chrf);
 }
 
-void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
-  validate(o);
-  const bool paired = o.paired_bs || o.paired_ar;
-  const auto refs = read_references(o);
-  const auto systems = read_systems(o, in, paired);
-  const std::size_t segments = refs[0].size();
-  const std::string ref_name = o.references[0];
+namespace {
 
+// Every system has as many lines as the references, and the options fit the system count.
+void check_systems(const EvalOptions& o, const std::vector<System>& systems, std::size_t segments,
+                   const std::string& ref_name) {
+  const bool paired = o.paired_bs || o.paired_ar;
   if (o.sentence_level && systems.size() > 1)
     throw ConfigError("--sentence-level evaluates one system; got " + std::to_string(systems.size()));
   if (paired && systems.size() == 1) throw ConfigError("paired tests need several systems: -i BASELINE SYSTEM [...]");
@@ -492,6 +490,162 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
                        "has " + std::to_string(s.lines.size()) + " lines but the reference " + ref_name + " has " +
                            std::to_string(segments) + "; hypothesis and reference files need one line per segment");
   }
+}
+
+// --sentence-level: one score line per segment.
+void write_sentence_scores(const EvalOptions& o, const Metric& metric, const System& system,
+                           const std::vector<int>& refs_per_segment, std::ostream& out) {
+  for (std::size_t i = 0; i < system.lines.size(); ++i) {
+    const Score s = metric.compute(metric.segment_stats(system.lines[i], i));
+    const std::string sig = metric.signature(std::to_string(refs_per_segment[i])).format(o.short_signature);
+    out << score_line(s, o.width, o.score_only, sig, false, {}) << "\n";
+  }
+}
+
+// One system's score line for `metric` (with -ci, its bootstrap confidence interval).
+std::string single_system_line(const EvalOptions& o, const Metric& metric, const System& system,
+                               const std::string& nrefs, const Seed& seed) {
+  Confidence conf;
+  Signature sig = metric.signature(nrefs);
+  Stats total;
+  if (o.confidence) {
+    const auto stats = all_stats(metric, system, o.threads);
+    total = sum_stats(stats, metric.num_stats());
+    const Resampler rs(seed.value, system.lines.size());
+    std::tie(conf.mean, conf.ci) = estimate_ci(resampled_scores(metric, stats, rs, o.confidence_n));
+    conf.present = true;
+    sig.set("bs", "bs", std::to_string(o.confidence_n));
+    sig.set("seed", "rs", seed.text);
+  } else {
+    total = sum_all(metric, system, o.threads);
+  }
+  const bool json = o.format == "json";
+  return score_line(metric.compute(total), o.width, o.score_only, sig.format(json ? false : o.short_signature), json,
+                    conf);
+}
+
+// Approximate randomisation: swap each segment's outputs between the two systems with
+// probability 1/2 and count how often the shuffled difference exceeds the real one.
+double approximate_randomisation_p(const Metric& metric, const std::vector<Stats>& baseline,
+                                   const std::vector<Stats>& system, const Seed& seed, int samples, double diff) {
+  std::mt19937_64 rng(seed.value);
+  const std::size_t width = metric.num_stats();
+  Stats a(width), b(width);
+  std::vector<double> diffs;
+  diffs.reserve(static_cast<std::size_t>(samples));
+  for (int t = 0; t < samples; ++t) {
+    std::fill(a.begin(), a.end(), 0.0);
+    std::fill(b.begin(), b.end(), 0.0);
+    std::uint64_t bits = 0;
+    for (std::size_t i = 0; i < baseline.size(); ++i) {
+      if (i % 64 == 0) bits = rng();
+      const bool swap = (bits >> (i % 64)) & 1U;
+      const Stats& x = swap ? baseline[i] : system[i];
+      const Stats& y = swap ? system[i] : baseline[i];
+      for (std::size_t k = 0; k < width; ++k) {
+        a[k] += x[k];
+        b[k] += y[k];
+      }
+    }
+    diffs.push_back(std::abs(metric.compute(a).score - metric.compute(b).score));
+  }
+  return p_value(diffs, diff);
+}
+
+// Paired bootstrap resampling: the p-value of the difference from the baseline's resampled
+// scores (the same resamples for both), and the system's confidence interval.
+void paired_bootstrap(const Metric& metric, const std::vector<Stats>& system,
+                      const std::vector<double>& baseline_resampled, const Resampler& rs, int samples, double diff,
+                      PairedResult& r) {
+  const auto sys_resampled = resampled_scores(metric, system, rs, samples);
+  std::vector<double> sample_diffs(sys_resampled.size());
+  for (std::size_t k = 0; k < sample_diffs.size(); ++k)
+    sample_diffs[k] = std::abs(sys_resampled[k] - baseline_resampled[k]);
+  const double mean =
+      std::accumulate(sample_diffs.begin(), sample_diffs.end(), 0.0) / static_cast<double>(sample_diffs.size());
+  for (auto& d : sample_diffs) d -= mean;
+  r.p = p_value(sample_diffs, diff);
+  std::tie(r.mean, r.ci) = estimate_ci(sys_resampled);
+  r.has_ci = true;
+}
+
+// One metric's column of the several-systems table with --paired-bs or --paired-ar: the
+// baseline (systems[0]) first, then each system with its p-value against it. Sets `name` and
+// adds the test's settings to `sig`.
+std::vector<PairedResult> paired_column(const EvalOptions& o, const Metric& metric, const std::vector<System>& systems,
+                                        const Seed& seed, Signature& sig, std::string& name) {
+  const auto bl_stats = all_stats(metric, systems[0], o.threads);
+  const Score bl_score = metric.compute(sum_stats(bl_stats, metric.num_stats()));
+  name = bl_score.name;
+  const Resampler rs(seed.value, systems[0].lines.size());
+  const int n_samples = o.paired_bs ? o.paired_bs_n : o.paired_ar_n;
+  const int n_ci = o.paired_bs ? o.paired_bs_n : (o.paired_ar_ci ? 1000 : 0);
+  PairedResult bl{bl_score.score};
+  std::vector<double> bl_resampled;
+  if (n_ci > 0) {
+    bl_resampled = resampled_scores(metric, bl_stats, rs, n_ci);
+    std::tie(bl.mean, bl.ci) = estimate_ci(bl_resampled);
+    bl.has_ci = true;
+  }
+  std::vector<PairedResult> column{bl};
+  sig.set("seed", "rs", seed.text);
+  sig.set(o.paired_bs ? "bs" : "ar", o.paired_bs ? "bs" : "ar", std::to_string(n_samples));
+  if (o.paired_ar && n_ci > 0) sig.set("bs", "bs", std::to_string(n_ci));
+  for (std::size_t s = 1; s < systems.size(); ++s) {
+    const auto sys_stats = all_stats(metric, systems[s], o.threads);
+    const Score sys_score = metric.compute(sum_stats(sys_stats, metric.num_stats()));
+    const double diff = std::abs(bl_score.score - sys_score.score);
+    PairedResult r{sys_score.score};
+    if (o.paired_bs) {
+      paired_bootstrap(metric, sys_stats, bl_resampled, rs, n_samples, diff, r);
+    } else {
+      r.p = approximate_randomisation_p(metric, bl_stats, sys_stats, seed, n_samples, diff);
+      if (n_ci > 0) {
+        std::tie(r.mean, r.ci) = estimate_ci(resampled_scores(metric, sys_stats, rs, n_ci));
+        r.has_ci = true;
+      }
+    }
+    r.has_p = true;
+    column.push_back(r);
+  }
+  return column;
+}
+
+// Several systems: a table, optionally with a paired significance test against the first.
+void write_table(const EvalOptions& o, const std::vector<NamedMetric>& metrics, const std::vector<System>& systems,
+                 const std::string& nrefs, const Seed& seed, std::ostream& out) {
+  std::vector<std::string> metric_names, signatures;
+  std::vector<std::vector<PairedResult>> results;
+  for (const auto& nm : metrics) {
+    const Metric& metric = *nm.metric;
+    Signature sig = metric.signature(nrefs);
+    std::vector<PairedResult> column;
+    std::string name;
+    if (o.paired_bs || o.paired_ar) {
+      column = paired_column(o, metric, systems, seed, sig, name);
+    } else {
+      for (const auto& s : systems) {
+        const Score score = metric.compute(sum_all(metric, s, o.threads));
+        name = score.name;
+        column.push_back({score.score});
+      }
+    }
+    metric_names.push_back(name);
+    signatures.push_back(sig.format(o.short_signature));
+    results.push_back(column);
+  }
+  print_table(systems, metric_names, results, signatures, o, out);
+}
+
+}  // namespace
+
+void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
+  validate(o);
+  const auto refs = read_references(o);
+  const auto systems = read_systems(o, in, o.paired_bs || o.paired_ar);
+  const std::size_t segments = refs[0].size();
+  const std::string ref_name = o.references[0];
+  check_systems(o, systems, segments, ref_name);
 
   auto metrics = make_metrics(o);
   std::vector<int> refs_per_segment;
@@ -503,131 +657,15 @@ void run_eval(const EvalOptions& o, std::istream& in, std::ostream& out) {
 
   std::ostringstream buffer;  // nothing is written unless everything succeeds
   if (o.sentence_level) {
-    const Metric& metric = *metrics[0].metric;
-    for (std::size_t i = 0; i < segments; ++i) {
-      const Score s = metric.compute(metric.segment_stats(systems[0].lines[i], i));
-      const std::string sig = metric.signature(std::to_string(refs_per_segment[i])).format(o.short_signature);
-      buffer << score_line(s, o.width, o.score_only, sig, false, {}) << "\n";
-    }
-    out << buffer.str();
-    return;
-  }
-
-  const Seed seed = read_seed();
-  if (systems.size() == 1) {
+    write_sentence_scores(o, *metrics[0].metric, systems[0], refs_per_segment, buffer);
+  } else if (systems.size() == 1) {
+    const Seed seed = read_seed();
     std::vector<std::string> results;
-    for (const auto& nm : metrics) {
-      const Metric& metric = *nm.metric;
-      Confidence conf;
-      Signature sig = metric.signature(nrefs);
-      Stats total;
-      if (o.confidence) {
-        const auto stats = all_stats(metric, systems[0], o.threads);
-        total = sum_stats(stats, metric.num_stats());
-        const Resampler rs(seed.value, segments);
-        std::tie(conf.mean, conf.ci) = estimate_ci(resampled_scores(metric, stats, rs, o.confidence_n));
-        conf.present = true;
-        sig.set("bs", "bs", std::to_string(o.confidence_n));
-        sig.set("seed", "rs", seed.text);
-      } else {
-        total = sum_all(metric, systems[0], o.threads);
-      }
-      const bool json = o.format == "json";
-      results.push_back(score_line(metric.compute(total), o.width, o.score_only,
-                                   sig.format(json ? false : o.short_signature), json, conf));
-    }
+    for (const auto& nm : metrics) results.push_back(single_system_line(o, *nm.metric, systems[0], nrefs, seed));
     print_single_results(results, o.format, buffer);
-    out << buffer.str();
-    return;
+  } else {
+    write_table(o, metrics, systems, nrefs, read_seed(), buffer);
   }
-
-  // Several systems: a table, optionally with a paired significance test against the first.
-  std::vector<std::string> metric_names, signatures;
-  std::vector<std::vector<PairedResult>> results;
-  for (const auto& nm : metrics) {
-    const Metric& metric = *nm.metric;
-    Signature sig = metric.signature(nrefs);
-    std::vector<PairedResult> column;
-    std::string name;
-    if (!paired) {
-      for (const auto& s : systems) {
-        const Score score = metric.compute(sum_all(metric, s, o.threads));
-        name = score.name;
-        column.push_back({score.score});
-      }
-    } else {
-      const auto bl_stats = all_stats(metric, systems[0], o.threads);
-      const Score bl_score = metric.compute(sum_stats(bl_stats, metric.num_stats()));
-      name = bl_score.name;
-      const Resampler rs(seed.value, segments);
-      const int n_samples = o.paired_bs ? o.paired_bs_n : o.paired_ar_n;
-      const int n_ci = o.paired_bs ? o.paired_bs_n : (o.paired_ar_ci ? 1000 : 0);
-      PairedResult bl{bl_score.score};
-      std::vector<double> bl_resampled;
-      if (n_ci > 0) {
-        bl_resampled = resampled_scores(metric, bl_stats, rs, n_ci);
-        std::tie(bl.mean, bl.ci) = estimate_ci(bl_resampled);
-        bl.has_ci = true;
-      }
-      column.push_back(bl);
-      sig.set("seed", "rs", seed.text);
-      sig.set(o.paired_bs ? "bs" : "ar", o.paired_bs ? "bs" : "ar", std::to_string(n_samples));
-      if (o.paired_ar && n_ci > 0) sig.set("bs", "bs", std::to_string(n_ci));
-      for (std::size_t s = 1; s < systems.size(); ++s) {
-        const auto sys_stats = all_stats(metric, systems[s], o.threads);
-        const Score sys_score = metric.compute(sum_stats(sys_stats, metric.num_stats()));
-        const double diff = std::abs(bl_score.score - sys_score.score);
-        PairedResult r{sys_score.score};
-        if (o.paired_bs) {
-          const auto sys_resampled = resampled_scores(metric, sys_stats, rs, n_samples);
-          std::vector<double> sample_diffs(sys_resampled.size());
-          for (std::size_t k = 0; k < sample_diffs.size(); ++k)
-            sample_diffs[k] = std::abs(sys_resampled[k] - bl_resampled[k]);
-          const double mean =
-              std::accumulate(sample_diffs.begin(), sample_diffs.end(), 0.0) / static_cast<double>(sample_diffs.size());
-          for (auto& d : sample_diffs) d -= mean;
-          r.p = p_value(sample_diffs, diff);
-          std::tie(r.mean, r.ci) = estimate_ci(sys_resampled);
-          r.has_ci = true;
-        } else {
-          // Approximate randomisation: swap each segment's outputs between the two systems
-          // with probability 1/2 and count how often the shuffled difference exceeds the real one.
-          std::mt19937_64 rng(seed.value);
-          const std::size_t width = metric.num_stats();
-          Stats a(width), b(width);
-          std::vector<double> diffs;
-          diffs.reserve(static_cast<std::size_t>(n_samples));
-          for (int t = 0; t < n_samples; ++t) {
-            std::fill(a.begin(), a.end(), 0.0);
-            std::fill(b.begin(), b.end(), 0.0);
-            std::uint64_t bits = 0;
-            for (std::size_t i = 0; i < segments; ++i) {
-              if (i % 64 == 0) bits = rng();
-              const bool swap = (bits >> (i % 64)) & 1U;
-              const Stats& x = swap ? bl_stats[i] : sys_stats[i];
-              const Stats& y = swap ? sys_stats[i] : bl_stats[i];
-              for (std::size_t k = 0; k < width; ++k) {
-                a[k] += x[k];
-                b[k] += y[k];
-              }
-            }
-            diffs.push_back(std::abs(metric.compute(a).score - metric.compute(b).score));
-          }
-          r.p = p_value(diffs, diff);
-          if (n_ci > 0) {
-            std::tie(r.mean, r.ci) = estimate_ci(resampled_scores(metric, sys_stats, rs, n_ci));
-            r.has_ci = true;
-          }
-        }
-        r.has_p = true;
-        column.push_back(r);
-      }
-    }
-    metric_names.push_back(name);
-    signatures.push_back(sig.format(o.short_signature));
-    results.push_back(column);
-  }
-  print_table(systems, metric_names, results, signatures, o, buffer);
   out << buffer.str();
 }
 
