@@ -480,23 +480,20 @@ std::string Origin::describe() const {
   return "";
 }
 
-LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, bool check_files) {
-  LoadedRecipe out;
-  Recipe& r = out.recipe;
-  r.path = path;
-  Schema schema(r);
-  po::options_description desc;
-  for (const auto& k : schema.keys) desc.add_options()(k.name.c_str(), k.semantic(), k.help.c_str());
-  po::variables_map vm;
+namespace {
 
-  // 1. The command line: highest priority.
+using Origins = std::map<std::string, Origin>;
+
+// 1. The command line (highest priority) into vm; its keys' origins.
+void store_command_line(const std::vector<std::string>& overrides, const po::options_description& desc,
+                        const Schema& schema, po::variables_map& vm, Origins& origins) {
   try {
     const auto parsed = po::command_line_parser(overrides)
                             .options(desc)
                             .style(po::command_line_style::unix_style & ~po::command_line_style::allow_guessing)
                             .run();
     po::store(parsed, vm);
-    for (const auto& o : parsed.options) out.origins[o.string_key] = {Origin::Kind::kCommandLine, "", 0};
+    for (const auto& o : parsed.options) origins[o.string_key] = {Origin::Kind::kCommandLine, "", 0};
   } catch (const po::unknown_option& e) {
     std::string name = e.get_option_name();
     std::string bare = name.rfind("--", 0) == 0 ? name.substr(2) : name;
@@ -504,8 +501,12 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
   } catch (const po::error& e) {
     throw ConfigError(e.what());
   }
+}
 
-  // 2. Recipe files, the recipe before what it includes.
+// 2. The recipe file and what it includes (the recipe before its includes), each key not set
+// with higher priority; InputError naming the file and line for an unknown key or bad value.
+void store_recipe_files(const std::string& path, const po::options_description& desc, const Schema& schema,
+                        po::variables_map& vm, Origins& origins) {
   std::vector<Entry> entries;
   if (!path.empty()) {
     if (!fs::exists(path)) throw InputError(path, 0, "no such recipe file");
@@ -522,7 +523,7 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
       throw InputError(e.file, e.line,
                        "unknown key '" + e.key + "' in [" + e.section + "]" + suggestion(e.key, in_section));
     }
-    if (out.origins.count(name)) continue;  // set with higher priority
+    if (origins.count(name)) continue;  // set with higher priority
     const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;
     po::parsed_options one(&desc);
     one.options.emplace_back(name, std::vector<std::string>{value});
@@ -532,21 +533,13 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
       throw InputError(e.file, e.line,
                        "[" + e.section + "] " + e.key + ": '" + e.value + "' is not a valid " + spec->type + " value");
     }
-    out.origins[name] = {Origin::Kind::kFile, e.file, e.line};
+    origins[name] = {Origin::Kind::kFile, e.file, e.line};
   }
-  try {
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(e.what());
-  }
+}
 
-  // 3. Validation, naming where each bad value came from.
-  auto where = [&](const std::string& name) -> std::string {
-    const auto it = out.origins.find(name);
-    if (it == out.origins.end()) return name + " (default)";
-    if (it->second.kind == Origin::Kind::kCommandLine) return "--" + name;
-    return it->second.file + ":" + std::to_string(it->second.line) + ": " + name;
-  };
+// 3. Every value, the required keys and the combinations; errors name where the value came from.
+void validate_values(const Recipe& r, const Schema& schema, const std::string& path,
+                     const std::function<std::string(const std::string&)>& where) {
   for (const auto& k : schema.keys) {
     const std::string problem = k.check();
     if (!problem.empty()) throw ConfigError(where(k.name) + " " + problem);
@@ -564,28 +557,56 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
     throw ConfigError(where(r.data.test_src.empty() ? "data.test_tgt" : "data.test_src") +
                       " needs its counterpart: set both test_src and test_tgt, or neither");
   check_combinations(r, where);
-  if (check_files) {
-    for (const auto& k : schema.keys) {
-      if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
-      // Data files are read more than once (subword training, checks, encoding, fingerprints):
-      // regular files only, not folders or pipes.
-      std::error_code ec;
-      const auto status = fs::status(*k.path, ec);
-      std::string problem;
-      if (!fs::exists(status))
-        problem = "no such file";
-      else if (fs::is_directory(status))
-        problem = "is a folder, not a file:";
-      else if (!fs::is_regular_file(status))
-        problem = "is a pipe or device, which can be read only once; save it to a file:";
-      if (problem.empty()) continue;
-      const auto it = out.origins.find(k.name);
-      if (it != out.origins.end() && it->second.kind == Origin::Kind::kFile)
-        throw InputError(it->second.file, static_cast<std::size_t>(it->second.line),
-                         k.name + ": " + problem + " '" + *k.path + "' (paths are relative to the recipe file)");
-      throw ConfigError("--" + k.name + ": " + problem + " '" + *k.path + "'");
-    }
+}
+
+// 4. Every file key names a regular file: data files are read more than once (subword
+// training, checks, encoding, fingerprints), so not folders or pipes.
+void check_data_files(const Schema& schema, const Origins& origins) {
+  for (const auto& k : schema.keys) {
+    if (!k.path || k.name == "run.workdir" || k.path->empty()) continue;
+    std::error_code ec;
+    const auto status = fs::status(*k.path, ec);
+    std::string problem;
+    if (!fs::exists(status))
+      problem = "no such file";
+    else if (fs::is_directory(status))
+      problem = "is a folder, not a file:";
+    else if (!fs::is_regular_file(status))
+      problem = "is a pipe or device, which can be read only once; save it to a file:";
+    if (problem.empty()) continue;
+    const auto it = origins.find(k.name);
+    if (it != origins.end() && it->second.kind == Origin::Kind::kFile)
+      throw InputError(it->second.file, static_cast<std::size_t>(it->second.line),
+                       k.name + ": " + problem + " '" + *k.path + "' (paths are relative to the recipe file)");
+    throw ConfigError("--" + k.name + ": " + problem + " '" + *k.path + "'");
   }
+}
+
+}  // namespace
+
+LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, bool check_files) {
+  LoadedRecipe out;
+  Recipe& r = out.recipe;
+  r.path = path;
+  Schema schema(r);
+  po::options_description desc;
+  for (const auto& k : schema.keys) desc.add_options()(k.name.c_str(), k.semantic(), k.help.c_str());
+  po::variables_map vm;
+  store_command_line(overrides, desc, schema, vm, out.origins);
+  store_recipe_files(path, desc, schema, vm, out.origins);
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(e.what());
+  }
+  auto where = [&](const std::string& name) -> std::string {
+    const auto it = out.origins.find(name);
+    if (it == out.origins.end()) return name + " (default)";
+    if (it->second.kind == Origin::Kind::kCommandLine) return "--" + name;
+    return it->second.file + ":" + std::to_string(it->second.line) + ": " + name;
+  };
+  validate_values(r, schema, path, where);
+  if (check_files) check_data_files(schema, out.origins);
   if (r.workdir.empty()) {
     const std::string stem = path.empty() ? "gloss" : fs::path(path).stem().string();
     r.workdir = (fs::path("runs") / stem).string();
