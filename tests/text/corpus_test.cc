@@ -7,6 +7,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "gloss/text/batcher.h"
 #include "gloss/text/corpus.h"
@@ -61,7 +62,8 @@ TEST_CASE("LineReader: BOM, Windows line ends, gzip, missing final newline", "[t
 
 TEST_CASE("EncodedCorpus: pairs across many blocks come back as added, a copy too", "[text][corpus]") {
   // Pairs of 0 .. 999 + 0 .. 499 ids fill several blocks (4,096 ids, then doubling); one pair
-  // larger than kBlockIds gets a block of its own.
+  // larger than kBlockIds gets a block of its own, and its ids above 65,535 widen the storage
+  // of every pair from 2 to 3 bytes an id after 3,000 pairs were stored in 2.
   EncodedCorpus corpus;
   auto ids = [](std::size_t n, int first) {
     std::vector<int> v(n);
@@ -90,6 +92,9 @@ TEST_CASE("EncodedCorpus: pairs across many blocks come back as added, a copy to
     CHECK(c->src(kPairs + 1)[0] == 1);
     CHECK(c->tgt(kPairs + 1)[0] == 2);
   }
+  CHECK_THROWS_AS(corpus.add({1, -1}, {2}, 1), std::out_of_range);
+  CHECK_THROWS_AS(corpus.add({1}, {1 << 24}, 1), std::out_of_range);
+  CHECK(corpus.size() == kPairs + 2);  // nothing added by a rejected pair
 }
 
 TEST_CASE("encode_parallel: files of different length are an error naming both files and the line", "[text][corpus]") {

@@ -45,7 +45,7 @@ struct Fixture {
   }
 };
 
-std::vector<int> ids(std::span<const std::int32_t> s) { return {s.begin(), s.end()}; }
+std::vector<int> ids(const EncodedCorpus::Ids& s) { return {s.begin(), s.end()}; }
 
 }  // namespace
 

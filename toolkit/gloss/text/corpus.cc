@@ -13,19 +13,36 @@
 
 namespace gloss::text {
 
+void EncodedCorpus::widen() {
+  wide_ = true;
+  for (auto& b : blocks_) {
+    b.high.reserve(b.low.capacity());
+    b.high.assign(b.low.size(), 0);
+  }
+}
+
 void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line) {
   const std::size_t n = src.size() + tgt.size();
   if (n > UINT32_MAX) throw std::length_error("EncodedCorpus: a sentence pair of more than 2^32 - 1 subwords");
-  if (blocks_.empty() || blocks_.back().size() + n > blocks_.back().capacity()) {
-    const std::size_t grown = blocks_.empty() ? kFirstBlockIds : std::min(kBlockIds, 2 * blocks_.back().capacity());
+  for (const auto* side : {&src, &tgt})
+    for (int id : *side) {
+      if (id < 0 || id > 0xFFFFFF) throw std::out_of_range("EncodedCorpus: subword id outside 0 .. 2^24 - 1");
+      if (id > 0xFFFF && !wide_) widen();
+    }
+  if (blocks_.empty() || blocks_.back().low.size() + n > blocks_.back().low.capacity()) {
+    const std::size_t grown = blocks_.empty() ? kFirstBlockIds : std::min(kBlockIds, 2 * blocks_.back().low.capacity());
     blocks_.emplace_back();
-    blocks_.back().reserve(std::max(grown, n));
+    blocks_.back().low.reserve(std::max(grown, n));
+    if (wide_) blocks_.back().high.reserve(blocks_.back().low.capacity());
   }
-  auto& block = blocks_.back();
-  pairs_.push_back({static_cast<std::uint32_t>(blocks_.size() - 1), static_cast<std::uint32_t>(block.size()),
+  Block& block = blocks_.back();
+  pairs_.push_back({static_cast<std::uint32_t>(blocks_.size() - 1), static_cast<std::uint32_t>(block.low.size()),
                     static_cast<std::uint32_t>(src.size()), static_cast<std::uint32_t>(tgt.size()), line});
-  block.insert(block.end(), src.begin(), src.end());
-  block.insert(block.end(), tgt.begin(), tgt.end());
+  for (const auto* side : {&src, &tgt})
+    for (int id : *side) {
+      block.low.push_back(static_cast<std::uint16_t>(id & 0xFFFF));
+      if (wide_) block.high.push_back(static_cast<std::uint8_t>(id >> 16));
+    }
 }
 
 std::string FilterReport::dropped(const FilterOptions& o) const {

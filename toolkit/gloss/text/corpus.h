@@ -1,9 +1,10 @@
 #pragma once
 // Parallel corpora: streamed from plain or .gz files in lock step, encoded into subword ids,
 // and length-filtered with a report of every dropped pair.
+#include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <span>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,36 +16,79 @@ namespace gloss::text {
 // Sentence pairs as subword ids (no BOS/EOS). The ids live in blocks that never move (a pair's
 // source and target ids contiguous in one block; blocks double from 4,096 ids up to kBlockIds),
 // the per-pair records in a deque: a corpus grows without copying what it holds, so its peak
-// memory is its size (4 bytes a subword, 24 a pair), not two or three times that as a doubling
-// vector's would be while it moves.
+// memory is its size, not two or three times that as a doubling vector's would be while it
+// moves. An id takes 2 bytes while every id is below 65,536 (vocabularies up to 64 Ki, the
+// usual), 3 once one is not (up to 2^24 - 1); a pair's record 24 bytes.
 class EncodedCorpus {
  public:
+  // One side's ids of one pair: a view into the corpus, valid while the corpus lives.
+  class Ids {
+   public:
+    struct iterator {
+      using iterator_category = std::forward_iterator_tag;
+      using value_type = std::int32_t;
+      using difference_type = std::ptrdiff_t;
+      using pointer = void;
+      using reference = std::int32_t;
+      const Ids* ids = nullptr;
+      std::size_t k = 0;
+      std::int32_t operator*() const { return (*ids)[k]; }
+      iterator& operator++() {
+        ++k;
+        return *this;
+      }
+      iterator operator++(int) {
+        iterator old = *this;
+        ++k;
+        return old;
+      }
+      bool operator==(const iterator& o) const { return k == o.k; }
+    };
+    Ids(const std::uint16_t* low, const std::uint8_t* high, std::size_t n) : low_(low), high_(high), n_(n) {}
+    std::size_t size() const { return n_; }
+    std::int32_t operator[](std::size_t k) const {
+      return static_cast<std::int32_t>(low_[k]) | (high_ ? static_cast<std::int32_t>(high_[k]) << 16 : 0);
+    }
+    iterator begin() const { return {this, 0}; }
+    iterator end() const { return {this, n_}; }
+
+   private:
+    const std::uint16_t* low_;
+    const std::uint8_t* high_;  // bits 16-23, or nullptr while every id fits 16 bits
+    std::size_t n_;
+  };
+
   std::size_t size() const { return pairs_.size(); }
-  std::span<const std::int32_t> src(std::size_t i) const {
-    const Pair& p = pairs_[i];
-    return {blocks_[p.block].data() + p.offset, p.src_len};
-  }
-  std::span<const std::int32_t> tgt(std::size_t i) const {
-    const Pair& p = pairs_[i];
-    return {blocks_[p.block].data() + p.offset + p.src_len, p.tgt_len};
-  }
+  Ids src(std::size_t i) const { return ids(pairs_[i], 0, pairs_[i].src_len); }
+  Ids tgt(std::size_t i) const { return ids(pairs_[i], pairs_[i].src_len, pairs_[i].tgt_len); }
   std::size_t src_len(std::size_t i) const { return pairs_[i].src_len; }
   std::size_t tgt_len(std::size_t i) const { return pairs_[i].tgt_len; }
   // Line number (1-based) of pair i in the original files.
   std::size_t line(std::size_t i) const { return pairs_[i].line; }
-  // Appends a pair; one of more than 2^32 - 1 ids in all throws std::length_error.
+  // Appends a pair; one of more than 2^32 - 1 ids in all throws std::length_error, an id
+  // outside 0 .. 2^24 - 1 std::out_of_range.
   void add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line);
 
-  static constexpr std::size_t kFirstBlockIds = 4096, kBlockIds = std::size_t{1} << 20;  // 16 KB .. 4 MB
+  static constexpr std::size_t kFirstBlockIds = 4096, kBlockIds = std::size_t{1} << 20;  // 8 KB .. 2 MB (2-byte ids)
 
  private:
   struct Pair {
-    std::uint32_t block, offset;     // where its ids start: blocks_[block][offset]
+    std::uint32_t block, offset;     // where its ids start: blocks_[block] at offset
     std::uint32_t src_len, tgt_len;  // source ids, then target ids
     std::uint64_t line;
   };
-  std::vector<std::vector<std::int32_t>> blocks_;  // each reserved once, never regrown
+  struct Block {
+    std::vector<std::uint16_t> low;  // bits 0-15 of each id; reserved once, never regrown
+    std::vector<std::uint8_t> high;  // bits 16-23, once some id needs them (same capacity)
+  };
+  Ids ids(const Pair& p, std::uint32_t from, std::uint32_t n) const {
+    const Block& b = blocks_[p.block];
+    return {b.low.data() + p.offset + from, wide_ ? b.high.data() + p.offset + from : nullptr, n};
+  }
+  void widen();  // gives every block its high bytes (zeros so far)
+  std::vector<Block> blocks_;
   std::deque<Pair> pairs_;
+  bool wide_ = false;
 };
 
 struct FilterOptions {
