@@ -63,8 +63,14 @@ TEST_CASE("LineReader: BOM, Windows line ends, gzip, missing final newline", "[t
 TEST_CASE("EncodedCorpus: pairs across many blocks come back as added, a copy too", "[text][corpus]") {
   // Pairs of 0 .. 999 + 0 .. 499 ids fill several blocks (4,096 ids, then doubling); one pair
   // larger than kBlockIds gets a block of its own, and its ids above 65,535 widen the storage
-  // of every pair from 2 to 3 bytes an id after 3,000 pairs were stored in 2.
-  EncodedCorpus corpus;
+  // of every pair from 2 to 3 bytes an id after 3,000 pairs were stored in 2. On disk the same
+  // pairs go to unnamed files (the high bytes' file starts sparse at the widening pair) and
+  // come back the same after seal(), read by gather (any order) and by slice (in chunks).
+  const bool disk = GENERATE(false, true);
+  const fs::path dir = fs::temp_directory_path() / ("gloss_corpus_disk_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  EncodedCorpus corpus = disk ? EncodedCorpus::on_disk(dir.string()) : EncodedCorpus();
+  CHECK(corpus.is_on_disk() == disk);
   auto ids = [](std::size_t n, int first) {
     std::vector<int> v(n);
     std::iota(v.begin(), v.end(), first);
@@ -75,26 +81,91 @@ TEST_CASE("EncodedCorpus: pairs across many blocks come back as added, a copy to
     corpus.add(ids(i % 1000, static_cast<int>(i)), ids(i % 500, static_cast<int>(7 * i)), i + 1);
   corpus.add(ids(EncodedCorpus::kBlockIds + 3, 5), ids(2, 9), kPairs + 1);
   corpus.add(ids(1, 1), ids(1, 2), kPairs + 2);  // after the large pair
+  CHECK_THROWS_AS(corpus.add({1, -1}, {2}, 1), std::out_of_range);
+  CHECK_THROWS_AS(corpus.add({1}, {1 << 24}, 1), std::out_of_range);
+  corpus.seal();
+  CHECK(fs::is_empty(dir));  // on disk: the files have no names
   const EncodedCorpus copy = corpus;
-  for (const EncodedCorpus* c : std::vector<const EncodedCorpus*>{&corpus, &copy}) {
+  std::vector<std::uint32_t> backwards(kPairs + 2);
+  for (std::size_t k = 0; k < backwards.size(); ++k) backwards[k] = static_cast<std::uint32_t>(kPairs + 1 - k);
+  auto slices = [](const EncodedCorpus& c, std::size_t n) {  // chunks of n pairs, joined in memory
+    EncodedCorpus all;
+    for (std::size_t first = 0; first < c.size() + n; first += n) {  // the last one empty, clipped
+      const EncodedCorpus chunk = c.slice(first, n);
+      for (std::size_t i = 0; i < chunk.size(); ++i) {
+        const auto s = chunk.src(i), t = chunk.tgt(i);
+        all.add({s.begin(), s.end()}, {t.begin(), t.end()}, chunk.line(i));
+      }
+    }
+    return all;
+  };
+  const EncodedCorpus reversed = corpus.gather(backwards), from_copy = copy.gather(backwards),
+                      sliced = slices(corpus, 777);
+  for (const EncodedCorpus* c : std::vector<const EncodedCorpus*>{&reversed, &from_copy, &sliced}) {
+    const bool rev = c != &sliced;
+    auto at = [&](std::size_t i) { return rev ? kPairs + 1 - i : i; };
     REQUIRE(c->size() == kPairs + 2);
+    REQUIRE(!c->is_on_disk());
     bool all_equal = true;
     for (std::size_t i = 0; i < kPairs; ++i) {
-      const auto src = c->src(i), tgt = c->tgt(i);
-      all_equal = all_equal && c->src_len(i) == i % 1000 && c->tgt_len(i) == i % 500 && c->line(i) == i + 1 &&
+      const auto src = c->src(at(i)), tgt = c->tgt(at(i));
+      all_equal = all_equal && corpus.src_len(i) == i % 1000 && corpus.tgt_len(i) == i % 500 &&
+                  c->line(at(i)) == i + 1 &&
                   std::vector<int>(src.begin(), src.end()) == ids(i % 1000, static_cast<int>(i)) &&
                   std::vector<int>(tgt.begin(), tgt.end()) == ids(i % 500, static_cast<int>(7 * i));
     }
     CHECK(all_equal);
-    const auto big = c->src(kPairs);
+    const auto big = c->src(at(kPairs));
     CHECK(std::vector<int>(big.begin(), big.end()) == ids(EncodedCorpus::kBlockIds + 3, 5));
-    CHECK(c->tgt(kPairs)[1] == 10);
-    CHECK(c->src(kPairs + 1)[0] == 1);
-    CHECK(c->tgt(kPairs + 1)[0] == 2);
+    CHECK(c->tgt(at(kPairs))[1] == 10);
+    CHECK(c->src(at(kPairs + 1))[0] == 1);
+    CHECK(c->tgt(at(kPairs + 1))[0] == 2);
   }
-  CHECK_THROWS_AS(corpus.add({1, -1}, {2}, 1), std::out_of_range);
-  CHECK_THROWS_AS(corpus.add({1}, {1 << 24}, 1), std::out_of_range);
+  CHECK(corpus.slice(kPairs + 5, 3).size() == 0);
+  if (disk) {
+    CHECK_THROWS_AS(corpus.add({1}, {2}, 1), std::logic_error);  // sealed
+    CHECK_THROWS_AS(corpus.src(0), std::logic_error);            // read through gather or slice
+    // 2 bytes + 1 high byte an id, 24 bytes a pair
+    const std::uint64_t all_ids =
+        3000 / 1000 * (999 * 1000 / 2) + 3000 / 500 * (499 * 500 / 2) + EncodedCorpus::kBlockIds + 3 + 2 + 2;
+    CHECK(corpus.disk_bytes() == all_ids * 3 + (kPairs + 2) * 24);
+  }
   CHECK(corpus.size() == kPairs + 2);  // nothing added by a rejected pair
+  fs::remove_all(dir);
+}
+
+TEST_CASE("EncodedCorpus on disk: a folder it cannot write is a one-line error naming it", "[text][corpus]") {
+  CHECK_THROWS_WITH(EncodedCorpus::on_disk("/nonexistent/gloss"),
+                    Catch::StartsWith("/nonexistent/gloss: cannot create the encoded training corpus there") &&
+                        Catch::Contains("set data.tempdir"));
+}
+
+TEST_CASE("encode_parallel: on disk, the same pairs as in memory", "[text][corpus]") {
+  Fixture f;
+  fs::create_directories(f.dir);
+  FilterOptions o{30, 30, 3.0, true};
+  const auto a = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, o, 2);
+  const auto b = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, o, 2, nullptr,
+                                 EncodedCorpus::on_disk(f.dir.string()));
+  REQUIRE(b.is_on_disk());
+  REQUIRE(b.size() == a.size());
+  const EncodedCorpus read = b.slice(0, b.size());
+  bool same = true;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    same = same && a.line(i) == read.line(i) && a.src_len(i) == b.src_len(i) && a.tgt_len(i) == b.tgt_len(i) &&
+           std::equal(a.src(i).begin(), a.src(i).end(), read.src(i).begin(), read.src(i).end()) &&
+           std::equal(a.tgt(i).begin(), a.tgt(i).end(), read.tgt(i).begin(), read.tgt(i).end());
+  CHECK(same);
+  // Batches read from the files (make_batch gathers their pairs): the same as from memory.
+  BatchOptions bo;
+  bo.batch_size = 8;
+  Batcher ba(a, bo), bb(b, bo);
+  bool same_batches = true;
+  for (int k = 0; k < 300; ++k) {
+    const Batch x = ba.next(), y = bb.next();
+    same_batches = same_batches && x.examples == y.examples && x.src == y.src && x.tgt_out == y.tgt_out;
+  }
+  CHECK(same_batches);
 }
 
 TEST_CASE("encode_parallel: files of different length are an error naming both files and the line", "[text][corpus]") {

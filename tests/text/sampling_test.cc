@@ -89,6 +89,23 @@ TEST_CASE("SegmentationSampler: an epoch's corpus is a pure function of (seed, e
   CHECK(seed_differs > a.size() / 2);
 }
 
+TEST_CASE("SegmentationSampler: on disk, read and written, the same epochs as in memory", "[text][sampling]") {
+  Fixture f;
+  const auto on_disk = encode_parallel(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, f.filter, 2, nullptr,
+                                       EncodedCorpus::on_disk(f.dir.string()));
+  const SegmentationSampler from_disk(kData + "val.en.gz", kData + "val.de.gz", f.src, f.tgt, on_disk, {8, 0.1},
+                                      f.filter, 2);
+  const auto a = f.sampler({8, 0.1}).sample(1, 3);
+  const auto b = from_disk.sample(1, 3, EncodedCorpus::on_disk(f.dir.string()));
+  REQUIRE(b.is_on_disk());
+  const auto read = b.slice(0, b.size());
+  REQUIRE(read.size() == a.size());
+  bool same = true;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    same = same && a.line(i) == read.line(i) && ids(a.src(i)) == ids(read.src(i)) && ids(a.tgt(i)) == ids(read.tgt(i));
+  CHECK(same);
+}
+
 TEST_CASE("SegmentationSampler: alpha sets how often the best segmentation is drawn", "[text][sampling]") {
   Fixture f;
   auto best_share = [&](double alpha) {

@@ -23,19 +23,23 @@ Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int
       tgt_count(static_cast<std::size_t>(tgt_vocab));
   std::vector<std::unordered_map<std::int32_t, std::uint32_t>> pair(static_cast<std::size_t>(src_vocab));
   std::vector<std::int32_t> su, tu;
-  for (std::size_t i = 0; i < corpus.size(); ++i) {
-    const auto src = corpus.src(i), tgt = corpus.tgt(i);
-    su.assign(src.begin(), src.end());
-    tu.assign(tgt.begin(), tgt.end());
-    std::sort(su.begin(), su.end());
-    su.erase(std::unique(su.begin(), su.end()), su.end());
-    std::sort(tu.begin(), tu.end());
-    tu.erase(std::unique(tu.begin(), tu.end()), tu.end());
-    for (auto t : tu) ++tgt_count[static_cast<std::size_t>(t)];
-    for (auto a : su) {
-      ++src_count[static_cast<std::size_t>(a)];
-      auto& row = pair[static_cast<std::size_t>(a)];
-      for (auto t : tu) ++row[t];
+  constexpr std::size_t kChunk = 8192;  // pairs read at a time (an on-disk corpus: from its files)
+  for (std::size_t first = 0; first < corpus.size(); first += kChunk) {
+    const text::EncodedCorpus chunk = corpus.slice(first, kChunk);
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const auto src = chunk.src(i), tgt = chunk.tgt(i);
+      su.assign(src.begin(), src.end());
+      tu.assign(tgt.begin(), tgt.end());
+      std::sort(su.begin(), su.end());
+      su.erase(std::unique(su.begin(), su.end()), su.end());
+      std::sort(tu.begin(), tu.end());
+      tu.erase(std::unique(tu.begin(), tu.end()), tu.end());
+      for (auto t : tu) ++tgt_count[static_cast<std::size_t>(t)];
+      for (auto a : su) {
+        ++src_count[static_cast<std::size_t>(a)];
+        auto& row = pair[static_cast<std::size_t>(a)];
+        for (auto t : tu) ++row[t];
+      }
     }
   }
   std::vector<std::int32_t> order(static_cast<std::size_t>(tgt_vocab));

@@ -112,6 +112,9 @@ class Schema {
     add_int("data.max_tgt_len", &d.max_tgt_len, "drop training pairs with more target subwords", 1, 100000);
     add_float("data.max_len_ratio", &d.max_len_ratio, "drop pairs whose subword length ratio exceeds this (0: off)", 0,
               1000);
+    add_string(
+        "data.tempdir", &d.tempdir,
+        "folder of the encoded training corpus, unnamed files gone when training ends (empty: $TMPDIR, else /tmp)");
   }
 
   // [subword]: text::SubwordOptions

@@ -42,6 +42,14 @@ void validate(const BatchOptions& o) {
 }
 
 Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& examples) {
+  if (corpus.is_on_disk()) {  // read this batch's pairs into memory, then build it from them
+    const EncodedCorpus pairs = corpus.gather(examples);
+    std::vector<std::uint32_t> in_order(examples.size());
+    std::iota(in_order.begin(), in_order.end(), 0u);
+    Batch b = make_batch(pairs, in_order);
+    b.examples = examples;
+    return b;
+  }
   Batch b;
   b.examples = examples;
   b.size = static_cast<int>(examples.size());

@@ -1,7 +1,13 @@
 #include "gloss/text/corpus.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -13,6 +19,218 @@
 
 namespace gloss::text {
 
+namespace {
+
+// One unnamed file: appended to through a buffer, read back with pread once flushed.
+class UnnamedFile {
+ public:
+  explicit UnnamedFile(const std::string& dir) : dir_(dir) {
+    std::string name = (dir.empty() ? std::string(".") : dir) + "/gloss-corpus-XXXXXX";
+    fd_ = ::mkstemp(name.data());
+    if (fd_ < 0)
+      throw UserError(dir + ": cannot create the encoded training corpus there (" + std::strerror(errno) +
+                      "); set data.tempdir to a writable folder");
+    ::unlink(name.c_str());  // gone with the last descriptor, however the process ends
+  }
+  UnnamedFile(const UnnamedFile&) = delete;
+  UnnamedFile& operator=(const UnnamedFile&) = delete;
+  ~UnnamedFile() { ::close(fd_); }
+
+  void append(const void* data, std::size_t n) {
+    const auto* p = static_cast<const char*>(data);
+    buffer_.insert(buffer_.end(), p, p + n);
+    if (buffer_.size() >= kBuffer) flush();
+  }
+  // Zeros up to `bytes` in all (sparse: nothing is written).
+  void extend_to(std::uint64_t bytes) {
+    flush();
+    if (::ftruncate(fd_, static_cast<off_t>(bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) fail("writing");
+    bytes_ = bytes;
+  }
+  void flush() {
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+      const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("writing");
+      done += static_cast<std::size_t>(n);
+    }
+    bytes_ += buffer_.size();
+    buffer_.clear();
+  }
+  void close_buffer() {
+    flush();
+    std::vector<char>().swap(buffer_);
+  }
+  // Bytes at..at+n-1 (flushed ones) into `out`; safe from several threads at once.
+  void read_at(std::uint64_t at, void* out, std::size_t n) const {
+    auto* p = static_cast<char*>(out);
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, p, n, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) fail("reading");
+      p += got;
+      at += static_cast<std::uint64_t>(got);
+      n -= static_cast<std::size_t>(got);
+    }
+  }
+  std::uint64_t bytes() const { return bytes_ + buffer_.size(); }
+
+ private:
+  static constexpr std::size_t kBuffer = std::size_t{1} << 20;
+  [[noreturn]] void fail(const char* what) const {
+    const int err = errno;
+    throw UserError(dir_ + ": " + what + " the encoded training corpus failed (" +
+                    (err ? std::strerror(err) : "disk full or file cut short") +
+                    "); free space or set data.tempdir to another folder");
+  }
+  std::string dir_;
+  int fd_ = -1;
+  std::vector<char> buffer_;
+  std::uint64_t bytes_ = 0;  // written (or extended) so far
+};
+
+}  // namespace
+
+class EncodedCorpus::Disk {
+ public:
+  explicit Disk(const std::string& dir) : dir(dir), low(dir), records(dir) {}
+  std::string dir;
+  UnnamedFile low, records;
+  std::unique_ptr<UnnamedFile> high;   // once an id needs bits 16-23
+  std::vector<std::uint32_t> lengths;  // source, target length of each pair
+  std::uint64_t ids = 0;
+  bool sealed = false;
+
+  Pair record(std::size_t i) const {
+    Pair p;
+    records.read_at(i * sizeof(Pair), &p, sizeof p);
+    return p;
+  }
+  // The ids of n pairs whose ids start at position `at`, appended to `low_out`, `high_out`.
+  void read_ids(std::uint64_t at, std::size_t n, std::vector<std::uint16_t>& low_out,
+                std::vector<std::uint8_t>& high_out) const {
+    low_out.resize(n);
+    low.read_at(at * 2, low_out.data(), n * 2);
+    high_out.assign(n, 0);
+    if (high) high->read_at(at, high_out.data(), n);
+  }
+};
+
+EncodedCorpus EncodedCorpus::on_disk(const std::string& dir) {
+  EncodedCorpus c;
+  c.disk_ = std::make_shared<Disk>(dir);
+  return c;
+}
+
+std::size_t EncodedCorpus::size() const { return disk_ ? disk_->lengths.size() / 2 : pairs_.size(); }
+
+std::size_t EncodedCorpus::disk_length(std::size_t i, int side) const { return disk_->lengths[2 * i + side]; }
+
+const EncodedCorpus::Pair& EncodedCorpus::memory_record(std::size_t i) const {
+  if (disk_) throw std::logic_error("EncodedCorpus: src, tgt and line of an on-disk corpus: use gather or slice");
+  return pairs_[i];
+}
+
+namespace {
+
+std::vector<int> to_ints(const std::uint16_t* low, const std::uint8_t* high, std::size_t n) {
+  std::vector<int> out(n);
+  for (std::size_t k = 0; k < n; ++k) out[k] = static_cast<int>(low[k]) | static_cast<int>(high[k]) << 16;
+  return out;
+}
+
+}  // namespace
+
+EncodedCorpus EncodedCorpus::gather(const std::vector<std::uint32_t>& indices) const {
+  EncodedCorpus out;
+  if (!disk_) {
+    for (auto i : indices) {
+      const auto s = src(i), t = tgt(i);
+      out.add({s.begin(), s.end()}, {t.begin(), t.end()}, line(i));
+    }
+    return out;
+  }
+  if (!disk_->sealed) throw std::logic_error("EncodedCorpus: gather before seal()");
+  std::vector<std::uint16_t> low;
+  std::vector<std::uint8_t> high;
+  for (auto i : indices) {
+    const Pair p = disk_->record(i);
+    disk_->read_ids(static_cast<std::uint64_t>(p.block) << 32 | p.offset, p.src_len + p.tgt_len, low, high);
+    out.add(to_ints(low.data(), high.data(), p.src_len),
+            to_ints(low.data() + p.src_len, high.data() + p.src_len, p.tgt_len), p.line);
+  }
+  return out;
+}
+
+EncodedCorpus EncodedCorpus::slice(std::size_t first, std::size_t count) const {
+  first = std::min(first, size());
+  count = std::min(count, size() - first);
+  if (!disk_) {
+    std::vector<std::uint32_t> indices(count);
+    for (std::size_t k = 0; k < count; ++k) indices[k] = static_cast<std::uint32_t>(first + k);
+    return gather(indices);
+  }
+  if (!disk_->sealed) throw std::logic_error("EncodedCorpus: slice before seal()");
+  EncodedCorpus out;
+  if (count == 0) return out;
+  std::vector<Pair> records(count);
+  disk_->records.read_at(first * sizeof(Pair), records.data(), count * sizeof(Pair));
+  const auto start = [](const Pair& p) { return static_cast<std::uint64_t>(p.block) << 32 | p.offset; };
+  const std::uint64_t at = start(records.front());
+  const std::uint64_t n = start(records.back()) + records.back().src_len + records.back().tgt_len - at;
+  std::vector<std::uint16_t> low;
+  std::vector<std::uint8_t> high;
+  disk_->read_ids(at, static_cast<std::size_t>(n), low, high);
+  for (const Pair& p : records) {
+    const std::size_t o = static_cast<std::size_t>(start(p) - at);
+    out.add(to_ints(low.data() + o, high.data() + o, p.src_len),
+            to_ints(low.data() + o + p.src_len, high.data() + o + p.src_len, p.tgt_len), p.line);
+  }
+  return out;
+}
+
+void EncodedCorpus::seal() {
+  if (!disk_ || disk_->sealed) return;
+  Disk& d = *disk_;
+  d.records.close_buffer();
+  d.low.close_buffer();
+  if (d.high) {
+    d.high->close_buffer();
+    d.high->extend_to(d.ids);  // the file as long as the ids
+  }
+  d.lengths.shrink_to_fit();
+  d.sealed = true;
+}
+
+std::uint64_t EncodedCorpus::disk_bytes() const {
+  if (!disk_) return 0;
+  return disk_->low.bytes() + disk_->records.bytes() + (disk_->high ? disk_->high->bytes() : 0);
+}
+
+void EncodedCorpus::add_to_disk(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line) {
+  Disk& d = *disk_;
+  if (wide_ && !d.high) {
+    d.high = std::make_unique<UnnamedFile>(d.dir);
+    d.high->extend_to(d.ids);  // the ids so far: high bytes 0
+  }
+  const Pair p{static_cast<std::uint32_t>(d.ids >> 32), static_cast<std::uint32_t>(d.ids & 0xFFFFFFFFu),
+               static_cast<std::uint32_t>(src.size()), static_cast<std::uint32_t>(tgt.size()), line};
+  for (const auto* side : {&src, &tgt})
+    for (int id : *side) {
+      const auto lo = static_cast<std::uint16_t>(id & 0xFFFF);
+      d.low.append(&lo, sizeof lo);
+      if (d.high) {
+        const auto hi = static_cast<std::uint8_t>(id >> 16);
+        d.high->append(&hi, 1);
+      }
+    }
+  d.records.append(&p, sizeof p);
+  d.lengths.push_back(p.src_len);
+  d.lengths.push_back(p.tgt_len);
+  d.ids += src.size() + tgt.size();
+}
+
 void EncodedCorpus::widen() {
   wide_ = true;
   for (auto& b : blocks_) {
@@ -22,6 +240,7 @@ void EncodedCorpus::widen() {
 }
 
 void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line) {
+  if (disk_ && disk_->sealed) throw std::logic_error("EncodedCorpus: add() after seal()");
   const std::size_t n = src.size() + tgt.size();
   if (n > UINT32_MAX) throw std::length_error("EncodedCorpus: a sentence pair of more than 2^32 - 1 subwords");
   for (const auto* side : {&src, &tgt})
@@ -29,6 +248,7 @@ void EncodedCorpus::add(const std::vector<int>& src, const std::vector<int>& tgt
       if (id < 0 || id > 0xFFFFFF) throw std::out_of_range("EncodedCorpus: subword id outside 0 .. 2^24 - 1");
       if (id > 0xFFFF && !wide_) widen();
     }
+  if (disk_) return add_to_disk(src, tgt, line);
   if (blocks_.empty() || blocks_.back().low.size() + n > blocks_.back().low.capacity()) {
     const std::size_t grown = blocks_.empty() ? kFirstBlockIds : std::min(kBlockIds, 2 * blocks_.back().low.capacity());
     blocks_.emplace_back();
@@ -69,6 +289,12 @@ std::string FilterReport::summary(const FilterOptions& o) const {
 
 FilterOptions training_filter(const DataOptions& data) {
   return {data.max_src_len, data.max_tgt_len, data.max_len_ratio, true};
+}
+
+std::string corpus_folder(const DataOptions& data) {
+  if (!data.tempdir.empty()) return data.tempdir;
+  const char* env = std::getenv("TMPDIR");
+  return env && *env ? env : "/tmp";
 }
 
 namespace {
@@ -114,9 +340,8 @@ bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter
 
 EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tgt_path, const SubwordModel& src_model,
                               const SubwordModel& tgt_model, const FilterOptions& filter, int threads,
-                              FilterReport* report) {
+                              FilterReport* report, EncodedCorpus corpus) {
   LineReader src_reader(src_path), tgt_reader(tgt_path);
-  EncodedCorpus corpus;
   FilterReport counts;
   constexpr std::size_t kChunk = 8192;  // lines read, then encoded in parallel, then appended in order
   std::vector<std::string> src_lines(kChunk), tgt_lines(kChunk);
@@ -182,6 +407,7 @@ EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tg
     if (n < kChunk) break;
   }
   if (report) *report = counts;
+  corpus.seal();
   return corpus;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,15 @@ namespace gloss::text {
 // memory is its size, not two or three times that as a doubling vector's would be while it
 // moves. An id takes 2 bytes while every id is below 65,536 (vocabularies up to 64 Ki, the
 // usual), 3 once one is not (up to 2^24 - 1); a pair's record 24 bytes.
+//
+// A training corpus can live on disk instead (on_disk()): ids and records are appended to
+// unnamed files in a folder (created with mkstemp, unlinked at once: nothing is left behind,
+// whatever ends the process) and read back with pread, a batch at a time (gather, slice). In
+// memory it keeps only each pair's two lengths (8 bytes a pair), which batching sorts by; the
+// files' pages are the kernel's page cache, not the process's memory. (Not mmap: on today's
+// kernels a mapped page fault maps the whole large folio around it, up to megabytes, so the
+// random reads of batching would pull most of the files into the process.) A copy of an
+// on-disk corpus shares its files.
 class EncodedCorpus {
  public:
   // One side's ids of one pair: a view into the corpus, valid while the corpus lives.
@@ -58,16 +68,39 @@ class EncodedCorpus {
     std::size_t n_;
   };
 
-  std::size_t size() const { return pairs_.size(); }
-  Ids src(std::size_t i) const { return ids(pairs_[i], 0, pairs_[i].src_len); }
-  Ids tgt(std::size_t i) const { return ids(pairs_[i], pairs_[i].src_len, pairs_[i].tgt_len); }
-  std::size_t src_len(std::size_t i) const { return pairs_[i].src_len; }
-  std::size_t tgt_len(std::size_t i) const { return pairs_[i].tgt_len; }
-  // Line number (1-based) of pair i in the original files.
-  std::size_t line(std::size_t i) const { return pairs_[i].line; }
+  // An empty corpus kept in memory.
+  EncodedCorpus() = default;
+  // An empty corpus whose ids go to unnamed files in `dir`. Throws UserError naming `dir` when
+  // no file can be created there.
+  static EncodedCorpus on_disk(const std::string& dir);
+
+  std::size_t size() const;
+  std::size_t src_len(std::size_t i) const { return disk_ ? disk_length(i, 0) : pairs_[i].src_len; }
+  std::size_t tgt_len(std::size_t i) const { return disk_ ? disk_length(i, 1) : pairs_[i].tgt_len; }
+  // In memory only (an on-disk corpus throws std::logic_error: read it through gather or slice).
+  Ids src(std::size_t i) const { return ids(memory_record(i), 0, pairs_[i].src_len); }
+  Ids tgt(std::size_t i) const { return ids(memory_record(i), pairs_[i].src_len, pairs_[i].tgt_len); }
+  // Line number (1-based) of pair i in the original files (in memory only, as src).
+  std::size_t line(std::size_t i) const { return memory_record(i).line; }
+
+  // The pairs `indices`, in that order, as a corpus in memory: what a batch reads. On disk, one
+  // read of each pair's record and ids (seal() first); UserError naming the folder if one fails.
+  EncodedCorpus gather(const std::vector<std::uint32_t>& indices) const;
+  // Pairs first .. first + count - 1 (clipped to size()) in memory: a sequential reader's chunk,
+  // on disk two or three reads in all.
+  EncodedCorpus slice(std::size_t first, std::size_t count) const;
+
   // Appends a pair; one of more than 2^32 - 1 ids in all throws std::length_error, an id
-  // outside 0 .. 2^24 - 1 std::out_of_range.
+  // outside 0 .. 2^24 - 1 std::out_of_range (both add nothing). On disk: a failed write
+  // throws UserError naming the folder; add() after seal() throws std::logic_error.
   void add(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line);
+
+  // On disk: writes what add() buffered, so that gather and slice can read it (UserError if
+  // that fails). In memory, or once sealed: nothing.
+  void seal();
+  bool is_on_disk() const { return disk_ != nullptr; }
+  // Bytes of the files on disk (0 in memory).
+  std::uint64_t disk_bytes() const;
 
   static constexpr std::size_t kFirstBlockIds = 4096, kBlockIds = std::size_t{1} << 20;  // 8 KB .. 2 MB (2-byte ids)
 
@@ -81,14 +114,21 @@ class EncodedCorpus {
     std::vector<std::uint16_t> low;  // bits 0-15 of each id; reserved once, never regrown
     std::vector<std::uint8_t> high;  // bits 16-23, once some id needs them (same capacity)
   };
+  class Disk;  // the files of an on-disk corpus, their write buffers and the pairs' lengths (corpus.cc)
+  const Pair& memory_record(std::size_t i) const;  // pairs_[i]; std::logic_error on disk
+  std::size_t disk_length(std::size_t i, int side) const;
   Ids ids(const Pair& p, std::uint32_t from, std::uint32_t n) const {
     const Block& b = blocks_[p.block];
     return {b.low.data() + p.offset + from, wide_ ? b.high.data() + p.offset + from : nullptr, n};
   }
+  void add_to_disk(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line);
   void widen();  // gives every block its high bytes (zeros so far)
   std::vector<Block> blocks_;
   std::deque<Pair> pairs_;
   bool wide_ = false;
+  // On disk: pairs' records in the record file, (block, offset) read as the 64-bit position
+  // block * 2^32 + offset of their first id in the id files.
+  std::shared_ptr<Disk> disk_;
 };
 
 struct FilterOptions {
@@ -108,6 +148,9 @@ struct FilterReport {
 
 FilterOptions training_filter(const DataOptions& data);
 
+// Where the encoded training corpus goes: data.tempdir, else $TMPDIR, else /tmp.
+std::string corpus_folder(const DataOptions& data);
+
 // Whether a pair of these subword lengths passes the filter (the rule encode_parallel applies).
 bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter);
 
@@ -116,9 +159,10 @@ bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter
 std::size_t check_parallel(const std::string& src_path, const std::string& tgt_path);
 
 // Reads src_path and tgt_path line by line in lock step and encodes them on `threads`
-// threads. Throws InputError if the files differ in length (naming both and the line).
+// threads into `corpus` (empty: in memory, or EncodedCorpus::on_disk(dir)), which comes back
+// sealed. Throws InputError if the files differ in length (naming both and the line).
 EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tgt_path, const SubwordModel& src_model,
                               const SubwordModel& tgt_model, const FilterOptions& filter, int threads,
-                              FilterReport* report = nullptr);
+                              FilterReport* report = nullptr, EncodedCorpus corpus = EncodedCorpus());
 
 }  // namespace gloss::text

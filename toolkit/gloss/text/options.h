@@ -12,6 +12,8 @@ struct DataOptions {
   int max_src_len = 100;       // drop pairs with more source subwords
   int max_tgt_len = 100;       // drop pairs with more target subwords
   double max_len_ratio = 3.0;  // drop pairs whose subword length ratio exceeds this (0: off)
+  // Folder of the encoded training corpus's unnamed files ("": $TMPDIR, else /tmp).
+  std::string tempdir;
 };
 
 struct SubwordOptions {

@@ -48,19 +48,19 @@ SegmentationSampler::SegmentationSampler(const std::string& src_path, const std:
   std::vector<std::string> src_lines, tgt_lines;
   std::vector<std::vector<std::vector<int>>> src_nbest(kChunk), tgt_nbest(kChunk);
   std::string a, b;
-  for (std::size_t i = 0; i < corpus.size();) {
+  for (std::size_t i = 0; i < corpus.size(); i += kChunk) {
     src_lines.clear();
     tgt_lines.clear();
-    for (; i < corpus.size() && src_lines.size() < kChunk; ++i) {
-      while (src_reader.line_number() < corpus.line(i)) {
-        if (!src_reader.next(a))
-          throw InputError(src_path, corpus.line(i), "line missing: the file changed during training");
-        if (!tgt_reader.next(b))
-          throw InputError(tgt_path, corpus.line(i), "line missing: the file changed during training");
+    const EncodedCorpus chunk = corpus.slice(i, kChunk);  // for the line numbers
+    for (std::size_t k = 0; k < chunk.size(); ++k) {
+      const std::size_t line = chunk.line(k);
+      while (src_reader.line_number() < line) {
+        if (!src_reader.next(a)) throw InputError(src_path, line, "line missing: the file changed during training");
+        if (!tgt_reader.next(b)) throw InputError(tgt_path, line, "line missing: the file changed during training");
       }
       src_lines.push_back(a);
       tgt_lines.push_back(b);
-      lines_.push_back(corpus.line(i));
+      lines_.push_back(line);
     }
     compute::run_workers(std::max(1, threads), src_lines.size(), [&](int, std::size_t k) {
       src_nbest[k] = src_model.encode_nbest(src_lines[k], options.nbest);
@@ -78,8 +78,7 @@ void SegmentationSampler::Side::copy(std::uint32_t j, std::vector<int>& out) con
   for (std::uint32_t i = offsets[j]; i < offsets[j + 1]; ++i) out.push_back(ids[i]);
 }
 
-EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch) const {
-  EncodedCorpus out;
+EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch, EncodedCorpus out) const {
   std::vector<int> s, t;
   for (std::size_t i = 0; i < lines_.size(); ++i) {
     Rng rng(seed * 0x9E3779B97F4A7C15ULL ^ static_cast<std::uint64_t>(epoch) * 0xC2B2AE3D27D4EB4FULL ^
@@ -93,6 +92,7 @@ EncodedCorpus SegmentationSampler::sample(std::uint64_t seed, int epoch) const {
     tgt_.copy(jt, t);
     out.add(s, t, lines_[i]);
   }
+  out.seal();
   return out;
 }
 

@@ -40,7 +40,7 @@ class PackedIds {
 
 class SegmentationSampler {
  public:
-  // Reads the lines of `corpus`'s pairs again (corpus.line(i)) from the two files and keeps up
+  // Reads the lines of `corpus`'s pairs again (by their line numbers) from the two files and keeps up
   // to options.nbest segmentations of each side with their probabilities: memory of about
   // nbest times the corpus's ids. Throws InputError if a file no longer has a pair's line, and
   // UserError for a BPE model (no n-best segmentations).
@@ -49,9 +49,10 @@ class SegmentationSampler {
                       FilterOptions filter, int threads);
 
   // The corpus of `epoch` (same pairs, same order as the one given to the constructor): one drawn
-  // segmentation per side. A pair whose draw breaks the filter's length limits keeps its best
-  // segmentation.
-  EncodedCorpus sample(std::uint64_t seed, int epoch) const;
+  // segmentation per side, into `out` (empty: in memory, or EncodedCorpus::on_disk(dir)),
+  // which comes back sealed. A pair whose draw breaks the filter's length limits keeps its
+  // best segmentation.
+  EncodedCorpus sample(std::uint64_t seed, int epoch, EncodedCorpus out = EncodedCorpus()) const;
 
   // Mean number of segmentations kept per sentence, source and target.
   double mean_candidates() const;

@@ -42,7 +42,8 @@ TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& lo
   data.subword_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   t0 = std::chrono::steady_clock::now();
   data.filter = text::training_filter(d);
-  data.corpus = text::encode_parallel(d.train_src, d.train_tgt, data.src, data.tgt, data.filter, threads, &data.report);
+  data.corpus = text::encode_parallel(d.train_src, d.train_tgt, data.src, data.tgt, data.filter, threads, &data.report,
+                                      text::EncodedCorpus::on_disk(text::corpus_folder(d)));
   if (setup.subword.sample_nbest > 1) {
     const text::SamplingOptions so{setup.subword.sample_nbest, setup.subword.sample_alpha};
     data.sampler = std::make_shared<const text::SegmentationSampler>(d.train_src, d.train_tgt, data.src, data.tgt,
@@ -472,8 +473,11 @@ TrainingRun::TrainingRun(const TrainSetup& setup, std::ostream& log)
       rng_(static_cast<std::uint64_t>(to_.seed)) {
   if (has_valid_) valid_ = load_valid(s_.data, data_.src, data_.tgt, to_.threads);
   if (data_.sampler)  // every epoch its own segmentations, drawn from (train.seed, epoch)
-    batcher_.on_epoch_start(
-        [this](int epoch) { data_.corpus = data_.sampler->sample(static_cast<std::uint64_t>(to_.seed), epoch); });
+    batcher_.on_epoch_start([this](int epoch) {
+      data_.corpus = text::EncodedCorpus();  // the last epoch's files go before the next ones are written
+      data_.corpus = data_.sampler->sample(static_cast<std::uint64_t>(to_.seed), epoch,
+                                           text::EncodedCorpus::on_disk(text::corpus_folder(s_.data)));
+    });
   mf_.config = network_.config;
   mf_.src_spm = data_.src.bytes();
   mf_.tgt_spm = data_.tgt.bytes();
