@@ -42,6 +42,12 @@ cmp -s "$tmp/in.de" "$tmp/back.de" && pass || fail "encode/decode ids round trip
 # gloss data reports filtering and batches.
 "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/data" 2>/dev/null || fail "gloss data"
 grep -q "^train: 1014 pairs read" "$tmp/data" && grep -q "^batches (epoch 1): " "$tmp/data" && pass || fail "data report: $(cat "$tmp/data")"
+# The encoded corpus goes to unnamed files in data.tempdir: reported, and nothing left behind.
+mkdir "$tmp/corpus"
+"$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" --data.tempdir "$tmp/corpus" >"$tmp/data2" 2>/dev/null || fail "gloss data with data.tempdir"
+grep -q "MB on disk in unnamed files in $tmp/corpus (data.tempdir)" "$tmp/data2" && [ -z "$(ls -A "$tmp/corpus")" ] && pass ||
+  fail "data.tempdir: $(grep '^encoded' "$tmp/data2"); left: $(ls -A "$tmp/corpus")"
+expect_error "unwritable tempdir" "$tmp/none: cannot create the encoded training corpus there" -- "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" --data.tempdir "$tmp/none"
 
 # Errors: one line, exit 2, naming file/line/key.
 printf 'include = base.ini\n[train]\nlrate = 1\n' >"$tmp/bad.ini"

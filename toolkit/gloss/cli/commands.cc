@@ -448,7 +448,8 @@ int data_command(const std::vector<std::string>& args, std::ostream& out, std::o
       << fixed(spm_seconds, 2) << " s)\n";
   out << "train: " << report.summary(filter) << "\n";
   out << "encoded in " << fixed(encode_seconds, 2) << " s; " << corpus.size() << " pairs, " << materialised_tokens
-      << " target tokens\n";
+      << " target tokens; " << fixed(static_cast<double>(corpus.disk_bytes()) / 1e6, 1)
+      << " MB on disk in unnamed files in " << text::corpus_folder(r.data) << " (data.tempdir)\n";
   out << "batches (epoch 1): " << batches.size() << " (" << r.train.batch_by << "), padding " << pad << ", built in "
       << fixed(batch_seconds, 2) << " s\n";
   if (!r.data.valid_src.empty()) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <numeric>
 #include <ostream>
+#include <utility>
 
 #include "gloss/decode/search.h"
 #include "gloss/decode/shortlist.h"
@@ -33,6 +34,8 @@ TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& lo
     if (!path->empty()) require_rereadable(*path, "training and validation files are read more than once");
   text::check_parallel(d.train_src, d.train_tgt);
   if (!d.valid_src.empty()) text::check_parallel(d.valid_src, d.valid_tgt);
+  // Its files first: an unwritable data.tempdir is an error before minutes of subword training.
+  auto corpus = text::EncodedCorpus::on_disk(text::corpus_folder(d));
   TrainingData data;
   auto t0 = std::chrono::steady_clock::now();
   const std::string spm = setup.subword_dir.empty() ? (fs::path(setup.workdir) / "spm").string() : setup.subword_dir;
@@ -43,7 +46,7 @@ TrainingData prepare_data(const TrainSetup& setup, int threads, std::ostream& lo
   t0 = std::chrono::steady_clock::now();
   data.filter = text::training_filter(d);
   data.corpus = text::encode_parallel(d.train_src, d.train_tgt, data.src, data.tgt, data.filter, threads, &data.report,
-                                      text::EncodedCorpus::on_disk(text::corpus_folder(d)));
+                                      std::move(corpus));
   if (setup.subword.sample_nbest > 1) {
     const text::SamplingOptions so{setup.subword.sample_nbest, setup.subword.sample_alpha};
     data.sampler = std::make_shared<const text::SegmentationSampler>(d.train_src, d.train_tgt, data.src, data.tgt,
