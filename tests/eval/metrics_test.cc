@@ -2,7 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
+#include <set>
 #include <sstream>
+#include <string>
 
 #include "gloss/eval/bleu.h"
 #include "gloss/eval/chrf.h"
@@ -107,8 +110,18 @@ std::string run(EvalOptions o, const std::string& stdin_text = "") {
   return out.str();
 }
 
+// The files write_temp wrote, removed when the test process exits.
+struct TempFiles {
+  std::set<std::string> paths;
+  ~TempFiles() {
+    for (const auto& p : paths) std::remove(p.c_str());
+  }
+};
+
 std::string write_temp(const std::string& name, const std::string& content) {
+  static TempFiles files;
   const std::string path = "/tmp/gloss_metrics_test_" + name;
+  files.paths.insert(path);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   std::fwrite(content.data(), 1, content.size(), f);
   std::fclose(f);
