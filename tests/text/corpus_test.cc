@@ -309,6 +309,11 @@ TEST_CASE("split_batch for workers: each group dealt round-robin, every sentence
         for (int w = 0; w < 3; ++w) {
           const auto& p = parts[g * 3 + static_cast<std::size_t>(w)];
           CHECK(p.size == static_cast<int>((groups[g].examples.size() + 2 - static_cast<std::size_t>(w)) / 3));
+          if (p.size > 0) {  // cut from the batch: exactly the batch make_batch builds of its sentences
+            const Batch m = make_batch(corpus, p.examples);
+            CHECK((p.src == m.src && p.tgt_in == m.tgt_in && p.tgt_out == m.tgt_out && p.src_lengths == m.src_lengths &&
+                   p.src_len == m.src_len && p.tgt_len == m.tgt_len && p.target_tokens == m.target_tokens));
+          }
           dealt.insert(dealt.end(), p.examples.begin(), p.examples.end());
         }
         std::vector<std::uint32_t> want = groups[g].examples;

@@ -78,6 +78,43 @@ Batch make_batch(const EncodedCorpus& corpus, const std::vector<std::uint32_t>& 
   return b;
 }
 
+namespace {
+
+// The sentences in `columns` of `b` as a batch of their own, padded as make_batch pads them:
+// make_batch of their examples, without reading the corpus again (on disk: no second read).
+Batch select_columns(const Batch& b, const std::vector<std::size_t>& columns) {
+  const auto N = static_cast<std::size_t>(b.size), n = columns.size();
+  Batch p;
+  p.size = static_cast<int>(n);
+  std::vector<int> tgt_lengths(n);  // target + EOS: tgt_out's positions before the padding
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t c = columns[k];
+    p.examples.push_back(b.examples[c]);
+    p.src_len = std::max(p.src_len, b.src_lengths[c]);
+    int t = 0;
+    while (t < b.tgt_len && b.tgt_out[static_cast<std::size_t>(t) * N + c] != kPadId) ++t;
+    tgt_lengths[k] = t;
+    p.tgt_len = std::max(p.tgt_len, t);
+  }
+  p.src.assign(static_cast<std::size_t>(p.src_len) * n, kPadId);
+  p.tgt_in.assign(static_cast<std::size_t>(p.tgt_len) * n, kPadId);
+  p.tgt_out.assign(static_cast<std::size_t>(p.tgt_len) * n, kPadId);
+  p.src_lengths.resize(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t c = columns[k];
+    p.src_lengths[k] = b.src_lengths[c];
+    for (std::size_t t = 0; t < static_cast<std::size_t>(b.src_lengths[c]); ++t) p.src[t * n + k] = b.src[t * N + c];
+    for (std::size_t t = 0; t < static_cast<std::size_t>(tgt_lengths[k]); ++t) {
+      p.tgt_in[t * n + k] = b.tgt_in[t * N + c];
+      p.tgt_out[t * n + k] = b.tgt_out[t * N + c];
+    }
+    p.target_tokens += tgt_lengths[k];
+  }
+  return p;
+}
+
+}  // namespace
+
 std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, std::int64_t max_positions,
                                int workers) {
   workers = std::max(1, workers);
@@ -89,8 +126,11 @@ std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, 
   // workers, so that their parts are alike in length and work.
   const std::int64_t k =
       !too_long ? 1 : std::min<std::int64_t>(batch.size, (positions + max_positions - 1) / max_positions);
-  std::vector<std::uint32_t> order = batch.examples;
-  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+  // Columns of the batch sorted by their sentences' lengths (kept in memory, on disk too).
+  std::vector<std::size_t> order(batch.examples.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    const std::uint32_t a = batch.examples[x], b = batch.examples[y];
     return corpus.tgt_len(a) != corpus.tgt_len(b) ? corpus.tgt_len(a) > corpus.tgt_len(b)
                                                   : corpus.src_len(a) > corpus.src_len(b);
   });
@@ -99,10 +139,10 @@ std::vector<Batch> split_batch(const EncodedCorpus& corpus, const Batch& batch, 
   for (std::size_t at = 0; at < order.size(); at += per) {
     const std::size_t end = std::min(order.size(), at + per);
     for (int w = 0; w < workers; ++w) {
-      std::vector<std::uint32_t> examples;
+      std::vector<std::size_t> columns;
       for (std::size_t i = at + static_cast<std::size_t>(w); i < end; i += static_cast<std::size_t>(workers))
-        examples.push_back(order[i]);
-      parts.push_back(examples.empty() ? Batch{} : make_batch(corpus, examples));
+        columns.push_back(order[i]);
+      parts.push_back(columns.empty() ? Batch{} : select_columns(batch, columns));
     }
   }
   return parts;

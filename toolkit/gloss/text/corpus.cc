@@ -115,6 +115,8 @@ class EncodedCorpus::Disk {
     high_out.assign(n, 0);
     if (high) high->read_at(at, high_out.data(), n);
   }
+  // Appends pair p to `out`, its ids at `low`, `high` (as read_ids read them).
+  static void append(EncodedCorpus& out, const Pair& p, const std::uint16_t* low, const std::uint8_t* high);
 };
 
 EncodedCorpus EncodedCorpus::on_disk(const std::string& dir) {
@@ -142,6 +144,11 @@ std::vector<int> to_ints(const std::uint16_t* low, const std::uint8_t* high, std
 
 }  // namespace
 
+void EncodedCorpus::Disk::append(EncodedCorpus& out, const Pair& p, const std::uint16_t* low,
+                                 const std::uint8_t* high) {
+  out.add(to_ints(low, high, p.src_len), to_ints(low + p.src_len, high + p.src_len, p.tgt_len), p.line);
+}
+
 EncodedCorpus EncodedCorpus::gather(const std::vector<std::uint32_t>& indices) const {
   EncodedCorpus out;
   if (!disk_) {
@@ -157,8 +164,7 @@ EncodedCorpus EncodedCorpus::gather(const std::vector<std::uint32_t>& indices) c
   for (auto i : indices) {
     const Pair p = disk_->record(i);
     disk_->read_ids(static_cast<std::uint64_t>(p.block) << 32 | p.offset, p.src_len + p.tgt_len, low, high);
-    out.add(to_ints(low.data(), high.data(), p.src_len),
-            to_ints(low.data() + p.src_len, high.data() + p.src_len, p.tgt_len), p.line);
+    Disk::append(out, p, low.data(), high.data());
   }
   return out;
 }
@@ -184,8 +190,7 @@ EncodedCorpus EncodedCorpus::slice(std::size_t first, std::size_t count) const {
   disk_->read_ids(at, static_cast<std::size_t>(n), low, high);
   for (const Pair& p : records) {
     const std::size_t o = static_cast<std::size_t>(start(p) - at);
-    out.add(to_ints(low.data() + o, high.data() + o, p.src_len),
-            to_ints(low.data() + o + p.src_len, high.data() + o + p.src_len, p.tgt_len), p.line);
+    Disk::append(out, p, low.data() + o, high.data() + o);
   }
   return out;
 }
