@@ -625,8 +625,10 @@ TEST_CASE("Optimisers: one fused step (clip factor, update, average) equals the 
         CHECK((nn::clip_factor(norm, max_norm) == 1.0f) == (step % 2 == 0));
         opt_passes->step(passes, 0.01f);
         avg_passes.update(passes, step);
-        opt_fused->step(
-            fused, {.lr = 0.01f, .grad_scale = nn::clip_factor(norm, max_norm), .average = &avg_fused, .step = step});
+        opt_fused->step(fused, {.lr = 0.01f,
+                                .grad_scale = nn::clip_factor(norm, max_norm),
+                                .average = &avg_fused,
+                                .step = step});
       }
       INFO(name << " weight decay " << decay);
       for (std::size_t i = 0; i < fused.all().size(); ++i) {

@@ -165,8 +165,7 @@ float WeightAverage::keep(std::int64_t step) const {
 void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
   const float d = keep(step);
   const auto& all = params.all();
-  for (std::size_t i = 0; i < all.size(); ++i)
-    kernels::move_average(avg_[i].size(), d, all[i]->value.data(), avg_[i].data());
+  for (std::size_t i = 0; i < all.size(); ++i) kernels::move_average(avg_[i].size(), d, all[i]->value.data(), avg_[i].data());
 }
 
 void WeightAverage::swap_with(ParameterSet& params) {
