@@ -4,8 +4,6 @@
 # (sentences/s on test_2016_flickr, beam 5, 2 threads) with MODEL. Prints every run and the
 # medians with the ratio NEW / OLD: a refactoring should stay within the machine's noise.
 # PRECISION (f32, bf16 or auto; default the recipe's) is the training benchmark's train.precision.
-# RECIPE (environment; default recipes/quick-en-de.ini) is the training benchmark's recipe, e.g.
-# recipes/best-en-de.ini to include its weight average.
 # Usage: bash tests/bench/before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]" >&2; exit 2; }
@@ -24,7 +22,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 train_rate() {
-  "$1" bench train "${RECIPE:-recipes/quick-en-de.ini}" --threads 2 --batches 60 "${precision[@]}" --run.workdir "$tmp/run" 2>/dev/null |
+  "$1" bench train --threads 2 --batches 60 "${precision[@]}" --run.workdir "$tmp/run" 2>/dev/null |
     awk '/^BENCH train_target_tokens_per_s/ {print $3}'
 }
 translate_rate() {

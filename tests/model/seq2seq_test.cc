@@ -2,7 +2,6 @@
 // a padded batch against its sentences run one by one.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cmath>
 
 #include "gloss/decode/search.h"
@@ -594,51 +593,4 @@ TEST_CASE("min_parameter_count: a lower bound, within a factor of two, of every 
     CHECK(gloss::model::min_parameter_count(config) <= actual);
     CHECK(gloss::model::min_parameter_count(config) * 2 >= actual);
   }
-}
-
-TEST_CASE("Optimisers: one fused step (clip factor, update, average) equals the three passes bit for bit",
-          "[nn][optim]") {
-  // Sizes on both sides of the kernels' threading threshold, several steps, clipping active
-  // on some and not others, with and without weight decay.
-  for (const std::string name : {"adam", "sgd"})
-    for (const double decay : {0.0, 0.01}) {
-      auto make = [](nn::ParameterSet& ps) {
-        ps.add("big", {70000});
-        ps.add("small", {3, 5});
-        Rng rng(3);
-        nn::init_parameters(ps, "uniform", 0.5f, rng);
-      };
-      nn::ParameterSet fused, passes;
-      make(fused);
-      make(passes);
-      auto opt_fused = nn::make_optimizer(name, fused, decay);
-      auto opt_passes = nn::make_optimizer(name, passes, decay);
-      nn::WeightAverage avg_fused(fused, 0.99), avg_passes(passes, 0.99);
-      Rng grads(9);
-      for (std::int64_t step = 1; step <= 4; ++step) {
-        for (std::size_t i = 0; i < fused.all().size(); ++i)
-          for (std::int64_t k = 0; k < fused.all()[i]->grad.size(); ++k)
-            fused.all()[i]->grad[k] = passes.all()[i]->grad[k] = grads.uniform(-1.0f, 1.0f);
-        const double max_norm = step % 2 ? 10.0 : 1e6;  // clips on odd steps only
-        const double norm = nn::grad_norm(fused);
-        CHECK(nn::clip_grad_norm(passes, max_norm) == norm);
-        CHECK((nn::clip_factor(norm, max_norm) == 1.0f) == (step % 2 == 0));
-        opt_passes->step(passes, 0.01f);
-        avg_passes.update(passes, step);
-        opt_fused->step(fused, {.lr = 0.01f,
-                                .grad_scale = nn::clip_factor(norm, max_norm),
-                                .average = &avg_fused,
-                                .step = step});
-      }
-      INFO(name << " weight decay " << decay);
-      for (std::size_t i = 0; i < fused.all().size(); ++i) {
-        const auto& a = fused.all()[i]->value;
-        const auto& b = passes.all()[i]->value;
-        CHECK(std::equal(a.data(), a.data() + a.size(), b.data()));
-        const Tensor& avg_a = *avg_fused.state()[i];
-        const Tensor& avg_b = *avg_passes.state()[i];
-        CHECK(std::equal(avg_a.data(), avg_a.data() + avg_a.size(), avg_b.data()));
-        CHECK_FALSE(std::equal(a.data(), a.data() + a.size(), avg_a.data()));  // the average moved, but lags
-      }
-    }
 }

@@ -215,8 +215,6 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
   const model::ModelConfig& mc = network.config;
   Rng rng(static_cast<std::uint64_t>(r.train.seed));
   nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
-  std::optional<nn::WeightAverage> average;  // as the trainer keeps one (train.ema_decay > 0)
-  if (to.ema_decay > 0) average.emplace(params, to.ema_decay);
   log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
       << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads, "
       << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers"
@@ -235,11 +233,8 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
     reduce_seconds += seconds_since(reduce_start);
     {
       const compute::StageTimer timer(compute::Stage::kOptimizer);
-      const float clip = nn::clip_factor(nn::grad_norm(params), r.train.clip_norm);
-      optimizer->step(params, {.lr = static_cast<float>(r.train.lr),
-                               .grad_scale = clip,
-                               .average = average ? &*average : nullptr,
-                               .step = optimizer->steps + 1});
+      nn::clip_grad_norm(params, r.train.clip_norm);
+      optimizer->step(params, static_cast<float>(r.train.lr));
     }
     tokens += loss.tokens;
     return loss;

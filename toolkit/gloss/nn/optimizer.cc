@@ -42,17 +42,14 @@ class Adam : public Optimizer {
       v_.emplace_back(p->value.shape());
     }
   }
-  void update(ParameterSet& params, const Update& u) override {
+  void update(ParameterSet& params, float lr) override {
     const double b1 = 0.9, b2 = 0.999;
-    kernels::AdamStep k{.lr = u.lr,
-                        .c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps)))),
-                        .c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps)))),
-                        .grad_scale = u.grad_scale};
-    if (u.average) k.keep = u.average->keep(u.step);
+    const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
+    const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
     const auto& all = params.all();
     for (std::size_t i = 0; i < all.size(); ++i)
-      kernels::adam(all[i]->value.size(), k, all[i]->value.data(), all[i]->grad.data(), m_[i].data(), v_[i].data(),
-                    u.average ? u.average->values(i) : nullptr);
+      kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(),
+                    v_[i].data());
   }
   std::vector<Tensor*> state() override {
     std::vector<Tensor*> out;
@@ -67,16 +64,14 @@ class Adam : public Optimizer {
 
 class Sgd : public Optimizer {
  public:
-  void update(ParameterSet& params, const Update& u) override {
-    const float lr = u.lr, s = u.grad_scale;
+  void update(ParameterSet& params, float lr) override {
     for (const auto& p : params.all()) {
       float* w = p->value.data();
       const float* g = p->grad.data();
       const std::int64_t n = p->value.size();
 #pragma omp simd
-      for (std::int64_t k = 0; k < n; ++k) w[k] -= lr * (g[k] * s);
+      for (std::int64_t k = 0; k < n; ++k) w[k] -= lr * g[k];
     }
-    if (u.average) u.average->update(params, u.step);
   }
   std::vector<Tensor*> state() override { return {}; }
 };
@@ -111,31 +106,24 @@ void init_parameters(ParameterSet& params, const std::string& method, float scal
   params.touch();
 }
 
-double grad_norm(const ParameterSet& params) {
+double clip_grad_norm(ParameterSet& params, double max_norm) {
   double sq = 0.0;
   for (const auto& p : params.all()) sq += kernels::sum_squares(p->grad.size(), p->grad.data());
-  return std::sqrt(sq);
-}
-
-float clip_factor(double norm, double max_norm) {
-  return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
-}
-
-double clip_grad_norm(ParameterSet& params, double max_norm) {
-  const double norm = grad_norm(params);
-  const float s = clip_factor(norm, max_norm);
-  if (s != 1.0f)
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const float s = static_cast<float>(max_norm / (norm + 1e-6));
     for (const auto& p : params.all()) kernels::scale(p->grad.size(), s, p->grad.data());
+  }
   return norm;
 }
 
-void Optimizer::step(ParameterSet& params, const Update& u) {
+void Optimizer::step(ParameterSet& params, float lr) {
   ++steps;
-  if (weight_decay > 0) {  // a pass of its own: fused into Adam's, FMA would round it differently
-    const auto shrink = static_cast<float>(1.0 - static_cast<double>(u.lr) * weight_decay);
+  if (weight_decay > 0) {
+    const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
     for (const auto& p : params.all()) kernels::scale(p->value.size(), shrink, p->value.data());
   }
-  update(params, u);
+  update(params, lr);
   params.touch();
 }
 
@@ -157,15 +145,17 @@ WeightAverage::WeightAverage(const ParameterSet& params, double decay) : decay_(
   for (const auto& p : params.all()) avg_.push_back(p->value);
 }
 
-float WeightAverage::keep(std::int64_t step) const {
-  const double t = static_cast<double>(step);
-  return static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
-}
-
 void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
-  const float d = keep(step);
+  const double t = static_cast<double>(step);
+  const auto d = static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
   const auto& all = params.all();
-  for (std::size_t i = 0; i < all.size(); ++i) kernels::move_average(avg_[i].size(), d, all[i]->value.data(), avg_[i].data());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    float* a = avg_[i].data();
+    const float* w = all[i]->value.data();
+    const std::int64_t n = avg_[i].size();
+#pragma omp simd
+    for (std::int64_t k = 0; k < n; ++k) a[k] = d * a[k] + (1.0f - d) * w[k];
+  }
 }
 
 void WeightAverage::swap_with(ParameterSet& params) {

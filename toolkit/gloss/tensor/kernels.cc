@@ -100,30 +100,16 @@ GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
   }
 }
 
-// Not cloned per CPU (see move_average): the average rounds as it always has, whichever CPU runs it.
-__attribute__((noinline)) void average_range(std::int64_t begin, std::int64_t end, float keep, const float* w,
-                                             float* avg) {
-#pragma omp simd
-  for (std::int64_t i = begin; i < end; ++i) avg[i] = keep * avg[i] + (1.0f - keep) * w[i];
-}
-
-void move_average(std::int64_t n, float keep, const float* w, float* avg) {
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) average_range(c, std::min(n, c + kChunk), keep, w, avg);
-}
-
-GLOSS_CLONES void adam(std::int64_t n, const AdamStep& k, float* w, const float* g, float* m, float* v, float* avg) {
+GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v) {
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
   for (std::int64_t c = 0; c < n; c += kChunk) {
     const std::int64_t end = std::min(n, c + kChunk);
 #pragma omp simd
     for (std::int64_t i = c; i < end; ++i) {
-      const float gi = g[i] * k.grad_scale;
-      m[i] = 0.9f * m[i] + 0.1f * gi;
-      v[i] = 0.999f * v[i] + 0.001f * gi * gi;
-      w[i] -= k.lr * (m[i] * k.c1) / (std::sqrt(v[i] * k.c2) + 1e-8f);
+      m[i] = 0.9f * m[i] + 0.1f * g[i];
+      v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
+      w[i] -= lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + 1e-8f);
     }
-    if (avg) average_range(c, end, k.keep, w, avg);  // the chunk's w still in cache
   }
 }
 

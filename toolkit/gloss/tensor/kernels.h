@@ -16,21 +16,8 @@ void scale(std::int64_t n, float s, float* x);
 // into[i] += from[i]; from[i] = 0 (gradients of a replica summed into the model's).
 void move_add(std::int64_t n, float* from, float* into);
 
-// avg = keep * avg + (1 - keep) * w, compiled for the build's baseline target (not cloned per
-// CPU): the same rounding on every CPU, without FMA on the default x86-64 build.
-void move_average(std::int64_t n, float keep, const float* w, float* avg);
-
-// Adam (beta1 0.9, beta2 0.999, eps 1e-8) on one tensor of n values, in one pass over memory:
-// the gradient is g * grad_scale (clipping's factor; g itself is not written), c1 = 1/(1-b1^t)
-// and c2 = 1/(1-b2^t) the bias corrections. With avg (nullable), the moving average follows the
-// new weights as move_average does, chunk by chunk while they are in cache. Bit for bit what
-// scaling g, Adam and move_average as three passes give.
-struct AdamStep {
-  float lr, c1, c2;
-  float grad_scale = 1.0f;
-  float keep = 0.0f;
-};
-void adam(std::int64_t n, const AdamStep& k, float* w, const float* g, float* m, float* v, float* avg);
+// Adam update of one tensor (bias corrections c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)).
+void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v);
 
 // One step of additive attention, one sentence per row n (threads split the sentences):
 //   e_j = v . tanh(uh[j,n,:] + a[n,:]) for j < lengths[n], alpha[.,n] = softmax_j(e) (0 at
