@@ -431,6 +431,35 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   fs::remove_all(root);
 }
 
+TEST_CASE("Learning-rate schedules: constant, plateau, inverse_sqrt and cosine with warm-up", "[train]") {
+  using gloss::train::lr_at;
+  gloss::train::TrainOptions t;
+  t.lr = 0.01;
+  t.lr_schedule = "constant";
+  CHECK(lr_at(t, 0.5, 0) == 0.01);
+  CHECK(lr_at(t, 0.5, 1000) == 0.01);
+  t.lr_schedule = "plateau";  // the run's halved rate
+  CHECK(lr_at(t, 0.005, 1000) == 0.005);
+  t.lr_schedule = "inverse_sqrt";
+  t.warmup_steps = 100;
+  CHECK(lr_at(t, 0.5, 50) == Approx(0.005));
+  CHECK(lr_at(t, 0.5, 100) == Approx(0.01));
+  CHECK(lr_at(t, 0.5, 400) == Approx(0.005));
+  t.lr_schedule = "cosine";  // lr_min + (lr - lr_min) (1 + cos(pi s / span)) / 2, then lr_min
+  t.warmup_steps = 0;
+  t.max_steps = 1000;
+  t.lr_min = 0.001;
+  CHECK(lr_at(t, 0.5, 0) == Approx(0.01));
+  CHECK(lr_at(t, 0.5, 500) == Approx(0.0055));
+  CHECK(lr_at(t, 0.5, 250) == Approx(0.001 + 0.009 * (1 + std::sqrt(0.5)) / 2));
+  CHECK(lr_at(t, 0.5, 1000) == Approx(0.001));
+  CHECK(lr_at(t, 0.5, 5000) == Approx(0.001));
+  t.decay_steps = 2000;  // decay_steps, when set, and not max_steps
+  CHECK(lr_at(t, 0.5, 1000) == Approx(0.0055));
+  t.warmup_steps = 100;  // warm-up scales the start
+  CHECK(lr_at(t, 0.5, 50) == Approx(0.5 * (0.001 + 0.009 * (1 + std::cos(M_PI * 50 / 2000)) / 2)));
+}
+
 TEST_CASE("Scheduled sampling: the teacher-forcing ratio follows its decay schedule", "[train]") {
   gloss::train::TrainOptions t;
   t.teacher_forcing = 1.0;

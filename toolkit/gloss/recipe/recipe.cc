@@ -182,8 +182,13 @@ class Schema {
     auto& t = r.train;  // train::TrainOptions
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
     add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
-    add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule", {"constant", "plateau", "inverse_sqrt"});
+    add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule",
+               {"constant", "plateau", "inverse_sqrt", "cosine"});
     add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0, 1000000000);
+    add_int("train.decay_steps", &t.decay_steps,
+            "lr_schedule cosine: updates over which lr falls to lr_min along a half cosine (0: train.max_steps)", 0,
+            1000000000);
+    add_float("train.lr_min", &t.lr_min, "lr_schedule cosine: the learning rate after decay_steps", 0, 100);
     add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
     add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1, 1000000);
     add_float("train.weight_decay", &t.weight_decay,
@@ -461,6 +466,12 @@ void check_combinations(const Recipe& r, const std::function<std::string(const s
     throw ConfigError(
         where("subword.sample_nbest") +
         " needs subword.model_type = unigram (SentencePiece samples segmentations of unigram models only)");
+  if (r.train.lr_schedule == "cosine" && r.train.decay_steps == 0 && r.train.max_steps == 0)
+    throw ConfigError(where("train.lr_schedule") +
+                      " cosine needs the updates to decay over: set train.decay_steps or train.max_steps");
+  if (r.train.lr_schedule == "cosine" && r.train.lr_min > r.train.lr)
+    throw ConfigError(where("train.lr_min") + " must not exceed train.lr (" + number_text(r.train.lr_min) + " > " +
+                      number_text(r.train.lr) + ")");
   const int beam = r.decode.search.beam_size;
   for (const auto& [key, value] : {std::pair<const char*, int>{"decode.stop_after", r.decode.search.stop_after},
                                    std::pair<const char*, int>{"decode.n_best", r.decode.search.n_best}})

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numbers>
 #include <numeric>
 #include <ostream>
 #include <utility>
@@ -84,6 +85,22 @@ double teacher_forcing_at(const TrainOptions& t, std::int64_t step) {
   if (t.teacher_forcing_decay == "exponential") return pm + (p0 - pm) * std::pow(0.5, s / k);
   if (t.teacher_forcing_decay == "inverse_sigmoid") return pm + (p0 - pm) * k / (k + std::exp(std::min(700.0, s / k)));
   return p0;
+}
+
+double lr_at(const TrainOptions& t, double plateau_lr, std::int64_t step) {
+  double lr = t.lr_schedule == "plateau" ? plateau_lr : t.lr;
+  const double s = static_cast<double>(step);
+  if (t.lr_schedule == "cosine") {
+    const int span = std::max(1, t.decay_steps > 0 ? t.decay_steps : t.max_steps);  // the recipe checks > 0
+    const double done = std::min(1.0, s / span);
+    lr = t.lr_min + (t.lr - t.lr_min) * 0.5 * (1 + std::cos(std::numbers::pi * done));
+  }
+  if (t.lr_schedule == "inverse_sqrt" && t.warmup_steps > 0) {
+    lr *= std::min(s / t.warmup_steps, std::sqrt(t.warmup_steps / std::max(1.0, s)));
+  } else if (t.warmup_steps > 0 && s < t.warmup_steps) {
+    lr *= s / t.warmup_steps;
+  }
+  return lr;
 }
 
 Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::ModelConfig& config, const TrainOptions& t,
@@ -531,16 +548,7 @@ void TrainingRun::start_or_resume() {
   if (!metrics_) throw UserError(metrics_path.string() + ": cannot write the validation log");
 }
 
-double TrainingRun::lr_at(std::int64_t step) const {
-  double lr = to_.lr_schedule == "plateau" ? state_.lr : to_.lr;
-  const double s = static_cast<double>(step);
-  if (to_.lr_schedule == "inverse_sqrt" && to_.warmup_steps > 0) {
-    lr *= std::min(s / to_.warmup_steps, std::sqrt(to_.warmup_steps / std::max(1.0, s)));
-  } else if (to_.warmup_steps > 0 && s < to_.warmup_steps) {
-    lr *= s / to_.warmup_steps;
-  }
-  return lr;
-}
+double TrainingRun::lr_at(std::int64_t step) const { return train::lr_at(to_, state_.lr, step); }
 
 void TrainingRun::save_checkpoint() {
   state_.epoch = batcher_.position().epoch;
