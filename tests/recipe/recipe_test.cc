@@ -77,10 +77,9 @@ TEST_CASE("Recipe errors name the file, the line and the key", "[recipe]") {
   fails("include = missing.ini\n", "bad.ini:1: include: no such file");
   fails(kData, "unknown option --train.lrr; did you mean 'train.lr'?", {"--train.lrr", "1"});
   fails(kData, "--decode.n_best must not exceed decode.beam_size", {"--decode.n_best", "6"});
-  fails(
-      std::string(kData) + "[train]\nlr_schedule = cosine\n",
-      "bad.ini:5: train.lr_schedule cosine needs the updates to decay over: set train.decay_steps or train.max_steps");
-  fails(std::string(kData) + "[train]\nlr_schedule = cosine\nmax_steps = 100\nlr_min = 0.5\n",
+  fails(std::string(kData) + "[train]\nlr_schedule = cosine\n",
+        "bad.ini:5: train.lr_schedule cosine needs the updates to decay over: set train.decay_steps");
+  fails(std::string(kData) + "[train]\nlr_schedule = cosine\ndecay_steps = 100\nlr_min = 0.5\n",
         "bad.ini:7: train.lr_min must not exceed train.lr (0.5 > 0.001)");
   s.write("loop.ini", "include = bad.ini\n");
   fails("include = loop.ini\n", "includes itself");

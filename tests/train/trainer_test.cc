@@ -447,14 +447,15 @@ TEST_CASE("Learning-rate schedules: constant, plateau, inverse_sqrt and cosine w
   CHECK(lr_at(t, 0.5, 400) == Approx(0.005));
   t.lr_schedule = "cosine";  // lr_min + (lr - lr_min) (1 + cos(pi s / span)) / 2, then lr_min
   t.warmup_steps = 0;
-  t.max_steps = 1000;
+  t.decay_steps = 1000;
   t.lr_min = 0.001;
   CHECK(lr_at(t, 0.5, 0) == Approx(0.01));
   CHECK(lr_at(t, 0.5, 500) == Approx(0.0055));
   CHECK(lr_at(t, 0.5, 250) == Approx(0.001 + 0.009 * (1 + std::sqrt(0.5)) / 2));
   CHECK(lr_at(t, 0.5, 1000) == Approx(0.001));
   CHECK(lr_at(t, 0.5, 5000) == Approx(0.001));
-  t.decay_steps = 2000;  // decay_steps, when set, and not max_steps
+  t.decay_steps = 2000;
+  t.max_steps = 1000;  // the span is decay_steps alone, whatever the run's limits
   CHECK(lr_at(t, 0.5, 1000) == Approx(0.0055));
   t.warmup_steps = 100;  // warm-up scales the start
   CHECK(lr_at(t, 0.5, 50) == Approx(0.5 * (0.001 + 0.009 * (1 + std::cos(M_PI * 50 / 2000)) / 2)));

@@ -186,8 +186,7 @@ class Schema {
                {"constant", "plateau", "inverse_sqrt", "cosine"});
     add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0, 1000000000);
     add_int("train.decay_steps", &t.decay_steps,
-            "lr_schedule cosine: updates over which lr falls to lr_min along a half cosine (0: train.max_steps)", 0,
-            1000000000);
+            "lr_schedule cosine: updates over which lr falls to lr_min along a half cosine (required)", 0, 1000000000);
     add_float("train.lr_min", &t.lr_min, "lr_schedule cosine: the learning rate after decay_steps", 0, 100);
     add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
     add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1, 1000000);
@@ -466,9 +465,8 @@ void check_combinations(const Recipe& r, const std::function<std::string(const s
     throw ConfigError(
         where("subword.sample_nbest") +
         " needs subword.model_type = unigram (SentencePiece samples segmentations of unigram models only)");
-  if (r.train.lr_schedule == "cosine" && r.train.decay_steps == 0 && r.train.max_steps == 0)
-    throw ConfigError(where("train.lr_schedule") +
-                      " cosine needs the updates to decay over: set train.decay_steps or train.max_steps");
+  if (r.train.lr_schedule == "cosine" && r.train.decay_steps == 0)
+    throw ConfigError(where("train.lr_schedule") + " cosine needs the updates to decay over: set train.decay_steps");
   if (r.train.lr_schedule == "cosine" && r.train.lr_min > r.train.lr)
     throw ConfigError(where("train.lr_min") + " must not exceed train.lr (" + number_text(r.train.lr_min) + " > " +
                       number_text(r.train.lr) + ")");

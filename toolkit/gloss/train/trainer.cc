@@ -91,8 +91,7 @@ double lr_at(const TrainOptions& t, double plateau_lr, std::int64_t step) {
   double lr = t.lr_schedule == "plateau" ? plateau_lr : t.lr;
   const double s = static_cast<double>(step);
   if (t.lr_schedule == "cosine") {
-    const int span = std::max(1, t.decay_steps > 0 ? t.decay_steps : t.max_steps);  // the recipe checks > 0
-    const double done = std::min(1.0, s / span);
+    const double done = std::min(1.0, s / std::max(1, t.decay_steps));  // the recipe checks decay_steps > 0
     lr = t.lr_min + (t.lr - t.lr_min) * 0.5 * (1 + std::cos(std::numbers::pi * done));
   }
   if (t.lr_schedule == "inverse_sqrt" && t.warmup_steps > 0) {

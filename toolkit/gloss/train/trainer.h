@@ -117,8 +117,8 @@ bool trains_in_bf16(const TrainOptions& t);
 double teacher_forcing_at(const TrainOptions& t, std::int64_t step);
 
 // The learning rate of update `step` under train.lr_schedule and warmup_steps; `plateau_lr` is the
-// plateau schedule's current rate (the run's state). Recipes check that cosine has decay_steps or
-// max_steps and lr_min <= lr.
+// plateau schedule's current rate (the run's state). Recipes check that cosine has decay_steps
+// and lr_min <= lr.
 double lr_at(const TrainOptions& t, double plateau_lr, std::int64_t step);
 
 struct TrainOutcome {
