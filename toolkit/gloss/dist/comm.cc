@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace gloss::dist {
@@ -27,27 +28,40 @@ class SingleProcess final : public Comm {
 };
 
 // The ordered sum as a reduce-scatter and an allgather of R chunks: rank c receives every
-// rank's chunk c (MPI_Alltoallv), adds them in rank order and sends the sum to all
-// (MPI_Allgatherv). Each rank moves about 2n values, whatever R is.
+// other rank's chunk c (MPI_Alltoallv) into `received` (kept by the caller, so that no update
+// allocates it again), adds them to its own in rank order, in place, and sends the sum to all
+// (MPI_Allgatherv, in place). Each rank moves about 2n (R - 1) / R values, whatever R is.
 template <typename T>
-void ordered_sum(T* data, std::size_t n, int R, int me, MPI_Datatype type) {
-  std::vector<int> counts(static_cast<std::size_t>(R)), offsets(static_cast<std::size_t>(R));
+void ordered_sum(T* data, std::size_t n, int R, int me, MPI_Datatype type, std::vector<T>& received) {
+  const auto at = [](int i) { return static_cast<std::size_t>(i); };
+  std::vector<int> counts(at(R)), offsets(at(R));
   for (int c = 0; c < R; ++c) {
-    const std::size_t begin = n * static_cast<std::size_t>(c) / static_cast<std::size_t>(R);
-    const std::size_t end = n * static_cast<std::size_t>(c + 1) / static_cast<std::size_t>(R);
-    offsets[static_cast<std::size_t>(c)] = static_cast<int>(begin);
-    counts[static_cast<std::size_t>(c)] = static_cast<int>(end - begin);
+    const std::size_t begin = n * at(c) / at(R), end = n * at(c + 1) / at(R);
+    offsets[at(c)] = static_cast<int>(begin);
+    counts[at(c)] = static_cast<int>(end - begin);
   }
-  const int mine = counts[static_cast<std::size_t>(me)];
-  std::vector<T> received(static_cast<std::size_t>(mine) * static_cast<std::size_t>(R));
-  std::vector<int> recv_counts(static_cast<std::size_t>(R), mine), recv_offsets(static_cast<std::size_t>(R));
-  for (int q = 0; q < R; ++q) recv_offsets[static_cast<std::size_t>(q)] = q * mine;
-  MPI_Alltoallv(data, counts.data(), offsets.data(), type, received.data(), recv_counts.data(), recv_offsets.data(),
-                type, MPI_COMM_WORLD);
-  std::vector<T> sum(received.begin(), received.begin() + mine);
-  for (int q = 1; q < R; ++q)
-    for (int i = 0; i < mine; ++i) sum[static_cast<std::size_t>(i)] += received[static_cast<std::size_t>(q * mine + i)];
-  MPI_Allgatherv(sum.data(), mine, type, data, counts.data(), offsets.data(), type, MPI_COMM_WORLD);
+  const int mine = counts[at(me)];
+  // Nothing goes to or comes from this rank itself: its own chunk stays where it is.
+  std::vector<int> send_counts = counts, recv_counts(at(R), mine), recv_offsets(at(R), 0);
+  send_counts[at(me)] = recv_counts[at(me)] = 0;
+  const auto slot = [&](int q) { return at(q < me ? q : q - 1) * at(mine); };  // rank q's chunk in received
+  for (int q = 0; q < R; ++q)
+    if (q != me) recv_offsets[at(q)] = static_cast<int>(slot(q));
+  received.resize(at(R - 1) * at(mine));
+  MPI_Alltoallv(data, send_counts.data(), offsets.data(), type, received.data(), recv_counts.data(),
+                recv_offsets.data(), type, MPI_COMM_WORLD);
+  // In rank order, one vectorisable pass per rank: ranks before this one summed into the
+  // first slot, then this rank's chunk added to that, then the ranks after it.
+  T* own = data + offsets[at(me)];
+  const std::size_t m = at(mine);
+  T* first = received.data();
+  for (int q = 1; q < me; ++q)
+    for (std::size_t i = 0; i < m; ++i) first[i] += received[slot(q) + i];
+  if (me > 0)
+    for (std::size_t i = 0; i < m; ++i) own[i] = first[i] + own[i];
+  for (int q = me + 1; q < R; ++q)
+    for (std::size_t i = 0; i < m; ++i) own[i] += received[slot(q) + i];
+  MPI_Allgatherv(MPI_IN_PLACE, 0, type, data, counts.data(), offsets.data(), type, MPI_COMM_WORLD);
 }
 
 class MpiJob final : public Comm {
@@ -78,9 +92,20 @@ class MpiJob final : public Comm {
   void chunked(T* data, std::size_t n, MPI_Datatype type) {
     if (size_ == 1) return;
     const std::size_t piece = std::size_t{1} << 30;
-    for (std::size_t at = 0; at < n; at += piece) ordered_sum(data + at, std::min(piece, n - at), size_, rank_, type);
+    for (std::size_t at = 0; at < n; at += piece)
+      ordered_sum(data + at, std::min(piece, n - at), size_, rank_, type, received<T>());
+  }
+  template <typename T>
+  std::vector<T>& received() {
+    if constexpr (std::is_same_v<T, float>) {
+      return received_f_;
+    } else {
+      return received_d_;
+    }
   }
   int rank_ = 0, size_ = 1;
+  std::vector<float> received_f_;  // ordered_sum's receive buffers, kept from update to update
+  std::vector<double> received_d_;
 };
 
 std::unique_ptr<Comm>& instance() {

@@ -1,10 +1,12 @@
 #include "gloss/nn/parameter.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace gloss::nn {
 
 Parameter& ParameterSet::add(const std::string& name, std::vector<std::int64_t> shape) {
+  if (grad_arena_.size() > 0) throw std::logic_error("parameter '" + name + "' registered after flat_grads()");
   if (contains(name)) throw std::logic_error("parameter '" + name + "' registered twice");
   auto p = std::make_unique<Parameter>();
   p->name = name;
@@ -30,7 +32,31 @@ bool ParameterSet::contains(const std::string& name) const {
 }
 
 void ParameterSet::zero_grad() {
+  if (grad_arena_.size() > 0) {
+    grad_arena_.zero();
+    return;
+  }
   for (auto& p : params_) p->grad.zero();
+}
+
+std::span<float> ParameterSet::flat_grads() {
+  if (grad_arena_.size() == 0) {
+    constexpr std::int64_t kAlign = 16;  // floats in 64 bytes
+    std::int64_t total = 0;
+    for (const auto& p : params_) {
+      if (p->grad.size() != p->value.size()) throw std::logic_error("flat_grads() after release_grads()");
+      total += (p->grad.size() + kAlign - 1) / kAlign * kAlign;
+    }
+    grad_arena_ = Tensor({total});  // zeroed
+    std::int64_t at = 0;
+    for (auto& p : params_) {
+      float* part = grad_arena_.data() + at;
+      std::copy(p->grad.data(), p->grad.data() + p->grad.size(), part);
+      at += (p->grad.size() + kAlign - 1) / kAlign * kAlign;
+      p->grad = Tensor::view(part, p->value.shape());
+    }
+  }
+  return {grad_arena_.data(), static_cast<std::size_t>(grad_arena_.size())};
 }
 
 void ParameterSet::share_values_of(ParameterSet& master) {
@@ -47,6 +73,7 @@ void ParameterSet::share_values_of(ParameterSet& master) {
 
 void ParameterSet::release_grads() {
   for (auto& p : params_) p->grad = Tensor();
+  grad_arena_ = Tensor();
 }
 
 std::int64_t ParameterSet::num_values() const {

@@ -2,6 +2,7 @@
 // Every trainable tensor of a model, by stable hierarchical name ("decoder/attention/v"):
 // the one place the optimiser and checkpoints read. Layers keep references into it.
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ struct Parameter {
 
 class ParameterSet {
  public:
-  // Registers a zero-initialised parameter; names are unique.
+  // Registers a zero-initialised parameter; names are unique. Not after flat_grads().
   Parameter& add(const std::string& name, std::vector<std::int64_t> shape);
   Parameter& get(const std::string& name);
   const Parameter& get(const std::string& name) const;
@@ -27,6 +28,14 @@ class ParameterSet {
   // Frees the gradients of a model that only runs forward (translation): less memory.
   void release_grads();
   std::int64_t num_values() const;
+
+  // Every gradient in one contiguous buffer, so that one collective or one kernel call can
+  // sum, copy or clear them all: parameter after parameter in registration order, each
+  // starting on a 64-byte boundary (the gaps are zero and stay zero, as every operation on
+  // them is element-wise). The first call moves the gradients into it (each grad becomes a
+  // view of its part); later calls return the same buffer, which this set owns. Throws
+  // std::logic_error if gradients were released.
+  std::span<float> flat_grads();
 
   // Incremented whenever values change (optimiser step, load): layers that keep derived
   // copies (reordered weights) refresh them when it moves.
@@ -41,6 +50,7 @@ class ParameterSet {
  private:
   ParameterSet* follows_ = nullptr;
   std::vector<std::unique_ptr<Parameter>> params_;
+  Tensor grad_arena_;  // flat_grads(), once called
   std::uint64_t version_ = 1;
 };
 

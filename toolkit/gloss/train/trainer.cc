@@ -122,10 +122,13 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
     replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
-  // Gradients kept apart while a worker runs its next replica: k - 1 per worker.
+  // Gradients kept apart while a worker runs its next replica: k - 1 per worker. Every
+  // worker's gradients as one flat buffer (nn::ParameterSet::flat_grads), so that keeping,
+  // adding and summing across ranks are single calls over it.
   const int k = replicas_per_update_ / global;
   kept_.resize(static_cast<std::size_t>(n));
   for (auto& slots : kept_) slots.resize(static_cast<std::size_t>(k - 1));
+  for (int w = 0; w < n; ++w) gradients_of(static_cast<std::size_t>(w)).flat_grads();
   // Memory for the RNN training caches: the same share for every replica, however they are
   // spread over workers and processes (a different share would change the recompute chunks,
   // and so the rounding).
@@ -147,23 +150,17 @@ nn::ParameterSet& Workers::gradients_of(std::size_t worker) {
 
 namespace {
 
-// p's gradients, parameter after parameter, into one flat buffer.
-void gather_gradients(const nn::ParameterSet& p, std::vector<float>& flat) {
-  flat.resize(static_cast<std::size_t>(p.num_values()));
-  std::size_t at = 0;
-  for (const auto& q : p.all()) {
-    std::copy(q->grad.data(), q->grad.data() + q->grad.size(), flat.data() + at);
-    at += static_cast<std::size_t>(q->grad.size());
-  }
+// p's gradients (its flat buffer) moved into `kept`; p's become zero.
+void keep_gradients(nn::ParameterSet& p, std::vector<float>& kept) {
+  const auto g = p.flat_grads();
+  kept.assign(g.begin(), g.end());
+  std::fill(g.begin(), g.end(), 0.0f);
 }
 
-// p's gradients += flat (as gather_gradients laid it out); flat becomes zero.
-void move_add_gradients(std::vector<float>& flat, nn::ParameterSet& p) {
-  std::size_t at = 0;
-  for (const auto& q : p.all()) {
-    kernels::move_add(q->grad.size(), flat.data() + at, q->grad.data());
-    at += static_cast<std::size_t>(q->grad.size());
-  }
+// into's gradients += from (both flat, as nn::ParameterSet::flat_grads lays them out); from
+// becomes zero.
+void move_add_gradients(std::span<float> from, nn::ParameterSet& into) {
+  kernels::move_add(static_cast<std::int64_t>(from.size()), from.data(), into.flat_grads().data());
 }
 
 void add_loss(nn::LossSum& into, const nn::LossSum& l) {
@@ -198,10 +195,8 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
   compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's replicas
     for (int j = 0; j < k; ++j) {
       const std::size_t v = first + w * static_cast<std::size_t>(k) + static_cast<std::size_t>(j);
-      if (j > 0) {  // the previous replica's gradients, kept apart until sum_replicas
-        gather_gradients(gradients_of(w), kept_[w][static_cast<std::size_t>(j - 1)]);
-        gradients_of(w).zero_grad();
-      }
+      if (j > 0)  // the previous replica's gradients, kept apart until sum_replicas
+        keep_gradients(gradients_of(w), kept_[w][static_cast<std::size_t>(j - 1)]);
       for (std::size_t i = v; i < parts.size(); i += static_cast<std::size_t>(V))
         if (parts[i].size > 0)
           add_loss(losses[w], nets_[w]->forward_backward(batch_view(parts[i]), ls, &rngs[v], true, scale));
@@ -225,23 +220,15 @@ void Workers::sum_replicas() {
   }
   for (std::size_t w = 1; w < nets_.size(); ++w) {
     for (auto& store : kept_[w]) move_add_gradients(store, params_);
-    const auto& mine = params_.all();
-    const auto& theirs = replica_params_[w - 1]->all();
-    for (std::size_t i = 0; i < mine.size(); ++i)
-      kernels::move_add(mine[i]->grad.size(), theirs[i]->grad.data(), mine[i]->grad.data());
+    move_add_gradients(replica_params_[w - 1]->flat_grads(), params_);
   }
 }
 
 void Workers::sum_across_ranks(nn::LossSum& loss) {
   if (comm_.single()) return;
   const compute::StageTimer timer(compute::Stage::kReduce);
-  gather_gradients(params_, flat_);
-  comm_.sum_in_rank_order(flat_.data(), flat_.size());
-  std::size_t at = 0;
-  for (const auto& p : params_.all()) {
-    std::copy(flat_.data() + at, flat_.data() + at + p->grad.size(), p->grad.data());
-    at += static_cast<std::size_t>(p->grad.size());
-  }
+  const auto g = params_.flat_grads();
+  comm_.sum_in_rank_order(g.data(), g.size());
   double sums[3] = {loss.loss, loss.nll, static_cast<double>(loss.tokens)};
   comm_.sum_in_rank_order(sums, 3);
   loss.loss = sums[0];

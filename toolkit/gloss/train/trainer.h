@@ -89,7 +89,6 @@ class Workers {
   void sum_replicas();
   const TrainOptions& t_;
   dist::Comm& comm_;
-  std::vector<float> flat_;                            // the gradients as one buffer for sum_across_ranks
   int replicas_per_update_ = 1;                        // V: train.replicas, or (0) one per worker
   std::vector<std::vector<std::vector<float>>> kept_;  // [worker][j]: its replica j's gradients, kept apart
   nn::ParameterSet& params_;

@@ -1,0 +1,42 @@
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "gloss/nn/parameter.h"
+
+using namespace gloss;
+
+TEST_CASE("flat_grads: every gradient a 64-byte aligned part of one buffer, values kept, in order", "[nn][parameter]") {
+  nn::ParameterSet params;
+  auto& a = params.add("a", {3, 5});  // 15 values: one gap of 1 after it
+  auto& b = params.add("b", {16});    // exactly 16
+  auto& c = params.add("c", {2});
+  for (std::int64_t i = 0; i < a.grad.size(); ++i) a.grad[i] = static_cast<float>(i + 1);
+  b.grad[15] = -2.0f;
+  c.grad[0] = 7.0f;
+
+  const auto flat = params.flat_grads();
+  REQUIRE(flat.size() == 16 + 16 + 16);
+  CHECK(a.grad.data() == flat.data());
+  CHECK(b.grad.data() == flat.data() + 16);
+  CHECK(c.grad.data() == flat.data() + 32);
+  for (const auto& p : params.all()) CHECK(reinterpret_cast<std::uintptr_t>(p->grad.data()) % 64 == 0);
+  CHECK(a.grad.shape() == std::vector<std::int64_t>{3, 5});
+  CHECK(flat[14] == 15.0f);
+  CHECK(flat[15] == 0.0f);  // the gap
+  CHECK(flat[31] == -2.0f);
+  CHECK(flat[32] == 7.0f);
+  CHECK(params.flat_grads().data() == flat.data());  // the same buffer again
+
+  params.zero_grad();
+  for (float g : flat) CHECK(g == 0.0f);
+  CHECK_THROWS_AS(params.add("d", {4}), std::logic_error);
+}
+
+TEST_CASE("flat_grads: gradients released for translation cannot be flattened", "[nn][parameter]") {
+  nn::ParameterSet params;
+  params.add("a", {4});
+  params.release_grads();
+  CHECK_THROWS_AS(params.flat_grads(), std::logic_error);
+}
