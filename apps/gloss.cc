@@ -89,9 +89,12 @@ std::string usage() {
 
 int run(int argc, char** argv) {
   ensure_passive_openmp(argv);
-  // Keep freed memory for reuse instead of returning it to the system after every batch
-  // (large buffers would otherwise be mapped and page-faulted in again each time).
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  // Blocks of 1 MB and more (weights, gradients, optimiser state, batch buffers, oneDNN
+  // workspaces) get their own mappings, returned whole when freed; smaller ones are kept for
+  // reuse. With everything on the heap (a 1 GB threshold) a training run's freed large blocks
+  // fragmented it: peak RSS of 400 quick-en-de updates 574-578 MB, against 499-505 MB here.
+  // Fixed rather than glibc's sliding threshold, which would move large blocks back onto the heap.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::ios::sync_with_stdio(false);
   if (argc < 2) {
