@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <numeric>
 
 #include "gloss/tensor/kernels.h"
@@ -17,7 +18,7 @@ std::vector<std::vector<std::int32_t>> greedy_search(model::Seq2Seq& model, cons
   if (!model.output_subset().empty())
     throw ConfigError("greedy search runs over the whole vocabulary; clear the output subset");
   const std::int64_t V = model.config().tgt_vocab;
-  model::Seq2Seq::DecoderState state;
+  model::Seq2Seq::DecoderState& state = model.search_state();
   model.start(state, b, 1);
   std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(b.N));
   std::vector<int> sentence(static_cast<std::size_t>(b.N));  // of each row; finished sentences leave
@@ -95,7 +96,8 @@ class BeamSearch {
   const std::vector<int>& max_len_;
   const int B_, M_;
   const bool track_attention_;
-  std::vector<model::Seq2Seq::DecoderState> states_;  // one per model
+  std::vector<model::Seq2Seq::DecoderState*> states_;                        // each model's search_state()
+  std::vector<std::unique_ptr<model::Seq2Seq::DecoderState>> extra_states_;  // a repeated model's
   std::vector<int> active_;
   int H_;
   int group_rows_ = 1;
@@ -130,12 +132,19 @@ BeamSearch::BeamSearch(const std::vector<model::Seq2Seq*>& models, const model::
   for (auto* m : models)
     if (m->config().tgt_vocab != first.config().tgt_vocab || m->config().src_vocab != first.config().src_vocab)
       throw ConfigError("the models of an ensemble need the same vocabularies");
-  states_.resize(static_cast<std::size_t>(M_));
-  for (int m = 0; m < M_; ++m) models[static_cast<std::size_t>(m)]->start(states_[static_cast<std::size_t>(m)], b, 1);
+  for (auto it = models.begin(); it != models.end(); ++it) {  // a model listed twice: a state of its own
+    if (std::find(models.begin(), it, *it) == it) {
+      states_.push_back(&(*it)->search_state());
+    } else {
+      extra_states_.push_back(std::make_unique<model::Seq2Seq::DecoderState>());
+      states_.push_back(extra_states_.back().get());
+    }
+  }
+  for (int m = 0; m < M_; ++m) models[static_cast<std::size_t>(m)]->start(*states_[static_cast<std::size_t>(m)], b, 1);
   active_.resize(static_cast<std::size_t>(N));
   std::iota(active_.begin(), active_.end(), 0);
   H_ = N;
-  lengths_ = states_[0].lengths;
+  lengths_ = states_[0]->lengths;
   slots_.resize(static_cast<std::size_t>(H_));
   for (int n = 0; n < N; ++n) {
     Slot& start = slots_[static_cast<std::size_t>(n)];
@@ -161,17 +170,17 @@ double BeamSearch::final_score(const Slot& slot, double lp, std::size_t len) con
 }
 
 void BeamSearch::score_rows() {
-  const int S = states_[0].S;
-  alpha_ = states_[0].attention().data();  // [S, H]
+  const int S = states_[0]->S;
+  alpha_ = states_[0]->attention().data();  // [S, H]
   if (M_ > 1 && track_attention_) {
     alpha_mean_.resize({S, H_});
     alpha_mean_.zero();
     for (auto& c : states_)
       for (std::int64_t k = 0; k < static_cast<std::int64_t>(S) * H_; ++k)
-        alpha_mean_[k] += c.attention()[k] / static_cast<float>(M_);
+        alpha_mean_[k] += c->attention()[k] / static_cast<float>(M_);
     alpha_ = alpha_mean_.data();
   }
-  columns_ = states_[0].logits().dim(1);
+  columns_ = states_[0]->logits().dim(1);
   const std::int64_t Vc = columns_;
   if (M_ > 1) mixed_.resize(static_cast<std::size_t>(H_) * static_cast<std::size_t>(Vc));
 #pragma omp parallel for schedule(dynamic, 4)
@@ -188,13 +197,13 @@ void BeamSearch::score_rows() {
     };
     const float* row;
     if (M_ == 1) {
-      row = states_[0].logits().data() + static_cast<std::int64_t>(h) * Vc;
+      row = states_[0]->logits().data() + static_cast<std::int64_t>(h) * Vc;
       row_lse_[static_cast<std::size_t>(h)] = lse_of(row);
     } else {
       float* mix = mixed_.data() + static_cast<std::int64_t>(h) * Vc;
       std::fill(mix, mix + Vc, 0.0f);
       for (auto& c : states_) {
-        const float* r = c.logits().data() + static_cast<std::int64_t>(h) * Vc;
+        const float* r = c->logits().data() + static_cast<std::int64_t>(h) * Vc;
         const double lse = lse_of(r);
         for (std::int64_t v = 0; v < Vc; ++v) mix[v] += static_cast<float>((r[v] - lse) / M_);
       }
@@ -321,7 +330,7 @@ bool BeamSearch::compact(const std::vector<bool>& done) {
   for (int h = 0; h < H2; ++h)
     parent[static_cast<std::size_t>(h)] = src_slot_[static_cast<std::size_t>(row_from[static_cast<std::size_t>(h)])];
   for (int m = 0; m < M_; ++m)
-    models_[static_cast<std::size_t>(m)]->reorder(states_[static_cast<std::size_t>(m)], parent, same);
+    models_[static_cast<std::size_t>(m)]->reorder(*states_[static_cast<std::size_t>(m)], parent, same);
   std::vector<Slot> kept(static_cast<std::size_t>(H2));
   std::vector<std::int32_t> kept_tok(static_cast<std::size_t>(H2)), lengths2(static_cast<std::size_t>(H2));
   for (int h = 0; h < H2; ++h) {
@@ -348,7 +357,7 @@ bool BeamSearch::compact(const std::vector<bool>& done) {
 std::vector<std::vector<Hypothesis>> BeamSearch::run() {
   for (int i = 0;; ++i) {
     for (int m = 0; m < M_; ++m)
-      models_[static_cast<std::size_t>(m)]->step(states_[static_cast<std::size_t>(m)], prev_.data());
+      models_[static_cast<std::size_t>(m)]->step(*states_[static_cast<std::size_t>(m)], prev_.data());
     score_rows();
     const int G = static_cast<int>(active_.size());
     const auto next_rows = static_cast<std::size_t>(G) * static_cast<std::size_t>(B_);

@@ -6,6 +6,8 @@
 // A batch is searched at once: every sentence's hypotheses are rows of the same oneDNN step
 // calls, and a sentence whose search ended leaves the batch, which shrinks. Results do not
 // depend on which other sentences share the batch (to the last bit on one thread count).
+// A search keeps its decoder state in each model's Seq2Seq::search_state(), reused by the
+// next batch: one search at a time per model.
 #include <cstdint>
 #include <vector>
 

@@ -102,6 +102,12 @@ class Seq2Seq {
     Tensor s, s_next, s_sel;  // [parts, rows, D]: parts 0..L-1 the layers' h, then (LSTM) their cells
     StepScratch scratch;
   };
+  // A decoder state this model keeps for the searches of decode/search.h, reused from batch
+  // to batch: its buffers keep their largest size, so that later batches allocate (and
+  // page-fault) nothing. One search at a time per model, as for everything else here.
+  DecoderState& search_state() { return search_state_; }
+  // Frees it (training, after validation: its memory is not kept through the updates).
+  void release_search_state() { search_state_ = DecoderState{}; }
   // Encodes the batch's sources (tgt fields unused) and starts `beam` rows per sentence, all
   // at the initial state.
   void start(DecoderState& state, const BatchView& batch, int beam);
@@ -201,6 +207,7 @@ class Seq2Seq {
 
   std::vector<std::int32_t> out_subset_;
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias
+  DecoderState search_state_;     // search_state()
   bool bf16_ = false;
   bool train_bf16_ = false;
   void for_each_cell(const std::function<void(nn::RnnCell&)>& f);  // every encoder and decoder RNN cell

@@ -138,6 +138,10 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
   for (auto* w : nets_) w->set_training_bf16(trains_in_bf16(t));
 }
 
+void Workers::release_search_states() {
+  for (auto* w : nets_) w->release_search_state();
+}
+
 void Workers::for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task) {
   compute::run_workers(size(), tasks, [&](int w, std::size_t i) { task(*nets_[static_cast<std::size_t>(w)], i); });
 }
@@ -367,6 +371,7 @@ std::vector<std::string> valid_translations(Workers& workers, const ValidSet& va
     for (std::size_t n = 0; n < idx.size(); ++n)
       hyps[idx[n]] = tgt_sp.decode(std::vector<int>(out_ids[n].begin(), out_ids[n].end()));
   });
+  workers.release_search_states();
   return hyps;
 }
 

@@ -74,6 +74,8 @@ class Workers {
   // Runs task(model, i) for i in [0, tasks) spread over the workers (validation): each task
   // on one worker's model with one thread; task must only write its own results.
   void for_each(std::size_t tasks, const std::function<void(model::Seq2Seq&, std::size_t)>& task);
+  // After validation's searches: frees each model's search state (model::Seq2Seq::search_state).
+  void release_search_states();
   // One batch as training runs it: the teacher-forcing ratio of `step`, long batches in parts
   // (train.split_positions); gradients of scale * loss are added to net's.
   nn::LossSum train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
