@@ -55,12 +55,16 @@ void ordered_sum(T* data, std::size_t n, int R, int me, MPI_Datatype type, std::
   T* own = data + offsets[at(me)];
   const std::size_t m = at(mine);
   T* first = received.data();
-  for (int q = 1; q < me; ++q)
-    for (std::size_t i = 0; i < m; ++i) first[i] += received[slot(q) + i];
+  for (int q = 1; q < me; ++q) {
+    const T* from = received.data() + slot(q);
+    for (std::size_t i = 0; i < m; ++i) first[i] += from[i];
+  }
   if (me > 0)
     for (std::size_t i = 0; i < m; ++i) own[i] = first[i] + own[i];
-  for (int q = me + 1; q < R; ++q)
-    for (std::size_t i = 0; i < m; ++i) own[i] += received[slot(q) + i];
+  for (int q = me + 1; q < R; ++q) {
+    const T* from = received.data() + slot(q);
+    for (std::size_t i = 0; i < m; ++i) own[i] += from[i];
+  }
   MPI_Allgatherv(MPI_IN_PLACE, 0, type, data, counts.data(), offsets.data(), type, MPI_COMM_WORLD);
 }
 

@@ -41,18 +41,18 @@ void ParameterSet::zero_grad() {
 
 std::span<float> ParameterSet::flat_grads() {
   if (grad_arena_.size() == 0) {
-    constexpr std::int64_t kAlign = 16;  // floats in 64 bytes
+    const auto padded = [](std::int64_t n) { return (n + 15) / 16 * 16; };  // 16 floats: 64 bytes
     std::int64_t total = 0;
     for (const auto& p : params_) {
       if (p->grad.size() != p->value.size()) throw std::logic_error("flat_grads() after release_grads()");
-      total += (p->grad.size() + kAlign - 1) / kAlign * kAlign;
+      total += padded(p->grad.size());
     }
     grad_arena_ = Tensor({total});  // zeroed
     std::int64_t at = 0;
     for (auto& p : params_) {
       float* part = grad_arena_.data() + at;
       std::copy(p->grad.data(), p->grad.data() + p->grad.size(), part);
-      at += (p->grad.size() + kAlign - 1) / kAlign * kAlign;
+      at += padded(p->grad.size());
       p->grad = Tensor::view(part, p->value.shape());
     }
   }
