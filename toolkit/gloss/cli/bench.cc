@@ -150,7 +150,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   std::size_t words = 0;
   for (int r = 0; r < runs; ++r) {
     const auto t = Clock::now();
-    const auto outputs = translator.translate(lines, o, 1, log);
+    const auto outputs = translator.translate(lines, o, input, 1, log);
     times.push_back(seconds_since(t));
     words = 0;
     for (const auto& tr : outputs) {

@@ -192,14 +192,14 @@ void Translator::ensure_replicas(int count) {
 }
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& lines, const TranslateOptions& o,
-                                               std::size_t first_line, std::ostream& log) {
+                                               std::string_view source, std::size_t first_line, std::ostream& log) {
   const std::size_t n = lines.size();
   std::vector<Translation> results(n);
   std::vector<std::vector<int>> src(n);
   for (std::size_t i = 0; i < n; ++i) {
     src[i] = src_.encode(lines[i]);
     if (static_cast<int>(src[i].size()) > o.max_src_len) {
-      log << "translate: warning: line " << first_line + i << " has " << src[i].size()
+      log << "translate: warning: " << source << ":" << first_line + i << ": " << src[i].size()
           << " subwords; translating the first " << o.max_src_len << std::endl;
       src[i].resize(static_cast<std::size_t>(o.max_src_len));
     }

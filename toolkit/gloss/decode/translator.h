@@ -7,6 +7,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gloss/decode/options.h"
@@ -45,10 +46,11 @@ class Translator {
   // InputError when the list does not fit the models' vocabularies.
   void use_shortlist(const std::string& choice);
   bool has_shortlist() const { return shortlist_ != nullptr; }
-  // Translations of `lines`, in order; lines are numbered from first_line in warnings (on
-  // `log`). options.search.word_scores and .attention say what the hypotheses keep.
+  // Translations of `lines`, in order. Warnings (on `log`) name them as source:line, lines
+  // numbered from first_line. options.search.word_scores and .attention say what the
+  // hypotheses keep.
   std::vector<Translation> translate(const std::vector<std::string>& lines, const TranslateOptions& options,
-                                     std::size_t first_line, std::ostream& log);
+                                     std::string_view source, std::size_t first_line, std::ostream& log);
 
   const text::SubwordModel& source_subwords() const { return src_; }
   const text::SubwordModel& target_subwords() const { return tgt_; }

@@ -98,7 +98,7 @@ void TranslationQueue::translate_group(std::vector<std::unique_ptr<Job>>& group)
   Result all;
   try {
     std::ostringstream warnings;  // truncation notes are the server's business, not the log's
-    all = translator_.translate(lines, options, 1, warnings);
+    all = translator_.translate(lines, options, "request", 1, warnings);
   } catch (...) {
     for (auto& job : group) job->done.set_exception(std::current_exception());
     return;

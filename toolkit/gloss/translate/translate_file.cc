@@ -168,7 +168,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   auto flush = [&]() {
     if (window.empty()) return;
     const std::size_t first = window_first;
-    const auto translations = translator.translate(window, o, first, log);
+    const auto translations = translator.translate(window, o, input == "-" ? "stdin" : input, first, log);
     for (std::size_t i = 0; i < translations.size(); ++i) {
       const auto& t = translations[i];
       if (!outputs.attention_path.empty() && first + i == outputs.attention_line)
