@@ -156,4 +156,32 @@ expect_error "run without recipe file" "nope.ini" -- "$gloss" run "$tmp/nope.ini
 expect_error "unknown metric" "eval.metrics unknown metric 'chrff'; choose from: bleu, chrf, ter; did you mean 'chrf'?" -- \
   "$gloss" run "$tmp/tiny.ini" --eval.metrics "bleu chrff" --run.workdir "$tmp/never"
 [ ! -e "$tmp/never" ] && pass || fail "a refused recipe created its run folder"
+
+# run.grid: one model per combination, a table of their validation scores, the test set
+# translated by the best on validation only (train.valid_metric ce: lowest CE), all reused by
+# a second run; bad grids are refused before anything trains.
+grid=(--run.grid "train.lr=0.001,0.004" --train.valid_metric ce --train.max_steps 20 --run.workdir "$tmp/grid")
+"$gloss" run "$tmp/tiny.ini" "${grid[@]}" >"$tmp/grid1" 2>"$tmp/glog1" || fail "grid run exit $?: $(tail -2 "$tmp/glog1")"
+[ "$(grep -c '^| `train.lr=' "$tmp/grid1")" -eq 2 ] && pass || fail "grid table rows: $(grep '^|' "$tmp/grid1")"
+python3 - "$tmp/grid/report.json" <<'PY' && pass || fail "report.json: the chosen combination has the lowest validation CE and translated the test set"
+import json, sys
+r = json.load(open(sys.argv[1]))
+g = r["grid"]
+assert len(g) == 2 and [x["values"]["train.lr"] for x in g] == ["0.001", "0.004"], g
+best = min(g, key=lambda x: x["best_valid_ce"])
+assert [x["chosen"] for x in g] == [x is best for x in g], g
+assert r["tests"][0]["model"] == best["workdir"] + "/model.best.gloss", (r["tests"][0]["model"], best)
+assert r["tests"][0]["lines"] == 1000
+PY
+[ -s "$tmp/grid/grid/train.lr=0.004/model.best.gloss" ] && [ -d "$tmp/grid/spm" ] && [ ! -e "$tmp/grid/grid/train.lr=0.004/spm" ] \
+  && pass || fail "each combination in grid/<name>/, the subword models shared: $(ls "$tmp/grid" "$tmp/grid/grid"/*)"
+"$gloss" run "$tmp/tiny.ini" "${grid[@]}" >"$tmp/grid2" 2>"$tmp/glog2" || fail "grid rerun exit $?"
+! grep -q "train: epoch" "$tmp/glog2" && grep -q "is up to date" "$tmp/glog2" && pass || fail "a second grid run trains or translates again"
+expect_error "grid key" "run.grid 'train.lrr' is not a recipe key; did you mean 'train.lr'?" -- \
+  "$gloss" run "$tmp/tiny.ini" --run.grid "train.lrr=1,2" --run.workdir "$tmp/never"
+expect_error "grid value" "run.grid: train.lr=-1: " -- \
+  "$gloss" run "$tmp/tiny.ini" --run.grid "train.lr=0.001,-1" --run.workdir "$tmp/never"
+expect_error "grid of a decode key" "only [data] (not test files), [subword], [model] and [train] keys vary" -- \
+  "$gloss" run "$tmp/tiny.ini" --run.grid "decode.beam_size=1,2" --run.workdir "$tmp/never"
+[ ! -e "$tmp/never" ] && pass || fail "a refused grid created its run folder"
 finish

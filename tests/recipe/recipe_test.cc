@@ -104,3 +104,32 @@ TEST_CASE("Recipe: every bundled recipe is valid", "[recipe]") {
   }
   CHECK(n >= 3);
 }
+
+TEST_CASE("Recipe: run.grid's combinations, last key fastest, and its errors", "[recipe]") {
+  using gloss::recipe::grid_point_name;
+  using gloss::recipe::grid_points;
+  CHECK(grid_points("").empty());
+  const auto points = grid_points("train.lr=1e-3,5e-4  data.train_src=a/b.txt,c");
+  REQUIRE(points.size() == 4);
+  CHECK(grid_point_name(points[0]) == "train.lr=1e-3,data.train_src=a_b.txt");
+  CHECK(grid_point_name(points[1]) == "train.lr=1e-3,data.train_src=c");
+  CHECK(grid_point_name(points[2]) == "train.lr=5e-4,data.train_src=a_b.txt");
+  CHECK(points[3] == gloss::recipe::GridPoint{{"train.lr", "5e-4"}, {"data.train_src", "c"}});
+  CHECK_THROWS_WITH(grid_points("train.lr"), Catch::Contains("'train.lr' is not KEY=VALUE,VALUE,..."));
+  CHECK_THROWS_WITH(grid_points("train.lr=1,"), Catch::Contains("has an empty value"));
+  CHECK_THROWS_WITH(grid_points("train.lr=1 train.lr=2"), Catch::Contains("'train.lr' appears twice"));
+  CHECK_THROWS_WITH(grid_points("a.b=1,2,3,4,5,6,7,8,9,10 c.d=1,2,3,4,5,6,7,8,9,10,11"),
+                    Catch::Contains("more than 100 combinations"));
+  CHECK(grid_points("a.b=1,2,3,4,5,6,7,8,9,10 c.d=1,2,3,4,5,6,7,8,9,10").size() == 100);
+
+  Scratch s;
+  auto fails = [&](const std::string& grid, const std::string& want) {
+    const auto path = s.write("grid.ini", std::string(kData) + "[run]\ngrid = " + grid + "\n");
+    INFO(grid);
+    CHECK_THROWS_WITH(load_recipe(path, {}), Catch::Contains(want));
+  };
+  fails("model.cel=gru,lstm", "grid.ini:5: run.grid 'model.cel' is not a recipe key; did you mean 'model.cell'?");
+  fails("decode.beam_size=1,2", "only [data] (not test files), [subword], [model] and [train] keys vary in a grid");
+  fails("data.test_src=a,b", "only [data] (not test files)");
+  fails("train.lr=1,2", "run.grid needs validation data (data.valid_src, data.valid_tgt) to choose by");
+}

@@ -300,6 +300,26 @@ class Schema {
       }
       return "";
     };
+    add_string("run.grid", &r.run.grid,
+               "gloss run trains one model per combination of these values (e.g. 'model.dropout_ctx=0.3,0.5 "
+               "train.lr=5e-4,1e-3', in <workdir>/grid/<combination>/), tabulates their validation scores and "
+               "translates the test set with the best on validation only (empty: one model)");
+    keys.back().check = [this, p = &r.run.grid]() -> std::string {
+      std::vector<GridPoint> points;
+      try {
+        points = grid_points(*p);
+      } catch (const ConfigError& e) {
+        return e.what();
+      }
+      for (const auto& [key, value] : points.empty() ? GridPoint{} : points.front()) {
+        if (!find(key)) return "'" + key + "' is not a recipe key" + suggestion(key, names());
+        const std::string section = key.substr(0, key.find('.'));
+        if ((section != "data" && section != "subword" && section != "model" && section != "train") ||
+            key.rfind("data.test_", 0) == 0)
+          return "'" + key + "': only [data] (not test files), [subword], [model] and [train] keys vary in a grid";
+      }
+      return "";
+    };
   }
 
   template <class T>
@@ -452,11 +472,65 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
   stack.pop_back();
 }
 
+}  // namespace
+
+std::vector<GridPoint> grid_points(const std::string& grid) {
+  std::istringstream items(grid);
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  std::size_t count = 1;
+  for (std::string item; items >> item;) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw ConfigError("'" + item + "' is not KEY=VALUE,VALUE,... (e.g. model.dropout_ctx=0.3,0.5)");
+    const std::string key = item.substr(0, eq);
+    for (const auto& axis : axes)
+      if (axis.first == key) throw ConfigError("'" + key + "' appears twice; give all its values in one item");
+    std::vector<std::string> values;
+    std::istringstream list(item.substr(eq + 1));
+    for (std::string v; std::getline(list, v, ',');) {
+      if (v.empty()) throw ConfigError("'" + item + "' has an empty value");
+      if (std::find(values.begin(), values.end(), v) != values.end())
+        throw ConfigError("'" + item + "' lists " + v + " twice");
+      values.push_back(v);
+    }
+    if (item.back() == ',') throw ConfigError("'" + item + "' has an empty value");
+    count *= values.size();
+    if (count > kMaxGridPoints)
+      throw ConfigError("more than " + std::to_string(kMaxGridPoints) + " combinations; split the grid");
+    axes.emplace_back(key, std::move(values));
+  }
+  if (axes.empty()) return {};
+  std::vector<GridPoint> points(1);
+  for (const auto& [key, values] : axes) {
+    std::vector<GridPoint> next;
+    for (const auto& point : points)
+      for (const auto& v : values) {
+        next.push_back(point);
+        next.back().emplace_back(key, v);
+      }
+    points = std::move(next);
+  }
+  return points;
+}
+
+std::string grid_point_name(const GridPoint& point) {
+  std::string name;
+  for (const auto& [key, value] : point) name += (name.empty() ? "" : ",") + key + "=" + value;
+  std::replace(name.begin(), name.end(), '/', '_');
+  return name;
+}
+
+namespace {
+
 // Keys that must agree with each other; `where` names a key's origin for the message.
 void check_combinations(const Recipe& r, const std::function<std::string(const std::string&)>& where) {
   if (r.model.tie_target_embeddings && r.model.readout_dim != r.model.emb_dim)
     throw ConfigError(where("model.tie_target_embeddings") + " needs model.readout_dim == model.emb_dim (" +
                       std::to_string(r.model.readout_dim) + " != " + std::to_string(r.model.emb_dim) + ")");
+  if (!r.run.grid.empty() && !r.run.seeds.empty())
+    throw ConfigError(where("run.grid") + " and run.seeds cannot be combined: grid the seed (train.seed=1,2) instead");
+  if (!r.run.grid.empty() && r.data.valid_src.empty())
+    throw ConfigError(where("run.grid") + " needs validation data (data.valid_src, data.valid_tgt) to choose by");
   if (r.run.average_last > r.train.keep_last)
     throw ConfigError(where("run.average_last") + " needs train.keep_last >= run.average_last (" +
                       std::to_string(r.run.average_last) + " > " + std::to_string(r.train.keep_last) +

@@ -24,7 +24,19 @@ struct EvalOptions {
 struct RunOptions {
   int average_last = 0;  // > 0: gloss run translates with the average of the last N checkpoints
   std::string seeds;     // "1 2 3": gloss run trains a model per seed and translates with the ensemble
+  std::string grid;      // "model.dropout_ctx=0.3,0.5 train.lr=5e-4,1e-3": a model per combination
 };
+
+// One combination of run.grid: (key, value) for each of its keys, in the order written.
+using GridPoint = std::vector<std::pair<std::string, std::string>>;
+// Every combination of run.grid ("KEY=V1,V2,... KEY=...", keys of [data], [subword], [model]
+// or [train]), the last key varying fastest; empty for an empty grid. ConfigError on bad syntax,
+// a key given twice or more than kMaxGridPoints combinations (values are checked when each
+// combination's recipe loads).
+inline constexpr std::size_t kMaxGridPoints = 100;
+std::vector<GridPoint> grid_points(const std::string& grid);
+// "model.dropout_ctx=0.3,train.lr=5e-4": a combination as a folder name ('/' becomes '_').
+std::string grid_point_name(const GridPoint& point);
 
 // A recipe: everything a training run reads (train::TrainSetup: [data], [subword], [model],
 // [train], [decode] and run.workdir, each registered into its module's own options struct)

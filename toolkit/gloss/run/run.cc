@@ -213,6 +213,61 @@ std::vector<Member> train_members(const recipe::LoadedRecipe& loaded, std::ostre
   return members;
 }
 
+// run.grid: one combination of values, its recipe and its trained model.
+struct GridRun {
+  recipe::GridPoint point;
+  std::string name;  // its folder under <workdir>/grid/
+  recipe::LoadedRecipe loaded;
+  std::vector<Member> members;  // one
+};
+
+// The recipe of each combination of run.grid: the recipe file, the command line's keys, then
+// the combination's values, training in <workdir>/grid/<name>/ with the run's subword models.
+// All are loaded (and so checked) before any trains: a bad value fails at once, not hours in.
+std::vector<GridRun> load_grid(const recipe::LoadedRecipe& loaded) {
+  const recipe::Recipe& r = loaded.recipe;
+  const fs::path dir(r.workdir);
+  const auto origin = loaded.origins.find("run.grid");
+  const std::string where = origin == loaded.origins.end() ? "run.grid" : origin->second.describe() + ": run.grid";
+  std::vector<GridRun> runs;
+  for (const auto& point : recipe::grid_points(r.run.grid)) {
+    GridRun g{point, recipe::grid_point_name(point), {}, {}};
+    std::vector<std::string> overrides;
+    for (const auto& [key, o] : loaded.origins) {
+      const bool varied = std::any_of(point.begin(), point.end(), [&](const auto& kv) { return kv.first == key; });
+      if (o.kind == recipe::Origin::Kind::kCommandLine && !varied && key != "run.grid" && key != "run.workdir")
+        overrides.insert(overrides.end(), {"--" + key, loaded.text.at(key)});
+    }
+    for (const auto& [key, value] : point) overrides.insert(overrides.end(), {"--" + key, value});
+    overrides.insert(overrides.end(), {"--run.grid", "", "--run.workdir", (dir / "grid" / g.name).string()});
+    try {
+      g.loaded = recipe::load_recipe(r.path, overrides);
+    } catch (const UserError& e) {
+      throw ConfigError(where + ": " + g.name + ": " + e.what());
+    }
+    runs.push_back(std::move(g));
+  }
+  return runs;
+}
+
+// Stage 1 of a grid: every combination trained (or resumed, or reused) in turn.
+void train_grid(std::vector<GridRun>& runs, const fs::path& dir, std::ostream& log) {
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    log << "run: grid " << (i + 1) << "/" << runs.size() << ": " << runs[i].name << std::endl;
+    recipe::LoadedRecipe& child = runs[i].loaded;
+    child.recipe.subword_dir = (dir / "spm").string();  // shared (files are named by their corpus and options)
+    runs[i].members = train_members(child, log);
+  }
+}
+
+// The combination with the best validation score (train.valid_metric; the first of equals).
+std::size_t best_of_grid(const std::vector<GridRun>& runs) {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < runs.size(); ++i)
+    if (runs[i].members[0].trained.best_score > runs[best].members[0].trained.best_score) best = i;
+  return best;
+}
+
 // Stage 2: the test set translated with the [decode] keys, unless its stamp says the output
 // is up to date.
 TestResult translate_test(const recipe::LoadedRecipe& loaded, const std::vector<Member>& members, const fs::path& dir,
@@ -273,8 +328,54 @@ json evaluate_test(const recipe::Recipe& r, const TestResult& t, std::ostream& l
   return parsed.is_array() ? parsed : json::array({parsed});
 }
 
+// A grid's table (empty without run.grid): its combinations in order, `chosen` the best.
+struct GridTable {
+  const std::vector<GridRun>* runs = nullptr;
+  std::size_t chosen = 0;
+};
+
+json grid_json(const GridTable& grid) {
+  json rows = json::array();
+  for (std::size_t i = 0; i < grid.runs->size(); ++i) {
+    const GridRun& g = (*grid.runs)[i];
+    const train::TrainOutcome& t = g.members[0].trained;
+    json values = json::object();
+    for (const auto& [key, value] : g.point) values[key] = value;
+    rows.push_back({{"name", g.name},
+                    {"values", values},
+                    {"workdir", g.loaded.recipe.workdir},
+                    {"steps", t.steps},
+                    {"seconds", t.train_seconds},
+                    {"best_step", t.best_step},
+                    {"best_valid_bleu", t.best_validation ? t.best_validation->valid_bleu : 0.0},
+                    {"best_valid_chrf", t.best_validation ? t.best_validation->valid_chrf : 0.0},
+                    {"best_valid_ce", t.best_validation ? t.best_validation->valid_ce : 0.0},
+                    {"chosen", i == grid.chosen}});
+  }
+  return rows;
+}
+
+std::string grid_markdown(const recipe::Recipe& r, const GridTable& grid) {
+  std::ostringstream md;
+  md << "## Grid (`run.grid`), chosen on validation " << r.train.valid_metric << "\n\n";
+  md << "| combination | updates | minutes | best step | val BLEU | val chrF | val CE | |\n"
+        "|---|---|---|---|---|---|---|---|\n";
+  for (std::size_t i = 0; i < grid.runs->size(); ++i) {
+    const GridRun& g = (*grid.runs)[i];
+    const train::TrainOutcome& t = g.members[0].trained;
+    md << "| `" << table_escape(g.name) << "` | " << t.steps << " | " << fixed(t.train_seconds / 60, 1) << " | "
+       << t.best_step << " | " << (t.best_validation ? fixed(t.best_validation->valid_bleu, 2) : "-") << " | "
+       << (t.best_validation ? fixed(t.best_validation->valid_chrf, 2) : "-") << " | "
+       << (t.best_validation ? fixed(t.best_validation->valid_ce, 3) : "-") << " | "
+       << (i == grid.chosen ? "**chosen**: translates the test set" : "") << " |\n";
+  }
+  md << "\n";
+  return md.str();
+}
+
 json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
-                 const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+                 const std::vector<TestResult>& tests, const std::string& curves, const json& stages,
+                 const GridTable& grid) {
   const train::TrainOutcome& trained = members[0].trained;
   std::error_code ec;
   const auto model_bytes = fs::file_size(trained.best_model, ec);
@@ -331,12 +432,14 @@ json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const st
                      {"seconds", m.trained.train_seconds}});
     j["ensemble"] = ens;
   }
+  if (grid.runs) j["grid"] = grid_json(grid);
   j["this_run"] = stages;
   return j;
 }
 
 std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
-                            const std::vector<TestResult>& tests, const std::string& curves, const json& stages) {
+                            const std::vector<TestResult>& tests, const std::string& curves, const json& stages,
+                            const GridTable& grid) {
   const train::TrainOutcome& trained = members[0].trained;
   std::error_code ec;
   const auto model_bytes = fs::file_size(trained.best_model, ec);
@@ -367,6 +470,7 @@ std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_f
     md << "\n";
   }
   md << "- Curves: `" << curves << "`\n\n";
+  if (grid.runs) md << grid_markdown(r, grid);
   if (!tests.empty()) {
     md << "| test set | lines | beam | metric | score | signature |\n|---|---|---|---|---|---|\n";
     for (const auto& t : tests)
@@ -392,6 +496,7 @@ std::string report_markdown(const recipe::Recipe& r, const std::string& recipe_f
 RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   const recipe::Recipe& r = loaded.recipe;
   const fs::path dir(r.workdir);
+  std::vector<GridRun> grid_runs = r.run.grid.empty() ? std::vector<GridRun>{} : load_grid(loaded);
   fs::create_directories(dir);
   const auto run_start = Clock::now();
   std::string recipe_text;
@@ -401,8 +506,22 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
   json stages = json::object();
 
   auto t0 = Clock::now();
-  const std::vector<Member> members = train_members(loaded, log);
+  GridTable grid;
+  if (!grid_runs.empty()) {
+    train_grid(grid_runs, dir, log);
+    grid = {&grid_runs, best_of_grid(grid_runs)};
+  }
+  const std::vector<Member> members = grid.runs ? grid_runs[grid.chosen].members : train_members(loaded, log);
   if (dist::job().rank() != 0) return {};  // under mpirun the other ranks only train
+  // What the report and the test translation follow: the recipe, or the grid's chosen one (with
+  // the run's file and folder).
+  const recipe::LoadedRecipe& chosen = grid.runs ? grid_runs[grid.chosen].loaded : loaded;
+  recipe::Recipe shown = chosen.recipe;
+  shown.path = r.path;
+  shown.workdir = r.workdir;
+  if (grid.runs)
+    log << "run: grid: chose " << grid_runs[grid.chosen].name << " (best validation " << r.train.valid_metric << " of "
+        << grid_runs.size() << " combinations)" << std::endl;
   stages["train"] = {{"seconds", since(t0)}, {"steps_this_run", !members[0].trained.stop_reason.empty()}};
   const std::string curves = (dir / "curves.svg").string();
   const fs::path first_dir(members[0].setup.workdir);
@@ -411,15 +530,15 @@ RunResult run_recipe(const recipe::LoadedRecipe& loaded, std::ostream& log) {
                                                             r.data.src_lang + "->" + r.data.tgt_lang + ")"));
   std::vector<TestResult> tests;
   if (!r.data.test_src.empty()) {
-    TestResult t = translate_test(loaded, members, dir, log);
-    t.scores = evaluate_test(r, t, log);
+    TestResult t = translate_test(chosen, members, dir, log);
+    t.scores = evaluate_test(shown, t, log);
     tests.push_back(std::move(t));
   } else {
     log << "run: the recipe names no test set (data.test_src); nothing to translate" << std::endl;
   }
   stages["total_seconds"] = since(run_start);
-  RunResult result{report_markdown(r, recipe_fp, members, tests, curves, stages),
-                   report_json(r, recipe_fp, members, tests, curves, stages).dump(2) + "\n"};
+  RunResult result{report_markdown(shown, recipe_fp, members, tests, curves, stages, grid),
+                   report_json(shown, recipe_fp, members, tests, curves, stages, grid).dump(2) + "\n"};
   atomic_write_file((dir / "report.md").string(), result.markdown);
   atomic_write_file((dir / "report.json").string(), result.json);
   return result;

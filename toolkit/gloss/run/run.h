@@ -15,6 +15,11 @@
 //              decode key changes (stamp: <output>.stamp)
 //   evaluate   the recipe's eval.metrics on the translation (sacreBLEU-exact scores)
 // Then report.md, report.json and curves.svg are written to <workdir>.
+//
+// With run.grid, stage 1 trains one model per combination of the grid's values, each in
+// <workdir>/grid/<combination>/ as above (all combinations' recipes are loaded, so checked,
+// before the first trains); the one with the best validation score (train.valid_metric) alone
+// translates the test set, and the report tabulates every combination's validation scores.
 #include <iosfwd>
 #include <string>
 
