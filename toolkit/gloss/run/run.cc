@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -260,11 +261,16 @@ void train_grid(std::vector<GridRun>& runs, const fs::path& dir, std::ostream& l
   }
 }
 
-// The combination with the best validation score (train.valid_metric; the first of equals).
+// The combination with the best validation score (train.valid_metric; the first of equals;
+// one that was never validated, e.g. stopped before its first validation, only if all were not).
 std::size_t best_of_grid(const std::vector<GridRun>& runs) {
+  auto score = [&](std::size_t i) {
+    const train::TrainOutcome& t = runs[i].members[0].trained;
+    return t.best_validation ? t.best_score : -std::numeric_limits<double>::infinity();
+  };
   std::size_t best = 0;
   for (std::size_t i = 1; i < runs.size(); ++i)
-    if (runs[i].members[0].trained.best_score > runs[best].members[0].trained.best_score) best = i;
+    if (score(i) > score(best)) best = i;
   return best;
 }
 
