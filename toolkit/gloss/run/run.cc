@@ -234,9 +234,11 @@ std::vector<GridRun> load_grid(const recipe::LoadedRecipe& loaded) {
   for (const auto& point : recipe::grid_points(r.run.grid)) {
     GridRun g{point, recipe::grid_point_name(point), {}, {}};
     std::vector<std::string> overrides;
-    for (const auto& [key, o] : loaded.origins) {
+    for (const auto& origin_of : loaded.origins) {
+      const std::string& key = origin_of.first;  // (a structured binding cannot be captured in C++20)
       const bool varied = std::any_of(point.begin(), point.end(), [&](const auto& kv) { return kv.first == key; });
-      if (o.kind == recipe::Origin::Kind::kCommandLine && !varied && key != "run.grid" && key != "run.workdir")
+      if (origin_of.second.kind == recipe::Origin::Kind::kCommandLine && !varied && key != "run.grid" &&
+          key != "run.workdir")
         overrides.insert(overrides.end(), {"--" + key, loaded.text.at(key)});
     }
     for (const auto& [key, value] : point) overrides.insert(overrides.end(), {"--" + key, value});
