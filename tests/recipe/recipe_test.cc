@@ -115,6 +115,11 @@ TEST_CASE("Recipe: run.grid's combinations, last key fastest, and its errors", "
   CHECK(grid_point_name(points[1]) == "train.lr=1e-3,data.train_src=c");
   CHECK(grid_point_name(points[2]) == "train.lr=5e-4,data.train_src=a_b.txt");
   CHECK(points[3] == gloss::recipe::GridPoint{{"train.lr", "5e-4"}, {"data.train_src", "c"}});
+  const std::string a(300, 'a'), b = std::string(299, 'a') + "b";
+  const auto long_a = grid_point_name({{"data.train_src", a}}), long_b = grid_point_name({{"data.train_src", b}});
+  CHECK(long_a.size() == gloss::recipe::kMaxGridNameBytes);
+  CHECK(long_a.rfind("data.train_src=aaa", 0) == 0);
+  CHECK(long_a != long_b);  // cut alike, told apart by the fingerprint
   CHECK_THROWS_WITH(grid_points("train.lr"), Catch::Contains("'train.lr' is not KEY=VALUE,VALUE,..."));
   CHECK_THROWS_WITH(grid_points("train.lr=1,"), Catch::Contains("has an empty value"));
   CHECK_THROWS_WITH(grid_points("train.lr=1 train.lr=2"), Catch::Contains("'train.lr' appears twice"));

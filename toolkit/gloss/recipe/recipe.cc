@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "gloss/util/error.h"
+#include "gloss/util/hash.h"
 #include "gloss/util/line_reader.h"
 
 namespace po = boost::program_options;
@@ -517,6 +518,8 @@ std::string grid_point_name(const GridPoint& point) {
   std::string name;
   for (const auto& [key, value] : point) name += (name.empty() ? "" : ",") + key + "=" + value;
   std::replace(name.begin(), name.end(), '/', '_');
+  // Folder names are at most 255 bytes: a long one keeps its start and a fingerprint of all.
+  if (name.size() > kMaxGridNameBytes) name = name.substr(0, kMaxGridNameBytes - 17) + "-" + fingerprint(name);
   return name;
 }
 

@@ -35,7 +35,9 @@ using GridPoint = std::vector<std::pair<std::string, std::string>>;
 // combination's recipe loads).
 inline constexpr std::size_t kMaxGridPoints = 100;
 std::vector<GridPoint> grid_points(const std::string& grid);
-// "model.dropout_ctx=0.3,train.lr=5e-4": a combination as a folder name ('/' becomes '_').
+// "model.dropout_ctx=0.3,train.lr=5e-4": a combination as a folder name ('/' becomes '_'; a
+// name longer than kMaxGridNameBytes is cut and ends in a fingerprint of the whole).
+inline constexpr std::size_t kMaxGridNameBytes = 120;
 std::string grid_point_name(const GridPoint& point);
 
 // A recipe: everything a training run reads (train::TrainSetup: [data], [subword], [model],
