@@ -2,7 +2,10 @@
 # Data-parallel training across processes: `mpirun -np 2 gloss bench train --threads 1`
 # against one process with 1 thread, on the quick recipe's model and data, alternating, RUNS
 # times each; prints the medians of target tokens/s, their ratio and the share of each update
-# spent summing the ranks' gradients (including waiting for the slower rank).
+# spent summing the ranks' gradients (including waiting for the slower rank). Also the
+# machine's own ceiling for any two-way split: two independent one-thread processes at once,
+# each pinned to its own core (their summed tokens/s against one process alone), which no
+# data-parallel scheme can beat (they share caches, memory bandwidth and clock).
 # Usage: bash tests/bench/mpi_bench.sh [RUNS] [BATCHES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +22,8 @@ build/gloss spm train recipes/quick-en-de.ini --run.workdir "$tmp/run" >/dev/nul
 one=()
 two=()
 share=()
+pair=()
+rate() { awk '/^BENCH train_target_tokens_per_s/ {print $3}' "$1"; }
 for ((r = 1; r <= runs; r++)); do
   o=$(build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null |
       awk '/^BENCH train_target_tokens_per_s/ {print $3}')
@@ -28,7 +33,15 @@ for ((r = 1; r <= runs; r++)); do
   one+=("$o")
   two+=("$t")
   share+=("$s")
-  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (allreduce $s %)" >&2
+  for c in 0 1; do
+    taskset -c $c build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" \
+      >"$tmp/alone.$c" 2>/dev/null &
+  done
+  wait
+  p=$(echo "$(rate "$tmp/alone.0") + $(rate "$tmp/alone.1")" | bc)
+  pair+=("$p")
+  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (allreduce $s %)," \
+    "2 independent processes at once $p tok/s in all" >&2
 done
 mo=$(median "${one[@]}")
 mt=$(median "${two[@]}")
@@ -36,3 +49,6 @@ echo "BENCH train_1_process_1_thread $mo tok/s"
 echo "BENCH train_mpirun_2_x_1_thread $mt tok/s"
 echo "BENCH train_mpi_speedup $(echo "scale=2; $mt / $mo" | bc) x"
 echo "BENCH train_allreduce_share $(median "${share[@]}") % of each update"
+mp=$(median "${pair[@]}")
+echo "BENCH train_2_independent_processes $mp tok/s in all"
+echo "BENCH train_2_independent_over_1 $(echo "scale=2; $mp / $mo" | bc) x (the machine's two-way ceiling)"
