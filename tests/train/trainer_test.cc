@@ -459,6 +459,14 @@ TEST_CASE("Learning-rate schedules: constant, plateau, inverse_sqrt and cosine w
   CHECK(lr_at(t, 0.5, 1000) == Approx(0.0055));
   t.warmup_steps = 100;  // warm-up scales the start
   CHECK(lr_at(t, 0.5, 50) == Approx(0.5 * (0.001 + 0.009 * (1 + std::cos(M_PI * 50 / 2000)) / 2)));
+  t.warmup_steps = 0;  // decay_start holds lr, then the same half cosine, shifted
+  t.decay_start = 3000;
+  CHECK(lr_at(t, 0.5, 0) == Approx(0.01));
+  CHECK(lr_at(t, 0.5, 2999) == Approx(0.01));
+  CHECK(lr_at(t, 0.5, 3000 + 500) == Approx(0.001 + 0.009 * (1 + std::sqrt(0.5)) / 2));
+  CHECK(lr_at(t, 0.5, 3000 + 1000) == Approx(0.0055));
+  CHECK(lr_at(t, 0.5, 3000 + 2000) == Approx(0.001));
+  CHECK(lr_at(t, 0.5, 9000) == Approx(0.001));
 }
 
 TEST_CASE("Scheduled sampling: the teacher-forcing ratio follows its decay schedule", "[train]") {

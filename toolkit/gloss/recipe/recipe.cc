@@ -186,9 +186,12 @@ class Schema {
     add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule",
                {"constant", "plateau", "inverse_sqrt", "cosine"});
     add_int("train.warmup_steps", &t.warmup_steps, "linear warm-up steps", 0, 1000000000);
+    add_int("train.decay_start", &t.decay_start,
+            "lr_schedule cosine: updates at lr before the decay begins (a warm-stable-decay schedule)", 0, 1000000000);
     add_int("train.decay_steps", &t.decay_steps,
             "lr_schedule cosine: updates over which lr falls to lr_min along a half cosine (required)", 0, 1000000000);
-    add_float("train.lr_min", &t.lr_min, "lr_schedule cosine: the learning rate after decay_steps", 0, 100);
+    add_float("train.lr_min", &t.lr_min, "lr_schedule cosine: the learning rate after decay_start + decay_steps", 0,
+              100);
     add_float("train.lr_decay", &t.lr_decay, "learning-rate factor on a plateau", 0, 1, true);
     add_int("train.lr_patience", &t.lr_patience, "validations without improvement before decaying", 1, 1000000);
     add_float("train.weight_decay", &t.weight_decay,

@@ -16,6 +16,7 @@ struct TrainOptions {
   double lr = 0.001;
   std::string lr_schedule = "plateau";  // constant, plateau, inverse_sqrt or cosine
   int warmup_steps = 0;
+  int decay_start = 0;      // cosine: updates at lr before the decay begins
   int decay_steps = 0;      // cosine: updates from lr down to lr_min (required)
   double lr_min = 0;        // cosine: the learning rate after decay_steps
   double lr_decay = 0.5;    // factor per plateau

@@ -91,7 +91,8 @@ double lr_at(const TrainOptions& t, double plateau_lr, std::int64_t step) {
   double lr = t.lr_schedule == "plateau" ? plateau_lr : t.lr;
   const double s = static_cast<double>(step);
   if (t.lr_schedule == "cosine") {
-    const double done = std::min(1.0, s / std::max(1, t.decay_steps));  // the recipe checks decay_steps > 0
+    const double into = std::max(0.0, s - t.decay_start);
+    const double done = std::min(1.0, into / std::max(1, t.decay_steps));  // the recipe checks decay_steps > 0
     lr = t.lr_min + (t.lr - t.lr_min) * 0.5 * (1 + std::cos(std::numbers::pi * done));
   }
   if (t.lr_schedule == "inverse_sqrt" && t.warmup_steps > 0) {

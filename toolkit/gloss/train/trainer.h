@@ -118,8 +118,8 @@ bool trains_in_bf16(const TrainOptions& t);
 double teacher_forcing_at(const TrainOptions& t, std::int64_t step);
 
 // The learning rate of update `step` under train.lr_schedule and warmup_steps; `plateau_lr` is the
-// plateau schedule's current rate (the run's state). Recipes check that cosine has decay_steps
-// and lr_min <= lr.
+// plateau schedule's current rate (the run's state). cosine holds lr for decay_start updates,
+// then falls to lr_min over decay_steps. Recipes check that cosine has decay_steps and lr_min <= lr.
 double lr_at(const TrainOptions& t, double plateau_lr, std::int64_t step);
 
 struct TrainOutcome {
