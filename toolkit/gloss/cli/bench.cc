@@ -71,8 +71,9 @@ SgemmRates sgemm_gflops(std::ostream& log, bool bf16 = false) {
 
 // Where a training batch's time went: each stage's share of the wall time. Stages run by the
 // data-parallel workers side by side (GEMMs, RNN primitives, attention kernel, softmax and
-// loss) count their summed thread time divided by the workers; the rest (data, optimizer and
-// clipping, summing the replicas' gradients) runs on one thread while the workers wait.
+// loss) count their summed thread time divided by the workers; the rest (data, optimizer,
+// clipping and weight average, summing the replicas' gradients) runs between batches while the
+// workers wait.
 // "other": embeddings, dropout, layer normalisation, element-wise work, copies, waiting.
 void print_profile(std::ostream& out, double elapsed, int workers) {
   using compute::Stage;
@@ -221,6 +222,9 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
                              : std::string("threads inside each operation"))
       << std::endl;
 
+  std::optional<nn::WeightAverage> average;  // train.ema_decay: updated after every step, as training does
+  if (r.train.ema_decay > 0) average.emplace(params, r.train.ema_decay);
+  std::int64_t step = 0;
   double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
   auto train_batch = [&](std::int64_t& tokens) {
     std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
@@ -235,6 +239,7 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
       const compute::StageTimer timer(compute::Stage::kOptimizer);
       nn::clip_grad_norm(params, r.train.clip_norm);
       optimizer->step(params, static_cast<float>(r.train.lr));
+      if (average) average->update(params, ++step);
     }
     tokens += loss.tokens;
     return loss;
@@ -295,7 +300,8 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
            "                             [--parallel data|ops] [--shortlist FILE] [--precision f32|bf16|auto]\n"
            "translate: median over runs of translating FILE (sentences/s, output words/s).\n"
-           "Measures training speed (forward + backward + Adam) of the recipe's model on its data\n"
+           "Measures training speed (forward + backward + Adam, and the weight average with\n"
+           "train.ema_decay) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
            "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
            "machine's dnnl_sgemm rate at the same thread count.\n\n"
