@@ -93,47 +93,66 @@ void print_profile(std::ostream& out, double elapsed, int workers) {
 
 namespace {
 
+// Walks a `gloss bench` command line (raw[0] is the subcommand) one argument at a time;
+// errors name the option.
+class ArgWalker {
+ public:
+  explicit ArgWalker(const std::vector<std::string>& raw) : raw_(raw) {}
+  bool next() { return ++i_ < raw_.size(); }
+  const std::string& arg() const { return raw_[i_]; }
+  // The current option's value.
+  std::string value() {
+    if (i_ + 1 >= raw_.size()) throw ConfigError(raw_[i_] + " needs a value");
+    return raw_[++i_];
+  }
+  // The current option's value, a whole number >= 1.
+  int positive() {
+    const std::string name = raw_[i_], v = value();
+    std::size_t used = 0;
+    int n = 0;
+    try {
+      n = std::stoi(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size()) throw ConfigError(name + ": '" + v + "' is not a number");
+    if (n < 1) throw ConfigError(name + " must be at least 1");
+    return n;
+  }
+
+ private:
+  const std::vector<std::string>& raw_;
+  std::size_t i_ = 0;
+};
+
 // `gloss bench translate -m MODEL -i FILE [--beam-size N] [--threads N] [--batch-size N] [--parallel data|ops]
 // [--shortlist FILE]`
 int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   std::string model, input;
   decode::TranslateOptions o;
   int threads = 2, runs = 3;
-  for (std::size_t i = 1; i < raw.size(); ++i) {
-    auto value = [&]() -> std::string {
-      if (i + 1 >= raw.size()) throw ConfigError(raw[i] + " needs a value");
-      return raw[++i];
-    };
-    auto number = [&]() {
-      const std::string name = raw[i], v = value();
-      try {
-        const int n = std::stoi(v);
-        if (n < 1) throw ConfigError(name + " must be at least 1");
-        return n;
-      } catch (const std::invalid_argument&) {
-        throw ConfigError(name + ": '" + v + "' is not a number");
-      }
-    };
-    if (raw[i] == "-m" || raw[i] == "--model")
-      model = value();
-    else if (raw[i] == "-i" || raw[i] == "--input")
-      input = value();
-    else if (raw[i] == "--beam-size" || raw[i] == "-b")
-      o.search.beam_size = number();
-    else if (raw[i] == "--batch-size")
-      o.batch_size = number();
-    else if (raw[i] == "--threads")
-      threads = number();
-    else if (raw[i] == "--runs")
-      runs = number();
-    else if (raw[i] == "--parallel")
-      o.parallel = value();
-    else if (raw[i] == "--shortlist")
-      o.shortlist = value();
-    else if (raw[i] == "--precision")
-      o.precision = value();
+  for (ArgWalker args(raw); args.next();) {
+    const std::string& a = args.arg();
+    if (a == "-m" || a == "--model")
+      model = args.value();
+    else if (a == "-i" || a == "--input")
+      input = args.value();
+    else if (a == "--beam-size" || a == "-b")
+      o.search.beam_size = args.positive();
+    else if (a == "--batch-size")
+      o.batch_size = args.positive();
+    else if (a == "--threads")
+      threads = args.positive();
+    else if (a == "--runs")
+      runs = args.positive();
+    else if (a == "--parallel")
+      o.parallel = args.value();
+    else if (a == "--shortlist")
+      o.shortlist = args.value();
+    else if (a == "--precision")
+      o.precision = args.value();
     else
-      throw ConfigError("gloss bench translate: unknown option '" + raw[i] + "' (see gloss bench --help)");
+      throw ConfigError("gloss bench translate: unknown option '" + a + "' (see gloss bench --help)");
   }
   if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
@@ -167,57 +186,93 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
   return 0;
 }
 
-// `gloss bench train ...` (see bench_command).
-int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+// `gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]`.
+struct TrainBenchArgs {
   int threads = 2, batches = 40;
-  std::string path;
-  std::vector<std::string> overrides;
-  for (std::size_t i = 1; i < raw.size(); ++i) {
-    auto int_arg = [&](int& target) {
-      if (i + 1 >= raw.size()) throw ConfigError(raw[i] + " needs a number");
-      try {
-        target = std::stoi(raw[++i]);
-      } catch (const std::exception&) {
-        throw ConfigError(raw[i - 1] + ": '" + raw[i] + "' is not a number");
-      }
-      if (target < 1) throw ConfigError(raw[i - 1] + " must be at least 1");
-    };
-    if (raw[i] == "--threads")
-      int_arg(threads);
-    else if (raw[i] == "--batches")
-      int_arg(batches);
-    else if (path.empty() && overrides.empty() && raw[i][0] != '-')
-      path = raw[i];
+  std::string recipe;                  // quick-en-de when none is given
+  std::vector<std::string> overrides;  // --section.key value pairs, for the recipe loader
+};
+
+TrainBenchArgs parse_train_bench_args(const std::vector<std::string>& raw) {
+  TrainBenchArgs a;
+  for (ArgWalker args(raw); args.next();) {
+    const std::string& arg = args.arg();
+    if (arg == "--threads")
+      a.threads = args.positive();
+    else if (arg == "--batches")
+      a.batches = args.positive();
+    else if (a.recipe.empty() && a.overrides.empty() && arg[0] != '-')
+      a.recipe = arg;
     else
-      overrides.push_back(raw[i]);
+      a.overrides.push_back(arg);
   }
-  if (path.empty()) {
-    path = "recipes/quick-en-de.ini";
-    if (!fs::exists(path))
-      throw ConfigError("no recipe given and " + path + " is not here; run from the Gloss folder or name a recipe");
+  if (a.recipe.empty()) {
+    a.recipe = "recipes/quick-en-de.ini";
+    if (!fs::exists(a.recipe))
+      throw ConfigError("no recipe given and " + a.recipe + " is not here; run from the Gloss folder or name a recipe");
   }
-  compute::check_threads(threads, "--threads");
-  const auto loaded = recipe::load_recipe(path, overrides);
+  compute::check_threads(a.threads, "--threads");
+  return a;
+}
+
+// What the timed batches of `gloss bench train` did.
+struct TrainBenchResult {
+  std::int64_t tokens = 0;    // target tokens trained on
+  double elapsed = 0;         // seconds of wall time
+  double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
+  double flops = 0;           // GEMM and RNN floating-point operations (compute::flops)
+};
+
+// BENCH lines: the job's speed (and, under mpirun, the reduction's share); in one process also
+// the GEMM rate against dnnl_sgemm's (and bf16's, when training in bf16) and the time profile.
+void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchResult& m, int threads, bool bf16,
+                       int workers) {
+  const double tok_s = static_cast<double>(m.tokens) / m.elapsed;
+  const double gflops = m.flops / m.elapsed / 1e9;
+  if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed and its reduction
+    out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
+    out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
+    out << "BENCH train_allreduce_share " << fixed(100.0 * m.reduce_seconds / m.elapsed, 1) << " % of each update\n";
+    return;
+  }
+  const SgemmRates sgemm = sgemm_gflops(log);
+  out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
+  out << "BENCH train_gemm_gflops " << fixed(gflops, 1) << " GFLOP/s\n";
+  out << "BENCH train_mflop_per_target_token " << fixed(m.flops / static_cast<double>(m.tokens) / 1e6, 1) << " MFLOP\n";
+  out << "BENCH sgemm_1024_gflops " << fixed(sgemm.square, 1) << " GFLOP/s\n";
+  out << "BENCH sgemm_best_gflops " << fixed(sgemm.best, 1) << " GFLOP/s\n";
+  out << "BENCH train_fraction_of_sgemm_1024 " << fixed(100.0 * gflops / sgemm.square, 1) << " %\n";
+  out << "BENCH train_fraction_of_sgemm_best " << fixed(100.0 * gflops / sgemm.best, 1) << " %\n";
+  if (bf16) {
+    const SgemmRates rates = sgemm_gflops(log, true);
+    out << "BENCH bf16_gemm_1024_gflops " << fixed(rates.square, 1) << " GFLOP/s\n";
+    out << "BENCH train_fraction_of_bf16_gemm_1024 " << fixed(100.0 * gflops / rates.square, 1) << " %\n";
+  }
+  print_profile(out, m.elapsed, workers);
+}
+
+// `gloss bench train ...` (see bench_command): the training run's own data and network
+// (train/trainer.h) with --threads workers, 5 warm-up batches, then --batches timed ones.
+int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  const TrainBenchArgs args = parse_train_bench_args(raw);
+  const auto loaded = recipe::load_recipe(args.recipe, args.overrides);
   const auto& r = loaded.recipe;
-  compute::set_threads(threads);
-  // The training run's own data and network (train/trainer.h), with --threads workers.
+  compute::set_threads(args.threads);
   std::optional<train::TrainingData> prepared;  // under mpirun rank 0 trains the subword models first
-  dist::rank0_first(dist::job(), [&] { prepared.emplace(train::prepare_data(r, threads, log)); });
-  if (!prepared) prepared.emplace(train::prepare_data(r, threads, log));
+  dist::rank0_first(dist::job(), [&] { prepared.emplace(train::prepare_data(r, args.threads, log)); });
+  if (!prepared) prepared.emplace(train::prepare_data(r, args.threads, log));
   const train::TrainingData& data = *prepared;
   train::TrainOptions to = r.train;
-  to.threads = threads;
+  to.threads = args.threads;
   text::Batcher batcher(data.corpus, train::batch_options(to));
   train::Network network(r.model, data, to);
-  const auto& corpus = data.corpus;
   auto& params = network.params;
   auto& workers = network.workers;
-  auto& optimizer = network.optimizer;
-  const model::ModelConfig& mc = network.config;
   Rng rng(static_cast<std::uint64_t>(r.train.seed));
   nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
-  log << "bench: " << params.num_values() << " parameters, " << mc.src_vocab << "/" << mc.tgt_vocab
-      << " vocabulary, batches of " << r.train.batch_size << ", " << threads << " threads, "
+  log << "bench: " << params.num_values() << " parameters, " << network.config.src_vocab << "/"
+      << network.config.tgt_vocab << " vocabulary, batches of " << r.train.batch_size << ", " << args.threads
+      << " threads, "
       << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers"
                              : std::string("threads inside each operation"))
       << std::endl;
@@ -225,67 +280,45 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
   std::optional<nn::WeightAverage> average;  // train.ema_decay: updated after every step, as training does
   if (r.train.ema_decay > 0) average.emplace(params, r.train.ema_decay);
   std::int64_t step = 0;
-  double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
-  auto train_batch = [&](std::int64_t& tokens) {
+  TrainBenchResult m;
+  auto train_batch = [&]() {
     std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
     const text::Batch b = batcher.next();
     data_timer.reset();
     params.zero_grad();
-    auto loss = workers.train_batch(corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
+    auto loss = workers.train_batch(data.corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
     const auto reduce_start = Clock::now();
     workers.sum_across_ranks(loss);
-    reduce_seconds += seconds_since(reduce_start);
+    m.reduce_seconds += seconds_since(reduce_start);
     {
       const compute::StageTimer timer(compute::Stage::kOptimizer);
       nn::clip_grad_norm(params, r.train.clip_norm);
-      optimizer->step(params, static_cast<float>(r.train.lr));
+      network.optimizer->step(params, static_cast<float>(r.train.lr));
       if (average) average->update(params, ++step);
     }
-    tokens += loss.tokens;
+    m.tokens += loss.tokens;
     return loss;
   };
-  std::int64_t warm_tokens = 0;
-  for (int i = 0; i < 5; ++i) train_batch(warm_tokens);
+  for (int i = 0; i < 5; ++i) train_batch();  // warm-up: primitives created, caches filled
   compute::reset_flops();
   compute::reset_stage_seconds();
   compute::set_profiling(true);
-  std::int64_t tokens = 0;
-  reduce_seconds = 0;
+  m = TrainBenchResult{};
   const auto start = Clock::now();
-  for (int i = 0; i < batches; ++i) {
-    const auto loss = train_batch(tokens);
-    if ((i + 1) % 10 == 0 || i + 1 == batches) {
+  for (int i = 0; i < args.batches; ++i) {
+    const auto loss = train_batch();
+    if ((i + 1) % 10 == 0 || i + 1 == args.batches) {
       const double s = seconds_since(start);
-      log << "bench: batch " << (i + 1) << "/" << batches << ", loss/token "
-          << fixed(loss.loss / static_cast<double>(loss.tokens), 3) << ", " << fixed(static_cast<double>(tokens) / s, 0)
-          << " tok/s, ETA " << fixed(s / (i + 1) * (batches - i - 1), 0) << " s" << std::endl;
+      log << "bench: batch " << (i + 1) << "/" << args.batches << ", loss/token "
+          << fixed(loss.loss / static_cast<double>(loss.tokens), 3) << ", "
+          << fixed(static_cast<double>(m.tokens) / s, 0) << " tok/s, ETA "
+          << fixed(s / (i + 1) * (args.batches - i - 1), 0) << " s" << std::endl;
     }
   }
-  const double elapsed = seconds_since(start);
+  m.elapsed = seconds_since(start);
   compute::set_profiling(false);
-  const double flops = compute::flops();
-  const double tok_s = static_cast<double>(tokens) / elapsed;
-  const double gflops = flops / elapsed / 1e9;
-  if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed and its reduction
-    out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
-    out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
-    out << "BENCH train_allreduce_share " << fixed(100.0 * reduce_seconds / elapsed, 1) << " % of each update\n";
-    return 0;
-  }
-  const SgemmRates sgemm = sgemm_gflops(log);
-  out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
-  out << "BENCH train_gemm_gflops " << fixed(gflops, 1) << " GFLOP/s\n";
-  out << "BENCH train_mflop_per_target_token " << fixed(flops / static_cast<double>(tokens) / 1e6, 1) << " MFLOP\n";
-  out << "BENCH sgemm_1024_gflops " << fixed(sgemm.square, 1) << " GFLOP/s\n";
-  out << "BENCH sgemm_best_gflops " << fixed(sgemm.best, 1) << " GFLOP/s\n";
-  out << "BENCH train_fraction_of_sgemm_1024 " << fixed(100.0 * gflops / sgemm.square, 1) << " %\n";
-  out << "BENCH train_fraction_of_sgemm_best " << fixed(100.0 * gflops / sgemm.best, 1) << " %\n";
-  if (train::trains_in_bf16(to)) {
-    const SgemmRates bf16 = sgemm_gflops(log, true);
-    out << "BENCH bf16_gemm_1024_gflops " << fixed(bf16.square, 1) << " GFLOP/s\n";
-    out << "BENCH train_fraction_of_bf16_gemm_1024 " << fixed(100.0 * gflops / bf16.square, 1) << " %\n";
-  }
-  print_profile(out, elapsed, workers.size());
+  m.flops = compute::flops();
+  print_train_bench(out, log, m, args.threads, train::trains_in_bf16(to), workers.size());
   return 0;
 }
 
