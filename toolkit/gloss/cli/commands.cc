@@ -293,94 +293,110 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   return 0;
 }
 
-int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+namespace {
+
+// gloss translate's command line: where each option's value lands.
+struct TranslateCli {
   decode::TranslateOptions o;  // every default below is the struct's
-  decode::SearchOptions& so = o.search;
   translate::OutputOptions w;
   std::vector<std::string> models;
   std::string input, output, shard = "1/1";
   int threads = 2;
+};
+
+po::options_description translate_options(TranslateCli& c) {
   po::options_description desc(
       "Usage: gloss translate -m MODEL [MODEL ...] [-i IN] [-o OUT] [options]\n"
       "Translates one sentence per line (plain or .gz; standard input by default), one output line\n"
       "per input line, in input order. MODEL is a model file from gloss train (it holds its\n"
       "subword models); nothing else is needed. Several models (trained with the same subword\n"
       "models) translate as an ensemble, averaging their log-probabilities");
-  desc.add_options()("help,h", "print this help")("model,m", po::value(&models)->required()->multitoken(),
-                                                  "model file(s)")("input,i", po::value(&input)->default_value("-"),
+  desc.add_options()("help,h", "print this help")("model,m", po::value(&c.models)->required()->multitoken(),
+                                                  "model file(s)")("input,i", po::value(&c.input)->default_value("-"),
                                                                    "input text (- = standard input)")(
-      "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
-      "beam-size,b", po::value(&so.beam_size)->default_value(so.beam_size), "beam size (1 = greedy)")(
-      "n-best", po::value(&so.n_best)->default_value(so.n_best),
+      "output,o", po::value(&c.output)->default_value("-"), "output file (- = standard output)")(
+      "beam-size,b", po::value(&c.o.search.beam_size)->default_value(c.o.search.beam_size), "beam size (1 = greedy)")(
+      "n-best", po::value(&c.o.search.n_best)->default_value(c.o.search.n_best),
       "translations per sentence, as 'id ||| text ||| score' (distinct hypotheses, best first)")(
-      "length-penalty", po::value(&so.length_penalty)->default_value(so.length_penalty),
-      "score = log p / length^alpha")("max-len-ratio", po::value(&o.max_len_ratio)->default_value(o.max_len_ratio),
+      "length-penalty", po::value(&c.o.search.length_penalty)->default_value(c.o.search.length_penalty),
+      "score = log p / length^alpha")("max-len-ratio", po::value(&c.o.max_len_ratio)->default_value(c.o.max_len_ratio),
                                       "longest output: ratio * source length + add")(
-      "max-len-add", po::value(&o.max_len_add)->default_value(o.max_len_add), "see --max-len-ratio")(
-      "batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sentences per batch")(
-      "threads", po::value(&threads)->default_value(threads), "compute threads")(
-      "parallel", po::value(&o.parallel)->default_value(o.parallel),
+      "max-len-add", po::value(&c.o.max_len_add)->default_value(c.o.max_len_add), "see --max-len-ratio")(
+      "batch-size", po::value(&c.o.batch_size)->default_value(c.o.batch_size), "sentences per batch")(
+      "threads", po::value(&c.threads)->default_value(c.threads), "compute threads")(
+      "parallel", po::value(&c.o.parallel)->default_value(c.o.parallel),
       "how the threads share the work: data = each translates its own batches (faster on few cores); ops = all "
       "work inside every operation of one batch")(
-      "precision", po::value(&o.precision)->default_value(o.precision),
+      "precision", po::value(&c.o.precision)->default_value(c.o.precision),
       "f32; bf16: the recurrent, readout and output layers in bf16 (CPUs with AVX512-BF16); auto: bf16 where the "
-      "CPU has it, else f32")("progress", po::bool_switch(&w.progress),
+      "CPU has it, else f32")("progress", po::bool_switch(&c.w.progress),
                               "print progress on stderr (automatic when stderr is a terminal)")(
-      "max-batch-tokens", po::value(&o.max_batch_tokens)->default_value(o.max_batch_tokens),
+      "max-batch-tokens", po::value(&c.o.max_batch_tokens)->default_value(c.o.max_batch_tokens),
       "at most this many padded source subwords per batch (0: no limit)")(
-      "min-length", po::value(&so.min_length)->default_value(so.min_length),
+      "min-length", po::value(&c.o.search.min_length)->default_value(c.o.search.min_length),
       "subwords before the end of sentence is allowed")(
-      "stop-after", po::value(&so.stop_after)->default_value(so.stop_after),
+      "stop-after", po::value(&c.o.search.stop_after)->default_value(c.o.search.stop_after),
       "a sentence's search stops only once this many hypotheses have finished (1: at the first; up to --beam-size: "
       "searches longer, finds longer translations)")(
-      "coverage-penalty", po::value(&so.coverage_penalty)->default_value(so.coverage_penalty),
+      "coverage-penalty", po::value(&c.o.search.coverage_penalty)->default_value(c.o.search.coverage_penalty),
       "beta of Wu et al. (2016): score + beta * sum_j log(min(attention on j, 1))")(
-      "word-scores", po::bool_switch(&w.word_scores),
+      "word-scores", po::bool_switch(&c.w.word_scores),
       "append ' ||| WordScores= ' and each output word's log-probability")(
-      "alignment", po::value(&w.alignment)->default_value(w.alignment),
+      "alignment", po::value(&c.w.alignment)->default_value(c.w.alignment),
       "append ' ||| ' and the attention alignment of the subwords: hard (src-tgt pairs) or soft (weights)")(
-      "attention", po::value(&w.attention_path)->default_value(w.attention_path),
+      "attention", po::value(&c.w.attention_path)->default_value(c.w.attention_path),
       "draw the attention matrix of one sentence (--attention-line) as a heat map into this .svg or .png file")(
-      "attention-line", po::value(&w.attention_line)->default_value(w.attention_line),
+      "attention-line", po::value(&c.w.attention_line)->default_value(c.w.attention_line),
       "the input line --attention draws (from 1)")(
-      "shortlist", po::value(&o.shortlist)->default_value(o.shortlist),
+      "shortlist", po::value(&c.o.shortlist)->default_value(c.o.shortlist),
       "lexical shortlist: each sentence chooses among its listed target subwords only (faster, but it can cost "
       "BLEU): none, model (the one training stored in the model file), or a file from gloss shortlist")(
-      "shard", po::value(&shard)->default_value(shard),
+      "shard", po::value(&c.shard)->default_value(c.shard),
       "K/N: translate only the K-th of N contiguous line ranges of IN (as split -n l/K/N); the N outputs, "
       "concatenated in order, equal the whole file's");
+  return desc;
+}
+
+// Under mpirun the ranks are the shards: rank r translates shard r + 1 of N into its own file
+// (translate::shard_path), rank 0 merges them into -o once every rank has finished.
+int translate_by_rank(decode::Translator& translator, const TranslateCli& c, std::ostream& out, std::ostream& log) {
+  dist::Comm& job = dist::job();
+  const translate::Shard mine{static_cast<std::size_t>(job.rank()) + 1, static_cast<std::size_t>(job.size())};
+  std::ostream quiet(nullptr);
+  translate::translate_file(translator, c.input, translate::shard_path(c.output, mine), c.o, c.w, out,
+                            job.rank() == 0 ? log : quiet, mine);
+  if (!job.all_ok(true)) return 2;  // a rank that failed has aborted the job already
+  if (job.rank() == 0) translate::merge_shards(c.output, mine.count);
+  return 0;
+}
+
+}  // namespace
+
+int translate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& log) {
+  TranslateCli c;
+  const po::options_description desc = translate_options(c);
   if (wants_help(args)) {
     out << desc;
     return 0;
   }
   parse_options(args, desc, "gloss translate");
-  const translate::Shard range = translate::parse_shard(shard);
+  const translate::Shard range = translate::parse_shard(c.shard);
   if (!dist::job().single()) {  // under mpirun the ranks are the shards
     if (!range.whole()) throw ConfigError("--shard and mpirun: choose one (under mpirun each rank is a shard)");
-    if (output == "-" || !w.attention_path.empty())
+    if (c.output == "-" || !c.w.attention_path.empty())
       throw ConfigError(
           "under mpirun, give -o FILE (the ranks' shards are merged into it); --attention is a "
           "single-process option");
   }
-  compute::check_threads(threads, "--threads");
-  decode::validate(o);
-  translate::validate(w);
-  compute::set_threads(threads);
-  for (const auto& m : models) require_file(m);
-  decode::Translator translator(models);
-  translator.use_shortlist(o.shortlist);
-  dist::Comm& job = dist::job();
-  if (job.single()) {
-    translate::translate_file(translator, input, output, o, w, out, log, range);
-    return 0;
-  }
-  // mpirun: rank r translates shard r + 1 of N into its own file; rank 0 merges them.
-  const translate::Shard mine{static_cast<std::size_t>(job.rank()) + 1, static_cast<std::size_t>(job.size())};
-  std::ostream quiet(nullptr);
-  translate::translate_file(translator, input, translate::shard_path(output, mine), o, w, out,
-                            job.rank() == 0 ? log : quiet, mine);
-  if (!job.all_ok(true)) return 2;  // a rank that failed has aborted the job already
-  if (job.rank() == 0) translate::merge_shards(output, mine.count);
+  compute::check_threads(c.threads, "--threads");
+  decode::validate(c.o);
+  translate::validate(c.w);
+  compute::set_threads(c.threads);
+  for (const auto& m : c.models) require_file(m);
+  decode::Translator translator(c.models);
+  translator.use_shortlist(c.o.shortlist);
+  if (!dist::job().single()) return translate_by_rank(translator, c, out, log);
+  translate::translate_file(translator, c.input, c.output, c.o, c.w, out, log, range);
   return 0;
 }
 

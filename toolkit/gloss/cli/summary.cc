@@ -54,6 +54,52 @@ void write_table(const model::ModelSummary& s, const model::Lengths& lengths, st
   out << heavy << "\n";
 }
 
+// What gloss summary describes: a recipe's model (with subword.vocab_size for both vocabularies
+// and the recipe's training options) or a model file's (its own tensors; training defaults).
+struct Summarised {
+  bool is_recipe = false;
+  model::ModelConfig config;
+  train::TrainOptions training;
+  nn::ParameterSet params;  // owns the model's parameter tensors
+};
+
+void load_summarised(const std::string& path, const std::vector<std::string>& overrides, Summarised& out) {
+  out.is_recipe = std::filesystem::path(path).extension() == ".ini";
+  if (out.is_recipe) {
+    const auto loaded = recipe::load_recipe(path, overrides, false);
+    out.config = loaded.recipe.model;
+    out.config.src_vocab = out.config.tgt_vocab = loaded.recipe.subword.vocab_size;
+    out.training = loaded.recipe.train;
+    model::Seq2Seq built(out.config, out.params);
+    return;
+  }
+  if (!overrides.empty()) throw ConfigError("recipe keys (" + overrides[0] + ") need a recipe, not a model file");
+  const model::ModelFile file = model::load_any(path, nullptr);
+  out.config = file.config;
+  model::Seq2Seq built(out.config, out.params);
+  model::load_any(path, &out.params);  // the file's own tensors (their sizes checked against the configuration)
+}
+
+// The "Training memory at batch N" line: model::training_memory for these training options.
+void write_memory(const model::ModelConfig& config, std::int64_t total_params, const train::TrainOptions& training,
+                  const SummaryOptions& o, std::ostream& out) {
+  model::TrainingShape shape;
+  shape.batch_size = o.batch_size;
+  shape.src_len = o.src_len;
+  shape.tgt_len = o.tgt_len;
+  shape.split_positions = training.split_positions;
+  shape.workers = training.parallel == "data" ? training.threads : 1;
+  shape.replicas = training.replicas;
+  shape.adam = training.optimizer == "adam";
+  shape.ema = training.ema_decay > 0;
+  shape.rnn_cache_bytes = static_cast<std::int64_t>(training.rnn_cache_mb) << 20;
+  const model::TrainingMemory m = model::training_memory(config, total_params, shape);
+  out << "Training memory at batch " << o.batch_size << " (estimate, " << shape.workers
+      << " worker(s)): " << megabytes(m.total()) << " = weights " << megabytes(m.weights) << " + gradients "
+      << megabytes(m.gradients) << " + optimizer " << megabytes(m.optimizer) << " + activations "
+      << megabytes(m.activations) << " + RNN caches " << megabytes(m.rnn_caches) << "\n";
+}
+
 }  // namespace
 
 int summary_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*log*/) {
@@ -96,26 +142,12 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
   if (o.batch_size < 0 || o.batch_size > 1000000)
     throw ConfigError("--batch-size must be in 0..1000000 (see gloss summary --help)");
 
-  const bool is_recipe = std::filesystem::path(path).extension() == ".ini";
-  model::ModelConfig config;
-  train::TrainOptions training;  // a model file: the defaults
-  nn::ParameterSet params;
-  if (is_recipe) {
-    const auto loaded = recipe::load_recipe(path, overrides, false);
-    config = loaded.recipe.model;
-    config.src_vocab = config.tgt_vocab = loaded.recipe.subword.vocab_size;
-    training = loaded.recipe.train;
-    model::Seq2Seq built(config, params);
-  } else {
-    if (!overrides.empty()) throw ConfigError("recipe keys (" + overrides[0] + ") need a recipe, not a model file");
-    const model::ModelFile file = model::load_any(path, nullptr);
-    config = file.config;
-    model::Seq2Seq built(config, params);
-    model::load_any(path, &params);  // the file's own tensors (their sizes checked against the configuration)
-  }
-  if (o.batch_size == 0) o.batch_size = is_recipe ? training.batch_size : 64;
+  Summarised m;
+  load_summarised(path, overrides, m);
+  const model::ModelConfig& config = m.config;
+  if (o.batch_size == 0) o.batch_size = m.is_recipe ? m.training.batch_size : 64;
 
-  const model::ModelSummary s = model::summarize(config, params);
+  const model::ModelSummary s = model::summarize(config, m.params);
   const model::Lengths lengths{o.src_len / o.tgt_len, o.tgt_len};
   out << "Model: " << (config.cell == nn::CellType::kGru ? "gru" : "lstm") << " encoder-decoder with attention, "
       << config.src_vocab << " source and " << config.tgt_vocab << " target subwords (" << path << ")\n";
@@ -126,21 +158,7 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
       << fixed(forward / 1e6, 2) << " per hypothesis (sentences of " << fixed_g(o.src_len) << " source and "
       << fixed_g(o.tgt_len) << " target subwords, no padding)\n";
 
-  model::TrainingShape shape;
-  shape.batch_size = o.batch_size;
-  shape.src_len = o.src_len;
-  shape.tgt_len = o.tgt_len;
-  shape.split_positions = training.split_positions;
-  shape.workers = training.parallel == "data" ? training.threads : 1;
-  shape.replicas = training.replicas;
-  shape.adam = training.optimizer == "adam";
-  shape.ema = training.ema_decay > 0;
-  shape.rnn_cache_bytes = static_cast<std::int64_t>(training.rnn_cache_mb) << 20;
-  const model::TrainingMemory m = model::training_memory(config, s.total_params, shape);
-  out << "Training memory at batch " << o.batch_size << " (estimate, " << shape.workers
-      << " worker(s)): " << megabytes(m.total()) << " = weights " << megabytes(m.weights) << " + gradients "
-      << megabytes(m.gradients) << " + optimizer " << megabytes(m.optimizer) << " + activations "
-      << megabytes(m.activations) << " + RNN caches " << megabytes(m.rnn_caches) << "\n";
+  write_memory(config, s.total_params, m.training, o, out);
   return 0;
 }
 
