@@ -96,6 +96,47 @@ struct Sinks {
   }
 };
 
+// A line as translation takes it: without a trailing '\r' (CRLF files), without the UTF-8
+// byte-order mark of line 1, invalid UTF-8 replaced by U+FFFD (with a warning on `log`).
+std::string clean_line(std::string line, std::size_t line_no, const std::string& input, std::ostream& log) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+  if (unicode::find_invalid_utf8(line) != std::string_view::npos) {
+    log << "translate: warning: " << input << ":" << line_no << ": invalid UTF-8, replaced by U+FFFD" << std::endl;
+    line = repair_utf8(line);
+  }
+  return line;
+}
+
+// Calls take(line, number) for the lines of `in` (named `input` in errors), numbered from 1,
+// without their '\n' (a last line without one counts), reading until line `last` has been
+// taken or the input ends; returns the number of lines taken. A line over
+// LineReader::kMaxLineBytes (/dev/zero, a binary file) is an InputError, not an unbounded buffer.
+template <class Take>
+std::size_t for_each_line(gzFile in, const std::string& input, std::size_t last, Take&& take) {
+  std::size_t line_no = 0;
+  std::string pending;
+  char chunk[1 << 16];
+  while (line_no < last) {
+    const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
+    if (got == 0) break;
+    const std::size_t searched = pending.size();  // holds no line break: search only the new bytes
+    pending.append(chunk, static_cast<std::size_t>(got));
+    std::size_t startpos = 0, nl, from = searched;
+    while ((nl = pending.find('\n', from)) != std::string::npos) {
+      take(pending.substr(startpos, nl - startpos), ++line_no);
+      startpos = from = nl + 1;
+    }
+    pending.erase(0, startpos);
+    if (pending.size() > LineReader::kMaxLineBytes)
+      throw InputError(
+          input, line_no + 1,
+          "a line longer than " + std::to_string(LineReader::kMaxLineBytes >> 20) + " MiB; is this a text file?");
+  }
+  if (!pending.empty()) take(pending, ++line_no);
+  return line_no;
+}
+
 }  // namespace
 
 Shard parse_shard(const std::string& text) {
@@ -164,7 +205,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
                                        : shard.whole() ? count_lines(input)
                                                        : last_line + 1 - std::min(first_line, last_line + 1));
   std::vector<std::string> window;
-  std::size_t line_no = 0, done = 0, window_first = 0;
+  std::size_t done = 0, window_first = 0;
   auto flush = [&]() {
     if (window.empty()) return;
     const std::size_t first = window_first;
@@ -184,42 +225,17 @@ void translate_file(decode::Translator& translator, const std::string& input, co
     window.clear();
     progress.update(done, log);
   };
-  auto take_line = [&](std::string line) {
-    ++line_no;
+  auto take_line = [&](std::string line, std::size_t line_no) {
     if (line_no < first_line || line_no > last_line) return;
     if (window.empty()) window_first = line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
-    if (unicode::find_invalid_utf8(line) != std::string_view::npos) {
-      log << "translate: warning: " << input << ":" << line_no << ": invalid UTF-8, replaced by U+FFFD" << std::endl;
-      line = repair_utf8(line);
-    }
-    window.push_back(std::move(line));
+    window.push_back(clean_line(std::move(line), line_no, input, log));
     if (static_cast<int>(window.size()) >= o.window) flush();
   };
-  std::string pending;
-  char chunk[1 << 16];
-  while (line_no < last_line) {
-    const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
-    if (got == 0) break;
-    const std::size_t searched = pending.size();  // holds no line break: search only the new bytes
-    pending.append(chunk, static_cast<std::size_t>(got));
-    std::size_t startpos = 0, nl, from = searched;
-    while ((nl = pending.find('\n', from)) != std::string::npos) {
-      take_line(pending.substr(startpos, nl - startpos));
-      startpos = from = nl + 1;
-    }
-    pending.erase(0, startpos);
-    if (pending.size() > LineReader::kMaxLineBytes)  // /dev/zero, a binary file
-      throw InputError(
-          input, line_no + 1,
-          "a line longer than " + std::to_string(LineReader::kMaxLineBytes >> 20) + " MiB; is this a text file?");
-  }
-  if (!pending.empty()) take_line(pending);
+  const std::size_t lines_read = for_each_line(in, input, last_line, take_line);
   flush();
-  if (!outputs.attention_path.empty() && outputs.attention_line > line_no)
+  if (!outputs.attention_path.empty() && outputs.attention_line > lines_read)
     throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + ": the input has only " +
-                      std::to_string(line_no) + " lines");
+                      std::to_string(lines_read) + " lines");
   sinks.commit();
 }
 
