@@ -230,7 +230,6 @@ dnnl::memory& RnnCell::prepare_workspace(Cache& cache, int T, int N) {
 
 void RnnCell::forward(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT, float* cT,
                       Cache* cache) {
-  const bool lstm = cell_ == CellType::kLstm;
   const std::int64_t state = static_cast<std::int64_t>(N) * hidden_;
   if (zeros_.size() < state) {
     zeros_.resize({state});
@@ -238,82 +237,95 @@ void RnnCell::forward(int T, int N, const float* x, const float* h0, const float
   }
   if (!h0) h0 = zeros_.data();
   if (!c0) c0 = zeros_.data();
-  Tensor scratch_h, scratch_c;
   if (!cache) {
-    if (!hT) {
-      scratch_h.resize({state});
-      hT = scratch_h.data();
-    }
-    if (lstm && !cT) {
-      scratch_c.resize({state});
-      cT = scratch_c.data();
-    }
-    // Long sequences in chunks of kInferenceChunk steps: oneDNN's scratchpad grows with the
-    // steps of one call (~1 MB per step at N=64, H=256). The chunk length does not depend on N,
-    // so results do not depend on the batch size.
-    const memory::dim C = input_, H = hidden_;
-    Tensor carry_h, carry_c;
-    for (int t0 = 0; t0 < T; t0 += kInferenceChunk) {
-      const int len = std::min(kInferenceChunk, T - t0);
-      const bool last = t0 + len == T;
-      Tensor next_h, next_c;
-      if (!last) {
-        next_h.resize({state});
-        if (lstm) next_c.resize({state});
-      }
-      run_forward(false, len, N, x + static_cast<std::int64_t>(t0) * N * C, t0 == 0 ? h0 : carry_h.data(),
-                  t0 == 0 ? c0 : carry_c.data(), y + static_cast<std::int64_t>(t0) * N * H, last ? hT : next_h.data(),
-                  last ? cT : (lstm ? next_c.data() : nullptr), nullptr);
-      carry_h = std::move(next_h);
-      carry_c = std::move(next_c);
-    }
+    forward_inference(T, N, x, h0, c0, y, hT, cT);
     return;
   }
-  cache->T = T;
-  cache->N = N;
-  cache->x = x;
-  cache->y = y;
-  cache->h0.resize({N, hidden_});
-  std::copy(h0, h0 + state, cache->h0.data());
-  cache->hT.resize({N, hidden_});
-  if (lstm) {
-    cache->c0.resize({N, hidden_});
-    std::copy(c0, c0 + state, cache->c0.data());
-    cache->cT.resize({N, hidden_});
-  }
-  cache->chunk = T;
-  if (cache->budget > 0 && T > 1) {
-    const std::size_t need = training_cache_bytes(T, N);
-    if (need > cache->budget)
-      cache->chunk = std::max(
-          1, static_cast<int>(static_cast<double>(T) * static_cast<double>(cache->budget) / static_cast<double>(need)));
-  }
-  if (cache->chunk == T) {
-    run_forward(true, T, N, x, cache->h0.data(), lstm ? cache->c0.data() : nullptr, y, cache->hT.data(),
-                lstm ? cache->cT.data() : nullptr, &prepare_workspace(*cache, T, N));
-  } else {
-    // Chunks of steps; only each chunk's initial state is kept (the workspace is recomputed).
-    const int chunk = cache->chunk, chunks = (T + chunk - 1) / chunk;
-    const memory::dim C = input_, H = hidden_;
-    cache->bounds_h.resize({chunks, N, H});
-    if (lstm) cache->bounds_c.resize({chunks, N, H});
-    for (int k = 0; k < chunks; ++k) {
-      const int t0 = k * chunk, len = std::min(chunk, T - t0);
-      float* bh = cache->bounds_h.data() + k * state;
-      float* bc = lstm ? cache->bounds_c.data() + k * state : nullptr;
-      if (k == 0) {
-        std::copy(h0, h0 + state, bh);
-        if (lstm) std::copy(c0, c0 + state, bc);
-      }
-      const bool last = k == chunks - 1;
-      float* next_h = last ? cache->hT.data() : cache->bounds_h.data() + (k + 1) * state;
-      float* next_c = !lstm ? nullptr : last ? cache->cT.data() : cache->bounds_c.data() + (k + 1) * state;
-      run_forward(true, len, N, x + static_cast<std::int64_t>(t0) * N * C, bh, bc,
-                  y + static_cast<std::int64_t>(t0) * N * H, next_h, next_c, &prepare_workspace(*cache, len, N));
-    }
-  }
+  forward_training(T, N, x, h0, c0, y, *cache);
   if (hT) std::copy(cache->hT.data(), cache->hT.data() + state, hT);
-  if (lstm && cT) std::copy(cache->cT.data(), cache->cT.data() + state, cT);
+  if (cell_ == CellType::kLstm && cT) std::copy(cache->cT.data(), cache->cT.data() + state, cT);
+}
+
+void RnnCell::forward_inference(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
+                                float* cT) {
+  const bool lstm = cell_ == CellType::kLstm;
+  const std::int64_t state = static_cast<std::int64_t>(N) * hidden_;
+  Tensor scratch_h, scratch_c;
+  if (!hT) {
+    scratch_h.resize({state});
+    hT = scratch_h.data();
+  }
+  if (lstm && !cT) {
+    scratch_c.resize({state});
+    cT = scratch_c.data();
+  }
+  // Long sequences in chunks of kInferenceChunk steps: oneDNN's scratchpad grows with the
+  // steps of one call (~1 MB per step at N=64, H=256). The chunk length does not depend on N,
+  // so results do not depend on the batch size.
+  const memory::dim C = input_, H = hidden_;
+  Tensor carry_h, carry_c;
+  for (int t0 = 0; t0 < T; t0 += kInferenceChunk) {
+    const int len = std::min(kInferenceChunk, T - t0);
+    const bool last = t0 + len == T;
+    Tensor next_h, next_c;
+    if (!last) {
+      next_h.resize({state});
+      if (lstm) next_c.resize({state});
+    }
+    run_forward(false, len, N, x + static_cast<std::int64_t>(t0) * N * C, t0 == 0 ? h0 : carry_h.data(),
+                t0 == 0 ? c0 : carry_c.data(), y + static_cast<std::int64_t>(t0) * N * H, last ? hT : next_h.data(),
+                last ? cT : (lstm ? next_c.data() : nullptr), nullptr);
+    carry_h = std::move(next_h);
+    carry_c = std::move(next_c);
+  }
+}
+
+void RnnCell::forward_training(int T, int N, const float* x, const float* h0, const float* c0, float* y, Cache& cache) {
+  const bool lstm = cell_ == CellType::kLstm;
+  const std::int64_t state = static_cast<std::int64_t>(N) * hidden_;
+  cache.T = T;
+  cache.N = N;
+  cache.x = x;
+  cache.y = y;
+  cache.h0.resize({N, hidden_});
+  std::copy(h0, h0 + state, cache.h0.data());
+  cache.hT.resize({N, hidden_});
+  if (lstm) {
+    cache.c0.resize({N, hidden_});
+    std::copy(c0, c0 + state, cache.c0.data());
+    cache.cT.resize({N, hidden_});
+  }
+  cache.chunk = T;
+  if (cache.budget > 0 && T > 1) {
+    const std::size_t need = training_cache_bytes(T, N);
+    if (need > cache.budget)
+      cache.chunk = std::max(
+          1, static_cast<int>(static_cast<double>(T) * static_cast<double>(cache.budget) / static_cast<double>(need)));
+  }
+  if (cache.chunk == T) {
+    run_forward(true, T, N, x, cache.h0.data(), lstm ? cache.c0.data() : nullptr, y, cache.hT.data(),
+                lstm ? cache.cT.data() : nullptr, &prepare_workspace(cache, T, N));
+    return;
+  }
+  // Chunks of steps; only each chunk's initial state is kept (the workspace is recomputed).
+  const int chunk = cache.chunk, chunks = (T + chunk - 1) / chunk;
+  const memory::dim C = input_, H = hidden_;
+  cache.bounds_h.resize({chunks, N, H});
+  if (lstm) cache.bounds_c.resize({chunks, N, H});
+  for (int k = 0; k < chunks; ++k) {
+    const int t0 = k * chunk, len = std::min(chunk, T - t0);
+    float* bh = cache.bounds_h.data() + k * state;
+    float* bc = lstm ? cache.bounds_c.data() + k * state : nullptr;
+    if (k == 0) {
+      std::copy(h0, h0 + state, bh);
+      if (lstm) std::copy(c0, c0 + state, bc);
+    }
+    const bool last = k == chunks - 1;
+    float* next_h = last ? cache.hT.data() : cache.bounds_h.data() + (k + 1) * state;
+    float* next_c = !lstm ? nullptr : last ? cache.cT.data() : cache.bounds_c.data() + (k + 1) * state;
+    run_forward(true, len, N, x + static_cast<std::int64_t>(t0) * N * C, bh, bc,
+                y + static_cast<std::int64_t>(t0) * N * H, next_h, next_c, &prepare_workspace(cache, len, N));
+  }
 }
 
 void RnnCell::run_backward(int T, int N, const float* x, const float* h0, const float* c0, const float* y,

@@ -104,6 +104,12 @@ class RnnCell {
     dnnl::primitive prim;
   };
   Forward& forward_primitive(bool training, int T, int N);
+  // forward without a cache: chunks of kInferenceChunk steps; hT and cT may be null.
+  void forward_inference(int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
+                         float* cT);
+  // forward with a cache: fills it (initial and final states, and the workspace, or the
+  // chunks' initial states when the cache's budget is smaller than training_cache_bytes).
+  void forward_training(int T, int N, const float* x, const float* h0, const float* c0, float* y, Cache& cache);
   // One primitive call each; workspace null for inference.
   void run_forward(bool training, int T, int N, const float* x, const float* h0, const float* c0, float* y, float* hT,
                    float* cT, dnnl::memory* workspace);
