@@ -137,13 +137,19 @@ struct ShiftResult {
   std::vector<int> words;
 };
 
-ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref, BeamEditDistance& ed,
-                       int& checked_candidates) {
-  std::string inv_trace;
-  const std::int64_t pre_score = ed(hyp, &inv_trace);
-  // Alignment from the flipped trace (rewriting the reference into the hypothesis).
-  std::vector<int> align(ref.size(), -1);
-  std::vector<int> hyp_err, ref_err;
+// What one edit-distance trace says about the words: which hypothesis position each
+// reference word is aligned to, and which words are errors (inserted, deleted, substituted).
+struct TraceAlignment {
+  std::vector<int> align;    // per reference word: its hypothesis position (-1: before the first)
+  std::vector<int> hyp_err;  // per hypothesis word: 1 if it is an error
+  std::vector<int> ref_err;  // per reference word: 1 if it is an error
+};
+
+// `inv_trace` rewrites the hypothesis into the reference; the alignment is read from it
+// flipped (rewriting the reference into the hypothesis), as tercom does.
+TraceAlignment align_trace(const std::string& inv_trace, std::size_t ref_size) {
+  TraceAlignment t;
+  t.align.assign(ref_size, -1);
   int pos_hyp = -1, pos_ref = -1;
   for (char op : inv_trace) {
     if (op == kIns)
@@ -153,83 +159,115 @@ ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref,
     if (op == kNop || op == kSub) {
       ++pos_hyp;
       ++pos_ref;
-      align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
-      hyp_err.push_back(op == kSub);
-      ref_err.push_back(op == kSub);
+      t.align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
+      t.hyp_err.push_back(op == kSub);
+      t.ref_err.push_back(op == kSub);
     } else if (op == kIns) {
       ++pos_hyp;
-      hyp_err.push_back(1);
+      t.hyp_err.push_back(1);
     } else {
       ++pos_ref;
-      align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
-      ref_err.push_back(1);
+      t.align[static_cast<std::size_t>(pos_ref)] = pos_hyp;
+      t.ref_err.push_back(1);
     }
   }
-  auto any_err = [](const std::vector<int>& err, int from, int len) {
-    for (int k = from; k < from + len && k < static_cast<int>(err.size()); ++k)
-      if (err[static_cast<std::size_t>(k)]) return true;
-    return false;
-  };
+  return t;
+}
 
-  bool have_best = false;
-  std::int64_t best_delta = 0;
-  int best_length = 0, best_start = 0, best_idx = 0;
-  std::vector<int> best_words;
-  const int nh = static_cast<int>(hyp.size()), nr = static_cast<int>(ref.size());
-  bool stop = false;
-  for (int start_h = 0; start_h < nh && !stop; ++start_h) {
-    for (int start_r = 0; start_r < nr && !stop; ++start_r) {
-      if (std::abs(start_r - start_h) > kMaxShiftDist) continue;
-      int length = 0;
-      while (hyp[static_cast<std::size_t>(start_h + length)] == ref[static_cast<std::size_t>(start_r + length)] &&
-             length < kMaxShiftSize) {
-        ++length;
-        // Candidate (start_h, start_r, length).
-        if (any_err(hyp_err, start_h, length) && any_err(ref_err, start_r, length)) {
-          const int a = align[static_cast<std::size_t>(start_r)];
-          if (!(start_h <= a && a < start_h + length)) {
-            int prev_idx = -1;
-            for (int offset = -1; offset < length; ++offset) {
-              int idx;
-              if (start_r + offset == -1) {
-                idx = 0;
-              } else if (start_r + offset < nr) {
-                idx = align[static_cast<std::size_t>(start_r + offset)] + 1;
-              } else {
-                break;
-              }
-              if (idx == prev_idx) continue;
-              prev_idx = idx;
-              std::vector<int> shifted = perform_shift(hyp, start_h, length, idx);
-              const std::int64_t delta = pre_score - ed(shifted, nullptr);
-              ++checked_candidates;
-              // Rank: largest gain, then longest, then earliest start, then earliest target.
-              const bool better =
-                  !have_best || delta > best_delta ||
-                  (delta == best_delta &&
-                   (length > best_length || (length == best_length &&
-                                             (-start_h > -best_start || (start_h == best_start && -idx > -best_idx)))));
-              if (better) {
-                have_best = true;
-                best_delta = delta;
-                best_length = length;
-                best_start = start_h;
-                best_idx = idx;
-                best_words = std::move(shifted);
-              }
-            }
-          }
-        }
-        if (checked_candidates >= kMaxShiftCandidates) {
-          stop = true;
-          break;
-        }
-        if (nh == start_h + length || nr == start_r + length) break;
-      }
+bool any_error(const std::vector<int>& err, int from, int len) {
+  for (int k = from; k < from + len && k < static_cast<int>(err.size()); ++k)
+    if (err[static_cast<std::size_t>(k)]) return true;
+  return false;
+}
+
+// The best shift offered so far, ranked as tercom ranks them: largest gain, then longest,
+// then earliest start, then earliest target.
+struct BestShift {
+  bool found = false;
+  std::int64_t delta = 0;
+  int length = 0, start = 0, target = 0;
+  std::vector<int> words;  // the hypothesis with this shift made
+
+  void offer(std::int64_t d, int len, int st, int tgt, std::vector<int>&& shifted) {
+    const bool better =
+        !found || d > delta ||
+        (d == delta && (len > length || (len == length && (st < start || (st == start && tgt < target)))));
+    if (!better) return;
+    found = true;
+    delta = d;
+    length = len;
+    start = st;
+    target = tgt;
+    words = std::move(shifted);
+  }
+};
+
+// One search for the best shift of `hyp`: its edit distance before any shift, the words'
+// alignment, and the candidates checked so far (shared by all searches of one sentence).
+struct ShiftSearch {
+  const std::vector<int>& hyp;
+  const std::vector<int>& ref;
+  BeamEditDistance& ed;
+  int& checked_candidates;
+  std::int64_t pre_score = 0;
+  TraceAlignment trace;
+  BestShift best;
+
+  ShiftSearch(const std::vector<int>& h, const std::vector<int>& r, BeamEditDistance& e, int& checked)
+      : hyp(h), ref(r), ed(e), checked_candidates(checked) {
+    std::string inv_trace;
+    pre_score = ed(hyp, &inv_trace);
+    trace = align_trace(inv_trace, ref.size());
+  }
+
+  // Offers every target position of the block hyp[start_h, start_h + length), which equals
+  // ref[start_r, ...]: the positions right after the hypothesis words aligned to the
+  // reference words just before and inside the block.
+  void try_targets(int start_h, int start_r, int length) {
+    const int nr = static_cast<int>(ref.size());
+    int prev_idx = -1;
+    for (int offset = -1; offset < length; ++offset) {
+      if (start_r + offset >= nr) break;
+      const int idx = start_r + offset == -1 ? 0 : trace.align[static_cast<std::size_t>(start_r + offset)] + 1;
+      if (idx == prev_idx) continue;
+      prev_idx = idx;
+      std::vector<int> shifted = perform_shift(hyp, start_h, length, idx);
+      const std::int64_t delta = pre_score - ed(shifted, nullptr);
+      ++checked_candidates;
+      best.offer(delta, length, start_h, idx, std::move(shifted));
     }
   }
-  if (!have_best) return {0, hyp};
-  return {best_delta, std::move(best_words)};
+
+  // Grows the matching block at (start_h, start_r) word by word, trying each length that
+  // covers an error on both sides and is not already in place; false once the
+  // candidate limit is reached.
+  bool try_blocks_at(int start_h, int start_r) {
+    const int nh = static_cast<int>(hyp.size()), nr = static_cast<int>(ref.size());
+    int length = 0;
+    while (hyp[static_cast<std::size_t>(start_h + length)] == ref[static_cast<std::size_t>(start_r + length)] &&
+           length < kMaxShiftSize) {
+      ++length;
+      if (any_error(trace.hyp_err, start_h, length) && any_error(trace.ref_err, start_r, length)) {
+        const int a = trace.align[static_cast<std::size_t>(start_r)];
+        if (!(start_h <= a && a < start_h + length)) try_targets(start_h, start_r, length);
+      }
+      if (checked_candidates >= kMaxShiftCandidates) return false;
+      if (nh == start_h + length || nr == start_r + length) break;
+    }
+    return true;
+  }
+};
+
+ShiftResult best_shift(const std::vector<int>& hyp, const std::vector<int>& ref, BeamEditDistance& ed,
+                       int& checked_candidates) {
+  ShiftSearch search(hyp, ref, ed, checked_candidates);
+  const int nh = static_cast<int>(hyp.size()), nr = static_cast<int>(ref.size());
+  bool more = true;  // until the candidate limit
+  for (int start_h = 0; start_h < nh && more; ++start_h)
+    for (int start_r = 0; start_r < nr && more; ++start_r)
+      if (std::abs(start_r - start_h) <= kMaxShiftDist) more = search.try_blocks_at(start_h, start_r);
+  if (!search.best.found) return {0, hyp};
+  return {search.best.delta, std::move(search.best.words)};
 }
 
 }  // namespace
