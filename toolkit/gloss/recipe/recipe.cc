@@ -178,9 +178,18 @@ class Schema {
               "probability that a source word or decoder input word becomes <unk> in training", 0, 0.95);
   }
 
-  // [train]: train::TrainOptions
+  // [train]: train::TrainOptions, in groups
   void add_train(Recipe& r) {
-    auto& t = r.train;  // train::TrainOptions
+    add_train_optimiser(r.train);
+    add_train_batches(r.train);
+    add_train_sampling(r.train);
+    add_train_memory(r.train);
+    add_train_validation(r.train);
+    add_train_compute(r.train);
+  }
+
+  // The optimiser, its learning-rate schedule and regularisation of the update.
+  void add_train_optimiser(train::TrainOptions& t) {
     add_choice("train.optimizer", &t.optimizer, "optimiser", {"adam", "sgd"});
     add_float("train.lr", &t.lr, "learning rate", 0, 100, /*min_exclusive=*/true);
     add_choice("train.lr_schedule", &t.lr_schedule, "learning-rate schedule",
@@ -202,6 +211,10 @@ class Schema {
               0, 0.999999);
     add_float("train.clip_norm", &t.clip_norm, "global gradient-norm clipping (0: off)", 0, 1e6);
     add_float("train.label_smoothing", &t.label_smoothing, "label smoothing", 0, 0.99);
+  }
+
+  // What a batch is and how long training lasts.
+  void add_train_batches(train::TrainOptions& t) {
     add_choice("train.batch_by", &t.batch_by, "batch size unit", {"sentences", "tokens"});
     add_int("train.batch_size", &t.batch_size, "sentences per batch (batch_by = sentences)", 1, 100000);
     add_int("train.batch_tokens", &t.batch_tokens, "target tokens per batch (batch_by = tokens)", 1, 10000000);
@@ -210,6 +223,10 @@ class Schema {
     add_int("train.epochs", &t.epochs, "epochs", 0, 1000000);
     add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
     add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0, 1e7);
+  }
+
+  // Scheduled sampling: what the decoder is fed.
+  void add_train_sampling(train::TrainOptions& t) {
     add_float("train.teacher_forcing", &t.teacher_forcing, "probability of feeding the reference word", 0, 1);
     add_choice("train.teacher_forcing_decay", &t.teacher_forcing_decay,
                "scheduled sampling: how teacher_forcing falls to teacher_forcing_min over the updates (step s, "
@@ -219,6 +236,10 @@ class Schema {
     add_float("train.teacher_forcing_min", &t.teacher_forcing_min, "the ratio teacher_forcing decays towards", 0, 1);
     add_int("train.teacher_forcing_steps", &t.teacher_forcing_steps, "k of teacher_forcing_decay (updates)", 1,
             1000000000);
+  }
+
+  // Memory bounds that keep the training the same.
+  void add_train_memory(train::TrainOptions& t) {
     add_int("train.split_positions", &t.split_positions,
             "a batch with more padded target positions (sentences x longest target) runs in parts into the same "
             "update: the same training, the memory of a smaller batch (0: never split)",
@@ -227,12 +248,20 @@ class Schema {
             "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less "
             "memory, a little slower)",
             0, 1000000);
+  }
+
+  // Validation, early stopping and checkpoints.
+  void add_train_validation(train::TrainOptions& t) {
     add_int("train.valid_every", &t.valid_every, "validate every this many updates", 1);
     add_choice("train.valid_metric", &t.valid_metric, "metric for early stopping and the best model",
                {"bleu", "chrf", "ce"});
     add_int("train.patience", &t.patience, "validations without improvement before stopping", 1, 1000000);
     add_int("train.keep_last", &t.keep_last,
             "most recent checkpoints kept as checkpoint.<step>.gckpt (for gloss average)", 1, 1000);
+  }
+
+  // Initialisation, seed, and how the work is computed (threads, precision, replicas).
+  void add_train_compute(train::TrainOptions& t) {
     add_choice("train.init", &t.init, "parameter initialisation", {"uniform", "glorot"});
     add_float("train.init_scale", &t.init_scale, "range of uniform initialisation", 0, 10, true);
     add_int("train.seed", &t.seed, "random seed (same seed and replicas: same model, bit for bit)", 0);
