@@ -294,11 +294,10 @@ void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, 
 // [E y_{i-1} ; c_i], and with scheduled sampling the model's own choices fed back.
 void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
   const int N = b.N, T = b.T;
-  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden, V = config_.tgt_vocab;
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const std::int64_t ND = static_cast<std::int64_t>(N) * D;
   const int L = config_.dec_layers;
   const bool lstm = config_.cell == nn::CellType::kLstm;
-  const bool emb_dropout = rng && config_.dropout_emb > 0;
   const bool sampling = rng && teacher_forcing_ < 1.0f;
   Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
   ws_.contexts.resize({T, N, K});
@@ -311,17 +310,7 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
     const float* s_prev = top.data() + i * ND;
     float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
     attention_.forward(ws_.memory, s_prev, c, ws_.steps[static_cast<std::size_t>(i)]);
-    float* x = ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K);
-    for (int n = 0; n < N; ++n) {
-      std::memcpy(x + n * (E + K), ws_.tgt_emb_out.data() + (static_cast<std::int64_t>(i) * N + n) * E,
-                  static_cast<std::size_t>(E) * sizeof(float));
-      std::memcpy(x + n * (E + K) + E, c + n * K, static_cast<std::size_t>(K) * sizeof(float));
-    }
-    if (ln_dec_in_) {  // the RNN input layer-normalised (its input kept for backward)
-      float* pre = ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K);
-      std::memcpy(pre, x, static_cast<std::size_t>(N * (E + K)) * sizeof(float));
-      ln_dec_in_->forward(N, pre, x, ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2);
-    }
+    decoder_step_input(i, N, c);
     for (int l = 0; l < L; ++l) {
       const auto li = static_cast<std::size_t>(l);
       nn::RnnCell::Cache* cache = !backward              ? nullptr
@@ -330,23 +319,45 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
       run_decoder_layer(l, i, N, cache, ws_.dec_h[li].data() + (i + 1) * ND,
                         lstm ? ws_.dec_c[li].data() + (i + 1) * ND : nullptr);
     }
-    if (!sampling || i + 1 >= T) continue;
-    // The model's own choice after step i, fed to step i + 1 where the coin says so.
-    readout_logits(N, top.data() + (i + 1) * ND, c, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
-                   ws_.sample);
-    for (int n = 0; n < N; ++n) {
-      const std::int64_t at = static_cast<std::int64_t>(i + 1) * N + n;
-      if (b.tgt_in[at] == text::kPadId || rng->uniform() < teacher_forcing_) continue;
-      const float* row = ws_.sample.logits.data() + static_cast<std::int64_t>(n) * V;
-      std::int32_t best = text::kEosId;
-      for (std::int64_t v = text::kFirstWordId; v < V; ++v)
-        if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
-      ws_.tgt_in_used[static_cast<std::size_t>(at)] = best;
-      float* e = ws_.tgt_emb_out.data() + at * E;
-      tgt_emb_.forward(1, &best, e);
-      if (emb_dropout)
-        for (std::int64_t k = 0; k < E; ++k) e[k] *= ws_.tgt_drop[at * E + k];
-    }
+    if (sampling && i + 1 < T) sample_next_inputs(b, i, c, *rng);
+  }
+}
+
+void Seq2Seq::decoder_step_input(int i, int N, const float* c) {
+  const std::int64_t E = config_.emb_dim, K = key_dim_;
+  float* x = ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K);
+  for (int n = 0; n < N; ++n) {
+    std::memcpy(x + n * (E + K), ws_.tgt_emb_out.data() + (static_cast<std::int64_t>(i) * N + n) * E,
+                static_cast<std::size_t>(E) * sizeof(float));
+    std::memcpy(x + n * (E + K) + E, c + n * K, static_cast<std::size_t>(K) * sizeof(float));
+  }
+  if (ln_dec_in_) {  // the RNN input layer-normalised (its input kept for backward)
+    float* pre = ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K);
+    std::memcpy(pre, x, static_cast<std::size_t>(N * (E + K)) * sizeof(float));
+    ln_dec_in_->forward(N, pre, x, ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2);
+  }
+}
+
+void Seq2Seq::sample_next_inputs(const BatchView& b, int i, const float* c, Rng& rng) {
+  const int N = b.N;
+  const std::int64_t E = config_.emb_dim, D = config_.dec_hidden, V = config_.tgt_vocab;
+  const std::int64_t ND = static_cast<std::int64_t>(N) * D;
+  const Tensor& top = ws_.dec_h[static_cast<std::size_t>(config_.dec_layers - 1)];
+  const bool emb_dropout = config_.dropout_emb > 0;
+  readout_logits(N, top.data() + (i + 1) * ND, c, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
+                 ws_.sample);
+  for (int n = 0; n < N; ++n) {
+    const std::int64_t at = static_cast<std::int64_t>(i + 1) * N + n;
+    if (b.tgt_in[at] == text::kPadId || rng.uniform() < teacher_forcing_) continue;
+    const float* row = ws_.sample.logits.data() + static_cast<std::int64_t>(n) * V;
+    std::int32_t best = text::kEosId;
+    for (std::int64_t v = text::kFirstWordId; v < V; ++v)
+      if (row[v] > row[best]) best = static_cast<std::int32_t>(v);
+    ws_.tgt_in_used[static_cast<std::size_t>(at)] = best;
+    float* e = ws_.tgt_emb_out.data() + at * E;
+    tgt_emb_.forward(1, &best, e);
+    if (emb_dropout)
+      for (std::int64_t k = 0; k < E; ++k) e[k] *= ws_.tgt_drop[at * E + k];
   }
 }
 

@@ -175,6 +175,13 @@ class Seq2Seq {
   void decoder_backward(const BatchView& b);
   void init_backward(const BatchView& b);
   void backward_encoder(const BatchView& b, Tensor& dtop);
+  // decoder_forward's step i: the RNN input [E_tgt[y_{i-1}] ; c_i] into ws_.dec_in (layer-normalised
+  // when model.layer_norm, its input kept in ws_.dec_in_pre); c: the context [N, K].
+  void decoder_step_input(int i, int N, const float* c);
+  // Scheduled sampling after step i: each sentence's input to step i + 1 becomes, unless the
+  // coin (teacher_forcing_) keeps the reference, the model's most probable word (its
+  // embedding, with step i + 1's dropout mask, replaces the reference's in ws_.tgt_emb_out).
+  void sample_next_inputs(const BatchView& b, int i, const float* c, Rng& rng);
   // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c).
   void run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out);
   std::vector<nn::Linear::Part> readout_parts(const BatchView& b);
