@@ -248,13 +248,13 @@ expect_error "shortlist of other vocabularies" "build it with gloss shortlist -m
 "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size 2 --runs 1 2>/dev/null | grep -qE '^BENCH translate_sentences_per_s [0-9.]+ sent/s$' && pass || fail "bench translate"
 # The training benchmark: its speed, its GEMM rate against dnnl_sgemm's, and where the time went
 # (the stages and "other" add up to 100 % within rounding).
-"$gloss" bench train "${args[@]}" --batches 3 >"$tmp/bench_train" 2>/dev/null || fail "bench train exit $?"
+"$gloss" bench train "$src/recipes/quick-en-de.ini" "${args[@]}" --batches 3 >"$tmp/bench_train" 2>/dev/null || fail "bench train exit $?"
 grep -qE '^BENCH train_target_tokens_per_s [0-9]+ tok/s$' "$tmp/bench_train" &&
   grep -qE '^BENCH train_fraction_of_sgemm_1024 [0-9.]+ %$' "$tmp/bench_train" && pass || fail "bench train figures"
 profile=$(awk '/^BENCH train_time_/ {sum += $3; n++} END {print n, sum}' "$tmp/bench_train")
 awk -v p="$profile" 'BEGIN {split(p, a, " "); exit !(a[1] == 8 && a[2] >= 99.4 && a[2] <= 100.6)}' && pass ||
   fail "bench train profile: $profile (stages, sum %)"
-expect_error "bench train --batches 0" "--batches must be at least 1" -- "$gloss" bench train "${args[@]}" --batches 0
+expect_error "bench train --batches 0" "--batches must be at least 1" -- "$gloss" bench train "$src/recipes/quick-en-de.ini" "${args[@]}" --batches 0
 expect_error "bench translate --beam-size x" "--beam-size: 'x' is not a number" -- \
   "$gloss" bench translate -m "$model" -i "$tmp/t.en" --beam-size x
 
