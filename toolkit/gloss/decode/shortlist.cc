@@ -12,63 +12,96 @@
 
 namespace gloss::decode {
 
-Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, ShortlistSizes sizes) {
-  const int frequent = sizes.frequent, per_source = sizes.per_source;
-  if (frequent < 0 || per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
-  Shortlist s;
-  s.src_vocab_ = src_vocab;
-  s.tgt_vocab_ = tgt_vocab;
-  // Sentence frequencies of each id and co-occurrence counts of (source, target) pairs.
-  std::vector<std::uint32_t> src_count(static_cast<std::size_t>(src_vocab)),
-      tgt_count(static_cast<std::size_t>(tgt_vocab));
-  std::vector<std::unordered_map<std::int32_t, std::uint32_t>> pair(static_cast<std::size_t>(src_vocab));
+namespace {
+
+// Sentence frequencies of each source and target id, and co-occurrence counts of (source,
+// target) pairs: in how many sentence pairs both occur.
+struct Cooccurrences {
+  std::vector<std::uint32_t> src_count, tgt_count;
+  std::vector<std::unordered_map<std::int32_t, std::uint32_t>> pair;  // [source id]: target id -> count
+};
+
+// ids, sorted and without repeats, into `out`.
+template <typename Ids>
+void distinct(const Ids& ids, std::vector<std::int32_t>& out) {
+  out.assign(ids.begin(), ids.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+Cooccurrences count_cooccurrences(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab) {
+  Cooccurrences co;
+  co.src_count.resize(static_cast<std::size_t>(src_vocab));
+  co.tgt_count.resize(static_cast<std::size_t>(tgt_vocab));
+  co.pair.resize(static_cast<std::size_t>(src_vocab));
   std::vector<std::int32_t> su, tu;
   constexpr std::size_t kChunk = 8192;  // pairs read at a time (an on-disk corpus: from its files)
   for (std::size_t first = 0; first < corpus.size(); first += kChunk) {
     const text::EncodedCorpus chunk = corpus.slice(first, kChunk);
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      const auto src = chunk.src(i), tgt = chunk.tgt(i);
-      su.assign(src.begin(), src.end());
-      tu.assign(tgt.begin(), tgt.end());
-      std::sort(su.begin(), su.end());
-      su.erase(std::unique(su.begin(), su.end()), su.end());
-      std::sort(tu.begin(), tu.end());
-      tu.erase(std::unique(tu.begin(), tu.end()), tu.end());
-      for (auto t : tu) ++tgt_count[static_cast<std::size_t>(t)];
+      distinct(chunk.src(i), su);
+      distinct(chunk.tgt(i), tu);
+      for (auto t : tu) ++co.tgt_count[static_cast<std::size_t>(t)];
       for (auto a : su) {
-        ++src_count[static_cast<std::size_t>(a)];
-        auto& row = pair[static_cast<std::size_t>(a)];
+        ++co.src_count[static_cast<std::size_t>(a)];
+        auto& row = co.pair[static_cast<std::size_t>(a)];
         for (auto t : tu) ++row[t];
       }
     }
   }
-  std::vector<std::int32_t> order(static_cast<std::size_t>(tgt_vocab));
+  return co;
+}
+
+// The `frequent` target words (not special ids) in the most sentences, ties by id; sorted.
+std::vector<std::int32_t> most_frequent(const std::vector<std::uint32_t>& tgt_count, int frequent) {
+  std::vector<std::int32_t> order(tgt_count.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
     return tgt_count[static_cast<std::size_t>(a)] > tgt_count[static_cast<std::size_t>(b)];
   });
+  std::vector<std::int32_t> kept;
   for (auto t : order) {
-    if (static_cast<int>(s.frequent_.size()) >= frequent) break;
-    if (t > text::kEosId && tgt_count[static_cast<std::size_t>(t)] > 0) s.frequent_.push_back(t);
+    if (static_cast<int>(kept.size()) >= frequent) break;
+    if (t > text::kEosId && tgt_count[static_cast<std::size_t>(t)] > 0) kept.push_back(t);
   }
-  std::sort(s.frequent_.begin(), s.frequent_.end());
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+// Source id a's `per_source` target words of highest Dice coefficient 2 c(a, t) / (c(a) + c(t)),
+// ties by id; sorted. `scored` is scratch.
+std::vector<std::int32_t> best_by_dice(const Cooccurrences& co, int a, int per_source,
+                                       std::vector<std::pair<double, std::int32_t>>& scored) {
+  scored.clear();
+  for (const auto& [t, c] : co.pair[static_cast<std::size_t>(a)]) {
+    if (t <= text::kEosId) continue;
+    const double dice =
+        2.0 * c / (co.src_count[static_cast<std::size_t>(a)] + co.tgt_count[static_cast<std::size_t>(t)]);
+    scored.emplace_back(dice, t);
+  }
+  const auto keep = std::min(scored.size(), static_cast<std::size_t>(per_source));
+  std::partial_sort(
+      scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
+      [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
+  std::vector<std::int32_t> list;
+  for (std::size_t k = 0; k < keep; ++k) list.push_back(scored[k].second);
+  std::sort(list.begin(), list.end());
+  return list;
+}
+
+}  // namespace
+
+Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, ShortlistSizes sizes) {
+  if (sizes.frequent < 0 || sizes.per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
+  Shortlist s;
+  s.src_vocab_ = src_vocab;
+  s.tgt_vocab_ = tgt_vocab;
+  const Cooccurrences co = count_cooccurrences(corpus, src_vocab, tgt_vocab);
+  s.frequent_ = most_frequent(co.tgt_count, sizes.frequent);
   s.by_source_.resize(static_cast<std::size_t>(src_vocab));
   std::vector<std::pair<double, std::int32_t>> scored;
-  for (int a = 0; a < src_vocab; ++a) {
-    scored.clear();
-    for (const auto& [t, c] : pair[static_cast<std::size_t>(a)]) {
-      if (t <= text::kEosId) continue;
-      const double dice = 2.0 * c / (src_count[static_cast<std::size_t>(a)] + tgt_count[static_cast<std::size_t>(t)]);
-      scored.emplace_back(dice, t);
-    }
-    const auto keep = std::min(scored.size(), static_cast<std::size_t>(per_source));
-    std::partial_sort(
-        scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
-        [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
-    auto& list = s.by_source_[static_cast<std::size_t>(a)];
-    for (std::size_t k = 0; k < keep; ++k) list.push_back(scored[k].second);
-    std::sort(list.begin(), list.end());
-  }
+  for (int a = 0; a < src_vocab; ++a)
+    s.by_source_[static_cast<std::size_t>(a)] = best_by_dice(co, a, sizes.per_source, scored);
   return s;
 }
 
