@@ -39,6 +39,20 @@ class BeamEditDistance {
   // Edit distance of `hyp`; when `trace` is given, also the edit operations (hyp -> ref).
   std::int64_t operator()(const std::vector<int>& hyp, std::string* trace) {
     const std::size_t n = hyp.size(), m = ref_.size() + 1;
+    const std::size_t start = reuse_rows(hyp);
+    const double length_ratio = n ? static_cast<double>(ref_.size()) / static_cast<double>(n) : 1.0;
+    std::int64_t beam_width = kBeamWidth;
+    if (kBeamWidth < length_ratio / 2) beam_width = static_cast<std::int64_t>(std::ceil(length_ratio / 2 + kBeamWidth));
+    for (std::size_t i = start + 1; i <= n; ++i) fill_row(hyp, i, length_ratio, beam_width);
+    if (trace) backtrace(n, *trace);
+    return rows_[n * m + m - 1].cost;
+  }
+
+ private:
+  // Keeps the rows of the hypothesis' prefix shared with the last one; returns that prefix's
+  // length (rows 1 .. start stay valid, row 0 is the initial row).
+  std::size_t reuse_rows(const std::vector<int>& hyp) {
+    const std::size_t n = hyp.size(), m = ref_.size() + 1;
     std::size_t start = 0;
     while (start < n && start < rows_hyp_.size() && hyp[start] == rows_hyp_[start]) ++start;
     rows_.resize((n + 1) * m);
@@ -46,58 +60,58 @@ class BeamEditDistance {
     rows_hyp_.resize(n);
     std::copy(hyp.begin() + static_cast<std::ptrdiff_t>(start), hyp.end(),
               rows_hyp_.begin() + static_cast<std::ptrdiff_t>(start));
-
-    const double length_ratio = n ? static_cast<double>(ref_.size()) / static_cast<double>(n) : 1.0;
-    std::int64_t beam_width = kBeamWidth;
-    if (kBeamWidth < length_ratio / 2) beam_width = static_cast<std::int64_t>(std::ceil(length_ratio / 2 + kBeamWidth));
-
-    for (std::size_t i = start + 1; i <= n; ++i) {
-      Cell* row = &rows_[i * m];
-      const Cell* prev = &rows_[(i - 1) * m];
-      std::fill(row, row + m, Cell{kInfinity, kUndef});
-      const auto pseudo_diag = static_cast<std::int64_t>(std::floor(static_cast<double>(i) * length_ratio));
-      const std::int64_t min_j = std::max<std::int64_t>(0, pseudo_diag - beam_width);
-      std::int64_t max_j = std::min<std::int64_t>(static_cast<std::int64_t>(m), pseudo_diag + beam_width);
-      if (i == n) max_j = static_cast<std::int64_t>(m);
-      for (std::int64_t jj = min_j; jj < max_j; ++jj) {
-        const auto j = static_cast<std::size_t>(jj);
-        if (j == 0) {
-          row[0] = {prev[0].cost + 1, kDel};
-          continue;
-        }
-        const bool same = hyp[i - 1] == ref_[j - 1];
-        // Tercom prefers no-op/substitution, then (in the flipped trace) insertion, then deletion.
-        const std::int64_t costs[3] = {prev[j - 1].cost + (same ? 0 : 1), prev[j].cost + 1, row[j - 1].cost + 1};
-        const char ops[3] = {same ? kNop : kSub, kDel, kIns};
-        for (int k = 0; k < 3; ++k) {
-          if (row[j].cost > costs[k]) row[j] = {costs[k], ops[k]};
-        }
-      }
-    }
-    const std::int64_t distance = rows_[n * m + m - 1].cost;
-    if (trace) {
-      trace->clear();
-      std::size_t i = n, j = ref_.size();
-      while (i > 0 || j > 0) {
-        const char op = rows_[i * m + j].op;
-        trace->push_back(op);
-        if (op == kSub || op == kNop) {
-          --i;
-          --j;
-        } else if (op == kIns) {
-          --j;
-        } else if (op == kDel) {
-          --i;
-        } else {
-          break;  // unreachable: every cell on an optimal path is set
-        }
-      }
-      std::reverse(trace->begin(), trace->end());
-    }
-    return distance;
+    return start;
   }
 
- private:
+  // Row i (hypothesis word i - 1) from row i - 1, within the beam around the pseudo-diagonal
+  // (the last row in full).
+  void fill_row(const std::vector<int>& hyp, std::size_t i, double length_ratio, std::int64_t beam_width) {
+    const std::size_t n = hyp.size(), m = ref_.size() + 1;
+    Cell* row = &rows_[i * m];
+    const Cell* prev = &rows_[(i - 1) * m];
+    std::fill(row, row + m, Cell{kInfinity, kUndef});
+    const auto pseudo_diag = static_cast<std::int64_t>(std::floor(static_cast<double>(i) * length_ratio));
+    const std::int64_t min_j = std::max<std::int64_t>(0, pseudo_diag - beam_width);
+    std::int64_t max_j = std::min<std::int64_t>(static_cast<std::int64_t>(m), pseudo_diag + beam_width);
+    if (i == n) max_j = static_cast<std::int64_t>(m);
+    for (std::int64_t jj = min_j; jj < max_j; ++jj) {
+      const auto j = static_cast<std::size_t>(jj);
+      if (j == 0) {
+        row[0] = {prev[0].cost + 1, kDel};
+        continue;
+      }
+      const bool same = hyp[i - 1] == ref_[j - 1];
+      // Tercom prefers no-op/substitution, then (in the flipped trace) insertion, then deletion.
+      const std::int64_t costs[3] = {prev[j - 1].cost + (same ? 0 : 1), prev[j].cost + 1, row[j - 1].cost + 1};
+      const char ops[3] = {same ? kNop : kSub, kDel, kIns};
+      for (int k = 0; k < 3; ++k) {
+        if (row[j].cost > costs[k]) row[j] = {costs[k], ops[k]};
+      }
+    }
+  }
+
+  // The edit operations of the computed rows of an n-word hypothesis, first to last.
+  void backtrace(std::size_t n, std::string& trace) const {
+    const std::size_t m = ref_.size() + 1;
+    trace.clear();
+    std::size_t i = n, j = ref_.size();
+    while (i > 0 || j > 0) {
+      const char op = rows_[i * m + j].op;
+      trace.push_back(op);
+      if (op == kSub || op == kNop) {
+        --i;
+        --j;
+      } else if (op == kIns) {
+        --j;
+      } else if (op == kDel) {
+        --i;
+      } else {
+        break;  // unreachable: every cell on an optimal path is set
+      }
+    }
+    std::reverse(trace.begin(), trace.end());
+  }
+
   const std::vector<int>& ref_;
   std::vector<Cell> initial_;
   std::vector<Cell> rows_;     // (n + 1) x (ref + 1)
