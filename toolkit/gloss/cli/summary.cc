@@ -100,12 +100,10 @@ void write_memory(const model::ModelConfig& config, std::int64_t total_params, c
       << megabytes(m.activations) << " + RNN caches " << megabytes(m.rnn_caches) << "\n";
 }
 
-}  // namespace
-
-int summary_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*log*/) {
-  std::string path;
-  std::vector<std::string> overrides;
-  SummaryOptions o;
+// args -> this command's options and input, and the recipe keys (--section.key value pairs)
+// in `overrides`. Returns false after printing --help.
+bool parse_summary_args(const std::vector<std::string>& args, std::string& path, std::vector<std::string>& overrides,
+                        SummaryOptions& o, std::ostream& out) {
   po::options_description desc(
       "Usage: gloss summary MODEL|RECIPE.ini [--src-len N] [--tgt-len N] [--batch-size N] [--section.key value ...]\n"
       "The model's layers as Keras' model.summary() lists them: output shapes as (batch, time_steps,\n"
@@ -122,9 +120,8 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
   all.add(desc).add(hidden);
   if (wants_help(args)) {
     out << desc;
-    return 0;
+    return false;
   }
-  // Recipe keys (--section.key value) go to the recipe; the rest are this command's.
   std::vector<std::string> own;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i].find('.') != std::string::npos && args[i].starts_with("--") && i + 1 < args.size()) {
@@ -141,7 +138,26 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
     throw ConfigError("--src-len and --tgt-len must be in 1..10000 (see gloss summary --help)");
   if (o.batch_size < 0 || o.batch_size > 1000000)
     throw ConfigError("--batch-size must be in 0..1000000 (see gloss summary --help)");
+  return true;
+}
 
+// The totals under the table: parameters and MFLOP per target token.
+void write_totals(const model::ModelSummary& s, const model::Lengths& lengths, const SummaryOptions& o,
+                  std::ostream& out) {
+  const double forward = s.forward_per_target_token(lengths);
+  out << "Total params: " << grouped(s.total_params) << " (" << megabytes(4 * s.total_params) << " in fp32)\n"
+      << "MFLOP per target token: training " << fixed(3 * forward / 1e6, 2) << ", translation "
+      << fixed(forward / 1e6, 2) << " per hypothesis (sentences of " << fixed_g(o.src_len) << " source and "
+      << fixed_g(o.tgt_len) << " target subwords, no padding)\n";
+}
+
+}  // namespace
+
+int summary_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*log*/) {
+  std::string path;
+  std::vector<std::string> overrides;
+  SummaryOptions o;
+  if (!parse_summary_args(args, path, overrides, o, out)) return 0;
   Summarised m;
   load_summarised(path, overrides, m);
   const model::ModelConfig& config = m.config;
@@ -152,12 +168,7 @@ int summary_command(const std::vector<std::string>& args, std::ostream& out, std
   out << "Model: " << (config.cell == nn::CellType::kGru ? "gru" : "lstm") << " encoder-decoder with attention, "
       << config.src_vocab << " source and " << config.tgt_vocab << " target subwords (" << path << ")\n";
   write_table(s, lengths, out);
-  const double forward = s.forward_per_target_token(lengths);
-  out << "Total params: " << grouped(s.total_params) << " (" << megabytes(4 * s.total_params) << " in fp32)\n"
-      << "MFLOP per target token: training " << fixed(3 * forward / 1e6, 2) << ", translation "
-      << fixed(forward / 1e6, 2) << " per hypothesis (sentences of " << fixed_g(o.src_len) << " source and "
-      << fixed_g(o.tgt_len) << " target subwords, no padding)\n";
-
+  write_totals(s, lengths, o, out);
   write_memory(config, s.total_params, m.training, o, out);
   return 0;
 }
