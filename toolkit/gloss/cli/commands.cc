@@ -76,6 +76,46 @@ void stream_lines(const std::string& input, const std::string& output, std::ostr
   atomic_write_file(output, buffer);
 }
 
+// A line as space-separated pieces (or ids).
+std::string encode_line(const text::SubwordModel& sp, const std::string& line, bool ids) {
+  std::string result;
+  auto append = [&](const std::string& field) {
+    if (!result.empty()) result += ' ';
+    result += field;
+  };
+  if (ids) {
+    for (int id : sp.encode(line)) append(std::to_string(id));
+  } else {
+    for (const auto& p : sp.encode_pieces(line)) append(p);
+  }
+  return result;
+}
+
+// Space-separated pieces (or ids) joined back into text. An id outside the vocabulary of
+// `model` is an InputError at the reader's line.
+std::string decode_line(const text::SubwordModel& sp, const std::string& line, bool ids, const LineReader& reader,
+                        const std::string& model) {
+  std::istringstream fields(line);
+  if (ids) {
+    std::vector<int> v;
+    std::string tok;
+    while (fields >> tok) {
+      char* end = nullptr;
+      const long id = std::strtol(tok.c_str(), &end, 10);
+      if (*end != '\0' || id < 0 || id >= sp.vocab_size())
+        throw InputError(
+            reader.path(), reader.line_number(),
+            "'" + tok + "' is not an id of " + model + " (0.." + std::to_string(sp.vocab_size() - 1) + ")");
+      v.push_back(static_cast<int>(id));
+    }
+    return sp.decode(v);
+  }
+  std::vector<std::string> pieces;
+  std::string p;
+  while (fields >> p) pieces.push_back(p);
+  return sp.decode_pieces(pieces);
+}
+
 int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& out) {
   std::string model, input, output;
   bool ids = false;
@@ -94,38 +134,7 @@ int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& ou
   parse_options(args, desc, std::string("gloss spm ") + (encode ? "encode" : "decode"));
   const auto sp = text::SubwordModel::load(model);
   stream_lines(input, output, out, [&](const std::string& line, const LineReader& reader) {
-    std::string result;
-    if (encode) {
-      auto append = [&](const std::string& field) {
-        if (!result.empty()) result += ' ';
-        result += field;
-      };
-      if (ids) {
-        for (int id : sp.encode(line)) append(std::to_string(id));
-      } else {
-        for (const auto& p : sp.encode_pieces(line)) append(p);
-      }
-      return result;
-    }
-    std::istringstream fields(line);
-    if (ids) {
-      std::vector<int> v;
-      std::string tok;
-      while (fields >> tok) {
-        char* end = nullptr;
-        const long id = std::strtol(tok.c_str(), &end, 10);
-        if (*end != '\0' || id < 0 || id >= sp.vocab_size())
-          throw InputError(
-              reader.path(), reader.line_number(),
-              "'" + tok + "' is not an id of " + model + " (0.." + std::to_string(sp.vocab_size() - 1) + ")");
-        v.push_back(static_cast<int>(id));
-      }
-      return sp.decode(v);
-    }
-    std::vector<std::string> pieces;
-    std::string p;
-    while (fields >> p) pieces.push_back(p);
-    return sp.decode_pieces(pieces);
+    return encode ? encode_line(sp, line, ids) : decode_line(sp, line, ids, reader, model);
   });
   return 0;
 }
