@@ -454,6 +454,16 @@ void Seq2Seq::readout_backward(const BatchView& b) {
 // Back through the decoder's steps, last first: RNN layers (recomputing the workspaces of
 // uncached steps), the RNN input's split into embedding and context, and the attention.
 // Leaves ws_.dh_next[l] = the gradient of layer l's initial state, ws_.dkeys the annotations'.
+// decoder_backward's scratch for one batch, each [N, .]: dy the gradient of a layer's new
+// state, dx0 / dxl the input gradients of layer 0 / of a layer above it, dh_prev / dc_prev
+// what a layer sends back to the step before, dquery the attention's query gradient, h / c
+// a recomputed step's outputs (not read).
+struct Seq2Seq::DecoderGrads {
+  DecoderGrads(int N, std::int64_t D, std::int64_t in)
+      : dy({N, D}), dx0({N, in}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D}), h({N, D}), c({N, D}) {}
+  Tensor dy, dx0, dxl, dh_prev, dc_prev, dquery, h, c;
+};
+
 void Seq2Seq::decoder_backward(const BatchView& b) {
   const int S = b.S, N = b.N, T = b.T;
   const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
@@ -463,51 +473,60 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
   ws_.dkeys.resize({S, N, K});
   ws_.dkeys.zero();  // accumulated into
   // dh_next[l], dc_next[l]: what step i + 1 sent back to layer l's state after step i.
-  auto& dh_next = ws_.dh_next;
-  auto& dc_next = ws_.dc_next;
-  dh_next.resize(static_cast<std::size_t>(L));
-  dc_next.resize(lstm ? static_cast<std::size_t>(L) : 0);
-  for (auto& g : dh_next) g.resize({N, D}), g.zero();
-  for (auto& g : dc_next) g.resize({N, D}), g.zero();
-  Tensor dy({N, D}), dx0({N, E + K}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D});
-  Tensor h_tmp({N, D}), c_tmp({N, D});
+  ws_.dh_next.resize(static_cast<std::size_t>(L));
+  ws_.dc_next.resize(lstm ? static_cast<std::size_t>(L) : 0);
+  for (auto& g : ws_.dh_next) g.resize({N, D}), g.zero();
+  for (auto& g : ws_.dc_next) g.resize({N, D}), g.zero();
+  DecoderGrads g(N, D, E + K);
   Tensor& da = ws_.da;  // the attention's gradient of W s + b at every step, for one GEMM at the end
   da.resize({T, N, attention_.att_dim()});
   attention_.begin_backward(ws_.memory);
   for (int i = T - 1; i >= 0; --i) {
-    for (int l = L - 1; l >= 0; --l) {
-      const auto li = static_cast<std::size_t>(l);
-      // dy = (readout gradient of s_i, or the layer above's input gradient) + recurrent gradient
-      const float* from_above = l == L - 1 ? nullptr : dxl.data();
-      for (std::int64_t k = 0; k < ND; ++k)
-        dy[k] = dh_next[li][k] + (from_above ? from_above[k] : ws_.ds_readout[i * ND + k]);
-      nn::RnnCell::Cache* cache = &ws_.dec_recompute;
-      if (i < ws_.cached_steps) {
-        cache = &ws_.dec_caches[li][static_cast<std::size_t>(i)];
-      } else {
-        const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
-        run_decoder_layer(l, i, N, cache, h_tmp.data(), lstm ? c_tmp.data() : nullptr);
-      }
-      dec_rnn_[li]->backward(*cache, dy.data(), nullptr, lstm ? dc_next[li].data() : nullptr,
-                             l == 0 ? dx0.data() : dxl.data(), dh_prev.data(), lstm ? dc_prev.data() : nullptr);
-      std::swap(dh_next[li], dh_prev);
-      if (lstm) std::swap(dc_next[li], dc_prev);
-    }
-    if (ln_dec_in_)
-      ln_dec_in_->backward(N, ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K),
-                           ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2, dx0.data(), dx0.data());
-    float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
-    float* de = ws_.demb.data() + static_cast<std::int64_t>(i) * N * E;
-    for (int n = 0; n < N; ++n) {
-      add(E, dx0.data() + n * (E + K), de + n * E);
-      add(K, dx0.data() + n * (E + K) + E, dc + n * K);
-    }
+    for (int l = L - 1; l >= 0; --l) decoder_layer_backward(l, i, N, g);
+    float* dc = decoder_input_backward(i, N, g.dx0);
     attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc,
-                        da.data() + i * N * attention_.att_dim(), dquery.data(), ws_.dkeys.data());
-    add(ND, dquery.data(), dh_next[static_cast<std::size_t>(L - 1)].data());
+                        da.data() + i * N * attention_.att_dim(), g.dquery.data(), ws_.dkeys.data());
+    add(ND, g.dquery.data(), ws_.dh_next[static_cast<std::size_t>(L - 1)].data());
   }
   const Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
   attention_.finish_backward(ws_.memory, M, top.data(), da.data(), ws_.dkeys.data());
+}
+
+void Seq2Seq::decoder_layer_backward(int l, int i, int N, DecoderGrads& g) {
+  const std::int64_t ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  const int L = config_.dec_layers;
+  const bool lstm = config_.cell == nn::CellType::kLstm;
+  const auto li = static_cast<std::size_t>(l);
+  Tensor& dh_next = ws_.dh_next[li];
+  // dy = (readout gradient of s_i, or the layer above's input gradient) + recurrent gradient
+  const float* from_above = l == L - 1 ? nullptr : g.dxl.data();
+  for (std::int64_t k = 0; k < ND; ++k)
+    g.dy[k] = dh_next[k] + (from_above ? from_above[k] : ws_.ds_readout[i * ND + k]);
+  nn::RnnCell::Cache* cache = &ws_.dec_recompute;
+  if (i < ws_.cached_steps) {
+    cache = &ws_.dec_caches[li][static_cast<std::size_t>(i)];
+  } else {
+    const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
+    run_decoder_layer(l, i, N, cache, g.h.data(), lstm ? g.c.data() : nullptr);
+  }
+  dec_rnn_[li]->backward(*cache, g.dy.data(), nullptr, lstm ? ws_.dc_next[li].data() : nullptr,
+                         l == 0 ? g.dx0.data() : g.dxl.data(), g.dh_prev.data(), lstm ? g.dc_prev.data() : nullptr);
+  std::swap(dh_next, g.dh_prev);
+  if (lstm) std::swap(ws_.dc_next[li], g.dc_prev);
+}
+
+float* Seq2Seq::decoder_input_backward(int i, int N, Tensor& dx0) {
+  const std::int64_t E = config_.emb_dim, K = key_dim_;
+  if (ln_dec_in_)
+    ln_dec_in_->backward(N, ws_.dec_in_pre.data() + static_cast<std::int64_t>(i) * N * (E + K),
+                         ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2, dx0.data(), dx0.data());
+  float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
+  float* de = ws_.demb.data() + static_cast<std::int64_t>(i) * N * E;
+  for (int n = 0; n < N; ++n) {
+    add(E, dx0.data() + n * (E + K), de + n * E);
+    add(K, dx0.data() + n * (E + K) + E, dc + n * K);
+  }
+  return dc;
 }
 
 // The initial state: every layer's h0 is s0 = tanh(init(x0)); x0's gradient into ws_.dkeys.

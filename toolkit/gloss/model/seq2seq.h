@@ -173,6 +173,14 @@ class Seq2Seq {
   nn::LossSum output_and_loss(const BatchView& b, float label_smoothing, bool backward, float grad_scale);
   void readout_backward(const BatchView& b);
   void decoder_backward(const BatchView& b);
+  struct DecoderGrads;  // decoder_backward's scratch (seq2seq.cc)
+  // decoder_backward at step i, layer l: its state's gradient (from the readout or the layer
+  // above, plus what step i + 1 sent back) through the RNN; what goes back to step i - 1 into
+  // ws_.dh_next[l] (and dc_next), the input gradient into g.dx0 (layer 0) or g.dxl.
+  void decoder_layer_backward(int l, int i, int N, DecoderGrads& g);
+  // Step i's RNN input gradient dx0 [N, E + K] (through the layer normalisation, if any) added
+  // to the embedding's and the context's gradients; returns the context's, [N, K].
+  float* decoder_input_backward(int i, int N, Tensor& dx0);
   void init_backward(const BatchView& b);
   void backward_encoder(const BatchView& b, Tensor& dtop);
   // decoder_forward's step i: the RNN input [E_tgt[y_{i-1}] ; c_i] into ws_.dec_in (layer-normalised
