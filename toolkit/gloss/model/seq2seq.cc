@@ -42,6 +42,24 @@ void add(std::int64_t n, const float* x, float* y) {
   for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+// out [S, N, 2H] = [y_fwd ; y_rev read back in each sentence's own order] (y_rev ran over the
+// sentence reversed within its length; positions past it stay where they are).
+void concat_directions(const Tensor& y_fwd, const Tensor& y_rev, int S, int N, std::int64_t H,
+                       const std::int32_t* lengths, Tensor& out) {
+  out.resize({S, N, 2 * H});
+  for (int t = 0; t < S; ++t) {
+    for (int n = 0; n < N; ++n) {
+      const int len = lengths[n];
+      const int from = t < len ? len - 1 - t : t;
+      float* o = out.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
+      std::memcpy(o, y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H,
+                  static_cast<std::size_t>(H) * sizeof(float));
+      std::memcpy(o + H, y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H,
+                  static_cast<std::size_t>(H) * sizeof(float));
+    }
+  }
+}
+
 }  // namespace
 
 void validate(const ModelConfig& c) {
@@ -130,32 +148,38 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
   }
 }
 
+std::int64_t Seq2Seq::encoder_layer_input(std::size_t l, int S, int N, const std::int32_t* src_ids, Rng* rng) {
+  EncoderLayer& L = layers_[l];
+  const std::int64_t rows = static_cast<std::int64_t>(S) * N;
+  if (l == 0) {
+    const std::int64_t C = config_.emb_dim;
+    L.in.resize({S, N, C});
+    src_emb_.forward(rows, src_ids, L.in.data());
+    if (rng && config_.dropout_emb > 0) {
+      L.drop_mask.resize({S, N, C});
+      nn::dropout_forward(rows * C, config_.dropout_emb, *rng, L.in.data(), L.drop_mask.data());
+    }
+    return C;
+  }
+  L.in = layers_[l - 1].out;
+  const std::int64_t C = L.in.dim(2);
+  if (rng && config_.dropout_rnn > 0) {
+    L.drop_mask.resize({S, N, C});
+    nn::dropout_forward(rows * C, config_.dropout_rnn, *rng, L.in.data(), L.drop_mask.data());
+  }
+  return C;
+}
+
 void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training) {
   const int S = b.S, N = b.N;
   std::size_t cells = 0;
   for (const auto& L : layers_) cells += L.bwd ? 2 : 1;
   const std::size_t cell_budget = std::max<std::size_t>(1, rnn_cache_bytes_ / 2 / cells);
   for (auto& L : layers_) L.cache_fwd.budget = L.cache_bwd.budget = cell_budget;
-  const std::int64_t rows = static_cast<std::int64_t>(S) * N, H = config_.enc_hidden;
+  const std::int64_t H = config_.enc_hidden;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     EncoderLayer& L = layers_[l];
-    std::int64_t C;
-    if (l == 0) {
-      C = config_.emb_dim;
-      L.in.resize({S, N, C});
-      src_emb_.forward(rows, src_ids, L.in.data());
-      if (rng && config_.dropout_emb > 0) {
-        L.drop_mask.resize({S, N, C});
-        nn::dropout_forward(rows * C, config_.dropout_emb, *rng, L.in.data(), L.drop_mask.data());
-      }
-    } else {
-      L.in = layers_[l - 1].out;
-      C = L.in.dim(2);
-      if (rng && config_.dropout_rnn > 0) {
-        L.drop_mask.resize({S, N, C});
-        nn::dropout_forward(rows * C, config_.dropout_rnn, *rng, L.in.data(), L.drop_mask.data());
-      }
-    }
+    const std::int64_t C = encoder_layer_input(l, S, N, src_ids, rng);
     L.y_fwd.resize({S, N, H});
     L.fwd->forward(S, N, L.in.data(), nullptr, nullptr, L.y_fwd.data(), nullptr, nullptr,
                    training ? &L.cache_fwd : nullptr);
@@ -168,19 +192,7 @@ void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, 
     L.y_rev.resize({S, N, H});
     L.bwd->forward(S, N, L.in_rev.data(), nullptr, nullptr, L.y_rev.data(), nullptr, nullptr,
                    training ? &L.cache_bwd : nullptr);
-    // out = [y_fwd ; reverse(y_rev)]
-    L.out.resize({S, N, 2 * H});
-    for (int t = 0; t < S; ++t) {
-      for (int n = 0; n < N; ++n) {
-        const int len = b.src_lengths[n];
-        const int from = t < len ? len - 1 - t : t;
-        float* o = L.out.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
-        std::memcpy(o, L.y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H,
-                    static_cast<std::size_t>(H) * sizeof(float));
-        std::memcpy(o + H, L.y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H,
-                    static_cast<std::size_t>(H) * sizeof(float));
-      }
-    }
+    concat_directions(L.y_fwd, L.y_rev, S, N, H, b.src_lengths, L.out);
   }
 }
 

@@ -167,6 +167,9 @@ class Seq2Seq {
 
   // Stages of forward_backward, in order.
   void encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training);
+  // Encoder layer l's input into layers_[l].in [S, N, C] (layer 0: the source embeddings,
+  // else the layer below's output), with its dropout when rng is given; returns C.
+  std::int64_t encoder_layer_input(std::size_t l, int S, int N, const std::int32_t* src_ids, Rng* rng);
   void decoder_start(const BatchView& b, Rng* rng, bool backward);
   void decoder_forward(const BatchView& b, Rng* rng, bool backward);
   void readout_forward(const BatchView& b, Rng* rng);
