@@ -573,14 +573,18 @@ void Seq2Seq::init_backward(const BatchView& b) {
 }
 
 void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w) {
+  readout_step(rows, s, c, emb, w);
+  output_step(rows, w);
+}
+
+void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w) {
   const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
-  const std::int64_t R = config_.readout_dim, V = config_.tgt_vocab;
+  const std::int64_t R = config_.readout_dim;
   const bool maxout = config_.readout == "maxout";
   const std::int64_t RO = maxout ? 2 * R : R, RI = D + K + E;
   w.rin.resize({rows, RI});
   w.pre.resize({rows, RO});
   w.t.resize({rows, R});
-  w.logits.resize({rows, V});
   w.which.resize(static_cast<std::size_t>(rows * R));
   for (int h = 0; h < rows; ++h) {
     float* r = w.rin.data() + h * RI;
@@ -598,6 +602,11 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
     std::memcpy(w.t.data(), w.pre.data(), static_cast<std::size_t>(rows * R) * sizeof(float));
     nn::tanh_forward(rows * R, w.t.data());
   }
+}
+
+void Seq2Seq::output_step(int rows, StepScratch& w) {
+  const std::int64_t E = config_.emb_dim, R = config_.readout_dim, V = config_.tgt_vocab;
+  w.logits.resize({rows, V});
   if (!out_subset_.empty()) {
     const auto Vs = static_cast<std::int64_t>(out_subset_.size());
     w.logits.resize({rows, Vs});

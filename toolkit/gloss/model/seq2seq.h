@@ -203,6 +203,10 @@ class Seq2Seq {
   void expand_state(const float* s0, int N, int B, float* state) const;
   // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch).
   void readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w);
+  // readout_logits' two parts: the readout of rows [s ; c ; emb] into w.t [rows, R]; the
+  // output layer of w.t into w.logits [rows, V] (or [rows, subset] with set_output_subset).
+  void readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w);
+  void output_step(int rows, StepScratch& w);
   // s0 = tanh(W_init x + b) of the encoded batch ([N, D]; init_in: scratch [N, in]).
   void initial_state(const BatchView& b, float* s0, Tensor& init_in);
 
