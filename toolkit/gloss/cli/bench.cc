@@ -251,6 +251,75 @@ void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchRes
   print_profile(out, m.elapsed, workers);
 }
 
+// The training step of `gloss bench train`, as gloss train takes it: the next batch, forward
+// and backward on the workers, the ranks' gradient sum, clipping, the optimiser and (with
+// train.ema_decay) the weight average. Owns the network; reads the recipe and data it is given.
+class BenchTrainer {
+ public:
+  BenchTrainer(const recipe::Recipe& r, const train::TrainingData& data, const train::TrainOptions& to)
+      : r_(r),
+        data_(data),
+        batcher_(data.corpus, train::batch_options(to)),
+        network_(r.model, data, to),
+        rng_(static_cast<std::uint64_t>(r.train.seed)) {
+    nn::init_parameters(network_.params, r.train.init, static_cast<float>(r.train.init_scale), rng_);
+    if (r.train.ema_decay > 0) average_.emplace(network_.params, r.train.ema_decay);
+  }
+  const train::Network& network() const { return network_; }
+
+  // One update; its tokens and gradient-sum time are added to m.
+  nn::LossSum step(TrainBenchResult& m) {
+    std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
+    const text::Batch b = batcher_.next();
+    data_timer.reset();
+    network_.params.zero_grad();
+    auto loss = network_.workers.train_batch(data_.corpus, b, rng_, 1.0f / static_cast<float>(b.target_tokens), 0);
+    const auto reduce_start = Clock::now();
+    network_.workers.sum_across_ranks(loss);
+    m.reduce_seconds += seconds_since(reduce_start);
+    {
+      const compute::StageTimer timer(compute::Stage::kOptimizer);
+      nn::clip_grad_norm(network_.params, r_.train.clip_norm);
+      network_.optimizer->step(network_.params, static_cast<float>(r_.train.lr));
+      if (average_) average_->update(network_.params, ++steps_);
+    }
+    m.tokens += loss.tokens;
+    return loss;
+  }
+
+ private:
+  const recipe::Recipe& r_;
+  const train::TrainingData& data_;
+  text::Batcher batcher_;
+  train::Network network_;
+  Rng rng_;
+  std::optional<nn::WeightAverage> average_;  // train.ema_decay: updated after every step, as training does
+  std::int64_t steps_ = 0;
+};
+
+// `batches` timed updates with the FLOP counter and stage profile on; progress every 10.
+TrainBenchResult timed_batches(BenchTrainer& trainer, int batches, std::ostream& log) {
+  compute::reset_flops();
+  compute::reset_stage_seconds();
+  compute::set_profiling(true);
+  TrainBenchResult m;
+  const auto start = Clock::now();
+  for (int i = 0; i < batches; ++i) {
+    const auto loss = trainer.step(m);
+    if ((i + 1) % 10 == 0 || i + 1 == batches) {
+      const double s = seconds_since(start);
+      log << "bench: batch " << (i + 1) << "/" << batches << ", loss/token "
+          << fixed(loss.loss / static_cast<double>(loss.tokens), 3) << ", "
+          << fixed(static_cast<double>(m.tokens) / s, 0) << " tok/s, ETA " << fixed(s / (i + 1) * (batches - i - 1), 0)
+          << " s" << std::endl;
+    }
+  }
+  m.elapsed = seconds_since(start);
+  compute::set_profiling(false);
+  m.flops = compute::flops();
+  return m;
+}
+
 // `gloss bench train ...` (see bench_command): the training run's own data and network
 // (train/trainer.h) with --threads workers, 5 warm-up batches, then --batches timed ones.
 int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
@@ -261,64 +330,20 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
   std::optional<train::TrainingData> prepared;  // under mpirun rank 0 trains the subword models first
   dist::rank0_first(dist::job(), [&] { prepared.emplace(train::prepare_data(r, args.threads, log)); });
   if (!prepared) prepared.emplace(train::prepare_data(r, args.threads, log));
-  const train::TrainingData& data = *prepared;
   train::TrainOptions to = r.train;
   to.threads = args.threads;
-  text::Batcher batcher(data.corpus, train::batch_options(to));
-  train::Network network(r.model, data, to);
-  auto& params = network.params;
-  auto& workers = network.workers;
-  Rng rng(static_cast<std::uint64_t>(r.train.seed));
-  nn::init_parameters(params, r.train.init, static_cast<float>(r.train.init_scale), rng);
-  log << "bench: " << params.num_values() << " parameters, " << network.config.src_vocab << "/"
+  BenchTrainer trainer(r, *prepared, to);
+  const train::Network& network = trainer.network();
+  log << "bench: " << network.params.num_values() << " parameters, " << network.config.src_vocab << "/"
       << network.config.tgt_vocab << " vocabulary, batches of " << r.train.batch_size << ", " << args.threads
       << " threads, "
-      << (workers.size() > 1 ? std::to_string(workers.size()) + " data-parallel workers"
-                             : std::string("threads inside each operation"))
+      << (network.workers.size() > 1 ? std::to_string(network.workers.size()) + " data-parallel workers"
+                                     : std::string("threads inside each operation"))
       << std::endl;
-
-  std::optional<nn::WeightAverage> average;  // train.ema_decay: updated after every step, as training does
-  if (r.train.ema_decay > 0) average.emplace(params, r.train.ema_decay);
-  std::int64_t step = 0;
-  TrainBenchResult m;
-  auto train_batch = [&]() {
-    std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
-    const text::Batch b = batcher.next();
-    data_timer.reset();
-    params.zero_grad();
-    auto loss = workers.train_batch(data.corpus, b, rng, 1.0f / static_cast<float>(b.target_tokens), 0);
-    const auto reduce_start = Clock::now();
-    workers.sum_across_ranks(loss);
-    m.reduce_seconds += seconds_since(reduce_start);
-    {
-      const compute::StageTimer timer(compute::Stage::kOptimizer);
-      nn::clip_grad_norm(params, r.train.clip_norm);
-      network.optimizer->step(params, static_cast<float>(r.train.lr));
-      if (average) average->update(params, ++step);
-    }
-    m.tokens += loss.tokens;
-    return loss;
-  };
-  for (int i = 0; i < 5; ++i) train_batch();  // warm-up: primitives created, caches filled
-  compute::reset_flops();
-  compute::reset_stage_seconds();
-  compute::set_profiling(true);
-  m = TrainBenchResult{};
-  const auto start = Clock::now();
-  for (int i = 0; i < args.batches; ++i) {
-    const auto loss = train_batch();
-    if ((i + 1) % 10 == 0 || i + 1 == args.batches) {
-      const double s = seconds_since(start);
-      log << "bench: batch " << (i + 1) << "/" << args.batches << ", loss/token "
-          << fixed(loss.loss / static_cast<double>(loss.tokens), 3) << ", "
-          << fixed(static_cast<double>(m.tokens) / s, 0) << " tok/s, ETA "
-          << fixed(s / (i + 1) * (args.batches - i - 1), 0) << " s" << std::endl;
-    }
-  }
-  m.elapsed = seconds_since(start);
-  compute::set_profiling(false);
-  m.flops = compute::flops();
-  print_train_bench(out, log, m, args.threads, train::trains_in_bf16(to), workers.size());
+  TrainBenchResult warm_up;
+  for (int i = 0; i < 5; ++i) trainer.step(warm_up);  // primitives created, caches filled
+  const TrainBenchResult m = timed_batches(trainer, args.batches, log);
+  print_train_bench(out, log, m, args.threads, train::trains_in_bf16(to), network.workers.size());
   return 0;
 }
 
