@@ -35,6 +35,49 @@ struct Scratch {
   NgramCounter<std::string_view> ref_counts, one_ref;
 };
 
+// The references tokenised into s.refs[0 .. references.size()).
+void tokenize_references(const std::vector<std::string>& references, Scratch& s) {
+  if (s.refs.size() < references.size()) s.refs.resize(references.size());
+  for (std::size_t r = 0; r < references.size(); ++r) s.refs[r].assign(references[r]);
+}
+
+// s.ref_counts: each n-gram's largest count in any one of the first `count` references.
+void count_references(std::size_t count, int order, Scratch& s) {
+  std::size_t total_ref_tokens = 0;
+  for (std::size_t r = 0; r < count; ++r) total_ref_tokens += s.refs[r].tokens.size();
+  s.ref_counts.reset(total_ref_tokens * static_cast<std::size_t>(order));
+  for (std::size_t r = 0; r < count; ++r) {
+    const TokenizedSegment& ref = s.refs[r];
+    if (r == 0) {
+      s.ref_counts.add_all(ref.tokens.data(), ref.hashes.data(), ref.tokens.size(), order);
+      continue;
+    }
+    s.one_ref.reset(ref.tokens.size() * static_cast<std::size_t>(order));
+    s.one_ref.add_all(ref.tokens.data(), ref.hashes.data(), ref.tokens.size(), order);
+    s.one_ref.for_each([&](const auto& e) {
+      std::int32_t& c = s.ref_counts.at(e.seq, e.order, e.hash);
+      c = std::max(c, e.count);
+    });
+  }
+}
+
+// The length of the reference closest to the hypothesis' (ties go to the shorter one); -1
+// without references.
+std::int64_t closest_length(std::int64_t hyp_len, const std::vector<TokenizedSegment>& refs, std::size_t count) {
+  std::int64_t closest_len = -1, closest_diff = -1;
+  for (std::size_t r = 0; r < count; ++r) {
+    const auto len = static_cast<std::int64_t>(refs[r].tokens.size());
+    const std::int64_t diff = std::llabs(hyp_len - len);
+    if (closest_diff == -1 || diff < closest_diff) {
+      closest_diff = diff;
+      closest_len = len;
+    } else if (diff == closest_diff && len < closest_len) {
+      closest_len = len;
+    }
+  }
+  return closest_len;
+}
+
 }  // namespace
 
 SmoothMethod parse_smooth_method(std::string_view name) {
@@ -91,42 +134,10 @@ BleuStats Bleu::preprocessed_stats(std::string_view hypothesis, const std::vecto
   BleuStats stats;
   stats.correct.assign(static_cast<std::size_t>(order), 0);
   stats.total.assign(static_cast<std::size_t>(order), 0);
-
   s.hyp.assign(hypothesis);
   const auto hyp_len = static_cast<std::int64_t>(s.hyp.tokens.size());
-
-  // Reference n-grams: the maximum count over references; closest reference length
-  // (ties go to the shorter one).
-  if (s.refs.size() < references.size()) s.refs.resize(references.size());
-  std::int64_t closest_len = -1, closest_diff = -1;
-  std::size_t total_ref_tokens = 0;
-  for (std::size_t r = 0; r < references.size(); ++r) {
-    s.refs[r].assign(references[r]);
-    total_ref_tokens += s.refs[r].tokens.size();
-  }
-  s.ref_counts.reset(total_ref_tokens * static_cast<std::size_t>(order));
-  for (std::size_t r = 0; r < references.size(); ++r) {
-    const TokenizedSegment& ref = s.refs[r];
-    const auto len = static_cast<std::int64_t>(ref.tokens.size());
-    const std::int64_t diff = std::llabs(hyp_len - len);
-    if (closest_diff == -1 || diff < closest_diff) {
-      closest_diff = diff;
-      closest_len = len;
-    } else if (diff == closest_diff && len < closest_len) {
-      closest_len = len;
-    }
-    if (r == 0) {
-      s.ref_counts.add_all(ref.tokens.data(), ref.hashes.data(), ref.tokens.size(), order);
-    } else {
-      s.one_ref.reset(ref.tokens.size() * static_cast<std::size_t>(order));
-      s.one_ref.add_all(ref.tokens.data(), ref.hashes.data(), ref.tokens.size(), order);
-      s.one_ref.for_each([&](const auto& e) {
-        std::int32_t& c = s.ref_counts.at(e.seq, e.order, e.hash);
-        c = std::max(c, e.count);
-      });
-    }
-  }
-
+  tokenize_references(references, s);
+  count_references(references.size(), order, s);
   for (int n = 1; n <= order; ++n)
     stats.total[static_cast<std::size_t>(n - 1)] = std::max<std::int64_t>(0, hyp_len - n + 1);
   NgramCounter<std::string_view>::for_each_ngram(s.hyp.tokens.data(), s.hyp.hashes.data(), s.hyp.tokens.size(), order,
@@ -135,7 +146,7 @@ BleuStats Bleu::preprocessed_stats(std::string_view hypothesis, const std::vecto
                                                      ++stats.correct[static_cast<std::size_t>(n - 1)];
                                                  });
   stats.sys_len = hyp_len;
-  stats.ref_len = closest_len;
+  stats.ref_len = closest_length(hyp_len, s.refs, references.size());
   return stats;
 }
 
