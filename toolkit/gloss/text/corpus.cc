@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -343,6 +344,71 @@ bool keeps(std::size_t src_len, std::size_t tgt_len, const FilterOptions& filter
   return judge(src_len, tgt_len, filter) == Verdict::kKeep;
 }
 
+namespace {
+
+// Up to lines.size() pairs from the two readers into src/tgt; returns how many (0 at the
+// end). Files of different length are an InputError (mismatch).
+std::size_t read_pairs(LineReader& src_reader, LineReader& tgt_reader, std::vector<std::string>& src,
+                       std::vector<std::string>& tgt) {
+  std::size_t n = 0;
+  for (; n < src.size(); ++n) {
+    const bool has_src = src_reader.next(src[n]);
+    const bool has_tgt = tgt_reader.next(tgt[n]);
+    if (has_src != has_tgt) mismatch(has_src ? src_reader : tgt_reader, has_src ? tgt_reader : src_reader);
+    if (!has_src) break;
+  }
+  return n;
+}
+
+// work(w) for w in 0 .. workers - 1, on that many threads when there is enough to do; the
+// first exception of any is rethrown here after all have ended.
+void run_on_threads(std::size_t workers, std::size_t n, const std::function<void(std::size_t)>& work) {
+  if (workers == 1 || n < 256) {
+    for (std::size_t w = 0; w < workers; ++w) work(w);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr error;
+  std::mutex m;
+  for (std::size_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      try {
+        work(w);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!error) error = std::current_exception();
+      }
+    });
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+// One encoded pair judged by the filter: appended to the corpus (from `line`) or counted as dropped.
+void keep_or_drop(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line,
+                  const FilterOptions& filter, EncodedCorpus& corpus, FilterReport& counts) {
+  ++counts.read;
+  switch (judge(src.size(), tgt.size(), filter)) {
+    case Verdict::kKeep:
+      ++counts.kept;
+      corpus.add(src, tgt, line);
+      break;
+    case Verdict::kEmpty:
+      ++counts.empty;
+      break;
+    case Verdict::kSrcLong:
+      ++counts.src_too_long;
+      break;
+    case Verdict::kTgtLong:
+      ++counts.tgt_too_long;
+      break;
+    case Verdict::kRatio:
+      ++counts.bad_ratio;
+      break;
+  }
+}
+
+}  // namespace
+
 EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tgt_path, const SubwordModel& src_model,
                               const SubwordModel& tgt_model, const FilterOptions& filter, int threads,
                               FilterReport* report, EncodedCorpus corpus) {
@@ -353,62 +419,16 @@ EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tg
   std::vector<std::vector<int>> src_ids(kChunk), tgt_ids(kChunk);
   const std::size_t workers = static_cast<std::size_t>(std::max(1, threads));
   for (;;) {
-    std::size_t n = 0;
-    for (; n < kChunk; ++n) {
-      const bool has_src = src_reader.next(src_lines[n]);
-      const bool has_tgt = tgt_reader.next(tgt_lines[n]);
-      if (has_src != has_tgt) mismatch(has_src ? src_reader : tgt_reader, has_src ? tgt_reader : src_reader);
-      if (!has_src) break;
-    }
+    const std::size_t n = read_pairs(src_reader, tgt_reader, src_lines, tgt_lines);
     if (n == 0) break;
-    auto work = [&](std::size_t w) {
+    run_on_threads(workers, n, [&](std::size_t w) {
       for (std::size_t i = w; i < n; i += workers) {
         src_ids[i] = src_model.encode(src_lines[i]);
         tgt_ids[i] = tgt_model.encode(tgt_lines[i]);
       }
-    };
-    if (workers == 1 || n < 256) {
-      work(0);
-      if (workers > 1)
-        for (std::size_t w = 1; w < workers; ++w) work(w);
-    } else {
-      std::vector<std::thread> pool;
-      std::exception_ptr error;
-      std::mutex m;
-      for (std::size_t w = 0; w < workers; ++w)
-        pool.emplace_back([&, w] {
-          try {
-            work(w);
-          } catch (...) {
-            std::lock_guard<std::mutex> lock(m);
-            if (!error) error = std::current_exception();
-          }
-        });
-      for (auto& t : pool) t.join();
-      if (error) std::rethrow_exception(error);
-    }
+    });
     const std::size_t first_line = src_reader.line_number() - n + 1;
-    for (std::size_t i = 0; i < n; ++i) {
-      ++counts.read;
-      switch (judge(src_ids[i].size(), tgt_ids[i].size(), filter)) {
-        case Verdict::kKeep:
-          ++counts.kept;
-          corpus.add(src_ids[i], tgt_ids[i], first_line + i);
-          break;
-        case Verdict::kEmpty:
-          ++counts.empty;
-          break;
-        case Verdict::kSrcLong:
-          ++counts.src_too_long;
-          break;
-        case Verdict::kTgtLong:
-          ++counts.tgt_too_long;
-          break;
-        case Verdict::kRatio:
-          ++counts.bad_ratio;
-          break;
-      }
-    }
+    for (std::size_t i = 0; i < n; ++i) keep_or_drop(src_ids[i], tgt_ids[i], first_line + i, filter, corpus, counts);
     if (n < kChunk) break;
   }
   if (report) *report = counts;
