@@ -415,7 +415,16 @@ void RnnCell::backward(Cache& cache, const float* dy, const float* dhT, const fl
                  lstm ? cache.cT.data() : nullptr, cache.workspace, dy, dhT, dcT, dx, dh0, dc0);
     return;
   }
-  // Chunked: last chunk first; each chunk's forward is recomputed from its initial state.
+  backward_chunked(cache, dy, dhT, dcT, dx, dh0, dc0);
+}
+
+void RnnCell::backward_chunked(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
+                               float* dc0) {
+  const bool lstm = cell_ == CellType::kLstm;
+  const int T = cache.T, N = cache.N;
+  const memory::dim C = input_, H = hidden_;
+  const std::int64_t state = static_cast<std::int64_t>(N) * H;
+  // Last chunk first; each chunk's forward is recomputed from its initial state.
   const int chunk = cache.chunk, chunks = (T + chunk - 1) / chunk;
   Tensor carry_h({N, H}), carry_c({N, H}), next_h({N, H}), next_c({N, H});
   std::copy(dhT, dhT + state, carry_h.data());

@@ -128,6 +128,10 @@ class RnnCell {
                     const float* cT, dnnl::memory& workspace, const float* dy, const float* dhT, const float* dcT,
                     float* dx, float* dh0, float* dc0);
   dnnl::memory& prepare_workspace(Cache& cache, int T, int N);
+  // backward of a chunked cache (all pointers non-null): chunk by chunk from the last, each
+  // chunk's workspace recomputed from the state at its start.
+  void backward_chunked(Cache& cache, const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
+                        float* dc0);
   Backward& backward_primitive(int T, int N);
 
   ParameterSet& params_;
