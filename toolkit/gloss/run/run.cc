@@ -381,38 +381,22 @@ std::string grid_markdown(const recipe::Recipe& r, const GridTable& grid) {
   return md.str();
 }
 
-json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
-                 const std::vector<TestResult>& tests, const std::string& curves, const json& stages,
-                 const GridTable& grid) {
-  const train::TrainOutcome& trained = members[0].trained;
-  std::error_code ec;
-  const auto model_bytes = fs::file_size(trained.best_model, ec);
+json training_json(const recipe::Recipe& r, const train::TrainOutcome& trained, const std::string& curves) {
   const auto& best = trained.best_validation;
-  json j;
-  j["recipe"] = r.path;
-  j["recipe_fingerprint"] = recipe_fp;
-  j["workdir"] = r.workdir;
-  j["data"] = {{"train_pairs_read", trained.data.read},
-               {"train_pairs_kept", trained.data.kept},
-               {"filter", trained.data.summary(trained.filter)},
-               {"valid_pairs", trained.valid_pairs},
-               {"src_vocab", trained.src_vocab},
-               {"tgt_vocab", trained.tgt_vocab}};
-  j["model"] = {{"file", trained.best_model},       {"file_bytes", model_bytes},
-                {"parameters", trained.parameters}, {"cell", r.model.cell == nn::CellType::kGru ? "gru" : "lstm"},
-                {"enc_layers", r.model.enc_layers}, {"dec_layers", r.model.dec_layers}};
-  j["training"] = {
-      {"steps", trained.steps},
-      {"epochs", trained.epochs_done},
-      {"target_tokens", trained.target_tokens},
-      {"seconds", trained.train_seconds},
-      {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
-      {"best_step", trained.best_step},
-      {"valid_metric", r.train.valid_metric},
-      {"best_valid_bleu", best ? best->valid_bleu : 0.0},
-      {"best_valid_chrf", best ? best->valid_chrf : 0.0},
-      {"best_valid_ce", best ? best->valid_ce : 0.0},
-      {"curves", curves}};
+  return {{"steps", trained.steps},
+          {"epochs", trained.epochs_done},
+          {"target_tokens", trained.target_tokens},
+          {"seconds", trained.train_seconds},
+          {"target_tokens_per_s", trained.train_seconds > 0 ? trained.target_tokens / trained.train_seconds : 0.0},
+          {"best_step", trained.best_step},
+          {"valid_metric", r.train.valid_metric},
+          {"best_valid_bleu", best ? best->valid_bleu : 0.0},
+          {"best_valid_chrf", best ? best->valid_chrf : 0.0},
+          {"best_valid_ce", best ? best->valid_ce : 0.0},
+          {"curves", curves}};
+}
+
+json tests_json(const recipe::Recipe& r, const std::vector<TestResult>& tests) {
   json tj = json::array();
   for (const auto& t : tests) {
     json one = {{"name", t.name},
@@ -429,17 +413,42 @@ json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const st
     if (!t.nbest_output.empty()) one["nbest_output"] = t.nbest_output;
     tj.push_back(one);
   }
-  j["tests"] = tj;
-  if (members.size() > 1) {
-    json ens = json::array();
-    for (const auto& m : members)
-      ens.push_back({{"seed", m.seed},
-                     {"model", m.model},
-                     {"best_step", m.trained.best_step},
-                     {"best_valid_bleu", m.trained.best_validation ? m.trained.best_validation->valid_bleu : 0.0},
-                     {"seconds", m.trained.train_seconds}});
-    j["ensemble"] = ens;
-  }
+  return tj;
+}
+
+json ensemble_json(const std::vector<Member>& members) {
+  json ens = json::array();
+  for (const auto& m : members)
+    ens.push_back({{"seed", m.seed},
+                   {"model", m.model},
+                   {"best_step", m.trained.best_step},
+                   {"best_valid_bleu", m.trained.best_validation ? m.trained.best_validation->valid_bleu : 0.0},
+                   {"seconds", m.trained.train_seconds}});
+  return ens;
+}
+
+json report_json(const recipe::Recipe& r, const std::string& recipe_fp, const std::vector<Member>& members,
+                 const std::vector<TestResult>& tests, const std::string& curves, const json& stages,
+                 const GridTable& grid) {
+  const train::TrainOutcome& trained = members[0].trained;
+  std::error_code ec;
+  const auto model_bytes = fs::file_size(trained.best_model, ec);
+  json j;
+  j["recipe"] = r.path;
+  j["recipe_fingerprint"] = recipe_fp;
+  j["workdir"] = r.workdir;
+  j["data"] = {{"train_pairs_read", trained.data.read},
+               {"train_pairs_kept", trained.data.kept},
+               {"filter", trained.data.summary(trained.filter)},
+               {"valid_pairs", trained.valid_pairs},
+               {"src_vocab", trained.src_vocab},
+               {"tgt_vocab", trained.tgt_vocab}};
+  j["model"] = {{"file", trained.best_model},       {"file_bytes", model_bytes},
+                {"parameters", trained.parameters}, {"cell", r.model.cell == nn::CellType::kGru ? "gru" : "lstm"},
+                {"enc_layers", r.model.enc_layers}, {"dec_layers", r.model.dec_layers}};
+  j["training"] = training_json(r, trained, curves);
+  j["tests"] = tests_json(r, tests);
+  if (members.size() > 1) j["ensemble"] = ensemble_json(members);
   if (grid.runs) j["grid"] = grid_json(grid);
   j["this_run"] = stages;
   return j;
