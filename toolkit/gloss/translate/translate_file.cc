@@ -176,24 +176,51 @@ void merge_shards(const std::string& output, std::size_t count) {
   for (std::size_t k = 1; k <= count; ++k) std::filesystem::remove(shard_path(output, {k, count}));
 }
 
+namespace {
+
+// The first and last line numbers to translate (1-based; the whole input: 1 .. SIZE_MAX). A
+// shard counts the input's lines first; --attention-line must fall inside it.
+std::pair<std::size_t, std::size_t> lines_to_translate(const std::string& input, const OutputOptions& outputs,
+                                                       const Shard& shard) {
+  if (shard.whole()) return {1, SIZE_MAX};
+  require_rereadable(input, "--shard counts its lines before translating");
+  const auto [first, last] = shard_lines(shard, count_lines(input));
+  if (!outputs.attention_path.empty() && (outputs.attention_line < first || outputs.attention_line > last))
+    throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + " is not in --shard " +
+                      std::to_string(shard.index) + "/" + std::to_string(shard.count) + " (lines " +
+                      std::to_string(first) + ".." + std::to_string(last) + ")");
+  return {first, last};
+}
+
+// The translations of lines first, first + 1, ...: best lines to the main output, n-best lists
+// to theirs (or the main output), the attention map of --attention-line; then flushed.
+void write_translations(const std::vector<decode::Translation>& translations, std::size_t first,
+                        decode::Translator& translator, const OutputOptions& outputs, int n_best, Sinks& sinks) {
+  for (std::size_t i = 0; i < translations.size(); ++i) {
+    const auto& t = translations[i];
+    if (!outputs.attention_path.empty() && first + i == outputs.attention_line)
+      write_attention_map(t, translator, outputs);
+    const bool nbest_here = n_best > 1 && !sinks.nbest;
+    if (!nbest_here) *sinks.main << best_line(t, translator, outputs) << '\n';
+    if (n_best > 1)
+      for (const auto& l : nbest_lines(t, first + i - 1, translator, outputs))
+        *(sinks.nbest ? &sinks.nbest->stream() : sinks.main) << l << '\n';
+  }
+  sinks.main->flush();
+}
+
+}  // namespace
+
 void translate_file(decode::Translator& translator, const std::string& input, const std::string& output,
                     const decode::TranslateOptions& options, const OutputOptions& outputs, std::ostream& out,
                     std::ostream& log, const Shard& shard) {
   decode::validate(options);
   validate(outputs);
   require_file(input);
-  if (!shard.whole()) require_rereadable(input, "--shard counts its lines before translating");
   // Plain variables, not a structured binding: clang 14 (Debian 12) cannot capture bindings in lambdas.
-  const std::pair<std::size_t, std::size_t> lines =
-      shard.whole() ? std::pair<std::size_t, std::size_t>{1, SIZE_MAX} : shard_lines(shard, count_lines(input));
+  const std::pair<std::size_t, std::size_t> lines = lines_to_translate(input, outputs, shard);
   const std::size_t first_line = lines.first, last_line = lines.second;
-  if (!outputs.attention_path.empty() && !shard.whole() &&
-      (outputs.attention_line < first_line || outputs.attention_line > last_line))
-    throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + " is not in --shard " +
-                      std::to_string(shard.index) + "/" + std::to_string(shard.count) + " (lines " +
-                      std::to_string(first_line) + ".." + std::to_string(last_line) + ")");
   const decode::TranslateOptions o = with_outputs(options, outputs);
-  const int n_best = o.search.n_best;
   gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
   if (!in) throw InputError(input, 0, "cannot open");
   std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
@@ -208,19 +235,8 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   std::size_t done = 0, window_first = 0;
   auto flush = [&]() {
     if (window.empty()) return;
-    const std::size_t first = window_first;
-    const auto translations = translator.translate(window, o, input == "-" ? "stdin" : input, first, log);
-    for (std::size_t i = 0; i < translations.size(); ++i) {
-      const auto& t = translations[i];
-      if (!outputs.attention_path.empty() && first + i == outputs.attention_line)
-        write_attention_map(t, translator, outputs);
-      const bool nbest_here = n_best > 1 && !sinks.nbest;
-      if (!nbest_here) *sinks.main << best_line(t, translator, outputs) << '\n';
-      if (n_best > 1)
-        for (const auto& l : nbest_lines(t, first + i - 1, translator, outputs))
-          *(sinks.nbest ? &sinks.nbest->stream() : sinks.main) << l << '\n';
-    }
-    sinks.main->flush();
+    const auto translations = translator.translate(window, o, input == "-" ? "stdin" : input, window_first, log);
+    write_translations(translations, window_first, translator, outputs, o.search.n_best, sinks);
     done += window.size();
     window.clear();
     progress.update(done, log);
