@@ -126,25 +126,30 @@ class ArgWalker {
 };
 
 // `gloss bench translate -m MODEL -i FILE [--beam-size N] [--threads N] [--batch-size N] [--parallel data|ops]
-// [--shortlist FILE]`
-int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+// [--shortlist FILE] [--precision P] [--runs N]`.
+struct TranslateBenchArgs {
   std::string model, input;
-  decode::TranslateOptions o;
+  decode::TranslateOptions options;
   int threads = 2, runs = 3;
+};
+
+TranslateBenchArgs parse_translate_bench_args(const std::vector<std::string>& raw) {
+  TranslateBenchArgs b;
+  decode::TranslateOptions& o = b.options;
   for (ArgWalker args(raw); args.next();) {
     const std::string& a = args.arg();
     if (a == "-m" || a == "--model")
-      model = args.value();
+      b.model = args.value();
     else if (a == "-i" || a == "--input")
-      input = args.value();
+      b.input = args.value();
     else if (a == "--beam-size" || a == "-b")
       o.search.beam_size = args.positive();
     else if (a == "--batch-size")
       o.batch_size = args.positive();
     else if (a == "--threads")
-      threads = args.positive();
+      b.threads = args.positive();
     else if (a == "--runs")
-      runs = args.positive();
+      b.runs = args.positive();
     else if (a == "--parallel")
       o.parallel = args.value();
     else if (a == "--shortlist")
@@ -154,29 +159,41 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     else
       throw ConfigError("gloss bench translate: unknown option '" + a + "' (see gloss bench --help)");
   }
-  if (model.empty() || input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
+  if (b.model.empty() || b.input.empty()) throw ConfigError("gloss bench translate needs -m MODEL and -i FILE");
   decode::validate(o);
-  compute::check_threads(threads, "--threads");
-  compute::set_threads(threads);
-  decode::Translator translator({model});
-  translator.use_shortlist(o.shortlist);
+  compute::check_threads(b.threads, "--threads");
+  return b;
+}
+
+// Words (space-separated) of the best translation of each sentence, in all.
+std::size_t output_words(const decode::Translator& translator, const std::vector<decode::Translation>& outputs) {
+  std::size_t words = 0;
+  for (const auto& tr : outputs) {
+    const std::string l = translator.text(tr.hypotheses.front());
+    words += static_cast<std::size_t>(std::count(l.begin(), l.end(), ' ') + (l.empty() ? 0 : 1));
+  }
+  return words;
+}
+
+// The median of `runs` translations of the input file: sentences/s and output words/s.
+int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
+  const TranslateBenchArgs b = parse_translate_bench_args(raw);
+  compute::set_threads(b.threads);
+  decode::Translator translator({b.model});
+  translator.use_shortlist(b.options.shortlist);
   std::vector<std::string> lines;
   {
-    LineReader reader(input);
+    LineReader reader(b.input);
     std::string line;
     while (reader.next(line)) lines.push_back(line);
   }
   std::vector<double> times;
   std::size_t words = 0;
-  for (int r = 0; r < runs; ++r) {
+  for (int r = 0; r < b.runs; ++r) {
     const auto t = Clock::now();
-    const auto outputs = translator.translate(lines, o, input, 1, log);
+    const auto outputs = translator.translate(lines, b.options, b.input, 1, log);
     times.push_back(seconds_since(t));
-    words = 0;
-    for (const auto& tr : outputs) {
-      const std::string l = translator.text(tr.hypotheses.front());
-      words += static_cast<std::size_t>(std::count(l.begin(), l.end(), ' ') + (l.empty() ? 0 : 1));
-    }
+    words = output_words(translator, outputs);
     log << "bench: run " << (r + 1) << ": " << fixed(times.back(), 2) << " s" << std::endl;
   }
   std::sort(times.begin(), times.end());
