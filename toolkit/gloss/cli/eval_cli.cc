@@ -32,8 +32,8 @@ const std::map<std::string, std::string>& aliases() {
   return kAliases;
 }
 
-po::options_description describe(eval::EvalOptions& o, std::vector<std::string>& metrics, std::string& tokenize,
-                                 std::string& smooth, double& smooth_value) {
+// The option groups of gloss eval --help, each bound to where its values go.
+po::options_description io_options(eval::EvalOptions& o, std::vector<std::string>& metrics) {
   po::options_description io("Input and output");
   io.add_options()("help,h", "print this help")(
       "input,i", po::value<std::vector<std::string>>(&o.inputs)->multitoken(),
@@ -52,6 +52,11 @@ po::options_description describe(eval::EvalOptions& o, std::vector<std::string>&
       "encoding,e", po::value<std::string>()->default_value("utf-8"), "input encoding; only utf-8 is supported")(
       "force", "accepted for compatibility")("threads", po::value<int>(&o.threads)->default_value(default_threads()),
                                              "threads that score segments in parallel (results do not depend on it)");
+  return io;
+}
+
+po::options_description bleu_options(eval::EvalOptions& o, std::string& tokenize, std::string& smooth,
+                                     double& smooth_value) {
   po::options_description bleu("BLEU");
   bleu.add_options()("smooth-method,s", po::value<std::string>(&smooth)->default_value("exp"),
                      "exp, floor, add-k or none")("smooth-value", po::value<double>(&smooth_value),
@@ -61,6 +66,10 @@ po::options_description describe(eval::EvalOptions& o, std::vector<std::string>&
       "max-ngram-order", po::value<int>(&o.bleu.max_ngram_order)->default_value(4), "largest n-gram order")(
       "effective-order", po::bool_switch(&o.bleu.effective_order),
       "stop at the largest order with n-grams (always on with --sentence-level)");
+  return bleu;
+}
+
+po::options_description chrf_options(eval::EvalOptions& o) {
   po::options_description chrf("chrF");
   chrf.add_options()("chrf-char-order", po::value<int>(&o.chrf.char_order)->default_value(6),
                      "character n-gram order (-cc)")(
@@ -69,11 +78,19 @@ po::options_description describe(eval::EvalOptions& o, std::vector<std::string>&
       "chrf-whitespace", po::bool_switch(&o.chrf.whitespace), "keep whitespace in character n-grams")(
       "chrf-lowercase", po::bool_switch(&o.chrf.lowercase), "case-insensitive chrF")(
       "chrf-eps-smoothing", po::bool_switch(&o.chrf.eps_smoothing), "epsilon smoothing (chrF++.py, NLTK, Moses)");
+  return chrf;
+}
+
+po::options_description ter_options(eval::EvalOptions& o) {
   po::options_description ter("TER (defaults replicate Tercom)");
   ter.add_options()("ter-case-sensitive", po::bool_switch(&o.ter.case_sensitive), "case-sensitive TER")(
       "ter-asian-support", po::bool_switch(&o.ter.asian_support), "special treatment of CJK characters")(
       "ter-no-punct", po::bool_switch(&o.ter.no_punct), "remove punctuation")(
       "ter-normalized", po::bool_switch(&o.ter.normalized), "basic normalisation and tokenisation");
+  return ter;
+}
+
+po::options_description stats_options(eval::EvalOptions& o) {
   po::options_description stats("Confidence intervals and paired tests");
   stats.add_options()("confidence", po::bool_switch(&o.confidence),
                       "bootstrap 95% confidence interval for one system (-ci)")(
@@ -84,8 +101,17 @@ po::options_description describe(eval::EvalOptions& o, std::vector<std::string>&
       "paired-ar-n", po::value<int>(&o.paired_ar_n)->default_value(10000), "trials for --paired-ar (-part)")(
       "paired-ar-ci", po::bool_switch(&o.paired_ar_ci), "add bootstrap confidence intervals to --paired-ar (-parci)")(
       "paired-jobs,j", po::value<int>()->default_value(1), "accepted for compatibility (tests run in-process)");
+  return stats;
+}
+
+po::options_description describe(eval::EvalOptions& o, std::vector<std::string>& metrics, std::string& tokenize,
+                                 std::string& smooth, double& smooth_value) {
   po::options_description all;
-  all.add(io).add(bleu).add(chrf).add(ter).add(stats);
+  all.add(io_options(o, metrics))
+      .add(bleu_options(o, tokenize, smooth, smooth_value))
+      .add(chrf_options(o))
+      .add(ter_options(o))
+      .add(stats_options(o));
   return all;
 }
 
