@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -170,48 +171,38 @@ std::string attention_svg(const std::vector<std::string>& src_pieces, const std:
   return svg.str();
 }
 
-std::string attention_png(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
-                          const std::vector<float>& weights) {
-  const std::size_t cols = src_pieces.size(), rows = cols ? std::min(tgt_pieces.size(), weights.size() / cols) : 0;
-  const double cell = 28, left = 130, top = 130;  // the SVG's layout
-  const int W = static_cast<int>(left + cell * static_cast<double>(cols) + 20);
-  const int H = static_cast<int>(top + cell * static_cast<double>(rows) + 20);
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  auto text = [&](const std::string& t, double x, double y, double size, double angle, int align, double gray) {
-    cairo_save(cr);
-    cairo_set_font_size(cr, size);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, t.c_str(), &e);
-    cairo_translate(cr, x, y);
-    cairo_rotate(cr, angle);
-    cairo_move_to(cr, align < 0 ? -e.x_advance : align == 0 ? -e.x_advance / 2 : 0, 0);
-    cairo_set_source_rgb(cr, gray, gray, gray);
-    cairo_show_text(cr, t.c_str());
-    cairo_restore(cr);
-  };
-  for (std::size_t j = 0; j < cols; ++j)
-    text(src_pieces[j], left + cell * (static_cast<double>(j) + 0.5) + 4, top - 6, 12, -60 * 3.14159265358979 / 180, 1,
-         0);
-  for (std::size_t i = 0; i < rows; ++i) {
-    const double y = top + cell * static_cast<double>(i);
-    text(tgt_pieces[i], left - 6, y + cell / 2 + 4, 12, 0, -1, 0);
-    for (std::size_t j = 0; j < cols; ++j) {
-      const double v = std::clamp(static_cast<double>(weights[i * cols + j]), 0.0, 1.0);
-      const double x = left + cell * static_cast<double>(j);
-      cairo_rectangle(cr, x, y, cell, cell);
-      cairo_set_source_rgb(cr, (255 - v * 247) / 255, (255 - v * 207) / 255, (255 - v * 148) / 255);
-      cairo_fill_preserve(cr);
-      cairo_set_source_rgb(cr, 0xdd / 255.0, 0xdd / 255.0, 0xdd / 255.0);
-      cairo_set_line_width(cr, 1);
-      cairo_stroke(cr);
-      if (v >= 0.1) text(num(v * 100, 0), x + cell / 2, y + cell / 2 + 4, 9, 0, 0, v > 0.5 ? 1 : 0);
-    }
-  }
-  cairo_destroy(cr);
+namespace {
+
+// t at (x, y) in `size` points, rotated by `angle` radians; align < 0 ends the text at x, 0
+// centres it, > 0 starts it there; gray 0 is black, 1 white.
+void draw_text(cairo_t* cr, const std::string& t, double x, double y, double size, double angle, int align,
+               double gray) {
+  cairo_save(cr);
+  cairo_set_font_size(cr, size);
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, t.c_str(), &e);
+  cairo_translate(cr, x, y);
+  cairo_rotate(cr, angle);
+  cairo_move_to(cr, align < 0 ? -e.x_advance : align == 0 ? -e.x_advance / 2 : 0, 0);
+  cairo_set_source_rgb(cr, gray, gray, gray);
+  cairo_show_text(cr, t.c_str());
+  cairo_restore(cr);
+}
+
+// One square of the heat map at (x, y): shaded by weight v in [0, 1], outlined, and labelled
+// with its percentage from 10 % on (as the SVG draws it).
+void draw_weight(cairo_t* cr, double x, double y, double cell, double v) {
+  cairo_rectangle(cr, x, y, cell, cell);
+  cairo_set_source_rgb(cr, (255 - v * 247) / 255, (255 - v * 207) / 255, (255 - v * 148) / 255);
+  cairo_fill_preserve(cr);
+  cairo_set_source_rgb(cr, 0xdd / 255.0, 0xdd / 255.0, 0xdd / 255.0);
+  cairo_set_line_width(cr, 1);
+  cairo_stroke(cr);
+  if (v >= 0.1) draw_text(cr, num(v * 100, 0), x + cell / 2, y + cell / 2 + 4, 9, 0, 0, v > 0.5 ? 1 : 0);
+}
+
+// The surface as PNG file bytes; a cairo error is a runtime_error.
+std::string png_bytes(cairo_surface_t* surface) {
   std::string png;
   const auto status = cairo_surface_write_to_png_stream(
       surface,
@@ -220,9 +211,36 @@ std::string attention_png(const std::vector<std::string>& src_pieces, const std:
         return CAIRO_STATUS_SUCCESS;
       },
       &png);
-  cairo_surface_destroy(surface);
   if (status != CAIRO_STATUS_SUCCESS) throw std::runtime_error(std::string("cairo: ") + cairo_status_to_string(status));
   return png;
+}
+
+}  // namespace
+
+std::string attention_png(const std::vector<std::string>& src_pieces, const std::vector<std::string>& tgt_pieces,
+                          const std::vector<float>& weights) {
+  const std::size_t cols = src_pieces.size(), rows = cols ? std::min(tgt_pieces.size(), weights.size() / cols) : 0;
+  const double cell = 28, left = 130, top = 130;  // the SVG's layout
+  const int W = static_cast<int>(left + cell * static_cast<double>(cols) + 20);
+  const int H = static_cast<int>(top + cell * static_cast<double>(rows) + 20);
+  const std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)> surface(
+      cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H), cairo_surface_destroy);
+  cairo_t* cr = cairo_create(surface.get());
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  for (std::size_t j = 0; j < cols; ++j)
+    draw_text(cr, src_pieces[j], left + cell * (static_cast<double>(j) + 0.5) + 4, top - 6, 12,
+              -60 * 3.14159265358979 / 180, 1, 0);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double y = top + cell * static_cast<double>(i);
+    draw_text(cr, tgt_pieces[i], left - 6, y + cell / 2 + 4, 12, 0, -1, 0);
+    for (std::size_t j = 0; j < cols; ++j)
+      draw_weight(cr, left + cell * static_cast<double>(j), y, cell,
+                  std::clamp(static_cast<double>(weights[i * cols + j]), 0.0, 1.0));
+  }
+  cairo_destroy(cr);
+  return png_bytes(surface.get());
 }
 
 }  // namespace gloss::report
