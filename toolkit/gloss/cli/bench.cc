@@ -7,6 +7,7 @@
 #include <optional>
 #include <ostream>
 
+#include "gloss/cli/options.h"
 #include "gloss/decode/translator.h"
 #include "gloss/dist/comm.h"
 #include "gloss/model/seq2seq.h"
@@ -178,9 +179,8 @@ std::size_t output_words(const decode::Translator& translator, const std::vector
 // The median of `runs` translations of the input file: sentences/s and output words/s.
 int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   const TranslateBenchArgs b = parse_translate_bench_args(raw);
-  compute::set_threads(b.threads);
-  decode::Translator translator({b.model});
-  translator.use_shortlist(b.options.shortlist);
+  const auto loaded = open_translator({b.model}, b.options, b.threads);
+  decode::Translator& translator = *loaded;
   std::vector<std::string> lines;
   {
     LineReader reader(b.input);

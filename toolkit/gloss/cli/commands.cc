@@ -397,13 +397,9 @@ int translate_command(const std::vector<std::string>& args, std::ostream& out, s
           "under mpirun, give -o FILE (the ranks' shards are merged into it); --attention is a "
           "single-process option");
   }
-  compute::check_threads(c.threads, "--threads");
-  decode::validate(c.o);
   translate::validate(c.w);
-  compute::set_threads(c.threads);
-  for (const auto& m : c.models) require_file(m);
-  decode::Translator translator(c.models);
-  translator.use_shortlist(c.o.shortlist);
+  const auto loaded = open_translator(c.models, c.o, c.threads);
+  decode::Translator& translator = *loaded;
   if (!dist::job().single()) return translate_by_rank(translator, c, out, log);
   translate::translate_file(translator, c.input, c.output, c.o, c.w, out, log, range);
   return 0;

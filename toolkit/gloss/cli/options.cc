@@ -1,5 +1,7 @@
 #include "gloss/cli/options.h"
 
+#include "gloss/tensor/compute.h"
+#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 
 namespace po = boost::program_options;
@@ -21,6 +23,17 @@ bool wants_help(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") return true;
   return false;
+}
+
+std::unique_ptr<decode::Translator> open_translator(const std::vector<std::string>& models,
+                                                    const decode::TranslateOptions& o, int threads) {
+  compute::check_threads(threads, "--threads");
+  decode::validate(o);
+  compute::set_threads(threads);
+  for (const auto& m : models) require_file(m);
+  auto translator = std::make_unique<decode::Translator>(models);
+  translator->use_shortlist(o.shortlist);
+  return translator;
 }
 
 }  // namespace gloss::cli

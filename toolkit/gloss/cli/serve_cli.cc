@@ -5,8 +5,6 @@
 #include "gloss/cli/options.h"
 #include "gloss/decode/translator.h"
 #include "gloss/serve/server.h"
-#include "gloss/tensor/compute.h"
-#include "gloss/util/atomic_file.h"
 
 namespace po = boost::program_options;
 
@@ -74,14 +72,9 @@ int serve_command(const std::vector<std::string>& args, std::ostream& out, std::
   parse_options(args, desc, "gloss serve");
   c.s.queue.max_queued_sentences = c.max_queued;
   c.s.queue.max_batch_sentences = c.max_batch;
-  compute::check_threads(c.threads, "--threads");
-  decode::validate(c.o);
   serve::validate(c.s);
-  compute::set_threads(c.threads);
-  for (const auto& m : c.models) require_file(m);
-  decode::Translator translator(c.models);
-  translator.use_shortlist(c.o.shortlist);
-  serve::serve(translator, c.o, c.s, log);
+  const auto translator = open_translator(c.models, c.o, c.threads);
+  serve::serve(*translator, c.o, c.s, log);
   return 0;
 }
 
