@@ -4,18 +4,17 @@
 #include <cstdlib>
 #include <istream>
 #include <memory>
-#include <mutex>
 #include <numeric>
 #include <ostream>
 #include <random>
 #include <sstream>
-#include <thread>
 
 #include "gloss/eval/format.h"
 #include "gloss/eval/table.h"
 #include "gloss/eval/ter.h"
 #include "gloss/util/error.h"
 #include "gloss/util/text_file.h"
+#include "gloss/util/threads.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss::eval {
@@ -268,25 +267,7 @@ std::vector<Stats> all_stats(const Metric& metric, const System& system, int thr
   auto work = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) stats[i] = metric.segment_stats(system.lines[i], i);
   };
-  if (workers == 1) {
-    work(0, n);
-    return stats;
-  }
-  std::vector<std::thread> pool;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  for (std::size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      try {
-        work(n * w / workers, n * (w + 1) / workers);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  run_threads(workers, [&](std::size_t w) { work(n * w / workers, n * (w + 1) / workers); });
   return stats;
 }
 

@@ -8,15 +8,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
-#include <functional>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
 #include "gloss/util/error.h"
 #include "gloss/util/format.h"
 #include "gloss/util/line_reader.h"
+#include "gloss/util/threads.h"
 
 namespace gloss::text {
 
@@ -360,29 +357,6 @@ std::size_t read_pairs(LineReader& src_reader, LineReader& tgt_reader, std::vect
   return n;
 }
 
-// work(w) for w in 0 .. workers - 1, on that many threads when there is enough to do; the
-// first exception of any is rethrown here after all have ended.
-void run_on_threads(std::size_t workers, std::size_t n, const std::function<void(std::size_t)>& work) {
-  if (workers == 1 || n < 256) {
-    for (std::size_t w = 0; w < workers; ++w) work(w);
-    return;
-  }
-  std::vector<std::thread> pool;
-  std::exception_ptr error;
-  std::mutex m;
-  for (std::size_t w = 0; w < workers; ++w)
-    pool.emplace_back([&, w] {
-      try {
-        work(w);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(m);
-        if (!error) error = std::current_exception();
-      }
-    });
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 // One encoded pair judged by the filter: appended to the corpus (from `line`) or counted as dropped.
 void keep_or_drop(const std::vector<int>& src, const std::vector<int>& tgt, std::size_t line,
                   const FilterOptions& filter, EncodedCorpus& corpus, FilterReport& counts) {
@@ -421,8 +395,9 @@ EncodedCorpus encode_parallel(const std::string& src_path, const std::string& tg
   for (;;) {
     const std::size_t n = read_pairs(src_reader, tgt_reader, src_lines, tgt_lines);
     if (n == 0) break;
-    run_on_threads(workers, n, [&](std::size_t w) {
-      for (std::size_t i = w; i < n; i += workers) {
+    const std::size_t used = n < 256 ? 1 : workers;  // a short last chunk: not worth the threads
+    run_threads(used, [&](std::size_t w) {
+      for (std::size_t i = w; i < n; i += used) {
         src_ids[i] = src_model.encode(src_lines[i]);
         tgt_ids[i] = tgt_model.encode(tgt_lines[i]);
       }
