@@ -537,6 +537,90 @@ TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd, the we
   CHECK_THROWS_WITH(nn::WeightAverage(params, 1.0), Catch::Contains("ema_decay"));
 }
 
+namespace {
+
+// 20,000 + 3 values over two parameters: three of Optimizer::step's cache blocks, the last one
+// partial, and a small tensor. Gradients are the same at every call.
+void fill_optimiser_test_set(nn::ParameterSet& params) {
+  const std::int64_t n = 20000;
+  auto& p = params.add("w", {n});
+  auto& b = params.add("b", {3});
+  for (std::int64_t i = 0; i < n; ++i) {
+    p.value[i] = std::sin(0.01f * static_cast<float>(i));
+    p.grad[i] = std::cos(0.37f * static_cast<float>(i));
+  }
+  b.value.fill(0.5f);
+  b.grad.fill(-2.0f);
+}
+
+// AdamW with clipping and a weight average, written out value by value over flat copies.
+struct ReferenceAdam {
+  std::vector<float> w, g, m, v, avg;
+  explicit ReferenceAdam(nn::ParameterSet& params) {
+    for (const auto& p : params.all())
+      for (std::int64_t i = 0; i < p->value.size(); ++i) {
+        w.push_back(p->value[i]);
+        g.push_back(p->grad[i]);
+      }
+    m.assign(w.size(), 0.0f);
+    v.assign(w.size(), 0.0f);
+    avg = w;
+  }
+  void step(int t, float lr, float scale, float wd, float d) {
+    const auto c1 = static_cast<float>(1.0 / (1.0 - std::pow(0.9, t)));
+    const auto c2 = static_cast<float>(1.0 / (1.0 - std::pow(0.999, t)));
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      const float gk = g[k] * scale;
+      w[k] *= 1.0f - lr * wd;
+      m[k] = 0.9f * m[k] + 0.1f * gk;
+      v[k] = 0.999f * v[k] + 0.001f * gk * gk;
+      w[k] -= lr * (m[k] * c1) / (std::sqrt(v[k] * c2) + 1e-8f);
+      avg[k] = d * avg[k] + (1.0f - d) * w[k];
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Optimisers: a step's clipping, weight decay, Adam and weight average follow their formulas value by value",
+          "[nn][optim]") {
+  const float lr = 0.01f, wd = 0.1f;
+  nn::ParameterSet probe;
+  fill_optimiser_test_set(probe);
+  const double norm = nn::grad_norm(probe);
+  const float scale = nn::clip_scale(norm, 1.0);
+  CHECK(scale == Approx(1.0 / (norm + 1e-6)));
+  CHECK(nn::clip_scale(norm, 1e9) == 1.0f);
+  CHECK(nn::clip_scale(norm, 0) == 1.0f);
+  for (int threads : {1, 2}) {
+    compute::set_threads(threads);
+    nn::ParameterSet params;
+    fill_optimiser_test_set(params);
+    auto adam = nn::make_optimizer("adam", params, wd);
+    nn::WeightAverage average(params, 0.9);
+    ReferenceAdam ref(params);
+    for (int t = 1; t <= 2; ++t) {
+      nn::ParameterSet fresh;  // each step's gradients as fill_optimiser_test_set makes them
+      fill_optimiser_test_set(fresh);
+      for (std::size_t k = 0; k < params.all().size(); ++k) params.all()[k]->grad = fresh.all()[k]->grad;
+      adam->step(params, lr, scale, &average);
+      CHECK(average.decay_at(t) == Approx(std::min(0.9, (1.0 + t) / (10.0 + t))));
+      ref.step(t, lr, scale, wd, average.decay_at(t));
+    }
+    std::size_t at = 0, off = 0;
+    for (std::size_t k = 0; k < params.all().size(); ++k)
+      for (std::int64_t i = 0; i < params.all()[k]->value.size(); ++i, ++at) {
+        off += params.all()[k]->value[i] != Approx(ref.w[at]).epsilon(1e-5);
+        off += (*average.state()[k])[i] != Approx(ref.avg[at]).epsilon(1e-5);
+        off += (*adam->state()[k])[i] != Approx(ref.m[at]).epsilon(1e-5).margin(1e-7);
+      }
+    INFO("threads " << threads);
+    CHECK(off == 0);
+    CHECK(params.all()[0]->grad[5] == Approx(ref.g[5] * scale));  // the gradients keep the clipping
+  }
+  compute::set_threads(1);
+}
+
 TEST_CASE("Optimisers: Adam and SGD move against the gradient, clipping bounds the norm", "[nn][optim]") {
   nn::ParameterSet params;
   auto& p = params.add("w", {3});

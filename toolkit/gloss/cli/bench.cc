@@ -296,9 +296,8 @@ class BenchTrainer {
     m.reduce_seconds += seconds_since(reduce_start);
     {
       const compute::StageTimer timer(compute::Stage::kOptimizer);
-      nn::clip_grad_norm(network_.params, r_.train.clip_norm);
-      network_.optimizer->step(network_.params, static_cast<float>(r_.train.lr));
-      if (average_) average_->update(network_.params, ++steps_);
+      const float clip = nn::clip_scale(nn::grad_norm(network_.params), r_.train.clip_norm);
+      network_.optimizer->step(network_.params, static_cast<float>(r_.train.lr), clip, average_ ? &*average_ : nullptr);
     }
     m.tokens += loss.tokens;
     return loss;
@@ -310,8 +309,7 @@ class BenchTrainer {
   text::Batcher batcher_;
   train::Network network_;
   Rng rng_;
-  std::optional<nn::WeightAverage> average_;  // train.ema_decay: updated after every step, as training does
-  std::int64_t steps_ = 0;
+  std::optional<nn::WeightAverage> average_;  // train.ema_decay: updated by every step, as training does
 };
 
 // `batches` timed updates with the FLOP counter and stage profile on; progress every 10.

@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
 #include "gloss/util/error.h"
 
 namespace gloss::nn {
 namespace {
+
+// Values per block of Optimizer::step: a block's gradient, value, two optimiser states and
+// average (5 x 32 KB) stay in a core's L2 cache through the step's passes over them.
+constexpr std::int64_t kBlock = 8192;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -42,14 +47,12 @@ class Adam : public Optimizer {
       v_.emplace_back(p->value.shape());
     }
   }
-  void update(ParameterSet& params, float lr) override {
+  void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float lr) override {
     const double b1 = 0.9, b2 = 0.999;
     const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
     const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
-    const auto& all = params.all();
-    for (std::size_t i = 0; i < all.size(); ++i)
-      kernels::adam(all[i]->value.size(), lr, c1, c2, all[i]->value.data(), all[i]->grad.data(), m_[i].data(),
-                    v_[i].data());
+    kernels::adam(end - begin, lr, c1, c2, p.value.data() + begin, p.grad.data() + begin, m_[param].data() + begin,
+                  v_[param].data() + begin);
   }
   std::vector<Tensor*> state() override {
     std::vector<Tensor*> out;
@@ -64,14 +67,11 @@ class Adam : public Optimizer {
 
 class Sgd : public Optimizer {
  public:
-  void update(ParameterSet& params, float lr) override {
-    for (const auto& p : params.all()) {
-      float* w = p->value.data();
-      const float* g = p->grad.data();
-      const std::int64_t n = p->value.size();
+  void update(Parameter& p, std::size_t, std::int64_t begin, std::int64_t end, float lr) override {
+    float* w = p.value.data();
+    const float* g = p.grad.data();
 #pragma omp simd
-      for (std::int64_t k = 0; k < n; ++k) w[k] -= lr * g[k];
-    }
+    for (std::int64_t k = begin; k < end; ++k) w[k] -= lr * g[k];
   }
   std::vector<Tensor*> state() override { return {}; }
 };
@@ -106,24 +106,46 @@ void init_parameters(ParameterSet& params, const std::string& method, float scal
   params.touch();
 }
 
-double clip_grad_norm(ParameterSet& params, double max_norm) {
+double grad_norm(ParameterSet& params) {
   double sq = 0.0;
   for (const auto& p : params.all()) sq += kernels::sum_squares(p->grad.size(), p->grad.data());
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && norm > max_norm) {
-    const float s = static_cast<float>(max_norm / (norm + 1e-6));
+  return std::sqrt(sq);
+}
+
+float clip_scale(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+double clip_grad_norm(ParameterSet& params, double max_norm) {
+  const double norm = grad_norm(params);
+  const float s = clip_scale(norm, max_norm);
+  if (s != 1.0f)
     for (const auto& p : params.all()) kernels::scale(p->grad.size(), s, p->grad.data());
-  }
   return norm;
 }
 
-void Optimizer::step(ParameterSet& params, float lr) {
+void Optimizer::step(ParameterSet& params, float lr, float grad_scale, WeightAverage* average) {
   ++steps;
-  if (weight_decay > 0) {
-    const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-    for (const auto& p : params.all()) kernels::scale(p->value.size(), shrink, p->value.data());
-  }
-  update(params, lr);
+  const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
+  const float d = average ? average->decay_at(steps) : 0.0f;
+  const auto& all = params.all();
+  struct Block {
+    std::size_t param;
+    std::int64_t begin, end;
+  };
+  std::vector<Block> blocks;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    for (std::int64_t b = 0, n = all[i]->value.size(); b < n; b += kBlock)
+      blocks.push_back({i, b, std::min(n, b + kBlock)});
+  compute::run_workers(compute::threads(), blocks.size(), [&](int, std::size_t k) {
+    const Block& b = blocks[k];
+    Parameter& p = *all[b.param];
+    const std::int64_t n = b.end - b.begin;
+    if (grad_scale != 1.0f) kernels::scale(n, grad_scale, p.grad.data() + b.begin);
+    if (weight_decay > 0) kernels::scale(n, shrink, p.value.data() + b.begin);
+    update(p, b.param, b.begin, b.end, lr);
+    if (average) average->update_values(p, b.param, b.begin, b.end, d);
+  });
   params.touch();
 }
 
@@ -145,17 +167,23 @@ WeightAverage::WeightAverage(const ParameterSet& params, double decay) : decay_(
   for (const auto& p : params.all()) avg_.push_back(p->value);
 }
 
-void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
+float WeightAverage::decay_at(std::int64_t step) const {
   const double t = static_cast<double>(step);
-  const auto d = static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
+  return static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
+}
+
+void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
+  const float d = decay_at(step);
   const auto& all = params.all();
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    float* a = avg_[i].data();
-    const float* w = all[i]->value.data();
-    const std::int64_t n = avg_[i].size();
+  for (std::size_t i = 0; i < all.size(); ++i) update_values(*all[i], i, 0, all[i]->value.size(), d);
+}
+
+void WeightAverage::update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end,
+                                  float d) {
+  float* a = avg_[param].data();
+  const float* w = p.value.data();
 #pragma omp simd
-    for (std::int64_t k = 0; k < n; ++k) a[k] = d * a[k] + (1.0f - d) * w[k];
-  }
+  for (std::int64_t k = begin; k < end; ++k) a[k] = d * a[k] + (1.0f - d) * w[k];
 }
 
 void WeightAverage::swap_with(ParameterSet& params) {

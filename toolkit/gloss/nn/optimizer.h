@@ -15,24 +15,37 @@ namespace gloss::nn {
 // Either way layer-norm gains ("/ln_gain") start at 1 and their biases at 0, drawing nothing.
 void init_parameters(ParameterSet& params, const std::string& method, float scale, Rng& rng);
 
+// The global L2 norm of all gradients (squares summed in double, parameter by parameter).
+double grad_norm(ParameterSet& params);
+// What clipping to max_norm multiplies every gradient by: max_norm / (norm + 1e-6) when
+// max_norm > 0 and norm exceeds it, else 1 (no clipping).
+float clip_scale(double norm, double max_norm);
 // Scales all gradients so that their global L2 norm is at most max_norm (0: no clipping).
 // Returns the norm before clipping.
 double clip_grad_norm(ParameterSet& params, double max_norm);
+
+class WeightAverage;
 
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // One update with learning rate lr from the gradients in params; bumps params.version().
-  // With weight decay wd, every value first shrinks by lr * wd (decoupled from the gradient,
-  // Loshchilov & Hutter 2019: AdamW).
-  void step(ParameterSet& params, float lr);
+  // Per value, in this order: the gradient is multiplied by grad_scale (clipping's factor,
+  // kept in params' gradients; 1: unchanged); with weight decay wd, the value shrinks by
+  // lr * wd (decoupled from the gradient, Loshchilov & Hutter 2019: AdamW); the optimiser's
+  // rule; then, with `average`, its update for this step (as average->update(params, steps)).
+  // The step goes block by block, each block's gradient, value, state and average through
+  // all of these while in cache, on compute::threads() threads; the result does not depend
+  // on the thread count.
+  void step(ParameterSet& params, float lr, float grad_scale = 1.0f, WeightAverage* average = nullptr);
   // Everything the optimiser carries between steps (for checkpoints), in a fixed order.
   virtual std::vector<Tensor*> state() = 0;
   std::int64_t steps = 0;
   double weight_decay = 0;
 
  protected:
-  virtual void update(ParameterSet& params, float lr) = 0;
+  // The rule on values [begin, end) of parameter `param` (params.all() order) at step `steps`.
+  virtual void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float lr) = 0;
 };
 
 // "adam" (beta1 0.9, beta2 0.999, eps 1e-8) or "sgd", with decoupled weight decay (>= 0);
@@ -48,6 +61,10 @@ class WeightAverage {
   // Starts at params' current values; decay in (0, 1).
   WeightAverage(const ParameterSet& params, double decay);
   void update(const ParameterSet& params, std::int64_t step);
+  // d_t of update `step`, and the update of values [begin, end) of parameter `param` with it
+  // (Optimizer::step's share of update()).
+  float decay_at(std::int64_t step) const;
+  void update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float d);
   // Exchanges the averages and params' values (a second call swaps back); bumps the version.
   void swap_with(ParameterSet& params);
   std::vector<Tensor*> state();

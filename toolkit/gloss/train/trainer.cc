@@ -633,14 +633,14 @@ void TrainingRun::update() {
   network_.workers.sum_across_ranks(step);  // mpirun: the job's gradients on every rank
   const std::int64_t step_tokens = step.tokens;
   const double step_loss = step.nll;
-  const double grad_norm = nn::clip_grad_norm(network_.params, to_.clip_norm);
+  const double grad_norm = nn::grad_norm(network_.params);
   if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))  // nothing of this step is applied or saved
     throw UserError("training diverged at step " + std::to_string(state_.step + 1) + " (loss " + fixed_g(step_loss) +
                     ", gradient norm " + fixed_g(grad_norm) + "); lower train.lr or set train.clip_norm, then run " +
                     "again: it resumes from the last checkpoint, which holds no such step");
   ++state_.step;
-  network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)));
-  if (average_) average_->update(network_.params, state_.step);
+  network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)),
+                           nn::clip_scale(grad_norm, to_.clip_norm), average_.get());
   double dt = std::chrono::duration<double>(Clock::now() - t0).count();
   network_.workers.comm().broadcast(&dt, 1);  // rank 0's clock: time limits stop every rank at once
   state_.elapsed_seconds += dt;
