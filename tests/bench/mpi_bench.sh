@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Data-parallel training across processes: `mpirun -np 2 gloss bench train --threads 1`
 # against one process with 1 thread, on the quick recipe's model and data, alternating, RUNS
-# times each; prints the medians of target tokens/s, their ratio and the share of each update
-# spent summing the ranks' gradients (including waiting for the slower rank). Also the
-# machine's own ceiling for any two-way split: two independent one-thread processes at once,
-# each pinned to its own core (their summed tokens/s against one process alone), which no
-# data-parallel scheme can beat (they share caches, memory bandwidth and clock).
+# times each; prints the medians of target tokens/s, their ratio and the shares of each update
+# spent waiting for the slower rank (the two ranks' mean: what uneven halves cost) and then
+# summing the ranks' gradients. Also the machine's own ceiling for any two-way split: two
+# independent one-thread processes at once, each pinned to its own core (their summed
+# tokens/s against one process alone), which no data-parallel scheme can beat (they share
+# caches, memory bandwidth and clock).
 # Usage: bash tests/bench/mpi_bench.sh [RUNS] [BATCHES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +23,7 @@ build/gloss spm train recipes/quick-en-de.ini --run.workdir "$tmp/run" >/dev/nul
 one=()
 two=()
 share=()
+wait_share=()
 pair=()
 rate() { awk '/^BENCH train_target_tokens_per_s/ {print $3}' "$1"; }
 for ((r = 1; r <= runs; r++)); do
@@ -30,7 +32,9 @@ for ((r = 1; r <= runs; r++)); do
   out=$(mpirun -np 2 --bind-to core build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null)
   t=$(awk '/^BENCH train_target_tokens_per_s/ {print $3}' <<<"$out")
   s=$(awk '/^BENCH train_allreduce_share/ {print $3}' <<<"$out")
+  w=$(awk '/^BENCH train_rank_wait_share/ {print $3}' <<<"$out")
   one+=("$o")
+  wait_share+=("$w")
   two+=("$t")
   share+=("$s")
   for c in 0 1; do
@@ -40,7 +44,7 @@ for ((r = 1; r <= runs; r++)); do
   wait
   p=$(echo "$(rate "$tmp/alone.0") + $(rate "$tmp/alone.1")" | bc)
   pair+=("$p")
-  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (allreduce $s %)," \
+  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (waiting $w %, gradient sum $s %)," \
     "2 independent processes at once $p tok/s in all" >&2
 done
 mo=$(median "${one[@]}")
@@ -48,6 +52,7 @@ mt=$(median "${two[@]}")
 echo "BENCH train_1_process_1_thread $mo tok/s"
 echo "BENCH train_mpirun_2_x_1_thread $mt tok/s"
 echo "BENCH train_mpi_speedup $(echo "scale=2; $mt / $mo" | bc) x"
+echo "BENCH train_rank_wait_share $(median "${wait_share[@]}") % of each update (the ranks' mean wait for the slower)"
 echo "BENCH train_allreduce_share $(median "${share[@]}") % of each update"
 mp=$(median "${pair[@]}")
 echo "BENCH train_2_independent_processes $mp tok/s in all"

@@ -236,7 +236,8 @@ TrainBenchArgs parse_train_bench_args(const std::vector<std::string>& raw) {
 struct TrainBenchResult {
   std::int64_t tokens = 0;    // target tokens trained on
   double elapsed = 0;         // seconds of wall time
-  double reduce_seconds = 0;  // under mpirun: summing the ranks' gradients (and waiting for the slowest)
+  double wait_seconds = 0;    // under mpirun: this rank waiting for the others to finish their parts
+  double reduce_seconds = 0;  // under mpirun: then summing the ranks' gradients
   double flops = 0;           // GEMM and RNN floating-point operations (compute::flops)
 };
 
@@ -249,6 +250,12 @@ void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchRes
   if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed and its reduction
     out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
     out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
+    // The ranks' mean wait is what uneven parts cost: the slowest part's time above the mean part's.
+    double waited = m.wait_seconds;
+    dist::job().sum_in_rank_order(&waited, 1);
+    waited /= dist::job().size();
+    out << "BENCH train_rank_wait_share " << fixed(100.0 * waited / m.elapsed, 1)
+        << " % of each update (the ranks' mean wait for the slowest)\n";
     out << "BENCH train_allreduce_share " << fixed(100.0 * m.reduce_seconds / m.elapsed, 1) << " % of each update\n";
     return;
   }
@@ -291,6 +298,9 @@ class BenchTrainer {
     data_timer.reset();
     network_.params.zero_grad();
     auto loss = network_.workers.train_batch(data_.corpus, b, rng_, 1.0f / static_cast<float>(b.target_tokens), 0);
+    const auto wait_start = Clock::now();
+    network_.workers.comm().barrier();  // the slower ranks' lag, timed apart from the sum itself
+    m.wait_seconds += seconds_since(wait_start);
     const auto reduce_start = Clock::now();
     network_.workers.sum_across_ranks(loss);
     m.reduce_seconds += seconds_since(reduce_start);
