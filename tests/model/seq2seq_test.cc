@@ -371,8 +371,7 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
     params.zero_grad();
     const auto loss = model.forward_backward(batch, 0.0f, nullptr, true, 1.0f / 20);
     per_token = loss.loss / static_cast<double>(loss.tokens);
-    nn::clip_grad_norm(params, 5.0);
-    adam->step(params, 0.01f);
+    adam->step(params, 0.01f, nn::clip_scale(nn::grad_norm(params), 5.0));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   INFO("loss per token " << per_token << " after " << seconds << " s");
@@ -522,10 +521,12 @@ TEST_CASE("Optimisers: decoupled weight decay shrinks weights by lr * wd, the we
   w.value[0] = 1.0f;
   nn::WeightAverage avg(params, 0.5);
   w.value[0] = 3.0f;
-  avg.update(params, 1);  // d = min(0.5, 2 / 11)
+  auto still = nn::make_optimizer("sgd", params);  // lr 0: only the average moves
+  still->step(params, 0.0f, 1.0f, &avg);           // update 1: d = min(0.5, 2 / 11)
   const float d = 2.0f / 11.0f;
   CHECK((*avg.state()[0])[0] == Approx(d * 1.0f + (1 - d) * 3.0f));
-  avg.update(params, 100);  // d = 0.5
+  still->steps = 99;
+  still->step(params, 0.0f, 1.0f, &avg);  // update 100: d = 0.5
   const float expected = 0.5f * (d * 1.0f + (1 - d) * 3.0f) + 0.5f * 3.0f;
   CHECK((*avg.state()[0])[0] == Approx(expected));
   const auto version = params.version();
@@ -628,11 +629,11 @@ TEST_CASE("Optimisers: Adam and SGD move against the gradient, clipping bounds t
   p.grad[0] = 3.0f;
   p.grad[1] = -4.0f;
   p.grad[2] = 0.0f;
-  CHECK(nn::clip_grad_norm(params, 1.0) == Approx(5.0));
-  CHECK(p.grad[0] == Approx(0.6f).epsilon(1e-4));
-  CHECK(p.grad[1] == Approx(-0.8f).epsilon(1e-4));
+  CHECK(nn::grad_norm(params) == Approx(5.0));
   auto adam = nn::make_optimizer("adam", params);
-  adam->step(params, 0.1f);
+  adam->step(params, 0.1f, nn::clip_scale(nn::grad_norm(params), 1.0));
+  CHECK(p.grad[0] == Approx(0.6f).epsilon(1e-4));  // clipped to norm 1, and kept so
+  CHECK(p.grad[1] == Approx(-0.8f).epsilon(1e-4));
   CHECK(p.value[0] == Approx(0.9f).epsilon(1e-4));  // first Adam step moves by lr * sign
   CHECK(p.value[1] == Approx(1.1f).epsilon(1e-4));
   CHECK(p.value[2] == 1.0f);

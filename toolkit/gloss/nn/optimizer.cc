@@ -116,14 +116,6 @@ float clip_scale(double norm, double max_norm) {
   return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
 }
 
-double clip_grad_norm(ParameterSet& params, double max_norm) {
-  const double norm = grad_norm(params);
-  const float s = clip_scale(norm, max_norm);
-  if (s != 1.0f)
-    for (const auto& p : params.all()) kernels::scale(p->grad.size(), s, p->grad.data());
-  return norm;
-}
-
 void Optimizer::step(ParameterSet& params, float lr, float grad_scale, WeightAverage* average) {
   ++steps;
   const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
@@ -170,12 +162,6 @@ WeightAverage::WeightAverage(const ParameterSet& params, double decay) : decay_(
 float WeightAverage::decay_at(std::int64_t step) const {
   const double t = static_cast<double>(step);
   return static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
-}
-
-void WeightAverage::update(const ParameterSet& params, std::int64_t step) {
-  const float d = decay_at(step);
-  const auto& all = params.all();
-  for (std::size_t i = 0; i < all.size(); ++i) update_values(*all[i], i, 0, all[i]->value.size(), d);
 }
 
 void WeightAverage::update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end,

@@ -20,9 +20,6 @@ double grad_norm(ParameterSet& params);
 // What clipping to max_norm multiplies every gradient by: max_norm / (norm + 1e-6) when
 // max_norm > 0 and norm exceeds it, else 1 (no clipping).
 float clip_scale(double norm, double max_norm);
-// Scales all gradients so that their global L2 norm is at most max_norm (0: no clipping).
-// Returns the norm before clipping.
-double clip_grad_norm(ParameterSet& params, double max_norm);
 
 class WeightAverage;
 
@@ -33,7 +30,7 @@ class Optimizer {
   // Per value, in this order: the gradient is multiplied by grad_scale (clipping's factor,
   // kept in params' gradients; 1: unchanged); with weight decay wd, the value shrinks by
   // lr * wd (decoupled from the gradient, Loshchilov & Hutter 2019: AdamW); the optimiser's
-  // rule; then, with `average`, its update for this step (as average->update(params, steps)).
+  // rule; then, with `average`, its update for this step (decay average->decay_at(steps)).
   // The step goes block by block, each block's gradient, value, state and average through
   // all of these while in cache, on compute::threads() threads; the result does not depend
   // on the thread count.
@@ -60,9 +57,8 @@ class WeightAverage {
  public:
   // Starts at params' current values; decay in (0, 1).
   WeightAverage(const ParameterSet& params, double decay);
-  void update(const ParameterSet& params, std::int64_t step);
   // d_t of update `step`, and the update of values [begin, end) of parameter `param` with it
-  // (Optimizer::step's share of update()).
+  // (Optimizer::step calls it block by block).
   float decay_at(std::int64_t step) const;
   void update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float d);
   // Exchanges the averages and params' values (a second call swaps back); bumps the version.
