@@ -65,6 +65,11 @@ void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
                                   backward);
   };
   randomise(params, 3);
+  // Attention weights that depend on the query: with v of +-0.5 the attention is near uniform
+  // and a lost query gradient stays within the tolerance below.
+  auto& v = params.get("decoder/attention/v").value;
+  for (std::int64_t k = 0; k < v.size(); ++k) v[k] *= 10.0f;
+  params.touch();
   if (config.readout == "maxout") {
     // Finite differences are meaningless across maxout's kink: keep the two pieces of each
     // unit apart by a margin (alternating which one wins) so no step of eps crosses it.
@@ -103,7 +108,9 @@ void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
       const double numeric = (up - down) / (2.0 * eps);
       const double analytic = p->grad[i];
       INFO(p->name << "[" << i << "]: analytic " << analytic << ", numeric " << numeric);
-      CHECK(std::abs(analytic - numeric) <= 4e-3 + 3e-2 * std::abs(numeric));
+      // Central differences of eps 1e-2 in f32 agree to about 1e-4 here; a lost path (such as
+      // the attention query's gradient) shows above 1e-3.
+      CHECK(std::abs(analytic - numeric) <= 5e-4 + 4e-3 * std::abs(numeric));
       ++checked;
     }
   }
