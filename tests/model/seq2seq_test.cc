@@ -3,12 +3,15 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include "gloss/decode/search.h"
 #include "gloss/model/seq2seq.h"
 #include "gloss/nn/optimizer.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/text/special_ids.h"
+#include "gloss/util/error.h"
 
 using namespace gloss;
 using namespace gloss::model;
@@ -163,6 +166,39 @@ TEST_CASE("Seq2Seq: stacked decoders, LSTM memory carried, steps recomputed beyo
   }
 }
 
+TEST_CASE("Seq2Seq conditional decoder: gradients match finite differences, cached or recomputed", "[model][grad]") {
+  auto c = tiny(nn::CellType::kGru);
+  c.decoder = "conditional";
+  gradient_check(c);
+  gradient_check(c, 1.0f, 0);  // every step of both RNNs recomputed in backward
+  gradient_check(c, 1.0f, 1);  // a budget smaller than one step
+  gradient_check(c, 0.3f);     // scheduled sampling
+  c.dropout_emb = c.dropout_readout = 0.2f;
+  c.dropout_ctx = c.word_dropout = 0.2f;
+  c.tie_target_embeddings = true;
+  c.readout_dim = c.emb_dim;
+  c.dec_init = "mean";
+  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+}
+
+TEST_CASE("Seq2Seq conditional decoder: GRU, one layer, no layer_norm, else a clear error", "[model]") {
+  auto c = tiny(nn::CellType::kGru);
+  c.decoder = "conditional";
+  validate(c);
+  auto bad = c;
+  bad.cell = nn::CellType::kLstm;
+  CHECK_THROWS_WITH(validate(bad), Catch::Contains("model.decoder conditional takes model.cell gru"));
+  bad = c;
+  bad.dec_layers = 2;
+  CHECK_THROWS_AS(validate(bad), ConfigError);
+  bad = c;
+  bad.layer_norm = true;
+  CHECK_THROWS_AS(validate(bad), ConfigError);
+  bad = c;
+  bad.decoder = "cgru";
+  CHECK_THROWS_WITH(validate(bad), "model.decoder must be bahdanau or conditional");
+}
+
 TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached gradients (to rounding)", "[model]") {
   compute::set_threads(1);
   for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
@@ -308,10 +344,12 @@ TEST_CASE("Seq2Seq word dropout: real words (never padding or BOS) become <unk>"
 
 TEST_CASE("Seq2Seq: a padded batch gives the loss of its sentences run one by one", "[model][padding]") {
   compute::set_threads(1);
-  for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
+  for (auto [cell, decoder] : {std::pair{nn::CellType::kGru, "bahdanau"}, std::pair{nn::CellType::kLstm, "bahdanau"},
+                               std::pair{nn::CellType::kGru, "conditional"}}) {
     auto config = tiny(cell);
     config.enc_layers = 2;
     config.bidirectional = "all";
+    config.decoder = decoder;
     nn::ParameterSet params;
     Seq2Seq model(config, params);
     randomise(params, 9);
@@ -350,8 +388,10 @@ TEST_CASE("Seq2Seq memorises 20 sentence pairs within seconds", "[model][overfit
   c.att_dim = 32;
   c.readout_dim = 32;
   c.dropout_emb = c.dropout_rnn = c.dropout_readout = 0.0f;
-  c.layer_norm = GENERATE(false, true);  // training and inference normalise alike
-  INFO("layer_norm " << c.layer_norm);
+  // Training and inference normalise alike, and run the same decoder step.
+  std::tie(c.layer_norm, c.decoder) =
+      GENERATE(std::tuple{false, "bahdanau"}, std::tuple{true, "bahdanau"}, std::tuple{false, "conditional"});
+  INFO("layer_norm " << c.layer_norm << ", decoder " << c.decoder);
   nn::ParameterSet params;
   Seq2Seq model(c, params);
   Rng rng(17);

@@ -97,6 +97,10 @@ TEST_CASE("summary: parameters and FLOPs equal the model's and the FLOP counter'
     c.enc_layers = 2;
     check(c);
   }
+  SECTION("conditional decoder") {
+    c.decoder = "conditional";
+    check(c);
+  }
   SECTION("unidirectional encoder, zero init") {
     c.bidirectional = "none";
     c.dec_init = "zero";

@@ -404,6 +404,17 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   model::Seq2Seq net2(c, loaded);
   const auto back = model::load_model(path, &loaded);
   CHECK(back.config.layer_norm);
+  CHECK(back.config.decoder == "bahdanau");
+  {
+    model::ModelConfig cc = c;
+    cc.layer_norm = false;
+    cc.decoder = "conditional";  // stored since format 6
+    nn::ParameterSet cp;
+    model::Seq2Seq cnet(cc, cp);
+    const auto cpath = (root / "conditional.gloss").string();
+    model::save_model(cpath, model::ModelFile{cc, "", "", "", ""}, cp);
+    CHECK(model::load_model(cpath, nullptr).config.decoder == "conditional");
+  }
   CHECK(back.recipe == "recipe text");
   CHECK(back.shortlist.empty());
   mf.shortlist = "gloss-shortlist 1 20 20\n5\n";

@@ -24,6 +24,10 @@ struct ModelConfig {
   std::string bidirectional = "first";  // first, all, none
   std::int64_t dec_hidden = 512;
   int dec_layers = 1;
+  // bahdanau: one RNN reads [E y_{i-1} ; c_i] after attending with s_{i-1}. conditional (Sennrich
+  // et al. 2017, Nematus' and LIUM-CVC's cGRU): a first RNN reads E y_{i-1}, attention queries its
+  // state, a second RNN reads c_i (one decoder layer, GRU cells, no layer_norm).
+  std::string decoder = "bahdanau";
   std::int64_t att_dim = 512;
   std::string readout = "maxout";  // maxout (pool 2) or tanh
   std::int64_t readout_dim = 256;

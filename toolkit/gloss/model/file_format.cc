@@ -36,6 +36,10 @@ void serialize_config(A& ar, ModelConfig& c, std::uint32_t version) {
     serialize_fields(ar, c.layer_norm);
   else
     c.layer_norm = false;
+  if (version >= 6)
+    serialize_fields(ar, c.decoder);
+  else
+    c.decoder = "bahdanau";
   c.cell = cell == 0 ? nn::CellType::kGru : nn::CellType::kLstm;
 }
 

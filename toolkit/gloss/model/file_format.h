@@ -27,7 +27,8 @@ inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
 // 4: the model configuration has layer_norm; checkpoints have the weight averages
 // (train.ema_decay) after the parameters.
 // 5: the model part ends with the lexical shortlist (ModelFile::shortlist, empty for none).
-inline constexpr std::uint32_t kFormatVersion = 5, kCheckpointVersion = 5, kOldestVersion = 2;
+// 6: the model configuration has decoder (bahdanau or conditional).
+inline constexpr std::uint32_t kFormatVersion = 6, kCheckpointVersion = 6, kOldestVersion = 2;
 
 // ar & f1 & f2 & ... (save or load, as the archive goes), written as a call.
 template <class Archive, class... Fields>

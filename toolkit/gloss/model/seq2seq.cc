@@ -83,6 +83,12 @@ void validate(const ModelConfig& c) {
   if (c.readout != "maxout" && c.readout != "tanh") throw ConfigError("model.readout must be maxout or tanh");
   if (c.dec_init != "last_backward" && c.dec_init != "mean" && c.dec_init != "zero")
     throw ConfigError("model.dec_init must be last_backward, mean or zero");
+  if (c.decoder != "bahdanau" && c.decoder != "conditional")
+    throw ConfigError("model.decoder must be bahdanau or conditional");
+  if (c.decoder == "conditional" && (c.cell != nn::CellType::kGru || c.dec_layers != 1 || c.layer_norm))
+    throw ConfigError(
+        "model.decoder conditional takes model.cell gru, model.dec_layers 1 and model.layer_norm false; change "
+        "those keys or use model.decoder bahdanau");
   if (c.tie_target_embeddings && c.readout_dim != c.emb_dim)
     throw ConfigError("model.tie_target_embeddings needs model.readout_dim == model.emb_dim");
   for (float p : {c.dropout_emb, c.dropout_rnn, c.dropout_readout, c.dropout_ctx, c.word_dropout})
@@ -104,6 +110,11 @@ std::int64_t min_parameter_count(const ModelConfig& c) {
 static std::vector<std::unique_ptr<nn::RnnCell>> decoder_layers(nn::ParameterSet& params, const ModelConfig& c,
                                                                 std::int64_t key_dim) {
   std::vector<std::unique_ptr<nn::RnnCell>> layers;
+  if (c.decoder == "conditional") {  // the RNN on the previous word, then the one on the context
+    layers.push_back(std::make_unique<nn::RnnCell>(params, "decoder/rnn", c.cell, c.emb_dim, c.dec_hidden));
+    layers.push_back(std::make_unique<nn::RnnCell>(params, "decoder/rnn_context", c.cell, key_dim, c.dec_hidden));
+    return layers;
+  }
   for (int l = 0; l < c.dec_layers; ++l)
     layers.push_back(std::make_unique<nn::RnnCell>(params, l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l),
                                                    c.cell, l == 0 ? c.emb_dim + key_dim : c.dec_hidden, c.dec_hidden));
@@ -258,6 +269,7 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
       std::memset(ws_.dec_c[static_cast<std::size_t>(l)].data(), 0, static_cast<std::size_t>(ND) * sizeof(float));
     }
   }
+  if (conditional()) ws_.dec_mid.resize({T, N, D});
   float* s0 = ws_.dec_h[0].data();
   initial_state(b, s0, ws_.init_in);
   for (int l = 1; l < L; ++l)
@@ -285,11 +297,16 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
     for (auto& cell : dec_rnn_) per_step += cell->training_cache_bytes(1, N);
     ws_.cached_steps = static_cast<int>(
         std::min<std::size_t>(static_cast<std::size_t>(T), rnn_cache_bytes_ / 2 / std::max<std::size_t>(1, per_step)));
-    ws_.dec_caches.resize(static_cast<std::size_t>(L));
+    ws_.dec_caches.resize(dec_rnn_.size());
     for (auto& caches : ws_.dec_caches)
       if (caches.size() < static_cast<std::size_t>(ws_.cached_steps))
         caches.resize(static_cast<std::size_t>(ws_.cached_steps));
   }
+}
+
+nn::RnnCell::Cache* Seq2Seq::decoder_cache(std::size_t cell, int i, bool backward) {
+  if (!backward) return nullptr;
+  return i < ws_.cached_steps ? &ws_.dec_caches[cell][static_cast<std::size_t>(i)] : &ws_.dec_recompute;
 }
 
 void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out) {
@@ -302,37 +319,62 @@ void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, 
                         nullptr, c_out, cache);
 }
 
-// The decoder's time steps: attention on the previous top state, the RNN layers on
-// [E y_{i-1} ; c_i], and with scheduled sampling the model's own choices fed back.
+void Seq2Seq::run_conditional_cell(int cell, int i, int N, nn::RnnCell::Cache* cache, float* h_out) {
+  const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  if (cell == 0)
+    dec_rnn_[0]->forward(1, N, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
+                         ws_.dec_h[0].data() + i * ND, nullptr, h_out, nullptr, nullptr, cache);
+  else
+    dec_rnn_[1]->forward(1, N, ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K, ws_.dec_mid.data() + i * ND,
+                         nullptr, h_out, nullptr, nullptr, cache);
+}
+
+// The decoder's time steps (bahdanau_step or conditional_step), and with scheduled sampling
+// the model's own choices fed back.
 void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
   const int N = b.N, T = b.T;
-  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
-  const std::int64_t ND = static_cast<std::int64_t>(N) * D;
-  const int L = config_.dec_layers;
-  const bool lstm = config_.cell == nn::CellType::kLstm;
+  const std::int64_t E = config_.emb_dim, K = key_dim_;
   const bool sampling = rng && teacher_forcing_ < 1.0f;
-  Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
   ws_.contexts.resize({T, N, K});
-  ws_.dec_in.resize({T, N, E + K});
+  if (!conditional()) ws_.dec_in.resize({T, N, E + K});
   if (ln_dec_in_) {
     ws_.dec_in_pre.resize({T, N, E + K});
     ws_.dec_in_stats.resize({T, N, 2});
   }
   for (int i = 0; i < T; ++i) {
-    const float* s_prev = top.data() + i * ND;
     float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
-    attention_.forward(ws_.memory, s_prev, c, ws_.steps[static_cast<std::size_t>(i)]);
-    decoder_step_input(i, N, c);
-    for (int l = 0; l < L; ++l) {
-      const auto li = static_cast<std::size_t>(l);
-      nn::RnnCell::Cache* cache = !backward              ? nullptr
-                                  : i < ws_.cached_steps ? &ws_.dec_caches[li][static_cast<std::size_t>(i)]
-                                                         : &ws_.dec_recompute;
-      run_decoder_layer(l, i, N, cache, ws_.dec_h[li].data() + (i + 1) * ND,
-                        lstm ? ws_.dec_c[li].data() + (i + 1) * ND : nullptr);
-    }
+    if (conditional())
+      conditional_step(i, N, backward);
+    else
+      bahdanau_step(i, N, backward);
     if (sampling && i + 1 < T) sample_next_inputs(b, i, c, *rng);
   }
+}
+
+// Attention on the previous top state, the RNN layers on [E y_{i-1} ; c_i].
+void Seq2Seq::bahdanau_step(int i, int N, bool backward) {
+  const std::int64_t K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  const int L = config_.dec_layers;
+  const bool lstm = config_.cell == nn::CellType::kLstm;
+  float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
+  attention_.forward(ws_.memory, ws_.dec_h[static_cast<std::size_t>(L - 1)].data() + i * ND, c,
+                     ws_.steps[static_cast<std::size_t>(i)]);
+  decoder_step_input(i, N, c);
+  for (int l = 0; l < L; ++l) {
+    const auto li = static_cast<std::size_t>(l);
+    run_decoder_layer(l, i, N, decoder_cache(li, i, backward), ws_.dec_h[li].data() + (i + 1) * ND,
+                      lstm ? ws_.dec_c[li].data() + (i + 1) * ND : nullptr);
+  }
+}
+
+// s'_i = RNN_1(E y_{i-1}, s_{i-1}) into ws_.dec_mid, c_i = Attention(s'_i), s_i = RNN_2(c_i, s'_i).
+void Seq2Seq::conditional_step(int i, int N, bool backward) {
+  const std::int64_t K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  float* mid = ws_.dec_mid.data() + i * ND;
+  run_conditional_cell(0, i, N, decoder_cache(0, i, backward), mid);
+  attention_.forward(ws_.memory, mid, ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K,
+                     ws_.steps[static_cast<std::size_t>(i)]);
+  run_conditional_cell(1, i, N, decoder_cache(1, i, backward), ws_.dec_h[0].data() + (i + 1) * ND);
 }
 
 void Seq2Seq::decoder_step_input(int i, int N, const float* c) {
@@ -494,14 +536,49 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
   da.resize({T, N, attention_.att_dim()});
   attention_.begin_backward(ws_.memory);
   for (int i = T - 1; i >= 0; --i) {
+    float* da_i = da.data() + i * N * attention_.att_dim();
+    if (conditional()) {
+      conditional_step_backward(i, N, g, da_i);
+      continue;
+    }
     for (int l = L - 1; l >= 0; --l) decoder_layer_backward(l, i, N, g);
     float* dc = decoder_input_backward(i, N, g.dx0);
-    attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc,
-                        da.data() + i * N * attention_.att_dim(), g.dquery.data(), ws_.dkeys.data());
+    attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc, da_i, g.dquery.data(),
+                        ws_.dkeys.data());
     add(ND, g.dquery.data(), ws_.dh_next[static_cast<std::size_t>(L - 1)].data());
   }
-  const Tensor& top = ws_.dec_h[static_cast<std::size_t>(L - 1)];
-  attention_.finish_backward(ws_.memory, M, top.data(), da.data(), ws_.dkeys.data());
+  // The attention's queries of all steps: the previous top states, or the first RNN's states.
+  const float* queries = conditional() ? ws_.dec_mid.data() : ws_.dec_h[static_cast<std::size_t>(L - 1)].data();
+  attention_.finish_backward(ws_.memory, M, queries, da.data(), ws_.dkeys.data());
+}
+
+// Back through conditional_step i: the context RNN (its input gradient into ws_.dcontext), the
+// attention (its query gradient joins the context RNN's state gradient), the word RNN (its
+// input gradient into ws_.demb); what goes back to step i - 1 into ws_.dh_next[0].
+void Seq2Seq::conditional_step_backward(int i, int N, DecoderGrads& g, float* da) {
+  const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  Tensor& dh_next = ws_.dh_next[0];
+  for (std::int64_t k = 0; k < ND; ++k) g.dy[k] = dh_next[k] + ws_.ds_readout[i * ND + k];
+  float* dx = g.dx0.data();  // [N, E + K]: room for either cell's input gradient, [N, K] or [N, E]
+  for (int cell = 1; cell >= 0; --cell) {
+    nn::RnnCell::Cache* cache = decoder_cache(static_cast<std::size_t>(cell), i, true);
+    if (i >= ws_.cached_steps) {
+      const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
+      run_conditional_cell(cell, i, N, cache, g.h.data());
+    }
+    dec_rnn_[static_cast<std::size_t>(cell)]->backward(*cache, g.dy.data(), nullptr, nullptr, dx, g.dh_prev.data(),
+                                                       nullptr);
+    if (cell == 1) {  // dy of the word RNN's state: the context RNN's state gradient and the query's
+      float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
+      add(N * K, dx, dc);
+      attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc, da, g.dquery.data(),
+                          ws_.dkeys.data());
+      for (std::int64_t k = 0; k < ND; ++k) g.dy[k] = g.dh_prev[k] + g.dquery[k];
+    } else {
+      add(N * E, dx, ws_.demb.data() + static_cast<std::int64_t>(i) * N * E);
+      std::swap(dh_next, g.dh_prev);
+    }
+  }
 }
 
 void Seq2Seq::decoder_layer_backward(int l, int i, int N, DecoderGrads& g) {
@@ -796,9 +873,23 @@ void Seq2Seq::start(DecoderState& c, const BatchView& b, int B) {
   expand_state(s0.data(), N, B, c.s.data());
 }
 
-// Attention on the top h, RNN input [E y_prev ; c], the new state in c.s_next, readout and
-// output layer into the step's logits.
+// One step of every row into c.s_next, then the readout and output layer into the step's logits.
 void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
+  const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
+  const int L = config_.dec_layers, rows = c.rows;
+  StepScratch& w = c.scratch;
+  w.c.resize({rows, K});
+  w.emb.resize({rows, E});
+  tgt_emb_.forward(rows, prev, w.emb.data());
+  if (conditional())
+    conditional_step(c);
+  else
+    bahdanau_step(c);
+  readout_logits(rows, c.s_next.data() + static_cast<std::int64_t>(L - 1) * rows * D, w.c.data(), w.emb.data(), w);
+}
+
+// Attention on the top h, RNN input [E y_prev ; c] (c.scratch.emb holds E y_prev).
+void Seq2Seq::bahdanau_step(DecoderState& c) {
   const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const int L = config_.dec_layers, rows = c.rows;
   const bool lstm = config_.cell == nn::CellType::kLstm;
@@ -806,11 +897,8 @@ void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
   const float* state = c.s.data();
   float* state_next = c.s_next.data();
   StepScratch& w = c.scratch;
-  w.c.resize({rows, K});
-  w.emb.resize({rows, E});
   w.x.resize({rows, E + K});
   attention_.forward(c.memory, state + (L - 1) * part, w.c.data(), c.att_step);
-  tgt_emb_.forward(rows, prev, w.emb.data());
   for (int h = 0; h < rows; ++h) {
     std::memcpy(w.x.data() + h * (E + K), w.emb.data() + h * E, static_cast<std::size_t>(E) * sizeof(float));
     std::memcpy(w.x.data() + h * (E + K) + E, w.c.data() + h * K, static_cast<std::size_t>(K) * sizeof(float));
@@ -822,7 +910,16 @@ void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
                                                    lstm ? state + (L + l) * part : nullptr, state_next + l * part,
                                                    nullptr, lstm ? state_next + (L + l) * part : nullptr, nullptr);
   }
-  readout_logits(rows, state_next + (L - 1) * part, w.c.data(), w.emb.data(), w);
+}
+
+// s' = RNN_1(E y_prev, s) into c.scratch.mid, attention on s', s_next = RNN_2(c, s').
+void Seq2Seq::conditional_step(DecoderState& c) {
+  const int rows = c.rows;
+  StepScratch& w = c.scratch;
+  w.mid.resize({rows, config_.dec_hidden});
+  dec_rnn_[0]->forward(1, rows, w.emb.data(), c.s.data(), nullptr, w.mid.data(), nullptr, nullptr, nullptr);
+  attention_.forward(c.memory, w.mid.data(), w.c.data(), c.att_step);
+  dec_rnn_[1]->forward(1, rows, w.c.data(), w.mid.data(), nullptr, c.s_next.data(), nullptr, nullptr, nullptr);
 }
 
 void Seq2Seq::advance(DecoderState& c) { std::swap(c.s, c.s_next); }

@@ -5,6 +5,8 @@
 //   init     s_0 = tanh(W_init <-h_1 + b)   (last_backward: the backward RNN's state at the
 //            first source word; `mean`: of the mean annotation; `zero`: s_0 = 0)
 //   step i   c_i = Attention(s_{i-1}, h);  s_i = RNN([dropout(E_tgt[y_{i-1}]) ; c_i], s_{i-1})
+//            (model.decoder conditional: s'_i = RNN_1(dropout(E_tgt[y_{i-1}]), s_{i-1});
+//            c_i = Attention(s'_i, h);  s_i = RNN_2(c_i, s'_i))
 //            (model.layer_norm: h layer-normalised, and the RNN input [. ; c_i] before each step)
 //            (dec_layers > 1: layer l > 0 reads layer l-1's new state; s_i is the top layer's;
 //            every layer starts from s_0; an LSTM's memory cell starts at zero and is carried)
@@ -80,7 +82,7 @@ class Seq2Seq {
 
   // Scratch of one inference step, reused across steps.
   struct StepScratch {
-    Tensor c, emb, x, rin, pre, t, logits;
+    Tensor c, emb, x, mid, rin, pre, t, logits;  // mid: the conditional decoder's s' [rows, D]
     std::vector<std::uint8_t> which;
   };
   // The decoder of `rows` hypotheses over one batch of sources, owned by the caller and
@@ -146,6 +148,7 @@ class Seq2Seq {
   struct TrainingWorkspace {
     Tensor init_in, contexts, dec_in, tgt_emb_out, tgt_drop;  // [N, in], [T, N, K], [T, N, E + K], [T, N, E] x 2
     std::vector<Tensor> dec_h, dec_c;       // per decoder layer [T + 1, N, D]; row 0 the initial state
+    Tensor dec_mid;                         // conditional decoder: s'_i of every step [T, N, D]
     std::vector<std::int32_t> tgt_in_used;  // the decoder's inputs (word dropout, scheduled sampling replace some)
     std::vector<std::int32_t> src_used;     // the source ids after word dropout
     const std::int32_t* src_ids = nullptr;  // the source ids the encoder read: b.src or src_used
@@ -161,7 +164,7 @@ class Seq2Seq {
     Tensor enc_dx, enc_dy_fwd, enc_dy_rev, enc_dx_rev, enc_dx_back;
     nn::AdditiveAttention::Memory memory;
     std::vector<nn::AdditiveAttention::Step> steps;
-    std::vector<std::vector<nn::RnnCell::Cache>> dec_caches;  // [layer][step] for the cached steps
+    std::vector<std::vector<nn::RnnCell::Cache>> dec_caches;  // [cell][step] for the cached steps
     nn::RnnCell::Cache dec_recompute;                         // the steps beyond the budget
   };
 
@@ -195,9 +198,24 @@ class Seq2Seq {
   void sample_next_inputs(const BatchView& b, int i, const float* c, Rng& rng);
   // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c).
   void run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out);
+  bool conditional() const { return config_.decoder == "conditional"; }
+  // Teacher-forced step i of the two decoders (decoder_forward's body; training caches when backward).
+  void bahdanau_step(int i, int N, bool backward);
+  void conditional_step(int i, int N, bool backward);
+  // The conditional decoder's cell 0 (word RNN: E y_{i-1}, s_{i-1} -> h_out) or cell 1 (context
+  // RNN: c_i, s'_i -> h_out) at teacher-forced step i.
+  void run_conditional_cell(int cell, int i, int N, nn::RnnCell::Cache* cache, float* h_out);
+  // Where decoder RNN `cell` keeps step i's workspace (null without backward; beyond the cache
+  // budget, the shared one that backward recomputes).
+  nn::RnnCell::Cache* decoder_cache(std::size_t cell, int i, bool backward);
+  void conditional_step_backward(int i, int N, DecoderGrads& g, float* da);
   std::vector<nn::Linear::Part> readout_parts(const BatchView& b);
 
   // Inference helpers.
+  // step()'s RNNs for either decoder: c.s -> c.s_next, the context into c.scratch.c (c.scratch.emb
+  // holds the previous words' embeddings).
+  void bahdanau_step(DecoderState& c);
+  void conditional_step(DecoderState& c);
   int state_parts() const { return config_.dec_layers * (config_.cell == nn::CellType::kLstm ? 2 : 1); }
   // s0 [N, D] -> state [parts, N*B, D]: every layer's h starts at s0 of its sentence, cells at 0.
   void expand_state(const float* s0, int N, int B, float* state) const;

@@ -50,7 +50,11 @@ std::vector<LayerSummary> layers_of(const ModelConfig& c) {
   add("decoder/attention", "Attention (additive)", shape("tgt_len", K), 2.0 * static_cast<double>(K * A),
       2.0 * static_cast<double>(D * A), 0);
   if (c.layer_norm) add("decoder/input", "LayerNorm", shape("tgt_len", E + K), 0, 0, 0);
-  for (int l = 0; l < c.dec_layers; ++l) {
+  if (c.decoder == "conditional") {
+    add("decoder/rnn", cell_name(c), shape("tgt_len", D), 0, 2.0 * static_cast<double>(G * D * (E + D)), 0);
+    add("decoder/rnn_context", cell_name(c), shape("tgt_len", D), 0, 2.0 * static_cast<double>(G * D * (K + D)), 0);
+  }
+  for (int l = 0; c.decoder != "conditional" && l < c.dec_layers; ++l) {
     const std::int64_t cin = l == 0 ? E + K : D;
     add(l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l), cell_name(c), shape("tgt_len", D), 0,
         2.0 * static_cast<double>(G * D * (cin + D)), 0);
@@ -105,9 +109,10 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
   // after maxout, dropout mask and gradient, contexts and their gradient, decoder inputs,
   // embeddings (and mask and gradient), states (and cells) of every layer, the attention's
   // query projection, weights and gradient.
-  const double per_tgt = static_cast<double>(V + (c.readout == "maxout" ? 2 * R : R) + 3 * R + 3 * K + (E + K) + 3 * E +
-                                             L * D * (1 + lstm) * 2 + 2 * A) +
-                         t.src_len;
+  const double per_tgt =
+      static_cast<double>(V + (c.readout == "maxout" ? 2 * R : R) + 3 * R + 3 * K + (E + K) + 3 * E +
+                          L * D * (1 + lstm) * 2 + (c.decoder == "conditional" ? 2 * D : 0) + 2 * A) +
+      t.src_len;
   // Per source position: each encoder layer's input (and reversed), outputs and their
   // gradients, the annotations, their key projection and its gradient.
   const double per_src = static_cast<double>(c.enc_layers * (2 * E + 6 * H) + 2 * K + 2 * A + 1);

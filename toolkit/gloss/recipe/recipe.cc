@@ -159,6 +159,10 @@ class Schema {
     add_choice("model.bidirectional", &m.bidirectional, "bidirectional encoder layers", {"first", "all", "none"});
     add_int("model.dec_hidden", &m.dec_hidden, "decoder state size", 1, model::kMaxDim);
     add_int("model.dec_layers", &m.dec_layers, "decoder layers", 1, model::kMaxLayers);
+    add_choice("model.decoder", &m.decoder,
+               "decoder step: bahdanau (attention on the previous state, one RNN) or conditional (an RNN on the "
+               "previous word, attention on its state, an RNN on the context; GRU, one layer)",
+               {"bahdanau", "conditional"});
     add_int("model.att_dim", &m.att_dim, "additive attention size", 1, model::kMaxDim);
     add_choice("model.readout", &m.readout, "readout layer before the softmax", {"maxout", "tanh"});
     add_int("model.readout_dim", &m.readout_dim, "readout size", 1, model::kMaxDim);

@@ -45,9 +45,10 @@ const std::set<std::string> kContinueKeys = {"train.epochs",    "train.max_steps
 
 // Keys added after runs already existed: left out of the fingerprint while at their default,
 // so that a run trained before they existed (which trained as the default says) stays valid.
-const std::set<std::string> kLaterKeys = {
-    "model.dropout_ctx", "model.word_dropout", "model.layer_norm",  "train.weight_decay", "train.ema_decay",
-    "train.replicas",    "train.precision",    "train.decay_steps", "train.lr_min",       "train.decay_start"};
+const std::set<std::string> kLaterKeys = {"model.dropout_ctx", "model.word_dropout", "model.layer_norm",
+                                          "model.decoder",     "train.weight_decay", "train.ema_decay",
+                                          "train.replicas",    "train.precision",    "train.decay_steps",
+                                          "train.lr_min",      "train.decay_start"};
 
 bool at_default(const recipe::LoadedRecipe& loaded, const std::string& key) {
   const auto it = loaded.origins.find(key);
