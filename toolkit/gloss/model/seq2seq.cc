@@ -128,6 +128,7 @@ static std::int64_t top_width(const ModelConfig& c) {
 
 Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     : config_((validate(config), config)),
+      conditional_(config.decoder == "conditional"),
       key_dim_(top_width(config)),
       src_emb_(params, "encoder/embedding", config.src_vocab, config.emb_dim, text::kPadId),
       tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb_dim, text::kPadId),

@@ -198,7 +198,7 @@ class Seq2Seq {
   void sample_next_inputs(const BatchView& b, int i, const float* c, Rng& rng);
   // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c).
   void run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out);
-  bool conditional() const { return config_.decoder == "conditional"; }
+  bool conditional() const { return conditional_; }
   // Teacher-forced step i of the two decoders (decoder_forward's body; training caches when backward).
   void bahdanau_step(int i, int N, bool backward);
   void conditional_step(int i, int N, bool backward);
@@ -229,6 +229,7 @@ class Seq2Seq {
   void initial_state(const BatchView& b, float* s0, Tensor& init_in);
 
   ModelConfig config_;
+  bool conditional_;  // config_.decoder == "conditional", asked at every time step
   std::int64_t key_dim_;
   bool dropout_active_ = false;
   nn::Embedding src_emb_, tgt_emb_;

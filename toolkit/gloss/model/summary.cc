@@ -53,11 +53,12 @@ std::vector<LayerSummary> layers_of(const ModelConfig& c) {
   if (c.decoder == "conditional") {
     add("decoder/rnn", cell_name(c), shape("tgt_len", D), 0, 2.0 * static_cast<double>(G * D * (E + D)), 0);
     add("decoder/rnn_context", cell_name(c), shape("tgt_len", D), 0, 2.0 * static_cast<double>(G * D * (K + D)), 0);
-  }
-  for (int l = 0; c.decoder != "conditional" && l < c.dec_layers; ++l) {
-    const std::int64_t cin = l == 0 ? E + K : D;
-    add(l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l), cell_name(c), shape("tgt_len", D), 0,
-        2.0 * static_cast<double>(G * D * (cin + D)), 0);
+  } else {
+    for (int l = 0; l < c.dec_layers; ++l) {
+      const std::int64_t cin = l == 0 ? E + K : D;
+      add(l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l), cell_name(c), shape("tgt_len", D), 0,
+          2.0 * static_cast<double>(G * D * (cin + D)), 0);
+    }
   }
   const std::int64_t pre = c.readout == "maxout" ? 2 * R : R;
   add("decoder/readout", c.readout == "maxout" ? "Dense + maxout(2)" : "Dense (tanh)", shape("tgt_len", R), 0,
