@@ -124,6 +124,25 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   fs::remove_all(root);
 }
 
+TEST_CASE("Trainer: a run that stopped early (patience) takes no step when run again", "[train][resume]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_trainer_patience_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::ostringstream log;
+  const auto r = small_recipe(root, 400, {"--train.valid_every", "2", "--train.patience", "1"});
+  const auto first = train::train(r.recipe, log);
+  REQUIRE(first.steps < 400);  // stopped by patience, not by max_steps
+  CHECK(log.str().find("no improvement of validation") != std::string::npos);
+  std::ifstream in(root / "checkpoint.gckpt", std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ostringstream again_log;
+  const auto again = train::train(r.recipe, again_log);
+  CHECK(again.steps == first.steps);
+  CHECK(again_log.str().find("validation:") == std::string::npos);  // no step, so no validation
+  std::ifstream in2(root / "checkpoint.gckpt", std::ios::binary);
+  CHECK(std::string((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>()) == before);
+  fs::remove_all(root);
+}
+
 TEST_CASE("Trainer in bf16: resumed runs and 1 or 2 workers give the same model, bit for bit", "[train][bf16]") {
   if (!compute::has_bf16()) {
     WARN("this CPU lacks AVX512-BF16: the bf16 training test does not apply");

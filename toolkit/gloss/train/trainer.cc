@@ -455,7 +455,6 @@ class TrainingRun {
   std::int64_t window_tokens_ = 0, since_valid_tokens_ = 0;
   std::string last_valid_ = "none yet", why_;
   std::size_t batches_per_epoch_ = 0;
-  bool stop_ = false;
 };
 
 TrainingData prepared(const TrainSetup& s, std::ostream& log) {
@@ -605,13 +604,13 @@ void TrainingRun::keep_best() {
   if (improved) best_row_ = row;
   since_valid_loss_ = 0;
   since_valid_tokens_ = 0;
-  if (state_.stalls >= to_.patience) {
-    stop_ = true;
-    why_ = "no improvement of validation " + to_.valid_metric + " in " + std::to_string(to_.patience) + " validations";
-  }
 }
 
+// Why training stops now, or "" to go on. Patience is read from the state, so a rerun of a
+// run that stopped early takes no step either.
 std::string TrainingRun::limit_reached() const {
+  if (state_.stalls >= to_.patience)
+    return "no improvement of validation " + to_.valid_metric + " in " + std::to_string(to_.patience) + " validations";
   if (to_.epochs > 0 && batcher_.position().epoch > to_.epochs) return std::to_string(to_.epochs) + " epochs done";
   if (to_.max_steps > 0 && state_.step >= to_.max_steps) return std::to_string(to_.max_steps) + " steps done";
   if (to_.max_minutes > 0 && state_.elapsed_seconds >= to_.max_minutes * 60)
@@ -686,7 +685,7 @@ TrainOutcome TrainingRun::run() {
   const auto start = Clock::now();
   const double elapsed_before = state_.elapsed_seconds;
   const std::int64_t steps_at_start = state_.step;
-  while (!stop_) {
+  for (;;) {
     why_ = limit_reached();
     if (!why_.empty()) break;
     update();
