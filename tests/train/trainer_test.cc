@@ -17,6 +17,7 @@
 #include "gloss/text/subword.h"
 #include "gloss/train/checkpoint.h"
 #include "gloss/train/trainer.h"
+#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 
 namespace fs = std::filesystem;
@@ -80,14 +81,10 @@ TEST_CASE("Trainer: an interrupted run resumed from its checkpoint ends bit for 
   const auto full = small_recipe(root / "full", 10);
   train::train(full.recipe, log);
   // Running a finished training again changes nothing (no step, no validation, same files).
-  auto read = [](const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  const std::string before = read(root / "full" / "checkpoint.gckpt");
+  const std::string before = read_file((root / "full" / "checkpoint.gckpt").string());
   const auto again = train::train(full.recipe, log);
   CHECK(again.steps == 10);
-  CHECK(read(root / "full" / "checkpoint.gckpt") == before);
+  CHECK(read_file((root / "full" / "checkpoint.gckpt").string()) == before);
   // The same run, stopped after 8 steps (its last checkpoint), then restarted with the same command.
   train::train(small_recipe(root / "resumed", 8).recipe, log);
   const auto outcome = train::train(small_recipe(root / "resumed", 10).recipe, log);
@@ -132,14 +129,12 @@ TEST_CASE("Trainer: a run that stopped early (patience) takes no step when run a
   const auto first = train::train(r.recipe, log);
   REQUIRE(first.steps < 400);  // stopped by patience, not by max_steps
   CHECK(log.str().find("no improvement of validation") != std::string::npos);
-  std::ifstream in(root / "checkpoint.gckpt", std::ios::binary);
-  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string ckpt = (root / "checkpoint.gckpt").string(), before = read_file(ckpt);
   std::ostringstream again_log;
   const auto again = train::train(r.recipe, again_log);
   CHECK(again.steps == first.steps);
   CHECK(again_log.str().find("validation:") == std::string::npos);  // no step, so no validation
-  std::ifstream in2(root / "checkpoint.gckpt", std::ios::binary);
-  CHECK(std::string((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>()) == before);
+  CHECK(read_file(ckpt) == before);
   fs::remove_all(root);
 }
 
