@@ -4,8 +4,8 @@
 # (sentences/s on test_2016_flickr, beam 5, 2 threads) with MODEL. Prints every run and the
 # medians with the ratio NEW / OLD: a refactoring should stay within the machine's noise.
 # Then where a training batch's time goes in each build: the median share of every stage
-# `gloss bench train` reports, and the GEMMs' rate against dnnl_sgemm (and the bf16 GEMM) (a stage one build does
-# not report shows as -).
+# `gloss bench train` reports, and the GEMMs' rate against dnnl_sgemm and the bf16 GEMM (a
+# stage one build does not report shows as -).
 # PRECISION (f32, bf16 or auto; default the recipe's) is the training benchmark's train.precision.
 # MODEL - skips translation (e.g. when the old build cannot read today's model files).
 # Usage: bash tests/bench/before_after.sh OLD_GLOSS NEW_GLOSS MODEL [RUNS] [PRECISION]
