@@ -10,9 +10,9 @@
 namespace gloss::nn {
 namespace {
 
-// Values per block of Optimizer::step: a block's gradient, value, two optimiser states and
-// average (5 x 32 KB) stay in a core's L2 cache through the step's passes over them.
-constexpr std::int64_t kBlock = 8192;
+// Values per block of Optimizer::step: its threads take blocks in turn, each one pass over
+// the block's arrays (256 KB of each).
+constexpr std::int64_t kBlock = 65536;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -47,12 +47,15 @@ class Adam : public Optimizer {
       v_.emplace_back(p->value.shape());
     }
   }
-  void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float lr) override {
-    const double b1 = 0.9, b2 = 0.999;
-    const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, static_cast<double>(steps))));
-    const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, static_cast<double>(steps))));
-    kernels::adam(end - begin, lr, c1, c2, p.value.data() + begin, p.grad.data() + begin, m_[param].data() + begin,
-                  v_[param].data() + begin);
+  void add_factors(kernels::StepFactors& f) const override {
+    const double t = static_cast<double>(steps);
+    f.c1 = static_cast<float>(1.0 / (1.0 - std::pow(0.9, t)));
+    f.c2 = static_cast<float>(1.0 / (1.0 - std::pow(0.999, t)));
+  }
+  void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, const kernels::StepFactors& f,
+              float* average) override {
+    kernels::adam_step(end - begin, f, p.value.data() + begin, p.grad.data() + begin, m_[param].data() + begin,
+                       v_[param].data() + begin, average ? average + begin : nullptr);
   }
   std::vector<Tensor*> state() override {
     std::vector<Tensor*> out;
@@ -67,11 +70,10 @@ class Adam : public Optimizer {
 
 class Sgd : public Optimizer {
  public:
-  void update(Parameter& p, std::size_t, std::int64_t begin, std::int64_t end, float lr) override {
-    float* w = p.value.data();
-    const float* g = p.grad.data();
-#pragma omp simd
-    for (std::int64_t k = begin; k < end; ++k) w[k] -= lr * g[k];
+  void update(Parameter& p, std::size_t, std::int64_t begin, std::int64_t end, const kernels::StepFactors& f,
+              float* average) override {
+    kernels::sgd_step(end - begin, f, p.value.data() + begin, p.grad.data() + begin,
+                      average ? average + begin : nullptr);
   }
   std::vector<Tensor*> state() override { return {}; }
 };
@@ -118,8 +120,12 @@ float clip_scale(double norm, double max_norm) {
 
 void Optimizer::step(ParameterSet& params, float lr, float grad_scale, WeightAverage* average) {
   ++steps;
-  const auto shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  const float d = average ? average->decay_at(steps) : 0.0f;
+  kernels::StepFactors f;
+  f.lr = lr;
+  f.grad_scale = grad_scale;
+  if (weight_decay > 0) f.shrink = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
+  if (average) f.avg_decay = average->decay_at(steps);
+  add_factors(f);
   const auto& all = params.all();
   struct Block {
     std::size_t param;
@@ -131,12 +137,7 @@ void Optimizer::step(ParameterSet& params, float lr, float grad_scale, WeightAve
       blocks.push_back({i, b, std::min(n, b + kBlock)});
   compute::run_workers(compute::threads(), blocks.size(), [&](int, std::size_t k) {
     const Block& b = blocks[k];
-    Parameter& p = *all[b.param];
-    const std::int64_t n = b.end - b.begin;
-    if (grad_scale != 1.0f) kernels::scale(n, grad_scale, p.grad.data() + b.begin);
-    if (weight_decay > 0) kernels::scale(n, shrink, p.value.data() + b.begin);
-    update(p, b.param, b.begin, b.end, lr);
-    if (average) average->update_values(p, b.param, b.begin, b.end, d);
+    update(*all[b.param], b.param, b.begin, b.end, f, average ? average->values(b.param) : nullptr);
   });
   params.touch();
 }
@@ -162,14 +163,6 @@ WeightAverage::WeightAverage(const ParameterSet& params, double decay) : decay_(
 float WeightAverage::decay_at(std::int64_t step) const {
   const double t = static_cast<double>(step);
   return static_cast<float>(std::min(decay_, (1.0 + t) / (10.0 + t)));
-}
-
-void WeightAverage::update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end,
-                                  float d) {
-  float* a = avg_[param].data();
-  const float* w = p.value.data();
-#pragma omp simd
-  for (std::int64_t k = begin; k < end; ++k) a[k] = d * a[k] + (1.0f - d) * w[k];
 }
 
 void WeightAverage::swap_with(ParameterSet& params) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gloss/nn/parameter.h"
+#include "gloss/tensor/kernels.h"
 #include "gloss/util/rng.h"
 
 namespace gloss::nn {
@@ -31,9 +32,8 @@ class Optimizer {
   // kept in params' gradients; 1: unchanged); with weight decay wd, the value shrinks by
   // lr * wd (decoupled from the gradient, Loshchilov & Hutter 2019: AdamW); the optimiser's
   // rule; then, with `average`, its update for this step (decay average->decay_at(steps)).
-  // The step goes block by block, each block's gradient, value, state and average through
-  // all of these while in cache, on compute::threads() threads; the result does not depend
-  // on the thread count.
+  // All of it is one pass over each array (kernels::adam_step, sgd_step), block by block on
+  // compute::threads() threads; the result does not depend on the thread count.
   void step(ParameterSet& params, float lr, float grad_scale = 1.0f, WeightAverage* average = nullptr);
   // Everything the optimiser carries between steps (for checkpoints), in a fixed order.
   virtual std::vector<Tensor*> state() = 0;
@@ -41,8 +41,12 @@ class Optimizer {
   double weight_decay = 0;
 
  protected:
-  // The rule on values [begin, end) of parameter `param` (params.all() order) at step `steps`.
-  virtual void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float lr) = 0;
+  // The rule's own factors for step `steps` (Adam: its bias corrections), set once per step.
+  virtual void add_factors(kernels::StepFactors&) const {}
+  // The whole step (kernels.h) on values [begin, end) of parameter `param` (params.all()
+  // order); `average` is that parameter's weight average, or null.
+  virtual void update(Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end,
+                      const kernels::StepFactors& f, float* average) = 0;
 };
 
 // "adam" (beta1 0.9, beta2 0.999, eps 1e-8) or "sgd", with decoupled weight decay (>= 0);
@@ -57,10 +61,11 @@ class WeightAverage {
  public:
   // Starts at params' current values; decay in (0, 1).
   WeightAverage(const ParameterSet& params, double decay);
-  // d_t of update `step`, and the update of values [begin, end) of parameter `param` with it
-  // (Optimizer::step calls it block by block).
+  // d_t of update `step`.
   float decay_at(std::int64_t step) const;
-  void update_values(const Parameter& p, std::size_t param, std::int64_t begin, std::int64_t end, float d);
+  // The average of parameter `param` (params.all() order), as many values as it has; owned
+  // here. Optimizer::step updates it.
+  float* values(std::size_t param) { return avg_[param].data(); }
   // Exchanges the averages and params' values (a second call swaps back); bumps the version.
   void swap_with(ParameterSet& params);
   std::vector<Tensor*> state();

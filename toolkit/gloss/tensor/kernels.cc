@@ -79,15 +79,6 @@ GLOSS_CLONES double sum_squares(std::int64_t n, const float* x) {
   return total;
 }
 
-GLOSS_CLONES void scale(std::int64_t n, float s, float* x) {
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) {
-    const std::int64_t end = std::min(n, c + kChunk);
-#pragma omp simd
-    for (std::int64_t i = c; i < end; ++i) x[i] *= s;
-  }
-}
-
 GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
   for (std::int64_t c = 0; c < n; c += kChunk) {
@@ -100,17 +91,47 @@ GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
   }
 }
 
-GLOSS_CLONES void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v) {
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) {
-    const std::int64_t end = std::min(n, c + kChunk);
+namespace {
+
+// The optimiser step's per-value work (kernels.h, StepFactors), with or without an average:
+// one loop body, so that every array is read and written once.
+template <bool kAdam, bool kAverage>
+GLOSS_INLINE void step_values(std::int64_t n, const StepFactors& f, float* w, float* g, float* m, float* v,
+                              float* avg) {
+  const float lr = f.lr, grad_scale = f.grad_scale, shrink = f.shrink, d = f.avg_decay, c1 = f.c1, c2 = f.c2;
 #pragma omp simd
-    for (std::int64_t i = c; i < end; ++i) {
-      m[i] = 0.9f * m[i] + 0.1f * g[i];
-      v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
-      w[i] -= lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + 1e-8f);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * grad_scale;
+    g[i] = gi;
+    float wi = w[i] * shrink;
+    if constexpr (kAdam) {
+      const float mi = 0.9f * m[i] + 0.1f * gi;
+      const float vi = 0.999f * v[i] + 0.001f * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      wi -= lr * (mi * c1) / (std::sqrt(vi * c2) + 1e-8f);
+    } else {
+      wi -= lr * gi;
     }
+    w[i] = wi;
+    if constexpr (kAverage) avg[i] = d * avg[i] + (1.0f - d) * wi;
   }
+}
+
+}  // namespace
+
+GLOSS_CLONES void adam_step(std::int64_t n, const StepFactors& f, float* w, float* g, float* m, float* v, float* avg) {
+  if (avg)
+    step_values<true, true>(n, f, w, g, m, v, avg);
+  else
+    step_values<true, false>(n, f, w, g, m, v, nullptr);
+}
+
+GLOSS_CLONES void sgd_step(std::int64_t n, const StepFactors& f, float* w, float* g, float* avg) {
+  if (avg)
+    step_values<false, true>(n, f, w, g, nullptr, nullptr, avg);
+  else
+    step_values<false, false>(n, f, w, g, nullptr, nullptr, nullptr);
 }
 
 GLOSS_CLONES void attention_forward(int S, int N, std::int64_t A, std::int64_t K, const float* uh, const float* a,

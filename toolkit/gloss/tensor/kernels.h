@@ -11,13 +11,25 @@ void tanh_inplace(std::int64_t n, float* x);
 
 // Sum of squares of x[0..n), in double.
 double sum_squares(std::int64_t n, const float* x);
-void scale(std::int64_t n, float s, float* x);
 
 // into[i] += from[i]; from[i] = 0 (gradients of a replica summed into the model's).
 void move_add(std::int64_t n, float* from, float* into);
 
-// Adam update of one tensor (bias corrections c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)).
-void adam(std::int64_t n, float lr, float c1, float c2, float* w, const float* g, float* m, float* v);
+// One optimiser step on values [0, n) of a parameter: w its values, g its gradient, avg its
+// weight average (null: none), m and v Adam's moments. One pass over the arrays, on the calling
+// thread (nn::Optimizer::step runs blocks of a parameter on its threads). Per value, in order:
+//   g *= grad_scale (clipping; kept in g); w *= shrink (decoupled weight decay); the rule;
+//   avg = avg_decay * avg + (1 - avg_decay) * w.
+// grad_scale and shrink of 1 leave values as they are, bit for bit.
+struct StepFactors {
+  float lr = 0, grad_scale = 1, shrink = 1, avg_decay = 0;
+  float c1 = 1, c2 = 1;  // Adam's bias corrections 1 / (1 - b1^t) and 1 / (1 - b2^t)
+};
+// Adam (b1 0.9, b2 0.999, eps 1e-8): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+// w -= lr (m c1) / (sqrt(v c2) + eps).
+void adam_step(std::int64_t n, const StepFactors& f, float* w, float* g, float* m, float* v, float* avg);
+// Plain SGD: w -= lr g.
+void sgd_step(std::int64_t n, const StepFactors& f, float* w, float* g, float* avg);
 
 // One step of additive attention, one sentence per row n (threads split the sentences):
 //   e_j = v . tanh(uh[j,n,:] + a[n,:]) for j < lengths[n], alpha[.,n] = softmax_j(e) (0 at
