@@ -436,11 +436,7 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   CHECK(model::load_model(path, nullptr).shortlist == mf.shortlist);
   CHECK(loaded.get("decoder/attention/v").value[1] == 0.25f);
 
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string bytes = read_file(path);
   auto write = [&](const std::string& name, const std::string& data) {
     std::ofstream(root / name, std::ios::binary) << data;
     return (root / name).string();
