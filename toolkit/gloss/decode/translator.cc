@@ -56,7 +56,12 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   if (model_paths.empty()) throw ConfigError("give at least one model file (-m)");
   std::string src_spm, tgt_spm;
   for (const auto& path : model_paths) {
-    const auto mf = model::load_model(path, nullptr);
+    auto member = std::make_unique<Member>();
+    const auto mf = model::load_model(path, [&](const model::ModelFile& file) -> nn::ParameterSet& {
+      member->params.release_grads();  // translation computes none
+      member->model = std::make_unique<model::Seq2Seq>(file.config, member->params);
+      return member->params;
+    });
     if (models_.empty()) {
       first_path_ = path;
       stored_shortlist_ = mf.shortlist;
@@ -69,10 +74,6 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
           path, 0,
           "uses other subword models than " + model_paths[0] + "; an ensemble needs models trained with the same ones");
     }
-    auto member = std::make_unique<Member>();
-    member->model = std::make_unique<model::Seq2Seq>(mf.config, member->params);
-    member->params.release_grads();  // translation computes none
-    model::load_model(path, &member->params);
     models_.push_back(std::move(member));
     configs_.push_back(mf.config);
   }
@@ -181,8 +182,8 @@ void Translator::ensure_replicas(int count) {
     Models replica;
     for (std::size_t m = 0; m < models_.size(); ++m) {
       auto member = std::make_unique<Member>();
-      member->model = std::make_unique<model::Seq2Seq>(configs_[m], member->params);
       member->params.release_grads();
+      member->model = std::make_unique<model::Seq2Seq>(configs_[m], member->params);
       member->params.share_values_of(models_[m]->params);
       member->model->set_bf16(bf16_);
       replica.push_back(std::move(member));

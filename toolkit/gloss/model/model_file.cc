@@ -18,6 +18,11 @@ ModelFile load_model(const std::string& path, nn::ParameterSet* params) {
                        [&](Payload& in, ModelFile&, std::uint32_t) { load_params(in, params); });
 }
 
+ModelFile load_model(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build) {
+  return read_envelope(path, kModelMagic, "model", kFormatVersion,
+                       [&](Payload& in, ModelFile& m, std::uint32_t) { load_params(in, &build(m)); });
+}
+
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
   require_rereadable(path, "model files and checkpoints are read twice (configuration, then weights)");
   std::string head(8, '\0');

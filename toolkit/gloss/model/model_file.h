@@ -4,6 +4,7 @@
 // (and the recipe that trained it, for the record).
 // The format is in model/file_format.h. Files are written to a temporary name and renamed:
 // a crash never leaves a broken one.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ void save_model(const std::string& path, const ModelFile& model, const nn::Param
 // Loads the configuration and SentencePiece models; `params` receives the values when given
 // (it must hold the parameters the configuration creates). Throws InputError naming the file.
 ModelFile load_model(const std::string& path, nn::ParameterSet* params);
+// Reads the file once: `build` gets its configuration (and subword models) and returns the
+// parameters of the model it made for them, which then receive the file's values (names and
+// shapes checked). Throws InputError naming the file, or what `build` throws.
+ModelFile load_model(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
 // The same from either a model file or a training checkpoint (whose payload starts alike).
 ModelFile load_any(const std::string& path, nn::ParameterSet* params);
 

@@ -11,7 +11,7 @@ Parameter& ParameterSet::add(const std::string& name, std::vector<std::int64_t> 
   auto p = std::make_unique<Parameter>();
   p->name = name;
   p->value = Tensor(shape);
-  p->grad = Tensor(shape);
+  if (!without_grads_) p->grad = Tensor(shape);
   params_.push_back(std::move(p));
   ++version_;
   return *params_.back();
@@ -74,6 +74,7 @@ void ParameterSet::share_values_of(ParameterSet& master) {
 void ParameterSet::release_grads() {
   for (auto& p : params_) p->grad = Tensor();
   grad_arena_ = Tensor();
+  without_grads_ = true;
 }
 
 std::int64_t ParameterSet::num_values() const {

@@ -18,7 +18,8 @@ struct Parameter {
 
 class ParameterSet {
  public:
-  // Registers a zero-initialised parameter; names are unique. Not after flat_grads().
+  // Registers a zero-initialised parameter (and its zero gradient, unless gradients were
+  // released); names are unique. Not after flat_grads().
   Parameter& add(const std::string& name, std::vector<std::int64_t> shape);
   Parameter& get(const std::string& name);
   const Parameter& get(const std::string& name) const;
@@ -26,6 +27,8 @@ class ParameterSet {
   const std::vector<std::unique_ptr<Parameter>>& all() const { return params_; }
   void zero_grad();
   // Frees the gradients of a model that only runs forward (translation): less memory.
+  // Parameters registered afterwards get none either, so calling it before the model is
+  // built saves allocating and zeroing them at all.
   void release_grads();
   std::int64_t num_values() const;
 
@@ -49,6 +52,7 @@ class ParameterSet {
 
  private:
   ParameterSet* follows_ = nullptr;
+  bool without_grads_ = false;  // release_grads() was called
   std::vector<std::unique_ptr<Parameter>> params_;
   Tensor grad_arena_;  // flat_grads(), once called
   std::uint64_t version_ = 1;
