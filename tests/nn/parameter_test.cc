@@ -40,3 +40,34 @@ TEST_CASE("flat_grads: gradients released for translation cannot be flattened", 
   params.release_grads();
   CHECK_THROWS_AS(params.flat_grads(), std::logic_error);
 }
+
+TEST_CASE("share_values_of: a replica built afterwards views the master's values and changes none", "[nn][parameter]") {
+  nn::ParameterSet master;
+  auto& gain = master.add("ln_gain", {3}, 1.0f);
+  auto& w = master.add("w", {2, 2});
+  CHECK(gain.value[2] == 1.0f);
+  gain.value[0] = 0.5f;
+  w.value[3] = -4.0f;
+
+  nn::ParameterSet replica;
+  replica.release_grads();
+  replica.share_values_of(master);
+  auto& gain2 = replica.add("ln_gain", {3}, 1.0f);  // the initial value is not written over the master's
+  auto& w2 = replica.add("w", {2, 2});
+  CHECK(gain2.value.data() == gain.value.data());
+  CHECK(w2.value.data() == w.value.data());
+  CHECK(gain.value[0] == 0.5f);
+  CHECK(w.value[3] == -4.0f);
+  CHECK(gain2.grad.size() == 0);
+  const auto before = replica.version();
+  master.touch();
+  CHECK(replica.version() == before + 1);
+
+  CHECK_THROWS_AS(replica.add("other", {1}), std::logic_error);  // the master has no third parameter
+  nn::ParameterSet wrong;
+  wrong.share_values_of(master);
+  CHECK_THROWS_AS(wrong.add("w", {2, 2}), std::logic_error);  // registered in another order
+  nn::ParameterSet shape;
+  shape.share_values_of(master);
+  CHECK_THROWS_AS(shape.add("ln_gain", {4}), std::logic_error);
+}

@@ -183,8 +183,8 @@ void Translator::ensure_replicas(int count) {
     for (std::size_t m = 0; m < models_.size(); ++m) {
       auto member = std::make_unique<Member>();
       member->params.release_grads();
+      member->params.share_values_of(models_[m]->params);  // before building: no values of its own
       member->model = std::make_unique<model::Seq2Seq>(configs_[m], member->params);
-      member->params.share_values_of(models_[m]->params);
       member->model->set_bf16(bf16_);
       replica.push_back(std::move(member));
     }

@@ -99,9 +99,7 @@ void Embedding::backward(std::int64_t m, const std::int32_t* ids, const float* d
 }
 
 LayerNorm::LayerNorm(ParameterSet& params, const std::string& name, std::int64_t dim)
-    : dim_(dim), gain_(params.add(name + "/ln_gain", {dim})), bias_(params.add(name + "/ln_bias", {dim})) {
-  gain_.value.fill(1.0f);
-}
+    : dim_(dim), gain_(params.add(name + "/ln_gain", {dim}, 1.0f)), bias_(params.add(name + "/ln_bias", {dim})) {}
 
 void LayerNorm::forward(std::int64_t m, const float* x, float* y, float* stats) const {
   const std::int64_t C = dim_;

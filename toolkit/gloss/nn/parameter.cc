@@ -5,12 +5,17 @@
 
 namespace gloss::nn {
 
-Parameter& ParameterSet::add(const std::string& name, std::vector<std::int64_t> shape) {
+Parameter& ParameterSet::add(const std::string& name, std::vector<std::int64_t> shape, float initial) {
   if (grad_arena_.size() > 0) throw std::logic_error("parameter '" + name + "' registered after flat_grads()");
   if (contains(name)) throw std::logic_error("parameter '" + name + "' registered twice");
   auto p = std::make_unique<Parameter>();
   p->name = name;
-  p->value = Tensor(shape);
+  if (follows_) {
+    p->value = master_view(params_.size(), name, shape);
+  } else {
+    p->value = Tensor(shape);  // zeroed
+    if (initial != 0.0f) p->value.fill(initial);
+  }
   if (!without_grads_) p->grad = Tensor(shape);
   params_.push_back(std::move(p));
   ++version_;
@@ -60,15 +65,20 @@ std::span<float> ParameterSet::flat_grads() {
 }
 
 void ParameterSet::share_values_of(ParameterSet& master) {
-  if (master.params_.size() != params_.size()) throw std::logic_error("replica and master models differ in parameters");
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Parameter& mine = *params_[i];
-    Parameter& theirs = *master.params_[i];
-    if (mine.name != theirs.name || mine.value.shape() != theirs.value.shape())
-      throw std::logic_error("replica parameter '" + mine.name + "' differs from the master's");
-    mine.value = Tensor::view(theirs.value.data(), theirs.value.shape());
-  }
+  if (master.params_.size() < params_.size()) throw std::logic_error("replica and master models differ in parameters");
   follows_ = &master;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    params_[i]->value = master_view(i, params_[i]->name, params_[i]->value.shape());
+}
+
+Tensor ParameterSet::master_view(std::size_t index, const std::string& name,
+                                 const std::vector<std::int64_t>& shape) const {
+  if (index >= follows_->params_.size())
+    throw std::logic_error("replica parameter '" + name + "' is not in the master's set");
+  Parameter& theirs = *follows_->params_[index];
+  if (name != theirs.name || shape != theirs.value.shape())
+    throw std::logic_error("replica parameter '" + name + "' differs from the master's");
+  return Tensor::view(theirs.value.data(), theirs.value.shape());
 }
 
 void ParameterSet::release_grads() {

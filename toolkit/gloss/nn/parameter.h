@@ -18,9 +18,10 @@ struct Parameter {
 
 class ParameterSet {
  public:
-  // Registers a zero-initialised parameter (and its zero gradient, unless gradients were
-  // released); names are unique. Not after flat_grads().
-  Parameter& add(const std::string& name, std::vector<std::int64_t> shape);
+  // Registers a parameter whose values are all `initial` (and its zero gradient, unless
+  // gradients were released), or after share_values_of a view of the master's values, left
+  // as they are; names are unique. Not after flat_grads().
+  Parameter& add(const std::string& name, std::vector<std::int64_t> shape, float initial = 0.0f);
   Parameter& get(const std::string& name);
   const Parameter& get(const std::string& name) const;
   bool contains(const std::string& name) const;
@@ -47,10 +48,16 @@ class ParameterSet {
 
   // Makes this set (same names and shapes, registered by an identical model) read the values
   // of `master` instead of its own and follow its version: a replica that computes gradients
-  // of its own on the master's weights. Its gradients stay its own.
+  // of its own on the master's weights. Its gradients stay its own. Called before the replica
+  // is built, add() allocates no values at all (each is a view of the master's parameter with
+  // the same registration index); parameters already registered become views too.
+  // std::logic_error when a name or shape differs from the master's.
   void share_values_of(ParameterSet& master);
 
  private:
+  // A view of the master's parameter number `index` (std::logic_error if it has another name or shape).
+  Tensor master_view(std::size_t index, const std::string& name, const std::vector<std::int64_t>& shape) const;
+
   ParameterSet* follows_ = nullptr;
   bool without_grads_ = false;  // release_grads() was called
   std::vector<std::unique_ptr<Parameter>> params_;

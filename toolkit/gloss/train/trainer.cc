@@ -118,8 +118,8 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
   nets_.push_back(&net);
   for (int w = 1; w < n; ++w) {
     replica_params_.push_back(std::make_unique<nn::ParameterSet>());
+    replica_params_.back()->share_values_of(params);  // before building: no values of its own
     replicas_.push_back(std::make_unique<model::Seq2Seq>(config, *replica_params_.back()));
-    replica_params_.back()->share_values_of(params);
     replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
