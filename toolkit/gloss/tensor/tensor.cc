@@ -1,5 +1,7 @@
 #include "gloss/tensor/tensor.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -33,7 +35,15 @@ void Tensor::resize(std::vector<std::int64_t> shape) {
   size_ = n;
   if (n > capacity_) {
     const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, bytes);
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    void* p = nullptr;
+    if (bytes >= kHuge) {
+      const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+      p = std::aligned_alloc(kHuge, rounded);
+      if (p) madvise(p, rounded, MADV_HUGEPAGE);
+    } else {
+      p = std::aligned_alloc(64, bytes);
+    }
     if (!p) throw std::bad_alloc();
     data_.reset(static_cast<float*>(p));
     capacity_ = n;

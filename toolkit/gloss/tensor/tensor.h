@@ -1,6 +1,9 @@
 #pragma once
 // A float buffer with a row-major shape, 64-byte aligned for vector loads. resize() keeps the
 // allocation when it is large enough, so buffers reused across batches never reallocate.
+// Buffers of 2 MB or more are 2 MB aligned, rounded up to whole 2 MB and advised as huge
+// pages (madvise; Linux uses them where transparent huge pages are "madvise" or "always"):
+// one page fault per 2 MB instead of 512 when they are first touched.
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
