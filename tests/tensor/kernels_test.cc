@@ -1,9 +1,11 @@
-// kernels: the vectorised argmax, first_above and log_sum_exp against plain scans.
+// kernels: the vectorised argmax, top_k and log_sum_exp against plain scans and sorts.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "gloss/tensor/kernels.h"
@@ -40,28 +42,37 @@ TEST_CASE("argmax: the first largest entry, as a plain scan finds it", "[tensor]
   CHECK(kernels::argmax(4, std::vector<float>{nan, 1.f, 2.f, 2.f}.data()) == 2);
 }
 
-TEST_CASE("first_above: the first entry above the threshold, as a plain scan finds it", "[tensor]") {
+TEST_CASE("top_k: the k largest entries, largest first and ties by index, as a full sort finds them", "[tensor]") {
   Rng rng(5);
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (const int size : {1, 16, 63, 64, 65, 130, 8000}) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<std::pair<float, std::int32_t>> got;
+  for (const int size : {1, 9, 63, 64, 65, 130, 700, 8000}) {
     const auto n = static_cast<std::size_t>(size);
     std::vector<float> x(n);
-    for (int trial = 0; trial < 30; ++trial) {
-      for (auto& v : x) v = static_cast<float>(static_cast<int>(rng.below(1000)));
-      if (trial % 3 == 1) x[rng.below(n)] = nan;  // never above anything
-      const auto begin = static_cast<std::int64_t>(rng.below(n + 1));
-      const float t = trial % 5 == 0 ? 2000.f : static_cast<float>(static_cast<int>(rng.below(1000)));
-      auto expected = static_cast<std::int64_t>(n);
-      for (auto i = begin; i < static_cast<std::int64_t>(n); ++i)
-        if (x[static_cast<std::size_t>(i)] > t) {
-          expected = i;
-          break;
-        }
-      INFO("n " << n << ", trial " << trial << ", begin " << begin << ", t " << t);
-      REQUIRE(kernels::first_above(begin, static_cast<std::int64_t>(n), x.data(), t) == expected);
+    for (const int k : {1, 2, 10, 80}) {
+      for (int trial = 0; trial < 12; ++trial) {
+        const int spread = trial % 2 == 0 ? 30 : 100000;  // many ties, or few
+        for (auto& v : x) v = static_cast<float>(static_cast<int>(rng.below(static_cast<std::uint64_t>(spread))));
+        if (trial % 3 == 1) x[rng.below(n)] = nan;  // never chosen
+        if (trial % 4 == 2) x[rng.below(n)] = -inf;
+        if (trial % 4 == 3)
+          for (std::size_t i = 0; i < n; i += 3) x[i] = nan;
+        std::vector<std::pair<float, std::int32_t>> expected;
+        for (std::size_t i = 0; i < n; ++i)
+          if (x[i] == x[i]) expected.emplace_back(x[i], static_cast<std::int32_t>(i));
+        std::stable_sort(expected.begin(), expected.end(),
+                         [](const auto& a, const auto& b) { return a.first > b.first; });
+        if (expected.size() > static_cast<std::size_t>(k)) expected.resize(static_cast<std::size_t>(k));
+        INFO("n " << n << ", k " << k << ", trial " << trial);
+        kernels::top_k(static_cast<std::int64_t>(n), x.data(), k, got);
+        REQUIRE(got == expected);
+      }
     }
   }
-  CHECK(kernels::first_above(0, 3, std::vector<float>{nan, nan, nan}.data(), -1e30f) == 3);
+  kernels::top_k(3, std::vector<float>{nan, nan, nan}.data(), 2, got);
+  CHECK(got.empty());
+  kernels::top_k(0, nullptr, 2, got);
+  CHECK(got.empty());
 }
 
 TEST_CASE("log_sum_exp: a double-precision sum, wherever the largest entry is", "[tensor]") {

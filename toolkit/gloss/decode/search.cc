@@ -234,16 +234,8 @@ void BeamSearch::best_words(int h, const float* row) {
     }
     return;
   }
-  // Once the heap is full, only entries above its smallest can enter: the row is scanned
-  // for them in vector blocks, most of it never compared one by one (the same choices).
-  const std::int64_t Vc = columns_;
-  std::int64_t v = text::kEosId;
-  for (; v < Vc && static_cast<int>(best.size()) < 2 * B_; ++v) consider(row[v], static_cast<std::int32_t>(v));
-  if (v == Vc) return;
-  while ((v = kernels::first_above(v, Vc, row, best.front().first)) < Vc) {
-    consider(row[v], static_cast<std::int32_t>(v));
-    ++v;
-  }
+  kernels::top_k(columns_ - text::kEosId, row + text::kEosId, 2 * B_, best);
+  for (auto& entry : best) entry.second += text::kEosId;
 }
 
 BeamSearch::Slot BeamSearch::extend(int parent, std::int32_t tok, double lp, float word_lp) const {

@@ -241,18 +241,48 @@ GLOSS_CLONES std::int64_t argmax(std::int64_t n, const float* x) {
   return 0;
 }
 
-GLOSS_CLONES std::int64_t first_above(std::int64_t begin, std::int64_t n, const float* x, float t) {
-  constexpr std::int64_t kBlock = 64;  // blocks with no entry above t cost one vector test
-  std::int64_t i = begin;
-  for (; i + kBlock <= n; i += kBlock) {
-    int hit = 0;
-#pragma omp simd reduction(| : hit)
-    for (std::int64_t k = 0; k < kBlock; ++k) hit |= x[i + k] > t;
-    if (hit) break;
+namespace {
+// The largest entry of each block of x[0..n) into out[b] (entries [b * block, (b + 1) * block)
+// cut at n); NaN skipped (-inf for a block of NaN only).
+GLOSS_CLONES void block_max(std::int64_t n, const float* x, std::int64_t block, float* out) {
+  for (std::int64_t b = 0; b * block < n; ++b) {
+    const std::int64_t begin = b * block, end = std::min(n, begin + block);
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (std::int64_t i = begin; i < end; ++i) mx = max_or_keep(mx, x[i]);
+    out[b] = mx;
   }
-  for (; i < n; ++i)
-    if (x[i] > t) return i;
-  return n;
+}
+}  // namespace
+
+void top_k(std::int64_t n, const float* x, int k, std::vector<std::pair<float, std::int32_t>>& out) {
+  constexpr std::int64_t kBlock = 64;
+  out.clear();
+  if (n <= 0 || k <= 0) return;
+  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  const auto want = static_cast<std::size_t>(k);
+  thread_local std::vector<float> maxima, largest;  // largest: the k largest maxima so far, descending
+  maxima.resize(static_cast<std::size_t>(blocks));
+  block_max(n, x, kBlock, maxima.data());
+  largest.clear();
+  for (float m : maxima) {
+    if (largest.size() == want && !(m > largest.back())) continue;  // most blocks: one comparison
+    if (largest.size() == want) largest.pop_back();
+    largest.insert(std::upper_bound(largest.begin(), largest.end(), m, std::greater<>()), m);
+  }
+  const float t = largest.size() == want ? largest.back() : -std::numeric_limits<float>::infinity();
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    if (!(maxima[static_cast<std::size_t>(b)] >= t)) continue;
+    const std::int64_t end = std::min(n, (b + 1) * kBlock);
+    for (std::int64_t i = b * kBlock; i < end; ++i)
+      if (x[i] >= t) out.emplace_back(x[i], static_cast<std::int32_t>(i));  // never NaN
+  }
+  const auto by_value = [](const auto& a, const auto& c) {
+    return a.first > c.first || (a.first == c.first && a.second < c.second);
+  };
+  const auto kept = std::min(want, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept), out.end(), by_value);
+  out.resize(kept);
 }
 
 GLOSS_CLONES double log_sum_exp(std::int64_t n, const float* x) {

@@ -3,6 +3,8 @@
 // threads. Results do not depend on the thread count: every reduction is done in fixed
 // chunks summed in a fixed order.
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace gloss::kernels {
 
@@ -53,8 +55,12 @@ void attention_backward(int S, int N, std::int64_t A, std::int64_t K, const floa
 // (0 when every entry is NaN).
 std::int64_t argmax(std::int64_t n, const float* x);
 
-// The first i in [begin, n) with x[i] > t (never for NaN), or n when there is none.
-std::int64_t first_above(std::int64_t begin, std::int64_t n, const float* x, float t);
+// The k largest entries of x[0..n) as (value, index) into `out` (cleared first), largest
+// first, equal values by the lower index; fewer when x has fewer that are not NaN (NaN is
+// never chosen). For a search's best words: the k-th largest of the maxima of blocks of 64
+// entries bounds the k-th largest entry from below, so only the few blocks whose maximum
+// reaches it are read entry by entry.
+void top_k(std::int64_t n, const float* x, int k, std::vector<std::pair<float, std::int32_t>>& out);
 // log(sum_i exp(x[i])) of one row, vectorised (float terms, each <= 1, summed in lanes).
 double log_sum_exp(std::int64_t n, const float* x);
 // The same over the entries x[cols[0..n)].
