@@ -7,6 +7,7 @@
 
 #include "gloss/model/model_file.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/tensor.h"
 #include "gloss/util/error.h"
 
 namespace gloss::decode {
@@ -54,6 +55,7 @@ SourceBatch make_source_batch(const std::vector<std::vector<int>>& src, const st
 
 Translator::Translator(const std::vector<std::string>& model_paths) {
   if (model_paths.empty()) throw ConfigError("give at least one model file (-m)");
+  set_huge_pages(true);  // before the weights and every search buffer are allocated
   std::string src_spm, tgt_spm;
   for (const auto& path : model_paths) {
     auto member = std::make_unique<Member>();

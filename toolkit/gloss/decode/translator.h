@@ -39,7 +39,7 @@ SourceBatch make_source_batch(const std::vector<std::vector<int>>& src, const st
 class Translator {
  public:
   // Loads the model files (InputError naming a file that is not one, or whose subword
-  // models differ from the first's).
+  // models differ from the first's). Turns on huge pages for large tensors (tensor.h).
   explicit Translator(const std::vector<std::string>& model_paths);
   // The lexical shortlist to decode with: "model" (the one stored in the first model file; none
   // if it has none), "none" or "" (the whole vocabulary), or a file from gloss shortlist.

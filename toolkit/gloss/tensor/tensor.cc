@@ -3,11 +3,18 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 
 namespace gloss {
+
+namespace {
+std::atomic<bool> g_huge_pages{false};
+}  // namespace
+
+void set_huge_pages(bool on) { g_huge_pages = on; }
 
 Tensor& Tensor::operator=(const Tensor& other) {
   if (this == &other) return *this;
@@ -37,7 +44,7 @@ void Tensor::resize(std::vector<std::int64_t> shape) {
     const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
     constexpr std::size_t kHuge = std::size_t{2} << 20;
     void* p = nullptr;
-    if (bytes >= kHuge) {
+    if (bytes >= kHuge && g_huge_pages) {
       const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
       p = std::aligned_alloc(kHuge, rounded);
       if (p) madvise(p, rounded, MADV_HUGEPAGE);
