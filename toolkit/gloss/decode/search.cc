@@ -217,25 +217,24 @@ void BeamSearch::score_rows() {
 // The 2B best words of row h into top_[h] (pad, unk and BOS never chosen).
 void BeamSearch::best_words(int h, const float* row) {
   auto& best = top_[static_cast<std::size_t>(h)];
-  auto consider = [&](float value, std::int32_t word) {
-    if (static_cast<int>(best.size()) < 2 * B_) {
-      best.emplace_back(value, word);
-      std::push_heap(best.begin(), best.end(), std::greater<>());
-    } else if (value > best.front().first) {
-      std::pop_heap(best.begin(), best.end(), std::greater<>());
-      best.back() = {value, word};
-      std::push_heap(best.begin(), best.end(), std::greater<>());
-    }
-  };
-  if (o_.allowed) {
-    for (auto k : (*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / group_rows_)])]) {
-      const std::int32_t word = models_[0]->output_word(k);
-      if (word >= text::kEosId) consider(row[k], word);
-    }
+  if (!o_.allowed) {  // the whole vocabulary: columns are words
+    kernels::top_k(columns_ - text::kEosId, row + text::kEosId, 2 * B_, best);
+    for (auto& entry : best) entry.second += text::kEosId;
     return;
   }
-  kernels::top_k(columns_ - text::kEosId, row + text::kEosId, 2 * B_, best);
-  for (auto& entry : best) entry.second += text::kEosId;
+  // The sentence's shortlist columns: a heap of the 2B best so far, its smallest in front.
+  for (auto k : (*o_.allowed)[static_cast<std::size_t>(active_[static_cast<std::size_t>(h / group_rows_)])]) {
+    const std::int32_t word = models_[0]->output_word(k);
+    if (word < text::kEosId) continue;
+    if (static_cast<int>(best.size()) < 2 * B_) {
+      best.emplace_back(row[k], word);
+      std::push_heap(best.begin(), best.end(), std::greater<>());
+    } else if (row[k] > best.front().first) {
+      std::pop_heap(best.begin(), best.end(), std::greater<>());
+      best.back() = {row[k], word};
+      std::push_heap(best.begin(), best.end(), std::greater<>());
+    }
+  }
 }
 
 BeamSearch::Slot BeamSearch::extend(int parent, std::int32_t tok, double lp, float word_lp) const {
