@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "gloss/nn/rnn.h"
+#include "gloss/nn/rnn_steps.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/util/rng.h"
 
@@ -67,6 +69,16 @@ struct Reference {
 void randomize(ParameterSet& params, Rng& rng, float scale) {
   for (auto& p : params.all())
     for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] = rng.uniform(-scale, scale);
+}
+
+// The largest difference between a and b, relative to b's largest magnitude.
+double max_relative(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    norm = std::max(norm, static_cast<double>(std::fabs(b[i])));
+  }
+  return diff / norm;
 }
 
 std::vector<double> to_double(const Tensor& t) { return {t.data(), t.data() + t.size()}; }
@@ -360,24 +372,125 @@ TEST_CASE("RnnCell training in bf16: outputs and gradients within bf16 rounding 
       for (auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
       return all;
     };
-    // The largest difference, relative to the largest value.
-    auto relative = [](const std::vector<float>& a, const std::vector<float>& b) {
-      double diff = 0, norm = 0;
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-        norm = std::max(norm, static_cast<double>(std::fabs(b[i])));
-      }
-      return diff / norm;
-    };
     const auto f32 = run(false, 0);
     const auto b16 = run(true, 0);
     const auto again = run(true, 0);
     const auto chunked = run(true, rnn.training_cache_bytes(T, N) / 3);
     INFO("cell " << (cell == CellType::kGru ? "gru" : "lstm"));
-    CHECK(relative(b16, f32) < 3e-2);  // 8 significant bits in, f32 accumulation
-    CHECK(relative(b16, f32) > 1e-4);  // and bf16 did run
+    CHECK(max_relative(b16, f32) < 3e-2);  // 8 significant bits in, f32 accumulation
+    CHECK(max_relative(b16, f32) > 1e-4);  // and bf16 did run
     CHECK(std::memcmp(b16.data(), again.data(), b16.size() * sizeof(float)) == 0);  // deterministic
-    CHECK(relative(chunked, b16) < 1e-3);      // recomputed chunks: the same values, other summation order
-    CHECK(relative(run(false, 0), f32) == 0);  // back to f32
+    CHECK(max_relative(chunked, b16) < 1e-3);      // recomputed chunks: the same values, other summation order
+    CHECK(max_relative(run(false, 0), f32) == 0);  // back to f32
+  }
+}
+
+namespace {
+
+// A cell with random weights, inputs, initial states and output gradients for RnnSteps' tests.
+struct StepsCase {
+  int T, N;
+  ParameterSet params;
+  RnnCell rnn;
+  std::vector<float> x, h0, c0, dy, dhT, dcT;
+
+  StepsCase(CellType cell, int T_, int N_, int C, int H, std::uint64_t seed, float scale)
+      : T(T_), N(N_), rnn(params, "rnn", cell, C, H) {
+    Rng rng(seed);
+    randomize(params, rng, scale);
+    for (auto [v, n] :
+         {std::pair{&x, T * N * C}, {&h0, N * H}, {&c0, N * H}, {&dy, T * N * H}, {&dhT, N * H}, {&dcT, N * H}}) {
+      v->resize(static_cast<std::size_t>(n));
+      for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
+    }
+  }
+  bool lstm() const { return rnn.cell() == CellType::kLstm; }
+
+  // T steps of RnnSteps on states kept in [T + 1, N, H] buffers as the decoder keeps them (row 0
+  // the initial state), then back: every output (states, final cell state, dx, dh0, dc0) and
+  // every parameter gradient, one after the other.
+  std::vector<float> run_steps() {
+    const int C = static_cast<int>(rnn.input_size()), H = static_cast<int>(rnn.hidden_size());
+    params.zero_grad();
+    std::vector<float> hs((T + 1) * N * H), cs((T + 1) * N * H);
+    std::copy(h0.begin(), h0.end(), hs.begin());
+    std::copy(c0.begin(), c0.end(), cs.begin());
+    RnnSteps steps(rnn);
+    steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr);
+    for (int t = 0; t < T; ++t) steps.forward(t, hs.data() + (t + 1) * N * H, cs.data() + (t + 1) * N * H);
+    std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C), dyt(N * H);
+    for (int t = T - 1; t >= 0; --t) {
+      for (int k = 0; k < N * H; ++k) dyt[k] = dy[t * N * H + k] + dh[k];
+      steps.backward(t, dyt.data(), lstm() ? dc.data() : nullptr, dx.data() + t * N * C, dh_prev.data(),
+                     dc_prev.data());
+      dh = dh_prev;
+      dc = dc_prev;
+    }
+    steps.finish_backward();
+    std::vector<float> all(hs.begin() + N * H, hs.end());
+    if (lstm()) all.insert(all.end(), cs.end() - N * H, cs.end());
+    for (const auto* v : {&dx, &dh}) all.insert(all.end(), v->begin(), v->end());
+    if (lstm()) all.insert(all.end(), dc.begin(), dc.end());
+    for (auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
+    return all;
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "RnnSteps: a cell trained step by step with its own GEMMs equals RnnCell's whole-sequence call, "
+    "outputs and every gradient (which the tests above check against finite differences)",
+    "[nn][rnn]") {
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    const int T = 5, N = 3, C = 4, H = 6;
+    StepsCase t(cell, T, N, C, H, 31, 0.5f);
+    // The whole sequence through oneDNN, in run_steps' order.
+    std::vector<float> y(T * N * H), hT(N * H), cT(N * H), dx(T * N * C), dh0(N * H), dc0(N * H);
+    RnnCell::Cache cache;
+    t.params.zero_grad();
+    t.rnn.forward(T, N, t.x.data(), t.h0.data(), t.c0.data(), y.data(), hT.data(), cT.data(), &cache);
+    t.rnn.backward(cache, t.dy.data(), t.dhT.data(), t.lstm() ? t.dcT.data() : nullptr, dx.data(), dh0.data(),
+                   dc0.data());
+    std::vector<float> want(y);
+    if (t.lstm()) want.insert(want.end(), cT.begin(), cT.end());
+    for (const auto* v : {&dx, &dh0}) want.insert(want.end(), v->begin(), v->end());
+    if (t.lstm()) want.insert(want.end(), dc0.begin(), dc0.end());
+    for (auto& p : t.params.all()) want.insert(want.end(), p->grad.data(), p->grad.data() + p->grad.size());
+    const auto got = t.run_steps();
+    INFO("cell " << (t.lstm() ? "lstm" : "gru"));
+    REQUIRE(got.size() == want.size());
+    for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == Approx(want[k]).margin(1e-5));
+  }
+}
+
+TEST_CASE("RnnSteps in bf16: within bf16 rounding of f32, deterministic, weights reconverted after an update",
+          "[nn][rnn]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 training test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    StepsCase t(cell, 7, 3, 24, 16, 41, 0.3f);
+    auto run = [&](bool bf16) {
+      std::optional<compute::Bf16Gemms> scope;
+      if (bf16) scope.emplace();
+      return t.run_steps();
+    };
+    INFO("cell " << (t.lstm() ? "lstm" : "gru"));
+    const auto f32 = run(false), b16 = run(true);
+    CHECK(max_relative(b16, f32) < 3e-2);  // 8 significant bits in, f32 accumulation
+    CHECK(max_relative(b16, f32) > 1e-4);  // and bf16 did run
+    const auto again = run(true);
+    CHECK(std::memcmp(b16.data(), again.data(), b16.size() * sizeof(float)) == 0);
+    // An update (new values, the set's version moved): the bf16 copies follow.
+    for (auto* p : {&t.params.get("rnn/weights_layer"), &t.params.get("rnn/weights_iter")})
+      for (std::int64_t k = 0; k < p->value.size(); ++k) p->value[k] *= -1.0f;
+    t.params.touch();
+    const auto f32_new = run(false), b16_new = run(true);
+    CHECK(max_relative(b16_new, f32_new) < 3e-2);
+    CHECK(max_relative(b16_new, b16) > 0.1);
   }
 }

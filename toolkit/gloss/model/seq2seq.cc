@@ -186,7 +186,7 @@ void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, 
   const int S = b.S, N = b.N;
   std::size_t cells = 0;
   for (const auto& L : layers_) cells += L.bwd ? 2 : 1;
-  const std::size_t cell_budget = std::max<std::size_t>(1, rnn_cache_bytes_ / 2 / cells);
+  const std::size_t cell_budget = std::max<std::size_t>(1, rnn_cache_bytes_ / cells);
   for (auto& L : layers_) L.cache_fwd.budget = L.cache_bwd.budget = cell_budget;
   const std::int64_t H = config_.enc_hidden;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -232,7 +232,7 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
     ws_.ctx_drop.resize(annotations.shape());
     nn::dropout_forward(annotations.size(), config_.dropout_ctx, *rng, annotations.data(), ws_.ctx_drop.data());
   }
-  decoder_start(b, rng, backward);
+  decoder_start(b, rng);
   decoder_forward(b, rng, backward);
   readout_forward(b, rng);
   const nn::LossSum loss = output_and_loss(b, label_smoothing, backward, grad_scale);
@@ -253,8 +253,8 @@ nn::LossSum Seq2Seq::forward_backward(const BatchView& b, float label_smoothing,
 }
 
 // Initial decoder state (every layer's h starts at s_0, LSTM cells at zero), the attention
-// memory, the target embeddings (with dropout) and the budget of cached decoder steps.
-void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
+// memory and the target embeddings (with dropout).
+void Seq2Seq::decoder_start(const BatchView& b, Rng* rng) {
   const int N = b.N, T = b.T;
   const std::int64_t E = config_.emb_dim, D = config_.dec_hidden;
   const std::int64_t M = static_cast<std::int64_t>(T) * N;
@@ -290,44 +290,46 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng, bool backward) {
     nn::dropout_forward(M * E, config_.dropout_emb, *rng, ws_.tgt_emb_out.data(), ws_.tgt_drop.data());
   }
   if (ws_.steps.size() < static_cast<std::size_t>(T)) ws_.steps.resize(static_cast<std::size_t>(T));
-  // Steps 0..cached-1 keep their oneDNN workspaces for backward; later steps share one and are
-  // recomputed in backward (bounded memory for long batches).
-  ws_.cached_steps = 0;
-  if (backward) {
-    std::size_t per_step = 0;
-    for (auto& cell : dec_rnn_) per_step += cell->training_cache_bytes(1, N);
-    ws_.cached_steps = static_cast<int>(
-        std::min<std::size_t>(static_cast<std::size_t>(T), rnn_cache_bytes_ / 2 / std::max<std::size_t>(1, per_step)));
-    ws_.dec_caches.resize(dec_rnn_.size());
-    for (auto& caches : ws_.dec_caches)
-      if (caches.size() < static_cast<std::size_t>(ws_.cached_steps))
-        caches.resize(static_cast<std::size_t>(ws_.cached_steps));
+}
+
+void Seq2Seq::begin_decoder_steps(int T, int N) {
+  const std::int64_t ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+  const bool lstm = config_.cell == nn::CellType::kLstm;
+  if (ws_.dec_steps.empty())
+    for (auto& cell : dec_rnn_) ws_.dec_steps.emplace_back(*cell);
+  if (conditional()) {  // the word RNN: E y_{i-1}, s_{i-1}; the context RNN: c_i, s'_i
+    ws_.dec_steps[0].begin(T, N, ws_.tgt_emb_out.data(), ws_.dec_h[0].data(), nullptr);
+    ws_.dec_steps[1].begin(T, N, ws_.contexts.data(), ws_.dec_mid.data(), nullptr);
+    return;
   }
+  for (std::size_t l = 0; l < dec_rnn_.size(); ++l)  // layer l > 0 reads the state after step i of layer l - 1
+    ws_.dec_steps[l].begin(T, N, l == 0 ? ws_.dec_in.data() : ws_.dec_h[l - 1].data() + ND, ws_.dec_h[l].data(),
+                           lstm ? ws_.dec_c[l].data() : nullptr);
 }
 
-nn::RnnCell::Cache* Seq2Seq::decoder_cache(std::size_t cell, int i, bool backward) {
-  if (!backward) return nullptr;
-  return i < ws_.cached_steps ? &ws_.dec_caches[cell][static_cast<std::size_t>(i)] : &ws_.dec_recompute;
-}
-
-void Seq2Seq::run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out) {
+void Seq2Seq::run_decoder_layer(int l, int i, int N, bool backward, float* h_out, float* c_out) {
   const auto li = static_cast<std::size_t>(l);
   const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   const float* x = l == 0 ? ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K)
                           : ws_.dec_h[li - 1].data() + static_cast<std::int64_t>(i + 1) * ND;
-  dec_rnn_[li]->forward(1, N, x, ws_.dec_h[li].data() + i * ND, lstm ? ws_.dec_c[li].data() + i * ND : nullptr, h_out,
-                        nullptr, c_out, cache);
+  if (backward)
+    ws_.dec_steps[li].forward(i, h_out, c_out);
+  else
+    dec_rnn_[li]->forward(1, N, x, ws_.dec_h[li].data() + i * ND, lstm ? ws_.dec_c[li].data() + i * ND : nullptr, h_out,
+                          nullptr, c_out, nullptr);
 }
 
-void Seq2Seq::run_conditional_cell(int cell, int i, int N, nn::RnnCell::Cache* cache, float* h_out) {
+void Seq2Seq::run_conditional_cell(int cell, int i, int N, bool backward, float* h_out) {
   const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
-  if (cell == 0)
+  if (backward)
+    ws_.dec_steps[static_cast<std::size_t>(cell)].forward(i, h_out, nullptr);
+  else if (cell == 0)
     dec_rnn_[0]->forward(1, N, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
-                         ws_.dec_h[0].data() + i * ND, nullptr, h_out, nullptr, nullptr, cache);
+                         ws_.dec_h[0].data() + i * ND, nullptr, h_out, nullptr, nullptr, nullptr);
   else
     dec_rnn_[1]->forward(1, N, ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K, ws_.dec_mid.data() + i * ND,
-                         nullptr, h_out, nullptr, nullptr, cache);
+                         nullptr, h_out, nullptr, nullptr, nullptr);
 }
 
 // The decoder's time steps (bahdanau_step or conditional_step), and with scheduled sampling
@@ -342,6 +344,7 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
     ws_.dec_in_pre.resize({T, N, E + K});
     ws_.dec_in_stats.resize({T, N, 2});
   }
+  if (backward) begin_decoder_steps(T, N);
   for (int i = 0; i < T; ++i) {
     float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
     if (conditional())
@@ -363,7 +366,7 @@ void Seq2Seq::bahdanau_step(int i, int N, bool backward) {
   decoder_step_input(i, N, c);
   for (int l = 0; l < L; ++l) {
     const auto li = static_cast<std::size_t>(l);
-    run_decoder_layer(l, i, N, decoder_cache(li, i, backward), ws_.dec_h[li].data() + (i + 1) * ND,
+    run_decoder_layer(l, i, N, backward, ws_.dec_h[li].data() + (i + 1) * ND,
                       lstm ? ws_.dec_c[li].data() + (i + 1) * ND : nullptr);
   }
 }
@@ -372,10 +375,10 @@ void Seq2Seq::bahdanau_step(int i, int N, bool backward) {
 void Seq2Seq::conditional_step(int i, int N, bool backward) {
   const std::int64_t K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   float* mid = ws_.dec_mid.data() + i * ND;
-  run_conditional_cell(0, i, N, decoder_cache(0, i, backward), mid);
+  run_conditional_cell(0, i, N, backward, mid);
   attention_.forward(ws_.memory, mid, ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K,
                      ws_.steps[static_cast<std::size_t>(i)]);
-  run_conditional_cell(1, i, N, decoder_cache(1, i, backward), ws_.dec_h[0].data() + (i + 1) * ND);
+  run_conditional_cell(1, i, N, backward, ws_.dec_h[0].data() + (i + 1) * ND);
 }
 
 void Seq2Seq::decoder_step_input(int i, int N, const float* c) {
@@ -515,8 +518,8 @@ void Seq2Seq::readout_backward(const BatchView& b) {
 // a recomputed step's outputs (not read).
 struct Seq2Seq::DecoderGrads {
   DecoderGrads(int N, std::int64_t D, std::int64_t in)
-      : dy({N, D}), dx0({N, in}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D}), h({N, D}), c({N, D}) {}
-  Tensor dy, dx0, dxl, dh_prev, dc_prev, dquery, h, c;
+      : dy({N, D}), dx0({N, in}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D}) {}
+  Tensor dy, dx0, dxl, dh_prev, dc_prev, dquery;
 };
 
 void Seq2Seq::decoder_backward(const BatchView& b) {
@@ -551,6 +554,7 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
   // The attention's queries of all steps: the previous top states, or the first RNN's states.
   const float* queries = conditional() ? ws_.dec_mid.data() : ws_.dec_h[static_cast<std::size_t>(L - 1)].data();
   attention_.finish_backward(ws_.memory, M, queries, da.data(), ws_.dkeys.data());
+  for (auto& steps : ws_.dec_steps) steps.finish_backward();  // the RNNs' weight gradients
 }
 
 // Back through conditional_step i: the context RNN (its input gradient into ws_.dcontext), the
@@ -562,13 +566,7 @@ void Seq2Seq::conditional_step_backward(int i, int N, DecoderGrads& g, float* da
   for (std::int64_t k = 0; k < ND; ++k) g.dy[k] = dh_next[k] + ws_.ds_readout[i * ND + k];
   float* dx = g.dx0.data();  // [N, E + K]: room for either cell's input gradient, [N, K] or [N, E]
   for (int cell = 1; cell >= 0; --cell) {
-    nn::RnnCell::Cache* cache = decoder_cache(static_cast<std::size_t>(cell), i, true);
-    if (i >= ws_.cached_steps) {
-      const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
-      run_conditional_cell(cell, i, N, cache, g.h.data());
-    }
-    dec_rnn_[static_cast<std::size_t>(cell)]->backward(*cache, g.dy.data(), nullptr, nullptr, dx, g.dh_prev.data(),
-                                                       nullptr);
+    ws_.dec_steps[static_cast<std::size_t>(cell)].backward(i, g.dy.data(), nullptr, dx, g.dh_prev.data(), nullptr);
     if (cell == 1) {  // dy of the word RNN's state: the context RNN's state gradient and the query's
       float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
       add(N * K, dx, dc);
@@ -592,15 +590,8 @@ void Seq2Seq::decoder_layer_backward(int l, int i, int N, DecoderGrads& g) {
   const float* from_above = l == L - 1 ? nullptr : g.dxl.data();
   for (std::int64_t k = 0; k < ND; ++k)
     g.dy[k] = dh_next[k] + (from_above ? from_above[k] : ws_.ds_readout[i * ND + k]);
-  nn::RnnCell::Cache* cache = &ws_.dec_recompute;
-  if (i < ws_.cached_steps) {
-    cache = &ws_.dec_caches[li][static_cast<std::size_t>(i)];
-  } else {
-    const compute::UncountedFlops recompute;  // the workspace again: memory bound, not model work
-    run_decoder_layer(l, i, N, cache, g.h.data(), lstm ? g.c.data() : nullptr);
-  }
-  dec_rnn_[li]->backward(*cache, g.dy.data(), nullptr, lstm ? ws_.dc_next[li].data() : nullptr,
-                         l == 0 ? g.dx0.data() : g.dxl.data(), g.dh_prev.data(), lstm ? g.dc_prev.data() : nullptr);
+  ws_.dec_steps[li].backward(i, g.dy.data(), lstm ? ws_.dc_next[li].data() : nullptr,
+                             l == 0 ? g.dx0.data() : g.dxl.data(), g.dh_prev.data(), lstm ? g.dc_prev.data() : nullptr);
   std::swap(dh_next, g.dh_prev);
   if (lstm) std::swap(ws_.dc_next[li], g.dc_prev);
 }
@@ -717,15 +708,13 @@ void Seq2Seq::share_backward_weights_of(Seq2Seq& master) {
     layers_[l].fwd->share_backward_weights_of(master.layers_[l].fwd.get());
     if (layers_[l].bwd) layers_[l].bwd->share_backward_weights_of(master.layers_[l].bwd.get());
   }
-  for (std::size_t l = 0; l < dec_rnn_.size(); ++l) dec_rnn_[l]->share_backward_weights_of(master.dec_rnn_[l].get());
-}
+}  // the decoder's cells train through RnnSteps, which reads the weights themselves
 
 void Seq2Seq::prepare_backward() {
   for (auto& layer : layers_) {
     layer.fwd->refresh_backward_weights();
     if (layer.bwd) layer.bwd->refresh_backward_weights();
   }
-  for (auto& cell : dec_rnn_) cell->refresh_backward_weights();
 }
 
 void Seq2Seq::set_training_bf16(bool on) {

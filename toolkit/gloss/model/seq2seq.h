@@ -28,6 +28,7 @@
 #include "gloss/nn/layers.h"
 #include "gloss/nn/parameter.h"
 #include "gloss/nn/rnn.h"
+#include "gloss/nn/rnn_steps.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/text/special_ids.h"
 #include "gloss/util/rng.h"
@@ -63,10 +64,10 @@ class Seq2Seq {
   void set_teacher_forcing(float ratio) { teacher_forcing_ = ratio; }
   // The decoder inputs of the last forward_backward call [T, N] (tgt_in, or sampled words).
   const std::vector<std::int32_t>& last_decoder_inputs() const { return ws_.tgt_in_used; }
-  // Memory for the recurrent layers' training caches (oneDNN workspaces): half for the
-  // decoder's steps, half shared by the encoder's cells. What does not fit is recomputed
-  // during backward (decoder steps beyond the budget; encoder sequences in chunks): the same
-  // gradients, a little more compute, bounded memory for long batches.
+  // Memory for the encoder's training caches (oneDNN workspaces), shared by its cells. What
+  // does not fit is recomputed during backward, in chunks of the sequence: the same gradients,
+  // a little more compute, bounded memory for long batches. (The decoder's cells keep only
+  // their gates, nn::RnnSteps, counted with the other activations.)
   void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
   // Training in bf16 (train.precision): forward_backward with backward runs its recurrent
   // layers (nn::RnnCell::set_bf16_training) and every GEMM (compute::Bf16Gemms) in bf16; the
@@ -155,7 +156,6 @@ class Seq2Seq {
     Tensor ctx_drop;                        // the annotations' dropout mask
     Tensor keys_pre, keys_stats;            // layer_norm: the annotations before it [S, N, K], its stats [S * N, 2]
     Tensor dec_in_pre, dec_in_stats;        // layer_norm: the decoder inputs before it [T, N, E + K], stats [T * N, 2]
-    int cached_steps = 0;                   // decoder steps whose RNN workspaces are kept for backward
     StepScratch sample;                     // scheduled sampling's readout
     Tensor readout_pre, readout_out, readout_drop, logits;
     std::vector<std::uint8_t> maxout_which;
@@ -164,8 +164,7 @@ class Seq2Seq {
     Tensor enc_dx, enc_dy_fwd, enc_dy_rev, enc_dx_rev, enc_dx_back;
     nn::AdditiveAttention::Memory memory;
     std::vector<nn::AdditiveAttention::Step> steps;
-    std::vector<std::vector<nn::RnnCell::Cache>> dec_caches;  // [cell][step] for the cached steps
-    nn::RnnCell::Cache dec_recompute;                         // the steps beyond the budget
+    std::vector<nn::RnnSteps> dec_steps;  // per decoder cell: its training steps (when backward follows)
   };
 
   // Stages of forward_backward, in order.
@@ -173,7 +172,7 @@ class Seq2Seq {
   // Encoder layer l's input into layers_[l].in [S, N, C] (layer 0: the source embeddings,
   // else the layer below's output), with its dropout when rng is given; returns C.
   std::int64_t encoder_layer_input(std::size_t l, int S, int N, const std::int32_t* src_ids, Rng* rng);
-  void decoder_start(const BatchView& b, Rng* rng, bool backward);
+  void decoder_start(const BatchView& b, Rng* rng);
   void decoder_forward(const BatchView& b, Rng* rng, bool backward);
   void readout_forward(const BatchView& b, Rng* rng);
   nn::LossSum output_and_loss(const BatchView& b, float label_smoothing, bool backward, float grad_scale);
@@ -196,18 +195,19 @@ class Seq2Seq {
   // coin (teacher_forcing_) keeps the reference, the model's most probable word (its
   // embedding, with step i + 1's dropout mask, replaces the reference's in ws_.tgt_emb_out).
   void sample_next_inputs(const BatchView& b, int i, const float* c, Rng& rng);
-  // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c).
-  void run_decoder_layer(int l, int i, int N, nn::RnnCell::Cache* cache, float* h_out, float* c_out);
+  // Decoder layer l at teacher-forced step i: reads its state at row i, writes h (and c); with
+  // `backward`, through ws_.dec_steps (which keeps the gates).
+  void run_decoder_layer(int l, int i, int N, bool backward, float* h_out, float* c_out);
   bool conditional() const { return conditional_; }
   // Teacher-forced step i of the two decoders (decoder_forward's body; training caches when backward).
   void bahdanau_step(int i, int N, bool backward);
   void conditional_step(int i, int N, bool backward);
   // The conditional decoder's cell 0 (word RNN: E y_{i-1}, s_{i-1} -> h_out) or cell 1 (context
   // RNN: c_i, s'_i -> h_out) at teacher-forced step i.
-  void run_conditional_cell(int cell, int i, int N, nn::RnnCell::Cache* cache, float* h_out);
-  // Where decoder RNN `cell` keeps step i's workspace (null without backward; beyond the cache
-  // budget, the shared one that backward recomputes).
-  nn::RnnCell::Cache* decoder_cache(std::size_t cell, int i, bool backward);
+  void run_conditional_cell(int cell, int i, int N, bool backward, float* h_out);
+  // Before the first step of a batch that backward follows: each decoder cell's RnnSteps
+  // pointed at its inputs and states in ws_ (their final sizes: after every resize).
+  void begin_decoder_steps(int T, int N);
   void conditional_step_backward(int i, int N, DecoderGrads& g, float* da);
   std::vector<nn::Linear::Part> readout_parts(const BatchView& b);
 

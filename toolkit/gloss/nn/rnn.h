@@ -38,6 +38,11 @@ class RnnCell {
   std::int64_t input_size() const { return input_; }
   std::int64_t hidden_size() const { return hidden_; }
   int gates() const { return cell_ == CellType::kGru ? 3 : 4; }
+  // The parameters, as the header's comment lays them out (RnnSteps computes with them).
+  Parameter& weights_layer() { return w_layer_; }
+  Parameter& weights_iter() { return w_iter_; }
+  Parameter& bias() { return bias_; }
+  std::uint64_t weights_version() const { return params_.version(); }  // moves when the values change
 
   // What backward needs from a training forward call. x and y stay owned by the caller and
   // must not change until backward; the rest is kept here.

@@ -249,8 +249,8 @@ class Schema {
             "update: the same training, the memory of a smaller batch (0: never split)",
             0, 100000000);
     add_int("train.rnn_cache_mb", &t.rnn_cache_mb,
-            "memory (MB) for the recurrent layers' training caches; what does not fit is recomputed in backward (less "
-            "memory, a little slower)",
+            "memory (MB) for the encoder's recurrent training caches; what does not fit is recomputed in backward "
+            "(less memory, a little slower)",
             0, 1000000);
   }
 

@@ -128,13 +128,14 @@ Bf16Gemm bf16_matmul(const GemmShape& g) {
   return {pd, dnnl::matmul(pd)};
 }
 
-void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+// C = alpha op(A) op(B) + beta C with A f32 (rounded to bf16 here) and B dense bf16 as stored.
+void gemm_bf16_packed_b(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                        const float* a, std::int64_t lda, const std::uint16_t* b16, float beta, float* c,
+                        std::int64_t ldc) {
   if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
-  static thread_local std::vector<std::uint16_t> a16, b16;
+  static thread_local std::vector<std::uint16_t> a16;
   static thread_local std::map<GemmShape, Bf16Gemm> primitives;  // one per call site, bounded
   pack_bf16(trans_a ? k : m, trans_a ? m : k, a, lda, a16);      // as stored: transposed through the strides
-  pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
   const GemmShape shape{trans_a, trans_b, n, k, ldc, alpha, beta};
   auto it = primitives.find(shape);
   if (it == primitives.end()) {
@@ -145,11 +146,19 @@ void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
   const dnnl::memory::desc a_md({m, k}, dt::bf16, trans_a ? dnnl::memory::dims{1, m} : dnnl::memory::dims{k, 1});
   const dnnl::memory::desc c_md({m, n}, dt::f32, dnnl::memory::dims{ldc, 1});
   const auto& pd = it->second.pd;
-  it->second.prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(a_md, engine(), a16.data())},
-                                     {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), b16.data())},
-                                     {DNNL_ARG_DST, dnnl::memory(c_md, engine(), c)},
-                                     {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
+  it->second.prim.execute(
+      stream(), {{DNNL_ARG_SRC, dnnl::memory(a_md, engine(), a16.data())},
+                 {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), const_cast<std::uint16_t*>(b16))},
+                 {DNNL_ARG_DST, dnnl::memory(c_md, engine(), c)},
+                 {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd)}});
   stream().wait();
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  static thread_local std::vector<std::uint16_t> b16;
+  pack_bf16(trans_b ? n : k, trans_b ? k : n, b, ldb, b16);
+  gemm_bf16_packed_b(trans_a, trans_b, m, n, k, alpha, a, lda, b16.data(), beta, c, ldc);
 }
 
 }  // namespace
@@ -170,6 +179,14 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   const dnnl_status_t status =
       dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
+  add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
+}
+
+void gemm_bf16_b(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const std::uint16_t* b, float beta, float* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const StageTimer timer(Stage::kGemm);
+  gemm_bf16_packed_b(trans_a, trans_b, m, n, k, alpha, a, lda, b, beta, c, ldc);
   add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
 }
 

@@ -55,6 +55,11 @@ class Bf16Gemms {
   Bf16Gemms& operator=(const Bf16Gemms&) = delete;
 };
 bool bf16_gemms();  // whether this thread is inside a Bf16Gemms
+// gemm() in bf16 with B already converted (to_bf16): dense, [K x N] row-major, or [N x K] when
+// trans_b. For a weight used by many calls between its updates (converted once, not per call).
+// Needs has_bf16() (else std::logic_error).
+void gemm_bf16_b(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const std::uint16_t* b, float beta, float* c, std::int64_t ldc);
 
 // n floats to bf16 (round to nearest even; NaN stays NaN) and back (exact).
 void to_bf16(std::int64_t n, const float* from, std::uint16_t* to);

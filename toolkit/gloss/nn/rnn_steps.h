@@ -1,0 +1,77 @@
+#pragma once
+// Training an RnnCell one time step at a time, with Gloss's own GEMMs instead of oneDNN's RNN
+// primitive: for the decoder, whose input at step i (the attention's context) depends on the
+// state after step i - 1, so the cell cannot run a whole sequence in one primitive call.
+//
+// The same function as RnnCell (its parameters, layouts and equations, rnn.h), computed as
+//   gates = x W_layer + h W_iter + bias, then the cell's element-wise equations,
+// and backward as
+//   dx = dgates_x W_layer^T, dh_prev = dgates_h W_iter^T + (the element-wise part),
+// per step, while the weight and bias gradients of all steps come from one GEMM each at the
+// end (finish_backward): K = T x N rows instead of N, and the weight gradients read and
+// written once per sequence instead of once per step (a one-step oneDNN backward reads and
+// writes all of them: 7.9 MB for a 768-input, 512-state GRU). What a step keeps for backward
+// is its gates (GRU: u, r, o and U_o h + b_u', 4 x [N, H]; LSTM: i, f, c~, o and tanh(c'),
+// 5 x [N, H]); inputs and states stay in the caller's buffers.
+//
+// Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
+// bf16 copies of the weights converted once per update (not at every step).
+#include <cstdint>
+#include <vector>
+
+#include "gloss/nn/rnn.h"
+
+namespace gloss::nn {
+
+class RnnSteps {
+ public:
+  // Uses cell's parameters (values read at each call, gradients added to); cell must outlive this.
+  explicit RnnSteps(RnnCell& cell) : cell_(&cell) {}
+
+  // Starts a sequence of T steps of N rows. The caller owns these buffers, fills step i's rows
+  // before forward(i) and leaves them unchanged until finish_backward():
+  //   x [T, N, C]: step i's input at x + i N C;
+  //   h [T, N, H]: the state before step i at h + i N H (c likewise, LSTM only; else nullptr).
+  void begin(int T, int N, const float* x, const float* h, const float* c);
+
+  // Step i (0 <= i < T): writes the new state h_out [N, H] (and c_out, LSTM) and keeps the gates.
+  void forward(int i, float* h_out, float* c_out);
+
+  // Back through step i, after its forward and the backward of every later step. dh [N, H]:
+  // the gradient of h_out (dc: of c_out, LSTM; nullptr: zero). Writes dx [N, C] and dh_prev
+  // [N, H] (dc_prev, LSTM), all overwritten; keeps the gate gradients for finish_backward.
+  void backward(int i, const float* dh, const float* dc, float* dx, float* dh_prev, float* dc_prev);
+
+  // After step 0's backward: ADDS the weight and bias gradients of all T steps to the cell's
+  // parameters' gradients.
+  void finish_backward();
+
+  // Bytes kept for a sequence of T steps of N rows (gates and gate gradients).
+  std::size_t bytes(int T, int N) const;
+
+ private:
+  std::int64_t gate_width() const;  // floats per row kept by forward: 4 H (GRU) or 5 H (LSTM)
+  void gru_forward(int i, const float* gx, const float* gh, float* h_out);
+  void lstm_forward(int i, const float* gx, const float* gh, float* h_out, float* c_out);
+  // The pre-activation gradients of step i into dgates_ [i] (GRU: the recurrent ones into gh_,
+  // and dh_prev gets the element-wise part u dh; LSTM: dc_prev too).
+  void gru_backward(int i, const float* dh, float* dh_prev);
+  void lstm_backward(int i, const float* dh, const float* dc, float* dc_prev);
+  // C [m x n] = a [m x k] op(W) + beta C for W the layer's (iter: false) or the recurrent
+  // weights (true), transposed when `trans`; in bf16 inside a compute::Bf16Gemms scope.
+  void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, float beta,
+                   float* c);
+
+  RnnCell* cell_;
+  int T_ = 0, N_ = 0;
+  const float* x_ = nullptr;
+  const float* h_ = nullptr;
+  const float* c_ = nullptr;
+  Tensor gates_;    // [T, N, gate_width()]
+  Tensor dgates_;   // [T, N, G H]: the gradients of x W_layer's gates (GRU: h W_iter's differ in o)
+  Tensor gx_, gh_;  // one step's x W_layer and h W_iter, [N, G H]
+  std::vector<std::uint16_t> w_layer16_, w_iter16_;  // bf16 copies of the weights
+  std::uint64_t bf16_version_ = 0;                   // the weights' version they were made from
+};
+
+}  // namespace gloss::nn
