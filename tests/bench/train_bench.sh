@@ -12,6 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
 peer=${2:-../shared/peers/torch_s2s.py}
+[ -f "$peer" ] || { echo "train_bench.sh: no peer script at $peer; give its path as PEER_SCRIPT" >&2; exit 2; }
+/usr/bin/python3 -c 'import torch, sentencepiece' 2>/dev/null || {
+  echo "train_bench.sh: the peer needs PyTorch: apt-get install python3-torch python3-sentencepiece libopenblas0-openmp" >&2
+  exit 2
+}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }

@@ -14,6 +14,11 @@ cd "$(dirname "$0")/../.."
 model=${1:-runs/quick-en-de/model.best.gloss}
 runs=${2:-3}
 peer=${3:-../shared/peers/torch_s2s.py}
+[ -f "$peer" ] || { echo "translate_bench.sh: no peer script at $peer; give its path as PEER_SCRIPT" >&2; exit 2; }
+/usr/bin/python3 -c 'import torch, sentencepiece' 2>/dev/null || {
+  echo "translate_bench.sh: the peer needs PyTorch: apt-get install python3-torch python3-sentencepiece libopenblas0-openmp" >&2
+  exit 2
+}
 cache=${GLOSS_BENCH_CACHE:-$HOME/.cache/gloss-bench}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
