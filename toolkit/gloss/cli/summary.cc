@@ -97,7 +97,7 @@ void write_memory(const model::ModelConfig& config, std::int64_t total_params, c
   out << "Training memory at batch " << o.batch_size << " (estimate, " << shape.workers
       << " worker(s)): " << megabytes(m.total()) << " = weights " << megabytes(m.weights) << " + gradients "
       << megabytes(m.gradients) << " + optimizer " << megabytes(m.optimizer) << " + activations "
-      << megabytes(m.activations) << " + RNN caches " << megabytes(m.rnn_caches) << "\n";
+      << megabytes(m.activations) << " + encoder RNN caches " << megabytes(m.rnn_caches) << "\n";
 }
 
 // args -> this command's options and input, and the recipe keys (--section.key value pairs)

@@ -51,7 +51,7 @@ struct TrainingMemory {
   std::int64_t gradients = 0;    // one set per data-parallel worker
   std::int64_t optimizer = 0;    // Adam's two moments (SGD: none), EMA's copy
   std::int64_t activations = 0;  // the kept activations and their gradients, per worker, of a batch part
-  std::int64_t rnn_caches = 0;   // recurrent layers' workspaces (train.rnn_cache_mb)
+  std::int64_t rnn_caches = 0;   // the encoder RNNs' oneDNN workspaces (train.rnn_cache_mb)
   std::int64_t total() const { return weights + gradients + optimizer + activations + rnn_caches; }
 };
 struct TrainingShape {
