@@ -509,13 +509,13 @@ void Seq2Seq::readout_backward(const BatchView& b) {
                           {ws_.ds_readout.data(), ws_.dcontext.data(), ws_.demb.data()});
 }
 
-// Back through the decoder's steps, last first: RNN layers (recomputing the workspaces of
-// uncached steps), the RNN input's split into embedding and context, and the attention.
-// Leaves ws_.dh_next[l] = the gradient of layer l's initial state, ws_.dkeys the annotations'.
+// Back through the decoder's steps, last first: RNN layers (ws_.dec_steps, whose weight
+// gradients come at the end), the RNN input's split into embedding and context, and the
+// attention. Leaves ws_.dh_next[l] = the gradient of layer l's initial state, ws_.dkeys the
+// annotations'.
 // decoder_backward's scratch for one batch, each [N, .]: dy the gradient of a layer's new
 // state, dx0 / dxl the input gradients of layer 0 / of a layer above it, dh_prev / dc_prev
-// what a layer sends back to the step before, dquery the attention's query gradient, h / c
-// a recomputed step's outputs (not read).
+// what a layer sends back to the step before, dquery the attention's query gradient.
 struct Seq2Seq::DecoderGrads {
   DecoderGrads(int N, std::int64_t D, std::int64_t in)
       : dy({N, D}), dx0({N, in}), dxl({N, D}), dh_prev({N, D}), dc_prev({N, D}), dquery({N, D}) {}

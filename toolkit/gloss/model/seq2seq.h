@@ -74,7 +74,7 @@ class Seq2Seq {
   // parameters, gradients, attention scores, softmax and loss, layer normalisation and dropout
   // stay f32. Validation and translation are unaffected. Needs AVX512-BF16, else ConfigError.
   void set_training_bf16(bool on);
-  // Data-parallel training: this replica's recurrent layers read `master`'s reordered backward
+  // Data-parallel training: this replica's encoder RNNs read `master`'s reordered backward
   // weights; prepare_backward() refreshes this model's (call it on the master before workers run).
   void share_backward_weights_of(Seq2Seq& master);
   void prepare_backward();
@@ -145,7 +145,7 @@ class Seq2Seq {
     nn::RnnCell::Cache cache_fwd, cache_bwd;
   };
   // What forward_backward keeps between its stages, reused across batches: activations for
-  // backward, backward buffers (only accumulators are zeroed), oneDNN caches.
+  // backward, backward buffers (only accumulators are zeroed), the decoder cells' steps.
   struct TrainingWorkspace {
     Tensor init_in, contexts, dec_in, tgt_emb_out, tgt_drop;  // [N, in], [T, N, K], [T, N, E + K], [T, N, E] x 2
     std::vector<Tensor> dec_h, dec_c;       // per decoder layer [T + 1, N, D]; row 0 the initial state
@@ -199,7 +199,7 @@ class Seq2Seq {
   // `backward`, through ws_.dec_steps (which keeps the gates).
   void run_decoder_layer(int l, int i, int N, bool backward, float* h_out, float* c_out);
   bool conditional() const { return conditional_; }
-  // Teacher-forced step i of the two decoders (decoder_forward's body; training caches when backward).
+  // Teacher-forced step i of the two decoders (decoder_forward's body; through ws_.dec_steps when backward).
   void bahdanau_step(int i, int N, bool backward);
   void conditional_step(int i, int N, bool backward);
   // The conditional decoder's cell 0 (word RNN: E y_{i-1}, s_{i-1} -> h_out) or cell 1 (context
