@@ -28,11 +28,6 @@ void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, floa
 
 std::int64_t RnnSteps::gate_width() const { return (cell_->cell() == CellType::kGru ? 4 : 5) * cell_->hidden_size(); }
 
-std::size_t RnnSteps::bytes(int T, int N) const {
-  const std::int64_t rows = static_cast<std::int64_t>(T) * N;
-  return static_cast<std::size_t>(rows * (gate_width() + cell_->gates() * cell_->hidden_size())) * sizeof(float);
-}
-
 void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                            float beta, float* c) {
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();

@@ -46,9 +46,6 @@ class RnnSteps {
   // parameters' gradients.
   void finish_backward();
 
-  // Bytes kept for a sequence of T steps of N rows (gates and gate gradients).
-  std::size_t bytes(int T, int N) const;
-
  private:
   std::int64_t gate_width() const;  // floats per row kept by forward: 4 H (GRU) or 5 H (LSTM)
   void gru_forward(int i, const float* gx, const float* gh, float* h_out);
