@@ -32,6 +32,7 @@ class RnnSteps {
   // before forward(i) and leaves them unchanged until finish_backward():
   //   x [T, N, C]: step i's input at x + i N C;
   //   h [T, N, H]: the state before step i at h + i N H (c likewise, LSTM only; else nullptr).
+  // std::logic_error when an LSTM gets no c.
   void begin(int T, int N, const float* x, const float* h, const float* c);
 
   // Step i (0 <= i < T): writes the new state h_out [N, H] (and c_out, LSTM) and keeps the gates.
