@@ -109,12 +109,12 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
   // Floats kept per target position: logits (their gradient in place), readout before and
   // after maxout, dropout mask and gradient, contexts and their gradient, decoder inputs,
   // embeddings (and mask and gradient), states (and cells) of every layer, the attention's
-  // query projection, weights and gradient, and each decoder cell's gates and their gradients
-  // (nn::RnnSteps: GRU 4 + 3 x D, LSTM 5 + 4 x D).
+  // query projection, weights and gradient, and each decoder cell's gates, which backward
+  // overwrites with their gradients (nn::RnnSteps: GRU 4 x D, LSTM 5 x D).
   const std::int64_t cells = c.decoder == "conditional" ? 2 : L;
   const double per_tgt = static_cast<double>(V + (c.readout == "maxout" ? 2 * R : R) + 3 * R + 3 * K + (E + K) + 3 * E +
                                              L * D * (1 + lstm) * 2 + (c.decoder == "conditional" ? 2 * D : 0) + 2 * A +
-                                             cells * D * (lstm ? 9 : 7)) +
+                                             cells * D * (lstm ? 5 : 4)) +
                          t.src_len;
   // Per source position: each encoder layer's input (and reversed), outputs and their
   // gradients, the annotations, their key projection and its gradient.

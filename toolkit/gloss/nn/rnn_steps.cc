@@ -16,11 +16,11 @@ void sigmoid_inplace(std::int64_t n, float* x) {
   for (std::int64_t k = 0; k < n; ++k) x[k] = 0.5f * (1.0f + x[k]);
 }
 
-// into[g] += the sum over rows of m[row, g], rows in order (m [rows, width]).
-void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, float* into) {
+// into[g] += the sum over rows of m[row, g] for g < width, rows in order (row stride ld).
+void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std::int64_t ld, float* into) {
   std::vector<float> sum(static_cast<std::size_t>(width), 0.0f);
   for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t g = 0; g < width; ++g) sum[static_cast<std::size_t>(g)] += m[r * width + g];
+    for (std::int64_t g = 0; g < width; ++g) sum[static_cast<std::size_t>(g)] += m[r * ld + g];
   for (std::int64_t g = 0; g < width; ++g) into[g] += sum[static_cast<std::size_t>(g)];
 }
 
@@ -29,11 +29,11 @@ void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, floa
 std::int64_t RnnSteps::gate_width() const { return (cell_->cell() == CellType::kGru ? 4 : 5) * cell_->hidden_size(); }
 
 void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                           float beta, float* c) {
+                           std::int64_t lda, float beta, float* c) {
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
   const std::int64_t GH = cell_->gates() * cell_->hidden_size();
   if (!compute::bf16_gemms()) {
-    compute::gemm(false, trans, m, n, k, 1.0f, a, k, w.value.data(), GH, beta, c, n);
+    compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, n);
     return;
   }
   if (bf16_version_ != cell_->weights_version()) {
@@ -44,7 +44,7 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
     }
     bf16_version_ = cell_->weights_version();
   }
-  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, k, (iter ? w_iter16_ : w_layer16_).data(), beta, c, n);
+  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, (iter ? w_iter16_ : w_layer16_).data(), beta, c, n);
 }
 
 void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* c) {
@@ -56,7 +56,6 @@ void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* 
   c_ = c;
   const std::int64_t GH = cell_->gates() * cell_->hidden_size();
   gates_.resize({T, N, gate_width()});
-  dgates_.resize({T, N, GH});
   gx_.resize({N, GH});
   gh_.resize({N, GH});
 }
@@ -64,8 +63,8 @@ void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* 
 void RnnSteps::forward(int i, float* h_out, float* c_out) {
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H;
-  weight_gemm(false, false, N, GH, C, x_ + i * N * C, 0.0f, gx_.data());
-  weight_gemm(true, false, N, GH, H, h_ + i * N * H, 0.0f, gh_.data());
+  weight_gemm(false, false, N, GH, C, x_ + i * N * C, C, 0.0f, gx_.data());
+  weight_gemm(true, false, N, GH, H, h_ + i * N * H, H, 0.0f, gh_.data());
   if (cell_->cell() == CellType::kGru)
     gru_forward(i, gx_.data(), gh_.data(), h_out);
   else
@@ -116,38 +115,39 @@ void RnnSteps::lstm_forward(int i, const float* gx, const float* gh, float* h_ou
 
 void RnnSteps::backward(int i, const float* dh, const float* dc, float* dx, float* dh_prev, float* dc_prev) {
   const compute::StageTimer timer(compute::Stage::kRnn);
-  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H;
-  const float* dg = dgates_.data() + i * N * GH;
+  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
+                     W = gate_width();
+  const float* dg = gates_.data() + i * N * W;  // the gate gradients, in place of the gates
   if (cell_->cell() == CellType::kGru) {
     gru_backward(i, dh, dh_prev);
   } else {
     lstm_backward(i, dh, dc, dc_prev);
   }
-  weight_gemm(false, true, N, C, GH, dg, 0.0f, dx);
-  // The GRU's recurrent gate gradients differ from dg in o (gh_ holds them); the LSTM's are dg.
-  const float* dgh = cell_->cell() == CellType::kGru ? gh_.data() : dg;
-  weight_gemm(true, true, N, H, GH, dgh, cell_->cell() == CellType::kGru ? 1.0f : 0.0f, dh_prev);
+  weight_gemm(false, true, N, C, GH, dg, W, 0.0f, dx);
+  if (cell_->cell() == CellType::kGru)  // the recurrent gates' gradients differ in o: gh_ holds them
+    weight_gemm(true, true, N, H, GH, gh_.data(), GH, 1.0f, dh_prev);
+  else
+    weight_gemm(true, true, N, H, GH, dg, W, 0.0f, dh_prev);
 }
 
 void RnnSteps::gru_backward(int i, const float* dh, float* dh_prev) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   for (std::int64_t n = 0; n < N; ++n) {
-    const float* g = gates_.data() + (i * N + n) * W;
-    const float *u = g, *r = g + H, *o = g + 2 * H, *hpart = g + 3 * H;
+    float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u' in; du, dr, do, do r out
     const float* hp = h_ + (i * N + n) * H;
     const float* d = dh + n * H;
-    float* dg = dgates_.data() + (i * N + n) * 3 * H;
     float* dgh = gh_.data() + n * 3 * H;
     float* dprev = dh_prev + n * H;
     for (std::int64_t k = 0; k < H; ++k) {
-      const float du = d[k] * (hp[k] - o[k]) * u[k] * (1.0f - u[k]);
-      const float dop = d[k] * (1.0f - u[k]) * (1.0f - o[k] * o[k]);
-      const float dr = dop * hpart[k] * r[k] * (1.0f - r[k]);
-      dg[k] = dgh[k] = du;
-      dg[H + k] = dgh[H + k] = dr;
-      dg[2 * H + k] = dop;
-      dgh[2 * H + k] = dop * r[k];
-      dprev[k] = d[k] * u[k];
+      const float u = g[k], r = g[H + k], o = g[2 * H + k], hpart = g[3 * H + k];
+      const float du = d[k] * (hp[k] - o) * u * (1.0f - u);
+      const float dop = d[k] * (1.0f - u) * (1.0f - o * o);
+      const float dr = dop * hpart * r * (1.0f - r);
+      g[k] = dgh[k] = du;
+      g[H + k] = dgh[H + k] = dr;
+      g[2 * H + k] = dop;
+      g[3 * H + k] = dgh[2 * H + k] = dop * r;
+      dprev[k] = d[k] * u;
     }
   }
 }
@@ -155,19 +155,18 @@ void RnnSteps::gru_backward(int i, const float* dh, float* dh_prev) {
 void RnnSteps::lstm_backward(int i, const float* dh, const float* dc, float* dc_prev) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   for (std::int64_t n = 0; n < N; ++n) {
-    const float* g = gates_.data() + (i * N + n) * W;
-    const float *gi = g, *gf = g + H, *gc = g + 2 * H, *go = g + 3 * H, *tc = g + 4 * H;
+    float* g = gates_.data() + (i * N + n) * W;  // i, f, c~, o, tanh(c') in; their 4 gradients out
     const float* cp = c_ + (i * N + n) * H;
     const float* d = dh + n * H;
-    float* dg = dgates_.data() + (i * N + n) * 4 * H;
     float* dcp = dc_prev + n * H;
     for (std::int64_t k = 0; k < H; ++k) {
-      const float dct = (dc ? dc[n * H + k] : 0.0f) + d[k] * go[k] * (1.0f - tc[k] * tc[k]);
-      dg[k] = dct * gc[k] * gi[k] * (1.0f - gi[k]);
-      dg[H + k] = dct * cp[k] * gf[k] * (1.0f - gf[k]);
-      dg[2 * H + k] = dct * gi[k] * (1.0f - gc[k] * gc[k]);
-      dg[3 * H + k] = d[k] * tc[k] * go[k] * (1.0f - go[k]);
-      dcp[k] = dct * gf[k];
+      const float gi = g[k], gf = g[H + k], gc = g[2 * H + k], go = g[3 * H + k], tc = g[4 * H + k];
+      const float dct = (dc ? dc[n * H + k] : 0.0f) + d[k] * go * (1.0f - tc * tc);
+      g[k] = dct * gc * gi * (1.0f - gi);
+      g[H + k] = dct * cp[k] * gf * (1.0f - gf);
+      g[2 * H + k] = dct * gi * (1.0f - gc * gc);
+      g[3 * H + k] = d[k] * tc * go * (1.0f - go);
+      dcp[k] = dct * gf;
     }
   }
 }
@@ -175,24 +174,19 @@ void RnnSteps::lstm_backward(int i, const float* dh, const float* dc, float* dc_
 void RnnSteps::finish_backward() {
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t M = static_cast<std::int64_t>(T_) * N_, C = cell_->input_size(), H = cell_->hidden_size(),
-                     GH = cell_->gates() * H;
-  float* dg = dgates_.data();
-  compute::gemm(true, false, C, GH, M, 1.0f, x_, C, dg, GH, 1.0f, cell_->weights_layer().grad.data(), GH);
-  float* db = cell_->bias().grad.data();
-  add_column_sums(M, GH, dg, db);         // u, r, o (GRU); i, f, c~, o (LSTM)
-  if (cell_->cell() == CellType::kGru) {  // U_o's gate gradient and b_u''s: o's times r
-    const std::int64_t W = gate_width();
-    for (std::int64_t row = 0; row < M; ++row) {
-      const float* r = gates_.data() + row * W + H;
-      float* o = dg + row * GH + 2 * H;
-      for (std::int64_t k = 0; k < H; ++k) o[k] *= r[k];
-    }
-    std::vector<float> du(static_cast<std::size_t>(H), 0.0f);
-    for (std::int64_t row = 0; row < M; ++row)
-      for (std::int64_t k = 0; k < H; ++k) du[static_cast<std::size_t>(k)] += dg[row * GH + 2 * H + k];
-    for (std::int64_t k = 0; k < H; ++k) db[3 * H + k] += du[static_cast<std::size_t>(k)];
+                     GH = cell_->gates() * H, W = gate_width();
+  const float* dg = gates_.data();  // each row: GRU du, dr, do, do r; LSTM di, df, dc~, do (then unused)
+  float* dw = cell_->weights_layer().grad.data();
+  float* du = cell_->weights_iter().grad.data();
+  compute::gemm(true, false, C, GH, M, 1.0f, x_, C, dg, W, 1.0f, dw, GH);
+  add_column_sums(M, 4 * H, dg, W, cell_->bias().grad.data());  // GRU: b_u' gets do r
+  if (cell_->cell() == CellType::kLstm) {
+    compute::gemm(true, false, H, GH, M, 1.0f, h_, H, dg, W, 1.0f, du, GH);
+    return;
   }
-  compute::gemm(true, false, H, GH, M, 1.0f, h_, H, dg, GH, 1.0f, cell_->weights_iter().grad.data(), GH);
+  // U's gate gradients: u and r as W's, o's times r (the row's last H)
+  compute::gemm(true, false, H, 2 * H, M, 1.0f, h_, H, dg, W, 1.0f, du, GH);
+  compute::gemm(true, false, H, H, M, 1.0f, h_, H, dg + 3 * H, W, 1.0f, du + 2 * H, GH);
 }
 
 }  // namespace gloss::nn

@@ -12,7 +12,8 @@
 // written once per sequence instead of once per step (a one-step oneDNN backward reads and
 // writes all of them: 7.9 MB for a 768-input, 512-state GRU). What a step keeps for backward
 // is its gates (GRU: u, r, o and U_o h + b_u', 4 x [N, H]; LSTM: i, f, c~, o and tanh(c'),
-// 5 x [N, H]); inputs and states stay in the caller's buffers.
+// 5 x [N, H]), which its backward overwrites with their gradients; inputs and states stay in
+// the caller's buffers.
 //
 // Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
 // bf16 copies of the weights converted once per update (not at every step).
@@ -51,23 +52,23 @@ class RnnSteps {
   std::int64_t gate_width() const;  // floats per row kept by forward: 4 H (GRU) or 5 H (LSTM)
   void gru_forward(int i, const float* gx, const float* gh, float* h_out);
   void lstm_forward(int i, const float* gx, const float* gh, float* h_out, float* c_out);
-  // The pre-activation gradients of step i into dgates_ [i] (GRU: the recurrent ones into gh_,
-  // and dh_prev gets the element-wise part u dh; LSTM: dc_prev too).
+  // The pre-activation gradients of step i over its gates in gates_ (GRU: du, dr, do, do r,
+  // and the recurrent ones du, dr, do r into gh_; dh_prev gets the element-wise part u dh;
+  // LSTM: di, df, dc~, do, and dc_prev).
   void gru_backward(int i, const float* dh, float* dh_prev);
   void lstm_backward(int i, const float* dh, const float* dc, float* dc_prev);
-  // C [m x n] = a [m x k] op(W) + beta C for W the layer's (iter: false) or the recurrent
-  // weights (true), transposed when `trans`; in bf16 inside a compute::Bf16Gemms scope.
-  void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, float beta,
-                   float* c);
+  // C [m x n] = a [m x k] (row stride lda) op(W) + beta C for W the layer's (iter: false) or
+  // the recurrent weights (true), transposed when `trans`; in bf16 inside a Bf16Gemms scope.
+  void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                   std::int64_t lda, float beta, float* c);
 
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
   const float* x_ = nullptr;
   const float* h_ = nullptr;
   const float* c_ = nullptr;
-  Tensor gates_;    // [T, N, gate_width()]
-  Tensor dgates_;   // [T, N, G H]: the gradients of x W_layer's gates (GRU: h W_iter's differ in o)
-  Tensor gx_, gh_;  // one step's x W_layer and h W_iter, [N, G H]
+  Tensor gates_;                                     // [T, N, gate_width()]: the gates, after backward their gradients
+  Tensor gx_, gh_;                                   // one step's x W_layer and h W_iter, [N, G H]
   std::vector<std::uint16_t> w_layer16_, w_iter16_;  // bf16 copies of the weights
   std::uint64_t bf16_version_ = 0;                   // the weights' version they were made from
 };
