@@ -309,15 +309,16 @@ void Seq2Seq::begin_decoder_steps(int T, int N) {
 
 void Seq2Seq::run_decoder_layer(int l, int i, int N, bool backward, float* h_out, float* c_out) {
   const auto li = static_cast<std::size_t>(l);
+  if (backward) {  // RnnSteps reads its inputs where begin_decoder_steps pointed it
+    ws_.dec_steps[li].forward(i, h_out, c_out);
+    return;
+  }
   const std::int64_t E = config_.emb_dim, K = key_dim_, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   const float* x = l == 0 ? ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K)
                           : ws_.dec_h[li - 1].data() + static_cast<std::int64_t>(i + 1) * ND;
-  if (backward)
-    ws_.dec_steps[li].forward(i, h_out, c_out);
-  else
-    dec_rnn_[li]->forward(1, N, x, ws_.dec_h[li].data() + i * ND, lstm ? ws_.dec_c[li].data() + i * ND : nullptr, h_out,
-                          nullptr, c_out, nullptr);
+  dec_rnn_[li]->forward(1, N, x, ws_.dec_h[li].data() + i * ND, lstm ? ws_.dec_c[li].data() + i * ND : nullptr, h_out,
+                        nullptr, c_out, nullptr);
 }
 
 void Seq2Seq::run_conditional_cell(int cell, int i, int N, bool backward, float* h_out) {

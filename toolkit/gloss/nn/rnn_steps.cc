@@ -1,6 +1,7 @@
 #include "gloss/nn/rnn_steps.h"
 
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "gloss/tensor/compute.h"
@@ -16,12 +17,10 @@ void sigmoid_inplace(std::int64_t n, float* x) {
   for (std::int64_t k = 0; k < n; ++k) x[k] = 0.5f * (1.0f + x[k]);
 }
 
-// into[g] += the sum over rows of m[row, g] for g < width, rows in order (row stride ld).
+// into[g] += m[row, g] for g < width, row after row (row stride ld), as nn::Linear sums its bias.
 void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std::int64_t ld, float* into) {
-  std::vector<float> sum(static_cast<std::size_t>(width), 0.0f);
   for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t g = 0; g < width; ++g) sum[static_cast<std::size_t>(g)] += m[r * ld + g];
-  for (std::int64_t g = 0; g < width; ++g) into[g] += sum[static_cast<std::size_t>(g)];
+    for (std::int64_t g = 0; g < width; ++g) into[g] += m[r * ld + g];
 }
 
 }  // namespace
@@ -37,10 +36,9 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
     return;
   }
   if (bf16_version_ != cell_->weights_version()) {
-    for (auto* p : {&cell_->weights_layer(), &cell_->weights_iter()}) {
-      auto& copy = p == &cell_->weights_layer() ? w_layer16_ : w_iter16_;
-      copy.resize(static_cast<std::size_t>(p->value.size()));
-      compute::to_bf16(p->value.size(), p->value.data(), copy.data());
+    for (auto [p, copy] : {std::pair{&cell_->weights_layer(), &w_layer16_}, {&cell_->weights_iter(), &w_iter16_}}) {
+      copy->resize(static_cast<std::size_t>(p->value.size()));
+      compute::to_bf16(p->value.size(), p->value.data(), copy->data());
     }
     bf16_version_ = cell_->weights_version();
   }
