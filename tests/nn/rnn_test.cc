@@ -408,8 +408,9 @@ struct StepsCase {
 
   // T steps of RnnSteps on states kept in [T + 1, N, H] buffers as the decoder keeps them (row 0
   // the initial state), then back: every output (states, final cell state, dx, dh0, dc0) and
-  // every parameter gradient, one after the other.
-  std::vector<float> run_steps() {
+  // every parameter gradient, one after the other. `sequence`: in sequence mode, as the encoder
+  // runs it (dhT and dcT must be zero; dh0 and dc0 are not computed, so not in the result).
+  std::vector<float> run_steps(bool sequence = false) {
     const int C = static_cast<int>(rnn.input_size()), H = static_cast<int>(rnn.hidden_size());
     params.zero_grad();
     std::vector<float> hs((T + 1) * N * H), cs((T + 1) * N * H);
@@ -417,20 +418,26 @@ struct StepsCase {
     std::copy(c0.begin(), c0.end(), cs.begin());
     RnnSteps steps(rnn);
     steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr);
-    for (int t = 0; t < T; ++t) steps.forward(t, hs.data() + (t + 1) * N * H, cs.data() + (t + 1) * N * H);
     std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C), dyt(N * H);
-    for (int t = T - 1; t >= 0; --t) {
-      for (int k = 0; k < N * H; ++k) dyt[k] = dy[t * N * H + k] + dh[k];
-      steps.backward(t, dyt.data(), lstm() ? dc.data() : nullptr, dx.data() + t * N * C, dh_prev.data(),
-                     dc_prev.data());
-      dh = dh_prev;
-      dc = dc_prev;
+    if (sequence) {
+      steps.forward_sequence(hs.data(), lstm() ? cs.data() : nullptr);
+      steps.backward_sequence(dy.data(), dx.data());
+    } else {
+      for (int t = 0; t < T; ++t) steps.forward(t, hs.data() + (t + 1) * N * H, cs.data() + (t + 1) * N * H);
+      for (int t = T - 1; t >= 0; --t) {
+        for (int k = 0; k < N * H; ++k) dyt[k] = dy[t * N * H + k] + dh[k];
+        steps.backward(t, dyt.data(), lstm() ? dc.data() : nullptr, dx.data() + t * N * C, dh_prev.data(),
+                       dc_prev.data());
+        dh = dh_prev;
+        dc = dc_prev;
+      }
+      steps.finish_backward();
     }
-    steps.finish_backward();
     std::vector<float> all(hs.begin() + N * H, hs.end());
     if (lstm()) all.insert(all.end(), cs.end() - N * H, cs.end());
-    for (const auto* v : {&dx, &dh}) all.insert(all.end(), v->begin(), v->end());
-    if (lstm()) all.insert(all.end(), dc.begin(), dc.end());
+    all.insert(all.end(), dx.begin(), dx.end());
+    if (!sequence) all.insert(all.end(), dh.begin(), dh.end());
+    if (lstm() && !sequence) all.insert(all.end(), dc.begin(), dc.end());
     for (auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
     return all;
   }
@@ -462,6 +469,24 @@ TEST_CASE(
     INFO("cell " << (t.lstm() ? "lstm" : "gru"));
     REQUIRE(got.size() == want.size());
     for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == Approx(want[k]).margin(1e-5));
+  }
+}
+
+TEST_CASE("RnnSteps in sequence mode (the encoder's) equals its step-by-step mode, outputs and gradients",
+          "[nn][rnn]") {
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm}) {
+    StepsCase t(cell, 6, 3, 5, 4, 43, 0.5f);
+    std::fill(t.dhT.begin(), t.dhT.end(), 0.0f);  // sequence mode: the last step's gradient comes in dy
+    std::fill(t.dcT.begin(), t.dcT.end(), 0.0f);
+    const int H = 4, N = 3;
+    auto steps = t.run_steps();
+    steps.erase(steps.end() - static_cast<std::ptrdiff_t>(t.params.num_values() + (t.lstm() ? 2 : 1) * N * H),
+                steps.end() - static_cast<std::ptrdiff_t>(t.params.num_values()));  // without dh0 (dc0)
+    const auto sequence = t.run_steps(true);
+    INFO("cell " << (t.lstm() ? "lstm" : "gru"));
+    REQUIRE(sequence.size() == steps.size());
+    for (std::size_t k = 0; k < steps.size(); ++k) CHECK(sequence[k] == Approx(steps[k]).margin(1e-5));
   }
 }
 

@@ -44,7 +44,7 @@ void add(std::int64_t n, const float* x, float* y) {
 
 // out [S, N, 2H] = [y_fwd ; y_rev read back in each sentence's own order] (y_rev ran over the
 // sentence reversed within its length; positions past it stay where they are).
-void concat_directions(const Tensor& y_fwd, const Tensor& y_rev, int S, int N, std::int64_t H,
+void concat_directions(const float* y_fwd, const float* y_rev, int S, int N, std::int64_t H,
                        const std::int32_t* lengths, Tensor& out) {
   out.resize({S, N, 2 * H});
   for (int t = 0; t < S; ++t) {
@@ -52,9 +52,8 @@ void concat_directions(const Tensor& y_fwd, const Tensor& y_rev, int S, int N, s
       const int len = lengths[n];
       const int from = t < len ? len - 1 - t : t;
       float* o = out.data() + (static_cast<std::int64_t>(t) * N + n) * 2 * H;
-      std::memcpy(o, y_fwd.data() + (static_cast<std::int64_t>(t) * N + n) * H,
-                  static_cast<std::size_t>(H) * sizeof(float));
-      std::memcpy(o + H, y_rev.data() + (static_cast<std::int64_t>(from) * N + n) * H,
+      std::memcpy(o, y_fwd + (static_cast<std::int64_t>(t) * N + n) * H, static_cast<std::size_t>(H) * sizeof(float));
+      std::memcpy(o + H, y_rev + (static_cast<std::int64_t>(from) * N + n) * H,
                   static_cast<std::size_t>(H) * sizeof(float));
     }
   }
@@ -182,29 +181,44 @@ std::int64_t Seq2Seq::encoder_layer_input(std::size_t l, int S, int N, const std
   return C;
 }
 
+const float* Seq2Seq::encoder_rnn(nn::RnnCell& cell, EncoderRun& run, Tensor& y, const float* x, int S, int N,
+                                  bool training) {
+  const std::int64_t H = config_.enc_hidden, NH = static_cast<std::int64_t>(N) * H;
+  if (!training) {
+    y.resize({S, N, H});
+    cell.forward(S, N, x, nullptr, nullptr, y.data(), nullptr, nullptr, nullptr);
+    return y.data();
+  }
+  if (!run.steps) run.steps.emplace(cell);
+  run.h.resize({S + 1, N, H});
+  std::fill_n(run.h.data(), NH, 0.0f);
+  float* c = nullptr;
+  if (config_.cell == nn::CellType::kLstm) {
+    run.c.resize({S + 1, N, H});
+    std::fill_n(run.c.data(), NH, 0.0f);
+    c = run.c.data();
+  }
+  run.steps->begin(S, N, x, run.h.data(), c);
+  run.steps->forward_sequence(run.h.data(), c);
+  return run.h.data() + NH;
+}
+
 void Seq2Seq::encode(const BatchView& b, const std::int32_t* src_ids, Rng* rng, bool training) {
   const int S = b.S, N = b.N;
-  std::size_t cells = 0;
-  for (const auto& L : layers_) cells += L.bwd ? 2 : 1;
-  const std::size_t cell_budget = std::max<std::size_t>(1, rnn_cache_bytes_ / cells);
-  for (auto& L : layers_) L.cache_fwd.budget = L.cache_bwd.budget = cell_budget;
   const std::int64_t H = config_.enc_hidden;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     EncoderLayer& L = layers_[l];
     const std::int64_t C = encoder_layer_input(l, S, N, src_ids, rng);
-    L.y_fwd.resize({S, N, H});
-    L.fwd->forward(S, N, L.in.data(), nullptr, nullptr, L.y_fwd.data(), nullptr, nullptr,
-                   training ? &L.cache_fwd : nullptr);
+    const float* y_fwd = encoder_rnn(*L.fwd, L.run_fwd, L.y_fwd, L.in.data(), S, N, training);
     if (!L.bwd) {
-      L.out = L.y_fwd;
+      L.out.resize({S, N, H});
+      std::copy_n(y_fwd, L.out.size(), L.out.data());
       continue;
     }
     L.in_rev.resize({S, N, C});
     reverse_within(L.in.data(), L.in_rev.data(), S, N, C, b.src_lengths);
-    L.y_rev.resize({S, N, H});
-    L.bwd->forward(S, N, L.in_rev.data(), nullptr, nullptr, L.y_rev.data(), nullptr, nullptr,
-                   training ? &L.cache_bwd : nullptr);
-    concat_directions(L.y_fwd, L.y_rev, S, N, H, b.src_lengths, L.out);
+    const float* y_rev = encoder_rnn(*L.bwd, L.run_rev, L.y_rev, L.in_rev.data(), S, N, training);
+    concat_directions(y_fwd, y_rev, S, N, H, b.src_lengths, L.out);
   }
 }
 
@@ -953,7 +967,7 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
     Tensor& dx = ws_.enc_dx;
     dx.resize({S, N, C});
     if (!L.bwd) {
-      L.fwd->backward(L.cache_fwd, dtop.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
+      L.run_fwd.steps->backward_sequence(dtop.data(), dx.data());
     } else {
       Tensor &dy_fwd = ws_.enc_dy_fwd, &dy_rev = ws_.enc_dy_rev;
       dy_fwd.resize({S, N, H});
@@ -969,11 +983,11 @@ void Seq2Seq::backward_encoder(const BatchView& b, Tensor& dtop) {
                       static_cast<std::size_t>(H) * sizeof(float));
         }
       }
-      L.fwd->backward(L.cache_fwd, dy_fwd.data(), nullptr, nullptr, dx.data(), nullptr, nullptr);
+      L.run_fwd.steps->backward_sequence(dy_fwd.data(), dx.data());
       Tensor &dx_rev = ws_.enc_dx_rev, &dx_back = ws_.enc_dx_back;
       dx_rev.resize({S, N, C});
       dx_back.resize({S, N, C});
-      L.bwd->backward(L.cache_bwd, dy_rev.data(), nullptr, nullptr, dx_rev.data(), nullptr, nullptr);
+      L.run_rev.steps->backward_sequence(dy_rev.data(), dx_rev.data());
       reverse_within(dx_rev.data(), dx_back.data(), S, N, C, b.src_lengths);
       add(rows * C, dx_back.data(), dx.data());
     }

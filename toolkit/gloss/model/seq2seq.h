@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -137,12 +138,18 @@ class Seq2Seq {
   void set_bf16(bool on);
 
  private:
+  // One direction of an encoder layer in training (nn::RnnSteps' sequence mode): its steps
+  // and states [S + 1, N, H] (row 0 the zero initial state, row t + 1 the output at t; c: LSTM).
+  struct EncoderRun {
+    std::optional<nn::RnnSteps> steps;
+    Tensor h, c;
+  };
   struct EncoderLayer {
     std::unique_ptr<nn::RnnCell> fwd, bwd;  // bwd null for unidirectional layers
     Tensor in;                              // input [S, N, C] (layer 0: embeddings)
-    Tensor in_rev, y_fwd, y_rev, out;       // reversed input, outputs, concatenated output
+    Tensor in_rev, y_fwd, y_rev, out;       // reversed input, outputs (inference), concatenated output
     Tensor drop_mask;                       // dropout on the input (layers > 0)
-    nn::RnnCell::Cache cache_fwd, cache_bwd;
+    EncoderRun run_fwd, run_rev;            // training
   };
   // What forward_backward keeps between its stages, reused across batches: activations for
   // backward, backward buffers (only accumulators are zeroed), the decoder cells' steps.
@@ -172,6 +179,9 @@ class Seq2Seq {
   // Encoder layer l's input into layers_[l].in [S, N, C] (layer 0: the source embeddings,
   // else the layer below's output), with its dropout when rng is given; returns C.
   std::int64_t encoder_layer_input(std::size_t l, int S, int N, const std::int32_t* src_ids, Rng* rng);
+  // `cell` over x [S, N, C] from a zero state; returns its outputs [S, N, H]: in y, or with
+  // `training` in run's states (its steps keep what backward needs).
+  const float* encoder_rnn(nn::RnnCell& cell, EncoderRun& run, Tensor& y, const float* x, int S, int N, bool training);
   void decoder_start(const BatchView& b, Rng* rng);
   void decoder_forward(const BatchView& b, Rng* rng, bool backward);
   void readout_forward(const BatchView& b, Rng* rng);

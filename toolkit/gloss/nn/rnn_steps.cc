@@ -28,11 +28,11 @@ void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std:
 std::int64_t RnnSteps::gate_width() const { return (cell_->cell() == CellType::kGru ? 4 : 5) * cell_->hidden_size(); }
 
 void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                           std::int64_t lda, float beta, float* c) {
+                           std::int64_t lda, float beta, float* c, std::int64_t ldc) {
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
   const std::int64_t GH = cell_->gates() * cell_->hidden_size();
   if (!compute::bf16_gemms()) {
-    compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, n);
+    compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, ldc);
     return;
   }
   if (bf16_version_ != cell_->weights_version()) {
@@ -42,7 +42,7 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
     }
     bf16_version_ = cell_->weights_version();
   }
-  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, (iter ? w_iter16_ : w_layer16_).data(), beta, c, n);
+  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, (iter ? w_iter16_ : w_layer16_).data(), beta, c, ldc);
 }
 
 void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* c) {
@@ -61,22 +61,38 @@ void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* 
 void RnnSteps::forward(int i, float* h_out, float* c_out) {
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H;
-  weight_gemm(false, false, N, GH, C, x_ + i * N * C, C, 0.0f, gx_.data());
-  weight_gemm(true, false, N, GH, H, h_ + i * N * H, H, 0.0f, gh_.data());
+  weight_gemm(false, false, N, GH, C, x_ + i * N * C, C, 0.0f, gx_.data(), GH);
+  weight_gemm(true, false, N, GH, H, h_ + i * N * H, H, 0.0f, gh_.data(), GH);
   if (cell_->cell() == CellType::kGru)
-    gru_forward(i, gx_.data(), gh_.data(), h_out);
+    gru_forward(i, gx_.data(), GH, h_out);
   else
-    lstm_forward(i, gx_.data(), gh_.data(), h_out, c_out);
+    lstm_forward(i, gx_.data(), GH, h_out, c_out);
+}
+
+void RnnSteps::forward_sequence(float* h, float* c) {
+  if (h != h_ || c != c_) throw std::logic_error("RnnSteps::forward_sequence: not the states begin() got");
+  const compute::StageTimer timer(compute::Stage::kRnn);
+  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
+                     W = gate_width();
+  weight_gemm(false, false, T_ * N, GH, C, x_, C, 0.0f, gates_.data(), W);  // x W of every step, into the gates
+  for (int i = 0; i < T_; ++i) {
+    weight_gemm(true, false, N, GH, H, h + i * N * H, H, 0.0f, gh_.data(), GH);
+    float* g = gates_.data() + i * N * W;
+    if (cell_->cell() == CellType::kGru)
+      gru_forward(i, g, W, h + (i + 1) * N * H);
+    else
+      lstm_forward(i, g, W, h + (i + 1) * N * H, c + (i + 1) * N * H);
+  }
 }
 
 // u = sig(.), r = sig(.), o = tanh(W_o x + b_o + r (U_o h + b_u')), h' = u h + (1 - u) o.
-void RnnSteps::gru_forward(int i, const float* gx, const float* gh, float* h_out) {
+void RnnSteps::gru_forward(int i, const float* gx, std::int64_t ldx, float* h_out) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   const float* b = cell_->bias().value.data();
   for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u'
-    const float* x = gx + n * 3 * H;
-    const float* s = gh + n * 3 * H;
+    float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u' (x may be g: each read before written)
+    const float* x = gx + n * ldx;
+    const float* s = gh_.data() + n * 3 * H;
     for (std::int64_t k = 0; k < 2 * H; ++k) g[k] = x[k] + s[k] + b[k];
     sigmoid_inplace(2 * H, g);
     const float* r = g + H;
@@ -92,12 +108,13 @@ void RnnSteps::gru_forward(int i, const float* gx, const float* gh, float* h_out
 }
 
 // i, f, o = sig(.), c~ = tanh(.), c' = f c + i c~, h' = o tanh(c').
-void RnnSteps::lstm_forward(int i, const float* gx, const float* gh, float* h_out, float* c_out) {
+void RnnSteps::lstm_forward(int i, const float* gx, std::int64_t ldx, float* h_out, float* c_out) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   const float* b = cell_->bias().value.data();
   for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // i, f, c~, o, tanh(c')
-    for (std::int64_t k = 0; k < 4 * H; ++k) g[k] = gx[n * 4 * H + k] + gh[n * 4 * H + k] + b[k];
+    float* g = gates_.data() + (i * N + n) * W;  // i, f, c~, o, tanh(c') (gx may be g)
+    const float* gh = gh_.data() + n * 4 * H;
+    for (std::int64_t k = 0; k < 4 * H; ++k) g[k] = gx[n * ldx + k] + gh[k] + b[k];
     sigmoid_inplace(2 * H, g);
     kernels::tanh_inplace(H, g + 2 * H);
     sigmoid_inplace(H, g + 3 * H);
@@ -113,19 +130,44 @@ void RnnSteps::lstm_forward(int i, const float* gx, const float* gh, float* h_ou
 
 void RnnSteps::backward(int i, const float* dh, const float* dc, float* dx, float* dh_prev, float* dc_prev) {
   const compute::StageTimer timer(compute::Stage::kRnn);
-  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
-                     W = gate_width();
-  const float* dg = gates_.data() + i * N * W;  // the gate gradients, in place of the gates
+  const std::int64_t N = N_, C = cell_->input_size(), GH = cell_->gates() * cell_->hidden_size(), W = gate_width();
+  backward_state(i, dh, dc, dh_prev, dc_prev);
+  weight_gemm(false, true, N, C, GH, gates_.data() + i * N * W, W, 0.0f, dx, C);
+}
+
+// dh_prev may be dh and dc_prev dc: the element-wise parts read each element before writing it,
+// and the GEMM runs after them.
+void RnnSteps::backward_state(int i, const float* dh, const float* dc, float* dh_prev, float* dc_prev) {
+  const std::int64_t N = N_, H = cell_->hidden_size(), GH = cell_->gates() * H, W = gate_width();
   if (cell_->cell() == CellType::kGru) {
-    gru_backward(i, dh, dh_prev);
+    gru_backward(i, dh, dh_prev);  // the recurrent gates' gradients differ in o: gh_ holds them
+    weight_gemm(true, true, N, H, GH, gh_.data(), GH, 1.0f, dh_prev, H);
   } else {
     lstm_backward(i, dh, dc, dc_prev);
+    weight_gemm(true, true, N, H, GH, gates_.data() + i * N * W, W, 0.0f, dh_prev, H);
   }
-  weight_gemm(false, true, N, C, GH, dg, W, 0.0f, dx);
-  if (cell_->cell() == CellType::kGru)  // the recurrent gates' gradients differ in o: gh_ holds them
-    weight_gemm(true, true, N, H, GH, gh_.data(), GH, 1.0f, dh_prev);
-  else
-    weight_gemm(true, true, N, H, GH, dg, W, 0.0f, dh_prev);
+}
+
+void RnnSteps::backward_sequence(const float* dy, float* dx) {
+  const compute::StageTimer timer(compute::Stage::kRnn);
+  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
+                     W = gate_width();
+  const bool lstm = cell_->cell() == CellType::kLstm;
+  carry_h_.resize({N, H});
+  carry_h_.zero();
+  if (lstm) {
+    carry_c_.resize({N, H});
+    carry_c_.zero();
+  }
+  float* dh = carry_h_.data();
+  float* dc = lstm ? carry_c_.data() : nullptr;
+  for (int i = T_ - 1; i >= 0; --i) {  // dh: the gradient step i + 1 sent back, plus dy's
+    const float* d = dy + i * N * H;
+    for (std::int64_t k = 0; k < N * H; ++k) dh[k] += d[k];
+    backward_state(i, dh, dc, dh, dc);
+  }
+  weight_gemm(false, true, T_ * N, C, GH, gates_.data(), W, 0.0f, dx, C);  // dx of every step at once
+  finish_backward();
 }
 
 void RnnSteps::gru_backward(int i, const float* dh, float* dh_prev) {
@@ -134,7 +176,7 @@ void RnnSteps::gru_backward(int i, const float* dh, float* dh_prev) {
     float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u' in; du, dr, do, do r out
     const float* hp = h_ + (i * N + n) * H;
     const float* d = dh + n * H;
-    float* dgh = gh_.data() + n * 3 * H;
+    float* dgh = gh_.data() + n * 3 * H;  // (gh_'s forward values are no longer needed)
     float* dprev = dh_prev + n * H;
     for (std::int64_t k = 0; k < H; ++k) {
       const float u = g[k], r = g[H + k], o = g[2 * H + k], hpart = g[3 * H + k];

@@ -1,7 +1,10 @@
 #pragma once
-// Training an RnnCell one time step at a time, with Gloss's own GEMMs instead of oneDNN's RNN
-// primitive: for the decoder, whose input at step i (the attention's context) depends on the
-// state after step i - 1, so the cell cannot run a whole sequence in one primitive call.
+// Training an RnnCell with Gloss's own GEMMs instead of oneDNN's RNN primitive, in two modes:
+// - step by step (forward, backward): for the decoder, whose input at step i (the attention's
+//   context) depends on the state after step i - 1;
+// - a whole sequence (forward_sequence, backward_sequence): for the encoder, whose input is
+//   known before step 0, so x W_layer of all T steps is one GEMM of T x N rows, and likewise
+//   dx = dgates W_layer^T after the last step back.
 //
 // The same function as RnnCell (its parameters, layouts and equations, rnn.h), computed as
 //   gates = x W_layer + h W_iter + bias, then the cell's element-wise equations,
@@ -48,19 +51,32 @@ class RnnSteps {
   // parameters' gradients.
   void finish_backward();
 
+  // Sequence mode, after begin() with h and c of T + 1 rows (row 0 the initial state): all T
+  // steps, step i's new state written at h + (i + 1) N H (c likewise). h and c are the caller's
+  // buffers; begin() took them const, but their rows 1..T are this call's output.
+  void forward_sequence(float* h, float* c);
+  // Back through all T steps, then finish_backward(). dy [T, N, H]: the gradient of each step's
+  // new state (rows 1..T of h); the initial state's gradient is not computed. Writes dx [T, N, C].
+  void backward_sequence(const float* dy, float* dx);
+
  private:
   std::int64_t gate_width() const;  // floats per row kept by forward: 4 H (GRU) or 5 H (LSTM)
-  void gru_forward(int i, const float* gx, const float* gh, float* h_out);
-  void lstm_forward(int i, const float* gx, const float* gh, float* h_out, float* c_out);
+  // Step i's element-wise part from gx = x W_layer (row n at gx + n ldx; may be the gates' own
+  // rows, which these overwrite in place) and gh_ = h W_iter.
+  void gru_forward(int i, const float* gx, std::int64_t ldx, float* h_out);
+  void lstm_forward(int i, const float* gx, std::int64_t ldx, float* h_out, float* c_out);
+  // backward()'s work without the dx GEMM: the gate gradients of step i and dh_prev (dc_prev).
+  void backward_state(int i, const float* dh, const float* dc, float* dh_prev, float* dc_prev);
   // The pre-activation gradients of step i over its gates in gates_ (GRU: du, dr, do, do r,
   // and the recurrent ones du, dr, do r into gh_; dh_prev gets the element-wise part u dh;
   // LSTM: di, df, dc~, do, and dc_prev).
   void gru_backward(int i, const float* dh, float* dh_prev);
   void lstm_backward(int i, const float* dh, const float* dc, float* dc_prev);
-  // C [m x n] = a [m x k] (row stride lda) op(W) + beta C for W the layer's (iter: false) or
-  // the recurrent weights (true), transposed when `trans`; in bf16 inside a Bf16Gemms scope.
+  // C [m x n] (row stride ldc) = a [m x k] (row stride lda) op(W) + beta C for W the layer's
+  // (iter: false) or the recurrent weights (true), transposed when `trans`; in bf16 inside a
+  // Bf16Gemms scope.
   void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                   std::int64_t lda, float beta, float* c);
+                   std::int64_t lda, float beta, float* c, std::int64_t ldc);
 
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
@@ -69,6 +85,7 @@ class RnnSteps {
   const float* c_ = nullptr;
   Tensor gates_;                                     // [T, N, gate_width()]: the gates, after backward their gradients
   Tensor gx_, gh_;                                   // one step's x W_layer and h W_iter, [N, G H]
+  Tensor carry_h_, carry_c_;                         // backward_sequence: the gradient sent to step i - 1
   std::vector<std::uint16_t> w_layer16_, w_iter16_;  // bf16 copies of the weights
   std::uint64_t bf16_version_ = 0;                   // the weights' version they were made from
 };
