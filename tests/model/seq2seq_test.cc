@@ -54,14 +54,11 @@ void randomise(nn::ParameterSet& params, std::uint64_t seed, float scale = 0.5f)
 
 // teacher_forcing < 1 or with_rng: training mode with the same random draws (scheduled
 // sampling's coins, dropout masks) in every evaluation (a fresh generator each time).
-// cache_bytes: the decoder's step-cache budget (0: every step recomputed in backward).
-void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f,
-                    std::size_t cache_bytes = std::size_t{128} << 20, bool with_rng = false) {
+void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f, bool with_rng = false) {
   compute::set_threads(1);
   nn::ParameterSet params;
   Seq2Seq model(config, params);
   model.set_teacher_forcing(teacher_forcing);
-  model.set_rnn_cache_bytes(cache_bytes);
   auto run = [&](bool backward) {
     Rng coins(17);
     return model.forward_backward(TinyBatch().view(), 0.1f, teacher_forcing < 1.0f || with_rng ? &coins : nullptr,
@@ -155,30 +152,27 @@ TEST_CASE("Seq2Seq variants: tanh readout, mean init, tied embeddings, two bidir
   gradient_check(c);
 }
 
-TEST_CASE("Seq2Seq: stacked decoders, LSTM memory carried, steps recomputed beyond the cache budget", "[model][grad]") {
+TEST_CASE("Seq2Seq: stacked decoders, LSTM memory carried", "[model][grad]") {
   for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
     auto c = tiny(cell);
     c.dec_layers = 2;
     gradient_check(c);
-    gradient_check(c, 1.0f, 0);  // every decoder step recomputed in backward
     c.dec_layers = 3;
-    gradient_check(c, 1.0f, 1);  // a budget smaller than one step
+    gradient_check(c);
   }
 }
 
-TEST_CASE("Seq2Seq conditional decoder: gradients match finite differences, cached or recomputed", "[model][grad]") {
+TEST_CASE("Seq2Seq conditional decoder: gradients match finite differences", "[model][grad]") {
   auto c = tiny(nn::CellType::kGru);
   c.decoder = "conditional";
   gradient_check(c);
-  gradient_check(c, 1.0f, 0);  // every step of both RNNs recomputed in backward
-  gradient_check(c, 1.0f, 1);  // a budget smaller than one step
-  gradient_check(c, 0.3f);     // scheduled sampling
+  gradient_check(c, 0.3f);  // scheduled sampling
   c.dropout_emb = c.dropout_readout = 0.2f;
   c.dropout_ctx = c.word_dropout = 0.2f;
   c.tie_target_embeddings = true;
   c.readout_dim = c.emb_dim;
   c.dec_init = "mean";
-  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+  gradient_check(c, 1.0f, /*with_rng=*/true);
 }
 
 TEST_CASE("Seq2Seq conditional decoder: GRU, one layer, no layer_norm, else a clear error", "[model]") {
@@ -197,39 +191,6 @@ TEST_CASE("Seq2Seq conditional decoder: GRU, one layer, no layer_norm, else a cl
   bad = c;
   bad.decoder = "cgru";
   CHECK_THROWS_WITH(validate(bad), "model.decoder must be bahdanau or conditional");
-}
-
-TEST_CASE("Seq2Seq: recomputing RNN workspaces in backward gives the cached gradients (to rounding)", "[model]") {
-  compute::set_threads(1);
-  for (auto cell : {nn::CellType::kGru, nn::CellType::kLstm}) {
-    auto c = tiny(cell);
-    c.dec_layers = 2;
-    std::vector<std::vector<float>> grads;
-    for (std::size_t budget : {std::size_t{128} << 20, std::size_t{0}}) {
-      nn::ParameterSet params;
-      Seq2Seq model(c, params);
-      model.set_rnn_cache_bytes(budget);
-      randomise(params, 3);
-      params.zero_grad();
-      model.forward_backward(TinyBatch().view(), 0.1f, nullptr, true);
-      std::vector<float> g;
-      for (auto& p : params.all()) g.insert(g.end(), p->grad.data(), p->grad.data() + p->grad.size());
-      grads.push_back(g);
-    }
-    REQUIRE(grads[0].size() == grads[1].size());
-    // The decoder's recomputed steps are bit-identical; the encoder in chunks sums its weight
-    // gradients chunk by chunk (another rounding order). Elements that are sums with
-    // cancellation may differ relatively more than 1e-5 (AVX2 and AVX-512 kernels round
-    // differently), so the bound is relative to the largest gradient.
-    double diff = 0, norm = 0;
-    for (std::size_t i = 0; i < grads[0].size(); ++i) {
-      diff = std::max(diff, static_cast<double>(std::fabs(grads[0][i] - grads[1][i])));
-      norm = std::max(norm, static_cast<double>(std::fabs(grads[0][i])));
-    }
-    INFO("largest difference " << diff << ", largest gradient " << norm);
-    CHECK(norm > 1e-3);
-    CHECK(diff <= 1e-6 * norm);
-  }
 }
 
 TEST_CASE("Seq2Seq training in bf16: loss and gradients within bf16 rounding of f32", "[model][bf16]") {
@@ -297,10 +258,10 @@ TEST_CASE("Seq2Seq dropouts (embeddings, RNN, context, readout) and word dropout
   c.dropout_readout = 0.2f;
   c.dropout_ctx = 0.3f;
   c.word_dropout = 0.2f;
-  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+  gradient_check(c, 1.0f, /*with_rng=*/true);
   c.cell = nn::CellType::kLstm;
   c.dec_init = "mean";
-  gradient_check(c, 1.0f, std::size_t{128} << 20, /*with_rng=*/true);
+  gradient_check(c, 1.0f, /*with_rng=*/true);
 }
 
 TEST_CASE("Seq2Seq layer normalisation (annotations, decoder inputs): gradients match finite differences",
@@ -312,7 +273,7 @@ TEST_CASE("Seq2Seq layer normalisation (annotations, decoder inputs): gradients 
   c.dec_layers = 2;
   c.dec_init = "mean";
   c.dropout_ctx = 0.3f;
-  gradient_check(c, 1.0f, 0, /*with_rng=*/true);  // every step recomputed in backward, with dropout
+  gradient_check(c, 1.0f, /*with_rng=*/true);
 }
 
 TEST_CASE("Seq2Seq word dropout: real words (never padding or BOS) become <unk>", "[model]") {

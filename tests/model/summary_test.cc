@@ -62,7 +62,6 @@ void check(const ModelConfig& config) {
   compute::set_threads(1);
   nn::ParameterSet params;
   Seq2Seq model(config, params);
-  model.set_rnn_cache_bytes(std::size_t{64} << 20);
   const ModelSummary s = summarize(config, params);
   CHECK(s.total_params == params.num_values());
   std::int64_t sum = 0;

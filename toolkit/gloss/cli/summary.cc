@@ -92,12 +92,11 @@ void write_memory(const model::ModelConfig& config, std::int64_t total_params, c
   shape.replicas = training.replicas;
   shape.adam = training.optimizer == "adam";
   shape.ema = training.ema_decay > 0;
-  shape.rnn_cache_bytes = static_cast<std::int64_t>(training.rnn_cache_mb) << 20;
   const model::TrainingMemory m = model::training_memory(config, total_params, shape);
   out << "Training memory at batch " << o.batch_size << " (estimate, " << shape.workers
       << " worker(s)): " << megabytes(m.total()) << " = weights " << megabytes(m.weights) << " + gradients "
       << megabytes(m.gradients) << " + optimizer " << megabytes(m.optimizer) << " + activations "
-      << megabytes(m.activations) << " + encoder RNN caches " << megabytes(m.rnn_caches) << "\n";
+      << megabytes(m.activations) << "\n";
 }
 
 // args -> this command's options and input, and the recipe keys (--section.key value pairs)

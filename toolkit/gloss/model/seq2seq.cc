@@ -186,7 +186,7 @@ const float* Seq2Seq::encoder_rnn(nn::RnnCell& cell, EncoderRun& run, Tensor& y,
   const std::int64_t H = config_.enc_hidden, NH = static_cast<std::int64_t>(N) * H;
   if (!training) {
     y.resize({S, N, H});
-    cell.forward(S, N, x, nullptr, nullptr, y.data(), nullptr, nullptr, nullptr);
+    cell.forward(S, N, x, nullptr, nullptr, y.data(), nullptr, nullptr);
     return y.data();
   }
   if (!run.steps) run.steps.emplace(cell);
@@ -332,7 +332,7 @@ void Seq2Seq::run_decoder_layer(int l, int i, int N, bool backward, float* h_out
   const float* x = l == 0 ? ws_.dec_in.data() + static_cast<std::int64_t>(i) * N * (E + K)
                           : ws_.dec_h[li - 1].data() + static_cast<std::int64_t>(i + 1) * ND;
   dec_rnn_[li]->forward(1, N, x, ws_.dec_h[li].data() + i * ND, lstm ? ws_.dec_c[li].data() + i * ND : nullptr, h_out,
-                        nullptr, c_out, nullptr);
+                        nullptr, c_out);
 }
 
 void Seq2Seq::run_conditional_cell(int cell, int i, int N, bool backward, float* h_out) {
@@ -341,10 +341,10 @@ void Seq2Seq::run_conditional_cell(int cell, int i, int N, bool backward, float*
     ws_.dec_steps[static_cast<std::size_t>(cell)].forward(i, h_out, nullptr);
   else if (cell == 0)
     dec_rnn_[0]->forward(1, N, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
-                         ws_.dec_h[0].data() + i * ND, nullptr, h_out, nullptr, nullptr, nullptr);
+                         ws_.dec_h[0].data() + i * ND, nullptr, h_out, nullptr, nullptr);
   else
     dec_rnn_[1]->forward(1, N, ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K, ws_.dec_mid.data() + i * ND,
-                         nullptr, h_out, nullptr, nullptr, nullptr);
+                         nullptr, h_out, nullptr, nullptr);
 }
 
 // The decoder's time steps (bahdanau_step or conditional_step), and with scheduled sampling
@@ -718,27 +718,12 @@ void Seq2Seq::output_step(int rows, StepScratch& w) {
   }
 }
 
-void Seq2Seq::share_backward_weights_of(Seq2Seq& master) {
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    layers_[l].fwd->share_backward_weights_of(master.layers_[l].fwd.get());
-    if (layers_[l].bwd) layers_[l].bwd->share_backward_weights_of(master.layers_[l].bwd.get());
-  }
-}  // the decoder's cells train through RnnSteps, which reads the weights themselves
-
-void Seq2Seq::prepare_backward() {
-  for (auto& layer : layers_) {
-    layer.fwd->refresh_backward_weights();
-    if (layer.bwd) layer.bwd->refresh_backward_weights();
-  }
-}
-
 void Seq2Seq::set_training_bf16(bool on) {
   if (on && !compute::has_bf16())
     throw ConfigError(
         "train.precision bf16 needs a CPU with AVX512-BF16 instructions, which this one lacks; use f32 "
         "(or auto: bf16 where the CPU has it)");
   train_bf16_ = on;
-  for_each_cell([on](nn::RnnCell& cell) { cell.set_bf16_training(on); });
 }
 
 void Seq2Seq::for_each_cell(const std::function<void(nn::RnnCell&)>& f) {
@@ -913,7 +898,7 @@ void Seq2Seq::bahdanau_step(DecoderState& c) {
     const float* x = l == 0 ? w.x.data() : state_next + (l - 1) * part;
     dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part,
                                                    lstm ? state + (L + l) * part : nullptr, state_next + l * part,
-                                                   nullptr, lstm ? state_next + (L + l) * part : nullptr, nullptr);
+                                                   nullptr, lstm ? state_next + (L + l) * part : nullptr);
   }
 }
 
@@ -922,9 +907,9 @@ void Seq2Seq::conditional_step(DecoderState& c) {
   const int rows = c.rows;
   StepScratch& w = c.scratch;
   w.mid.resize({rows, config_.dec_hidden});
-  dec_rnn_[0]->forward(1, rows, w.emb.data(), c.s.data(), nullptr, w.mid.data(), nullptr, nullptr, nullptr);
+  dec_rnn_[0]->forward(1, rows, w.emb.data(), c.s.data(), nullptr, w.mid.data(), nullptr, nullptr);
   attention_.forward(c.memory, w.mid.data(), w.c.data(), c.att_step);
-  dec_rnn_[1]->forward(1, rows, w.c.data(), w.mid.data(), nullptr, c.s_next.data(), nullptr, nullptr, nullptr);
+  dec_rnn_[1]->forward(1, rows, w.c.data(), w.mid.data(), nullptr, c.s_next.data(), nullptr, nullptr);
 }
 
 void Seq2Seq::advance(DecoderState& c) { std::swap(c.s, c.s_next); }

@@ -65,20 +65,11 @@ class Seq2Seq {
   void set_teacher_forcing(float ratio) { teacher_forcing_ = ratio; }
   // The decoder inputs of the last forward_backward call [T, N] (tgt_in, or sampled words).
   const std::vector<std::int32_t>& last_decoder_inputs() const { return ws_.tgt_in_used; }
-  // Memory for the encoder's training caches (oneDNN workspaces), shared by its cells. What
-  // does not fit is recomputed during backward, in chunks of the sequence: the same gradients,
-  // a little more compute, bounded memory for long batches. (The decoder's cells keep only
-  // their gates, nn::RnnSteps, counted with the other activations.)
-  void set_rnn_cache_bytes(std::size_t bytes) { rnn_cache_bytes_ = bytes; }
-  // Training in bf16 (train.precision): forward_backward with backward runs its recurrent
-  // layers (nn::RnnCell::set_bf16_training) and every GEMM (compute::Bf16Gemms) in bf16; the
-  // parameters, gradients, attention scores, softmax and loss, layer normalisation and dropout
-  // stay f32. Validation and translation are unaffected. Needs AVX512-BF16, else ConfigError.
+  // Training in bf16 (train.precision): forward_backward with backward runs every GEMM
+  // (compute::Bf16Gemms; the recurrent cells' through nn::RnnSteps) in bf16; the parameters,
+  // gradients, attention scores, softmax and loss, layer normalisation, dropout and the cells'
+  // element-wise equations stay f32. Validation and translation are unaffected. Needs AVX512-BF16, else ConfigError.
   void set_training_bf16(bool on);
-  // Data-parallel training: this replica's encoder RNNs read `master`'s reordered backward
-  // weights; prepare_backward() refreshes this model's (call it on the master before workers run).
-  void share_backward_weights_of(Seq2Seq& master);
-  void prepare_backward();
 
   // ---- Inference: the step interface that decode/search.h drives
 
@@ -254,7 +245,6 @@ class Seq2Seq {
 
   TrainingWorkspace ws_;
   float teacher_forcing_ = 1.0f;
-  std::size_t rnn_cache_bytes_ = std::size_t{128} << 20;
 
   std::vector<std::int32_t> out_subset_;
   Tensor out_w_sub_, out_b_sub_;  // the subset's output weights [R, V'] (tied: [V', E]) and bias

@@ -117,14 +117,18 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
                                              cells * D * (lstm ? 5 : 4)) +
                          t.src_len;
   // Per source position: each encoder layer's input (and reversed), outputs and their
-  // gradients, the annotations, their key projection and its gradient.
-  const double per_src = static_cast<double>(c.enc_layers * (2 * E + 6 * H) + 2 * K + 2 * A + 1);
+  // gradients, each direction's gates (nn::RnnSteps: GRU 4 x H, LSTM 5 x H and the cell
+  // state), the annotations, their key projection and its gradient.
+  const std::int64_t directions = c.enc_layers + (c.bidirectional == "all"     ? c.enc_layers
+                                                  : c.bidirectional == "first" ? 1
+                                                                               : 0);
+  const double per_src =
+      static_cast<double>(c.enc_layers * (2 * E + 6 * H) + directions * H * (lstm ? 6 : 4) + 2 * K + 2 * A + 1);
   const double sentences_per_part =
       std::clamp(std::floor(static_cast<double>(t.split_positions) / std::max(1.0, t.tgt_len)), 1.0,
                  std::ceil(static_cast<double>(t.batch_size) / static_cast<double>(replicas)));
   m.activations = static_cast<std::int64_t>(4.0 * static_cast<double>(workers) * sentences_per_part *
                                             (t.tgt_len * per_tgt + t.src_len * per_src));
-  m.rnn_caches = t.rnn_cache_bytes;
   return m;
 }
 

@@ -51,8 +51,7 @@ struct TrainingMemory {
   std::int64_t gradients = 0;    // one set per data-parallel worker
   std::int64_t optimizer = 0;    // Adam's two moments (SGD: none), EMA's copy
   std::int64_t activations = 0;  // the kept activations and their gradients, per worker, of a batch part
-  std::int64_t rnn_caches = 0;   // the encoder RNNs' oneDNN workspaces (train.rnn_cache_mb)
-  std::int64_t total() const { return weights + gradients + optimizer + activations + rnn_caches; }
+  std::int64_t total() const { return weights + gradients + optimizer + activations; }
 };
 struct TrainingShape {
   int batch_size = 64;  // sentences per batch
@@ -62,7 +61,6 @@ struct TrainingShape {
   int replicas = 0;            // train.replicas (0: one per worker); a worker keeps each replica's gradients
   bool adam = true;
   bool ema = false;
-  std::int64_t rnn_cache_bytes = 64 << 20;
 };
 TrainingMemory training_memory(const ModelConfig& config, std::int64_t params, const TrainingShape& shape);
 

@@ -61,6 +61,14 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
   return "; did you mean '" + best + "'?";
 }
 
+// Why a key that recipes once had is gone ("" for any other key), for its error message.
+std::string retired(const std::string& name) {
+  if (name == "train.rnn_cache_mb")
+    return "; it was removed on 2026-12-06: the encoder's training state is kept like every other activation "
+           "(gloss summary estimates it; train.split_positions bounds it), so delete the line";
+  return "";
+}
+
 struct KeySpec {
   std::string name;  // "train.lr"
   std::string type;  // int, float, bool, string, path, choice
@@ -248,10 +256,6 @@ class Schema {
             "a batch with more padded target positions (sentences x longest target) runs in parts into the same "
             "update: the same training, the memory of a smaller batch (0: never split)",
             0, 100000000);
-    add_int("train.rnn_cache_mb", &t.rnn_cache_mb,
-            "memory (MB) for the encoder's recurrent training caches; what does not fit is recomputed in backward "
-            "(less memory, a little slower)",
-            0, 1000000);
   }
 
   // Validation, early stopping and checkpoints.
@@ -622,7 +626,9 @@ void store_command_line(const std::vector<std::string>& overrides, const po::opt
   } catch (const po::unknown_option& e) {
     std::string name = e.get_option_name();
     std::string bare = name.rfind("--", 0) == 0 ? name.substr(2) : name;
-    throw ConfigError("unknown option " + name + suggestion(bare, schema.names()) + " (see --help for recipe keys)");
+    const std::string why = retired(bare);
+    throw ConfigError("unknown option " + name + (why.empty() ? suggestion(bare, schema.names()) : why) +
+                      " (see --help for recipe keys)");
   } catch (const po::error& e) {
     throw ConfigError(e.what());
   }
@@ -645,8 +651,10 @@ void store_recipe_files(const std::string& path, const po::options_description& 
       std::vector<std::string> in_section;
       for (const auto& k : schema.keys)
         if (k.name.rfind(e.section + ".", 0) == 0) in_section.push_back(k.name.substr(e.section.size() + 1));
-      throw InputError(e.file, e.line,
-                       "unknown key '" + e.key + "' in [" + e.section + "]" + suggestion(e.key, in_section));
+      const std::string why = retired(name);
+      throw InputError(
+          e.file, e.line,
+          "unknown key '" + e.key + "' in [" + e.section + "]" + (why.empty() ? suggestion(e.key, in_section) : why));
     }
     if (origins.count(name)) continue;  // set with higher priority
     const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;

@@ -38,10 +38,10 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Keys that only say how long to train (or how fast): changing them continues a run.
-const std::set<std::string> kContinueKeys = {"train.epochs",    "train.max_steps",    "train.max_minutes",
-                                             "train.patience",  "train.valid_every",  "train.threads",
-                                             "train.keep_last", "train.rnn_cache_mb", "train.split_positions",
-                                             "train.parallel",  "subword.threads",    "data.tempdir"};
+const std::set<std::string> kContinueKeys = {"train.epochs",    "train.max_steps",       "train.max_minutes",
+                                             "train.patience",  "train.valid_every",     "train.threads",
+                                             "train.keep_last", "train.split_positions", "train.parallel",
+                                             "subword.threads", "data.tempdir"};
 
 // Keys added after runs already existed: left out of the fingerprint while at their default,
 // so that a run trained before they existed (which trained as the default says) stays valid.

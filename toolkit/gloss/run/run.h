@@ -6,7 +6,7 @@
 //              training; a finished one takes no step. When the recipe's data, subword, model
 //              or training keys change (other than how long or how fast to train: epochs,
 //              max_steps, max_minutes, patience, valid_every, threads, keep_last,
-//              rnn_cache_mb, split_positions, parallel), the old run's files move to
+//              split_positions, parallel), the old run's files move to
 //              <workdir>/previous/ and training starts again. Longer limits continue the run.
 //   average    with run.average_last N, the last N checkpoints averaged into model.avg.gloss
 //              (remade when they change), which then translates

@@ -21,7 +21,6 @@
 namespace gloss::compute {
 namespace {
 std::atomic<double> g_flops{0.0};
-thread_local int t_uncounted = 0;
 }  // namespace
 
 dnnl::engine& engine() {
@@ -298,7 +297,6 @@ void Bf16Matmul::run(std::int64_t m, const float* x, float* y) {
 }
 
 void add_flops(double f) {
-  if (t_uncounted > 0) return;
   double cur = g_flops.load(std::memory_order_relaxed);
   while (!g_flops.compare_exchange_weak(cur, cur + f, std::memory_order_relaxed)) {
   }
@@ -339,8 +337,5 @@ StageTimer::~StageTimer() {
   --t_timing;
   if (stage_ >= 0) g_stage_ns[static_cast<std::size_t>(stage_)] += now_ns() - start_ns_;
 }
-
-UncountedFlops::UncountedFlops() { ++t_uncounted; }
-UncountedFlops::~UncountedFlops() { --t_uncounted; }
 
 }  // namespace gloss::compute

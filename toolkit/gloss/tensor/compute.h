@@ -110,14 +110,5 @@ class StageTimer {
 void add_flops(double flops);
 double flops();
 void reset_flops();
-// While one is alive, add_flops ignores this thread's work: recomputation (a workspace
-// rebuilt in backward to bound memory) is not work of the model and must not raise its rate.
-class UncountedFlops {
- public:
-  UncountedFlops();
-  ~UncountedFlops();
-  UncountedFlops(const UncountedFlops&) = delete;
-  UncountedFlops& operator=(const UncountedFlops&) = delete;
-};
 
 }  // namespace gloss::compute

@@ -38,12 +38,11 @@ struct TrainOptions {
   double teacher_forcing_min = 0.0;            // what the decay tends to
   int teacher_forcing_steps = 10000;           // k of the decay (updates)
   int split_positions = 1024;                  // larger batches run in parts (same update, less memory)
-  int rnn_cache_mb = 64;              // encoder RNN workspaces kept for backward (all workers); the rest recomputed
-  int valid_every = 500;              // steps
-  std::string valid_metric = "bleu";  // bleu, chrf or ce
-  int patience = 5;                   // validations without improvement before stopping
-  int keep_last = 2;                  // checkpoints kept besides the best
-  std::string init = "uniform";       // uniform or glorot
+  int valid_every = 500;                       // steps
+  std::string valid_metric = "bleu";           // bleu, chrf or ce
+  int patience = 5;                            // validations without improvement before stopping
+  int keep_last = 2;                           // checkpoints kept besides the best
+  std::string init = "uniform";                // uniform or glorot
   double init_scale = 0.1;
   int seed = 1;
   int threads = 2;

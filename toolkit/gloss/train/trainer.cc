@@ -120,7 +120,6 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
     replica_params_.push_back(std::make_unique<nn::ParameterSet>());
     replica_params_.back()->share_values_of(params);  // before building: no values of its own
     replicas_.push_back(std::make_unique<model::Seq2Seq>(config, *replica_params_.back()));
-    replicas_.back()->share_backward_weights_of(net);
     nets_.push_back(replicas_.back().get());
   }
   // Gradients kept apart while a worker runs its next replica: k - 1 per worker. Every
@@ -130,12 +129,6 @@ Workers::Workers(model::Seq2Seq& net, nn::ParameterSet& params, const model::Mod
   kept_.resize(static_cast<std::size_t>(n));
   for (auto& slots : kept_) slots.resize(static_cast<std::size_t>(k - 1));
   for (int w = 0; w < n; ++w) gradients_of(static_cast<std::size_t>(w)).flat_grads();
-  // Memory for the RNN training caches: the same share for every replica, however they are
-  // spread over workers and processes (a different share would change the recompute chunks,
-  // and so the rounding).
-  const std::size_t cache_bytes =
-      (static_cast<std::size_t>(t.rnn_cache_mb) << 20) / static_cast<std::size_t>(replicas_per_update_);
-  for (auto* w : nets_) w->set_rnn_cache_bytes(cache_bytes);
   for (auto* w : nets_) w->set_training_bf16(trains_in_bf16(t));
 }
 
@@ -195,8 +188,7 @@ nn::LossSum Workers::train_batch(const text::EncodedCorpus& corpus, const text::
   std::vector<Rng> rngs;
   for (int v = 0; v < V; ++v) rngs.emplace_back(rng.next());
   std::vector<nn::LossSum> losses(static_cast<std::size_t>(n));
-  nets_[0]->prepare_backward();                                              // the replicas read its reordered weights
-  const std::size_t first = static_cast<std::size_t>(n * k * comm_.rank());  // this rank's first replica
+  const std::size_t first = static_cast<std::size_t>(n * k * comm_.rank());       // this rank's first replica
   compute::run_workers(n, static_cast<std::size_t>(n), [&](int, std::size_t w) {  // task w: worker w's replicas
     for (int j = 0; j < k; ++j) {
       const std::size_t v = first + w * static_cast<std::size_t>(k) + static_cast<std::size_t>(j);
