@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel training across processes: `mpirun -np 2 gloss bench train --threads 1`
 # against one process with 1 thread, on the quick recipe's model and data, alternating, RUNS
-# times each; prints the medians of target tokens/s, their ratio and the shares of each update
+# times each; prints the medians of target tokens/s, their ratio (also against one process
+# training the same model as the two ranks, `--train.replicas 2`: two half batches one after
+# the other, the same GEMM shapes as each rank's) and the shares of each update
 # spent waiting for the slower rank (the two ranks' mean: what uneven halves cost) and then
 # summing the ranks' gradients. Also the machine's own ceiling for any two-way split: two
 # independent one-thread processes at once, each pinned to its own core (their summed
@@ -21,6 +23,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR
 [ -x build/gloss ] || bash scripts/build.sh >/dev/null
 build/gloss spm train recipes/quick-en-de.ini --run.workdir "$tmp/run" >/dev/null 2>&1  # subword models once
 one=()
+same=()
 two=()
 share=()
 wait_share=()
@@ -29,6 +32,9 @@ rate() { awk '/^BENCH train_target_tokens_per_s/ {print $3}' "$1"; }
 for ((r = 1; r <= runs; r++)); do
   o=$(build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null |
       awk '/^BENCH train_target_tokens_per_s/ {print $3}')
+  m=$(build/gloss bench train --threads 1 --train.replicas 2 --batches "$batches" --run.workdir "$tmp/run" \
+      2>/dev/null | awk '/^BENCH train_target_tokens_per_s/ {print $3}')
+  same+=("$m")
   out=$(mpirun -np 2 --bind-to core build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null)
   t=$(awk '/^BENCH train_target_tokens_per_s/ {print $3}' <<<"$out")
   s=$(awk '/^BENCH train_allreduce_share/ {print $3}' <<<"$out")
@@ -44,7 +50,7 @@ for ((r = 1; r <= runs; r++)); do
   wait
   p=$(echo "$(rate "$tmp/alone.0") + $(rate "$tmp/alone.1")" | bc)
   pair+=("$p")
-  echo "run $r: 1 process x 1 thread $o tok/s, mpirun -np 2 x 1 thread $t tok/s (waiting $w %, gradient sum $s %)," \
+  echo "run $r: 1 process x 1 thread $o tok/s (with 2 replicas $m), mpirun -np 2 x 1 thread $t tok/s (waiting $w %, gradient sum $s %)," \
     "2 independent processes at once $p tok/s in all" >&2
 done
 mo=$(median "${one[@]}")
@@ -52,6 +58,9 @@ mt=$(median "${two[@]}")
 echo "BENCH train_1_process_1_thread $mo tok/s"
 echo "BENCH train_mpirun_2_x_1_thread $mt tok/s"
 echo "BENCH train_mpi_speedup $(echo "scale=2; $mt / $mo" | bc) x"
+ms=$(median "${same[@]}")
+echo "BENCH train_1_process_2_replicas $ms tok/s (the same model as mpirun -np 2)"
+echo "BENCH train_mpi_speedup_same_model $(echo "scale=2; $mt / $ms" | bc) x"
 echo "BENCH train_rank_wait_share $(median "${wait_share[@]}") % of each update (the ranks' mean wait for the slower)"
 echo "BENCH train_allreduce_share $(median "${share[@]}") % of each update"
 mp=$(median "${pair[@]}")
