@@ -62,6 +62,11 @@ TEST_CASE("Recipe errors name the file, the line and the key", "[recipe]") {
     CHECK_THROWS_WITH(load_recipe(path, cli), Catch::Contains(want));
   };
   fails(std::string(kData) + "[train]\nlrate = 0.1\n", "bad.ini:5: unknown key 'lrate' in [train]; did you mean 'lr'?");
+  fails(std::string(kData) + "[train]\nrnn_cache_mb = 16\n",  // a retired key says so
+        "bad.ini:5: unknown key 'rnn_cache_mb' in [train]; it was removed on 2026-12-06");
+  fails(std::string(kData) + "[train]\nrnn_cache_mb = 16\n", "so delete the line");
+  fails(kData, "unknown option --train.rnn_cache_mb; it was removed", {"--train.rnn_cache_mb", "16"});
+  fails(kData, "so leave the option out", {"--train.rnn_cache_mb", "16"});
   fails(std::string(kData) + "[train]\nlr = fast\n", "bad.ini:5: [train] lr: 'fast' is not a valid float value");
   fails(std::string(kData) + "[train]\nlr = -1\n", "bad.ini:5: train.lr must be > 0 (got -1)");
   fails(std::string(kData) + "[subword]\ninput_sentence_size = 50\n",

@@ -65,7 +65,7 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
 std::string retired(const std::string& name) {
   if (name == "train.rnn_cache_mb")
     return "; it was removed on 2026-12-06: the encoder's training state is kept like every other activation "
-           "(gloss summary estimates it; train.split_positions bounds it), so delete the line";
+           "(gloss summary estimates it; train.split_positions bounds it)";
   return "";
 }
 
@@ -627,8 +627,9 @@ void store_command_line(const std::vector<std::string>& overrides, const po::opt
     std::string name = e.get_option_name();
     std::string bare = name.rfind("--", 0) == 0 ? name.substr(2) : name;
     const std::string why = retired(bare);
-    throw ConfigError("unknown option " + name + (why.empty() ? suggestion(bare, schema.names()) : why) +
-                      " (see --help for recipe keys)");
+    throw ConfigError("unknown option " + name +
+                      (why.empty() ? suggestion(bare, schema.names()) + " (see --help for recipe keys)"
+                                   : why + ", so leave the option out"));
   } catch (const po::error& e) {
     throw ConfigError(e.what());
   }
@@ -652,9 +653,9 @@ void store_recipe_files(const std::string& path, const po::options_description& 
       for (const auto& k : schema.keys)
         if (k.name.rfind(e.section + ".", 0) == 0) in_section.push_back(k.name.substr(e.section.size() + 1));
       const std::string why = retired(name);
-      throw InputError(
-          e.file, e.line,
-          "unknown key '" + e.key + "' in [" + e.section + "]" + (why.empty() ? suggestion(e.key, in_section) : why));
+      throw InputError(e.file, e.line,
+                       "unknown key '" + e.key + "' in [" + e.section + "]" +
+                           (why.empty() ? suggestion(e.key, in_section) : why + ", so delete the line"));
     }
     if (origins.count(name)) continue;  // set with higher priority
     const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;
