@@ -290,7 +290,7 @@ struct StepsCase {
     steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr);
     std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C), dyt(N * H);
     if (sequence) {
-      steps.forward_sequence(hs.data(), lstm() ? cs.data() : nullptr);
+      steps.forward_sequence();
       steps.backward_sequence(dy.data(), dx.data());
     } else {
       for (int t = 0; t < T; ++t) steps.forward(t, hs.data() + (t + 1) * N * H, cs.data() + (t + 1) * N * H);

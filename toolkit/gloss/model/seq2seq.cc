@@ -199,7 +199,7 @@ const float* Seq2Seq::encoder_rnn(nn::RnnCell& cell, EncoderRun& run, Tensor& y,
     c = run.c.data();
   }
   run.steps->begin(S, N, x, run.h.data(), c);
-  run.steps->forward_sequence(run.h.data(), c);
+  run.steps->forward_sequence();
   return run.h.data() + NH;
 }
 

@@ -45,7 +45,7 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
   compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, (iter ? w_iter16_ : w_layer16_).data(), beta, c, ldc);
 }
 
-void RnnSteps::begin(int T, int N, const float* x, const float* h, const float* c) {
+void RnnSteps::begin(int T, int N, const float* x, float* h, float* c) {
   if (cell_->cell() == CellType::kLstm && !c) throw std::logic_error("RnnSteps::begin: an LSTM needs its cell states");
   T_ = T;
   N_ = N;
@@ -69,19 +69,18 @@ void RnnSteps::forward(int i, float* h_out, float* c_out) {
     lstm_forward(i, gx_.data(), GH, h_out, c_out);
 }
 
-void RnnSteps::forward_sequence(float* h, float* c) {
-  if (h != h_ || c != c_) throw std::logic_error("RnnSteps::forward_sequence: not the states begin() got");
+void RnnSteps::forward_sequence() {
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
                      W = gate_width();
   weight_gemm(false, false, T_ * N, GH, C, x_, C, 0.0f, gates_.data(), W);  // x W of every step, into the gates
   for (int i = 0; i < T_; ++i) {
-    weight_gemm(true, false, N, GH, H, h + i * N * H, H, 0.0f, gh_.data(), GH);
+    weight_gemm(true, false, N, GH, H, h_ + i * N * H, H, 0.0f, gh_.data(), GH);
     float* g = gates_.data() + i * N * W;
     if (cell_->cell() == CellType::kGru)
-      gru_forward(i, g, W, h + (i + 1) * N * H);
+      gru_forward(i, g, W, h_ + (i + 1) * N * H);
     else
-      lstm_forward(i, g, W, h + (i + 1) * N * H, c + (i + 1) * N * H);
+      lstm_forward(i, g, W, h_ + (i + 1) * N * H, c_ + (i + 1) * N * H);
   }
 }
 

@@ -36,8 +36,9 @@ class RnnSteps {
   // before forward(i) and leaves them unchanged until finish_backward():
   //   x [T, N, C]: step i's input at x + i N C;
   //   h [T, N, H]: the state before step i at h + i N H (c likewise, LSTM only; else nullptr).
+  // (Sequence mode: T + 1 rows, rows 1..T written by forward_sequence.)
   // std::logic_error when an LSTM gets no c.
-  void begin(int T, int N, const float* x, const float* h, const float* c);
+  void begin(int T, int N, const float* x, float* h, float* c);
 
   // Step i (0 <= i < T): writes the new state h_out [N, H] (and c_out, LSTM) and keeps the gates.
   void forward(int i, float* h_out, float* c_out);
@@ -52,9 +53,8 @@ class RnnSteps {
   void finish_backward();
 
   // Sequence mode, after begin() with h and c of T + 1 rows (row 0 the initial state): all T
-  // steps, step i's new state written at h + (i + 1) N H (c likewise). h and c are the caller's
-  // buffers; begin() took them const, but their rows 1..T are this call's output.
-  void forward_sequence(float* h, float* c);
+  // steps, step i's new state written at h + (i + 1) N H (c likewise).
+  void forward_sequence();
   // Back through all T steps, then finish_backward(). dy [T, N, H]: the gradient of each step's
   // new state (rows 1..T of h); the initial state's gradient is not computed. Writes dx [T, N, C].
   void backward_sequence(const float* dy, float* dx);
@@ -81,8 +81,8 @@ class RnnSteps {
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
   const float* x_ = nullptr;
-  const float* h_ = nullptr;
-  const float* c_ = nullptr;
+  float* h_ = nullptr;
+  float* c_ = nullptr;
   Tensor gates_;                                     // [T, N, gate_width()]: the gates, after backward their gradients
   Tensor gx_, gh_;                                   // one step's x W_layer and h W_iter, [N, G H]
   Tensor carry_h_, carry_c_;                         // backward_sequence: the gradient sent to step i - 1
