@@ -41,6 +41,11 @@ struct ModelConfig {
 };
 void validate(const ModelConfig& config);  // throws ConfigError naming the key
 
+// Whether encoder layer l (0-based) runs both directions (model.bidirectional).
+bool bidirectional_layer(const ModelConfig& config, int l);
+// The width of the annotations (the attention's keys): both directions of the top layer, or one.
+std::int64_t annotation_width(const ModelConfig& config);
+
 // A lower bound on the parameters (floats) of a model of this configuration (its tables and
 // weight matrices, counted for the smallest variant). A model file must hold 4 bytes for each:
 // loaders check it before building the model a stored configuration describes.

@@ -120,15 +120,18 @@ static std::vector<std::unique_ptr<nn::RnnCell>> decoder_layers(nn::ParameterSet
   return layers;
 }
 
-static std::int64_t top_width(const ModelConfig& c) {
-  const bool top_bi = c.bidirectional == "all" || (c.bidirectional == "first" && c.enc_layers == 1);
-  return top_bi ? 2 * c.enc_hidden : c.enc_hidden;
+bool bidirectional_layer(const ModelConfig& c, int l) {
+  return c.bidirectional == "all" || (c.bidirectional == "first" && l == 0);
+}
+
+std::int64_t annotation_width(const ModelConfig& c) {
+  return bidirectional_layer(c, c.enc_layers - 1) ? 2 * c.enc_hidden : c.enc_hidden;
 }
 
 Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     : config_((validate(config), config)),
       conditional_(config.decoder == "conditional"),
-      key_dim_(top_width(config)),
+      key_dim_(annotation_width(config)),
       src_emb_(params, "encoder/embedding", config.src_vocab, config.emb_dim, text::kPadId),
       tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb_dim, text::kPadId),
       attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att_dim),
@@ -138,7 +141,7 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
   std::int64_t in = config.emb_dim;
   for (int l = 0; l < config.enc_layers; ++l) {
     EncoderLayer layer;
-    const bool bi = config.bidirectional == "all" || (config.bidirectional == "first" && l == 0);
+    const bool bi = bidirectional_layer(config, l);
     const std::string name = "encoder/layer" + std::to_string(l);
     layer.fwd = std::make_unique<nn::RnnCell>(params, name + "/l2r", config.cell, in, config.enc_hidden);
     if (bi) layer.bwd = std::make_unique<nn::RnnCell>(params, name + "/r2l", config.cell, in, config.enc_hidden);

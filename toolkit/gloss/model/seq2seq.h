@@ -68,7 +68,8 @@ class Seq2Seq {
   // Training in bf16 (train.precision): forward_backward with backward runs every GEMM
   // (compute::Bf16Gemms; the recurrent cells' through nn::RnnSteps) in bf16; the parameters,
   // gradients, attention scores, softmax and loss, layer normalisation, dropout and the cells'
-  // element-wise equations stay f32. Validation and translation are unaffected. Needs AVX512-BF16, else ConfigError.
+  // element-wise equations stay f32. Validation and translation are unaffected. Needs
+  // AVX512-BF16, else ConfigError.
   void set_training_bf16(bool on);
 
   // ---- Inference: the step interface that decode/search.h drives

@@ -17,15 +17,9 @@ std::string shape(const std::string& time, std::int64_t features) {
 std::int64_t gates(const ModelConfig& c) { return c.cell == nn::CellType::kGru ? 3 : 4; }
 const char* cell_name(const ModelConfig& c) { return c.cell == nn::CellType::kGru ? "GRU" : "LSTM"; }
 
-// The width of the annotations (attention keys): both directions of the top layer, or one.
-std::int64_t key_width(const ModelConfig& c) {
-  const bool top_bi = c.bidirectional == "all" || (c.bidirectional == "first" && c.enc_layers == 1);
-  return top_bi ? 2 * c.enc_hidden : c.enc_hidden;
-}
-
 // The layers a configuration has, in forward order, with their shapes and FLOPs (params 0).
 std::vector<LayerSummary> layers_of(const ModelConfig& c) {
-  const std::int64_t E = c.emb_dim, H = c.enc_hidden, D = c.dec_hidden, A = c.att_dim, K = key_width(c);
+  const std::int64_t E = c.emb_dim, H = c.enc_hidden, D = c.dec_hidden, A = c.att_dim, K = annotation_width(c);
   const std::int64_t R = c.readout_dim, G = gates(c), V = c.tgt_vocab;
   std::vector<LayerSummary> out;
   auto add = [&](std::string name, std::string kind, std::string output, double src, double tgt, double sent) {
@@ -34,7 +28,7 @@ std::vector<LayerSummary> layers_of(const ModelConfig& c) {
   add("encoder/embedding", "Embedding", shape("src_len", E), 0, 0, 0);
   std::int64_t in = E;
   for (int l = 0; l < c.enc_layers; ++l) {
-    const bool bi = c.bidirectional == "all" || (c.bidirectional == "first" && l == 0);
+    const bool bi = bidirectional_layer(c, l);
     const std::string name = "encoder/layer" + std::to_string(l);
     const double f = 2.0 * static_cast<double>(G * H * (in + H));
     add(name + "/l2r", cell_name(c), shape("src_len", H), f, 0, 0);
@@ -99,7 +93,7 @@ ModelSummary summarize(const ModelConfig& config, const nn::ParameterSet& params
 }
 
 TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const TrainingShape& t) {
-  const std::int64_t E = c.emb_dim, H = c.enc_hidden, D = c.dec_hidden, A = c.att_dim, K = key_width(c);
+  const std::int64_t E = c.emb_dim, H = c.enc_hidden, D = c.dec_hidden, A = c.att_dim, K = annotation_width(c);
   const std::int64_t R = c.readout_dim, V = c.tgt_vocab, L = c.dec_layers, lstm = c.cell == nn::CellType::kLstm;
   TrainingMemory m;
   const std::int64_t workers = std::max(1, t.workers), replicas = std::max<std::int64_t>(workers, t.replicas);
@@ -119,9 +113,8 @@ TrainingMemory training_memory(const ModelConfig& c, std::int64_t params, const 
   // Per source position: each encoder layer's input (and reversed), outputs and their
   // gradients, each direction's gates (nn::RnnSteps: GRU 4 x H, LSTM 5 x H and the cell
   // state), the annotations, their key projection and its gradient.
-  const std::int64_t directions = c.enc_layers + (c.bidirectional == "all"     ? c.enc_layers
-                                                  : c.bidirectional == "first" ? 1
-                                                                               : 0);
+  std::int64_t directions = 0;
+  for (int l = 0; l < c.enc_layers; ++l) directions += bidirectional_layer(c, l) ? 2 : 1;
   const double per_src =
       static_cast<double>(c.enc_layers * (2 * E + 6 * H) + directions * H * (lstm ? 6 : 4) + 2 * K + 2 * A + 1);
   const double sentences_per_part =
