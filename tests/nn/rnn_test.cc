@@ -280,13 +280,15 @@ struct StepsCase {
   // the initial state), then back: every output (states, final cell state, dx, dh0, dc0) and
   // every parameter gradient, one after the other. `sequence`: in sequence mode, as the encoder
   // runs it (dhT and dcT must be zero; dh0 and dc0 are not computed, so not in the result).
-  std::vector<float> run_steps(bool sequence = false) {
+  // `kept`: run on this RnnSteps (kept from an earlier run, as a model keeps them) instead of a new one.
+  std::vector<float> run_steps(bool sequence = false, RnnSteps* kept = nullptr) {
     const int C = static_cast<int>(rnn.input_size()), H = static_cast<int>(rnn.hidden_size());
     params.zero_grad();
     std::vector<float> hs((T + 1) * N * H), cs((T + 1) * N * H);
     std::copy(h0.begin(), h0.end(), hs.begin());
     std::copy(c0.begin(), c0.end(), cs.begin());
-    RnnSteps steps(rnn);
+    RnnSteps fresh(rnn);
+    RnnSteps& steps = kept ? *kept : fresh;
     steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr);
     std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C), dyt(N * H);
     if (sequence) {
@@ -363,5 +365,33 @@ TEST_CASE("RnnSteps in bf16: within bf16 rounding of f32, deterministic, weights
     const auto f32_new = run(false), b16_new = run(true);
     CHECK(max_relative(b16_new, f32_new) < 3e-2);
     CHECK(max_relative(b16_new, b16) > 0.1);
+  }
+}
+
+TEST_CASE("RnnSteps kept across an update computes with the new weights (its transposed and bf16 copies follow)",
+          "[nn][rnn]") {
+  compute::set_threads(1);
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !compute::has_bf16()) continue;
+    std::optional<compute::Bf16Gemms> scope;
+    if (bf16) scope.emplace();
+    for (auto cell : {CellType::kGru, CellType::kLstm})
+      for (bool sequence : {false, true}) {
+        StepsCase t(cell, 5, 3, 6, 4, 47, 0.5f);
+        if (sequence) {  // sequence mode: the last step's gradient comes in dy
+          std::fill(t.dhT.begin(), t.dhT.end(), 0.0f);
+          std::fill(t.dcT.begin(), t.dcT.end(), 0.0f);
+        }
+        INFO("bf16 " << bf16 << ", cell " << (t.lstm() ? "lstm" : "gru") << ", sequence " << sequence);
+        RnnSteps kept(t.rnn);
+        const auto before = t.run_steps(sequence, &kept);
+        for (auto* p : {&t.params.get("rnn/weights_layer"), &t.params.get("rnn/weights_iter")})
+          for (std::int64_t k = 0; k < p->value.size(); ++k) p->value[k] = 0.5f * p->value[k] + 0.01f;
+        t.params.touch();
+        const auto after = t.run_steps(sequence, &kept), fresh = t.run_steps(sequence);
+        REQUIRE(after.size() == fresh.size());
+        CHECK(std::memcmp(after.data(), fresh.data(), after.size() * sizeof(float)) == 0);
+        CHECK(max_relative(after, before) > 0.1);
+      }
   }
 }

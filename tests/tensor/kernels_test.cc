@@ -1,4 +1,5 @@
-// kernels: the vectorised argmax, top_k and log_sum_exp against plain scans and sorts.
+// kernels: the vectorised argmax, top_k and log_sum_exp against plain scans and sorts; transpose
+// against the definition.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
 #include "gloss/util/rng.h"
 
@@ -101,4 +103,22 @@ TEST_CASE("log_sum_exp: a double-precision sum, wherever the largest entry is", 
               Approx(submx + std::log(sub)).epsilon(1e-6));
     }
   }
+}
+
+TEST_CASE("transpose: out[c][r] = in[r][c], across and inside its tiles, on 1 and 2 threads", "[tensor]") {
+  for (const int threads : {1, 2}) {
+    compute::set_threads(threads);
+    for (const auto& [rows, cols] : {std::pair{1, 1}, {1, 40}, {31, 1}, {32, 32}, {45, 70}, {768, 1536}}) {
+      std::vector<float> in(static_cast<std::size_t>(rows * cols)), out(in.size(), -1.0f);
+      for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i);
+      kernels::transpose(rows, cols, in.data(), out.data());
+      INFO(rows << " x " << cols << ", threads " << threads);
+      bool same = true;
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+          same = same && out[static_cast<std::size_t>(c * rows + r)] == in[static_cast<std::size_t>(r * cols + c)];
+      CHECK(same);
+    }
+  }
+  compute::set_threads(1);
 }

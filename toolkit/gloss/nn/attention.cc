@@ -47,6 +47,10 @@ void AdditiveAttention::begin_backward(Memory& m) const {
   m.dv_rows.resize({m.N, att_});
   m.dv_rows.zero();
   m.de.resize({m.S, m.N});
+  // W^T for backward's per-step GEMM: dnnl_sgemm reads a transposed B of few rows at ~0.6x
+  // its rate (rnn_steps.h), and transposing once a batch costs about one step's GEMM.
+  m.w_t.resize({att_, query_});
+  kernels::transpose(query_, att_, w_.value.data(), m.w_t.data());
 }
 
 void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcontext, float* da, float* dquery,
@@ -59,7 +63,7 @@ void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcont
                                 step.alpha.data(), dcontext, m.de.data(), dkeys, m.duh.data(), da, m.dv_rows.data());
   }
   // a = s W + b: the query's gradient now; W's and b's once for all steps in finish_backward.
-  compute::gemm(false, true, N, query_, A, 1.0f, da, A, w_.value.data(), A, 0.0f, dquery, query_);
+  compute::gemm(false, false, N, query_, A, 1.0f, da, A, m.w_t.data(), query_, 0.0f, dquery, query_);
 }
 
 void AdditiveAttention::finish_backward(Memory& m, std::int64_t rows, const float* queries, const float* da,

@@ -31,6 +31,7 @@ class AdditiveAttention {
     Tensor duh;                             // gradient of uh, summed over steps
     Tensor dv_rows;                         // [N, A] gradient of v per sentence, summed over steps
     Tensor de;                              // [S, N] scratch of backward
+    Tensor w_t;                             // [A, D] W transposed, made by begin_backward
   };
   void prepare(Memory& memory) const;
 

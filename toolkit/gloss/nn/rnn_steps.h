@@ -19,7 +19,9 @@
 // the caller's buffers.
 //
 // Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
-// bf16 copies of the weights converted once per update (not at every step).
+// bf16 copies of the weights converted once per update (not at every step). In f32, backward
+// reads W^T from copies transposed once per update (dnnl_sgemm is slow on a transposed B of
+// few rows). Each copy is as large as its weights, kept per RnnSteps (one per worker).
 #include <cstdint>
 #include <vector>
 
@@ -77,15 +79,23 @@ class RnnSteps {
   // Bf16Gemms scope.
   void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                    std::int64_t lda, float beta, float* c, std::int64_t ldc);
+  // f32: the layer's (iter: false) or the recurrent weights transposed, [G H, C] or [G H, H],
+  // remade when the weights' version moves (owned here).
+  const float* transposed(bool iter);
 
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
   const float* x_ = nullptr;
   float* h_ = nullptr;
   float* c_ = nullptr;
-  Tensor gates_;                                     // [T, N, gate_width()]: the gates, after backward their gradients
-  Tensor gx_, gh_;                                   // one step's x W_layer and h W_iter, [N, G H]
-  Tensor carry_h_, carry_c_;                         // backward_sequence: the gradient sent to step i - 1
+  Tensor gates_;              // [T, N, gate_width()]: the gates, after backward their gradients
+  Tensor gx_, gh_;            // one step's x W_layer and h W_iter, [N, G H]
+  Tensor carry_h_, carry_c_;  // backward_sequence: the gradient sent to step i - 1
+  struct Transposed {
+    std::vector<float> values;
+    std::uint64_t version = 0;
+  };
+  Transposed w_layer_t_, w_iter_t_;                  // W_layer^T and W_iter^T (f32 backward)
   std::vector<std::uint16_t> w_layer16_, w_iter16_;  // bf16 copies of the weights
   std::uint64_t bf16_version_ = 0;                   // the weights' version they were made from
 };

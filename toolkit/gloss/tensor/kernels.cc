@@ -91,6 +91,18 @@ GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
   }
 }
 
+GLOSS_CLONES void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out) {
+  constexpr std::int64_t kTile = 32;
+#pragma omp parallel for schedule(static) if (rows * cols > 4 * kChunk)
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (std::int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const std::int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (std::int64_t c = c0; c < c1; ++c)
+#pragma omp simd
+        for (std::int64_t r = r0; r < r1; ++r) out[c * rows + r] = in[r * cols + c];
+    }
+}
+
 namespace {
 
 // The optimiser step's per-value work (kernels.h, StepFactors), with or without an average:

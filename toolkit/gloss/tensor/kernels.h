@@ -17,6 +17,9 @@ double sum_squares(std::int64_t n, const float* x);
 // into[i] += from[i]; from[i] = 0 (gradients of a replica summed into the model's).
 void move_add(std::int64_t n, float* from, float* into);
 
+// out [cols x rows] = in [rows x cols] transposed, both row-major and dense (tiles that stay in cache).
+void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out);
+
 // One optimiser step on values [0, n) of a parameter: w its values, g its gradient, avg its
 // weight average (null: none), m and v Adam's moments. One pass over the arrays, on the calling
 // thread (nn::Optimizer::step runs blocks of a parameter on its threads). Per value, in order:
