@@ -2,10 +2,13 @@
 // double-precision product of the bf16-rounded operands.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "gloss/tensor/compute.h"
@@ -113,4 +116,62 @@ TEST_CASE("gemm in a Bf16Gemms scope: the product of the bf16-rounded operands, 
           CHECK(err < 2e-5);    // f32 accumulation of exact bf16 products
           CHECK(err32 > 1e-4);  // the f32 GEMM (unrounded operands) differs: the scope did something
         }
+}
+
+TEST_CASE("PackedBf16Weight: the product of the bf16-rounded operands, either orientation, any rows, repacked",
+          "[tensor][bf16]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the packed bf16 GEMM test does not apply");
+    return;
+  }
+  compute::set_threads(1);
+  Rng rng(19);
+  auto rounded = [](std::vector<float> v) {
+    std::vector<std::uint16_t> h(v.size());
+    compute::to_bf16(static_cast<std::int64_t>(v.size()), v.data(), h.data());
+    compute::from_bf16(static_cast<std::int64_t>(v.size()), h.data(), v.data());
+    return v;
+  };
+  for (const auto& [k, n] : {std::pair<std::int64_t, std::int64_t>{37, 13}, {96, 80}})
+    for (bool trans : {false, true}) {
+      std::vector<float> b(static_cast<std::size_t>(k * n));  // [k x n], or [n x k] when trans
+      compute::PackedBf16Weight w;
+      for (int update = 0; update < 2; ++update) {  // new values, packed again
+        for (auto& e : b) e = rng.uniform(-1.f, 1.f);
+        w.pack(trans, k, n, b.data());
+        const auto b16 = rounded(b);
+        for (const std::int64_t m : {7, 32, 7})  // another row count: another layout, maybe
+          for (float beta : {0.0f, 1.0f}) {
+            const std::int64_t lda = k + 3, ldc = n + 2;
+            std::vector<float> a(static_cast<std::size_t>(m * lda)), c(static_cast<std::size_t>(m * ldc));
+            for (auto* v : {&a, &c})
+              for (auto& e : *v) e = rng.uniform(-1.f, 1.f);
+            const auto a16 = rounded(a);
+            std::vector<float> out = c;
+            w.run(m, a.data(), lda, beta, out.data(), ldc);
+            double err = 0;
+            bool outside_kept = true;
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t j = 0; j < ldc; ++j) {
+                const auto at = static_cast<std::size_t>(i * ldc + j);
+                if (j >= n) {
+                  outside_kept = outside_kept && out[at] == c[at];
+                  continue;
+                }
+                double exact = beta * c[at];
+                for (std::int64_t p = 0; p < k; ++p)
+                  exact += static_cast<double>(a16[static_cast<std::size_t>(i * lda + p)]) *
+                           b16[static_cast<std::size_t>(trans ? j * k + p : p * n + j)];
+                err = std::max(err, std::fabs(out[at] - exact));
+              }
+            INFO("k " << k << ", n " << n << ", trans " << trans << ", update " << update << ", m " << m << ", beta "
+                      << beta);
+            CHECK(outside_kept);
+            CHECK(err < 4e-5);  // f32 accumulation of exact bf16 products
+          }
+      }
+    }
+  compute::PackedBf16Weight unpacked;
+  float x = 1.0f, y = 0.0f;
+  CHECK_THROWS_AS(unpacked.run(1, &x, 1, 0.0f, &y, 1), std::logic_error);
 }

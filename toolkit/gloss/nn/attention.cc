@@ -25,6 +25,7 @@ void AdditiveAttention::prepare(Memory& m) const {
   const std::int64_t rows = static_cast<std::int64_t>(m.S) * m.N;
   m.uh.resize({m.S, m.N, att_});
   compute::gemm(false, false, rows, att_, key_, 1.0f, m.keys, key_, u_.value.data(), att_, 0.0f, m.uh.data(), att_);
+  if (compute::bf16_gemms()) m.w16.pack(false, query_, att_, w_.value.data());  // for every step's s W
 }
 
 void AdditiveAttention::forward(Memory& m, const float* query, float* context, Step& step) const {
@@ -34,7 +35,10 @@ void AdditiveAttention::forward(Memory& m, const float* query, float* context, S
   step.a.resize({N, A});
   float* a = step.a.data();
   for (int n = 0; n < N; ++n) std::memcpy(a + n * A, b_.value.data(), static_cast<std::size_t>(A) * sizeof(float));
-  compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
+  if (compute::bf16_gemms())
+    m.w16.run(N, query, query_, 1.0f, a, A);
+  else
+    compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
   step.alpha.resize({S, N});
   const compute::StageTimer timer(compute::Stage::kAttention);
   kernels::attention_forward(S, N, A, key_, m.uh.data(), a, v_.value.data(), m.keys, m.lengths, step.alpha.data(),
@@ -49,6 +53,10 @@ void AdditiveAttention::begin_backward(Memory& m) const {
   m.de.resize({m.S, m.N});
   // W^T for backward's per-step GEMM: dnnl_sgemm reads a transposed B of few rows at ~0.6x
   // its rate (rnn_steps.h), and transposing once a batch costs about one step's GEMM.
+  if (compute::bf16_gemms()) {
+    m.w16_t.pack(true, att_, query_, w_.value.data());
+    return;
+  }
   m.w_t.resize({att_, query_});
   kernels::transpose(query_, att_, w_.value.data(), m.w_t.data());
 }
@@ -63,7 +71,10 @@ void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcont
                                 step.alpha.data(), dcontext, m.de.data(), dkeys, m.duh.data(), da, m.dv_rows.data());
   }
   // a = s W + b: the query's gradient now; W's and b's once for all steps in finish_backward.
-  compute::gemm(false, false, N, query_, A, 1.0f, da, A, m.w_t.data(), query_, 0.0f, dquery, query_);
+  if (compute::bf16_gemms())
+    m.w16_t.run(N, da, A, 0.0f, dquery, query_);
+  else
+    compute::gemm(false, false, N, query_, A, 1.0f, da, A, m.w_t.data(), query_, 0.0f, dquery, query_);
 }
 
 void AdditiveAttention::finish_backward(Memory& m, std::int64_t rows, const float* queries, const float* da,

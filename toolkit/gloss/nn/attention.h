@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gloss/nn/parameter.h"
+#include "gloss/tensor/compute.h"
 
 namespace gloss::nn {
 
@@ -31,7 +32,10 @@ class AdditiveAttention {
     Tensor duh;                             // gradient of uh, summed over steps
     Tensor dv_rows;                         // [N, A] gradient of v per sentence, summed over steps
     Tensor de;                              // [S, N] scratch of backward
-    Tensor w_t;                             // [A, D] W transposed, made by begin_backward
+    Tensor w_t;                             // [A, D] W transposed, made by begin_backward (f32)
+    // In a compute::Bf16Gemms scope (training in bf16): W packed by prepare() for forward's
+    // steps, W^T by begin_backward() for backward's (a step's GEMM has few rows).
+    compute::PackedBf16Weight w16, w16_t;
   };
   void prepare(Memory& memory) const;
 

@@ -38,14 +38,23 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
       compute::gemm(false, false, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, ldc);
     return;
   }
-  if (bf16_version_ != cell_->weights_version()) {
-    for (auto [p, copy] : {std::pair{&cell_->weights_layer(), &w_layer16_}, {&cell_->weights_iter(), &w_iter16_}}) {
-      copy->resize(static_cast<std::size_t>(p->value.size()));
-      compute::to_bf16(p->value.size(), p->value.data(), copy->data());
+  const std::uint64_t version = cell_->weights_version();
+  Bf16Copies& copies = bf16_[iter ? 1 : 0];
+  if (m == N_) {  // one step's rows: the packed copy, reordered once per update and row count
+    const auto t = static_cast<std::size_t>(trans);
+    if (copies.packed_version[t] != version) {
+      copies.packed[t].pack(trans, k, n, w.value.data());
+      copies.packed_version[t] = version;
     }
-    bf16_version_ = cell_->weights_version();
+    copies.packed[t].run(m, a, lda, beta, c, ldc);
+    return;
   }
-  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, (iter ? w_iter16_ : w_layer16_).data(), beta, c, ldc);
+  if (copies.dense_version != version) {  // all steps' rows (sequence mode): dense, packed by each call
+    copies.dense.resize(static_cast<std::size_t>(w.value.size()));
+    compute::to_bf16(w.value.size(), w.value.data(), copies.dense.data());
+    copies.dense_version = version;
+  }
+  compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, copies.dense.data(), beta, c, ldc);
 }
 
 // dnnl_sgemm reads a transposed B at about 0.6x its rate when A has 32 rows (a step's GEMM

@@ -19,13 +19,15 @@
 // the caller's buffers.
 //
 // Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
-// bf16 copies of the weights converted once per update (not at every step). In f32, backward
+// bf16 copies of the weights converted once per update (not at every step; a step's GEMMs read
+// them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32, backward
 // reads W^T from copies transposed once per update (dnnl_sgemm is slow on a transposed B of
 // few rows). Each copy is as large as its weights, kept per RnnSteps (one per worker).
 #include <cstdint>
 #include <vector>
 
 #include "gloss/nn/rnn.h"
+#include "gloss/tensor/compute.h"
 
 namespace gloss::nn {
 
@@ -95,9 +97,17 @@ class RnnSteps {
     std::vector<float> values;
     std::uint64_t version = 0;
   };
-  Transposed w_layer_t_, w_iter_t_;                  // W_layer^T and W_iter^T (f32 backward)
-  std::vector<std::uint16_t> w_layer16_, w_iter16_;  // bf16 copies of the weights
-  std::uint64_t bf16_version_ = 0;                   // the weights' version they were made from
+  Transposed w_layer_t_, w_iter_t_;  // W_layer^T and W_iter^T (f32 backward)
+  // One weight's bf16 copies, each remade when the weights' version moves: dense for the
+  // GEMMs of all steps' rows (sequence mode), packed for one step's rows, [t] used transposed
+  // (t = 1) or not (compute::PackedBf16Weight).
+  struct Bf16Copies {
+    std::vector<std::uint16_t> dense;
+    std::uint64_t dense_version = 0;
+    compute::PackedBf16Weight packed[2];
+    std::uint64_t packed_version[2] = {0, 0};
+  };
+  Bf16Copies bf16_[2];  // [0] W_layer, [1] W_iter
 };
 
 }  // namespace gloss::nn

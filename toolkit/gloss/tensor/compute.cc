@@ -189,6 +189,88 @@ void gemm_bf16_b(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std
   add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
 }
 
+struct PackedBf16Weight::Impl {
+  struct Key {
+    std::int64_t m, ldc;
+    float beta;
+    auto operator<=>(const Key&) const = default;
+  };
+  bool trans = false;
+  std::int64_t k = 0, n = 0;
+  const float* b = nullptr;            // the f32 weight, as given to pack()
+  dnnl::memory::desc packed_md;        // the layout of `packed` (zero: not packed yet)
+  std::vector<std::uint16_t> packed;   // op(B) in bf16, blocked as packed_md says
+  std::map<Key, Bf16Gemm> primitives;  // one per row count and output (few)
+
+  const Bf16Gemm& primitive(const Key& key);
+  void pack_for(const dnnl::memory::desc& md);
+};
+
+const Bf16Gemm& PackedBf16Weight::Impl::primitive(const Key& key) {
+  auto it = primitives.find(key);
+  if (it != primitives.end()) return it->second;
+  if (primitives.size() >= 16) primitives.clear();
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc a({key.m, k}, dt::bf16, dnnl::memory::dims{k, 1});
+  const dnnl::memory::desc w({k, n}, dt::bf16, dnnl::memory::format_tag::any);
+  const dnnl::memory::desc c({key.m, n}, dt::f32, dnnl::memory::dims{key.ldc, 1});
+  dnnl::primitive_attr attr = user_scratchpad();
+  if (key.beta != 0.0f) {
+    dnnl::post_ops ops;
+    ops.append_sum(key.beta);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, w, c), attr, engine());
+  return primitives.emplace(key, Bf16Gemm{pd, dnnl::matmul(pd)}).first->second;
+}
+
+// op(B) rounded to bf16 as stored, then reordered into md's layout.
+void PackedBf16Weight::Impl::pack_for(const dnnl::memory::desc& md) {
+  static thread_local std::vector<std::uint16_t> dense;
+  pack_bf16(trans ? n : k, trans ? k : n, b, trans ? k : n, dense);
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc from({k, n}, dt::bf16, trans ? dnnl::memory::dims{1, k} : dnnl::memory::dims{n, 1});
+  packed.resize((md.get_size() + sizeof(std::uint16_t) - 1) / sizeof(std::uint16_t));
+  dnnl::memory src(from, engine(), dense.data()), dst(md, engine(), packed.data());
+  dnnl::reorder(src, dst).execute(stream(), src, dst);
+  stream().wait();
+  packed_md = md;
+}
+
+PackedBf16Weight::PackedBf16Weight() : impl_(std::make_unique<Impl>()) {}
+PackedBf16Weight::~PackedBf16Weight() = default;
+PackedBf16Weight::PackedBf16Weight(PackedBf16Weight&&) noexcept = default;
+PackedBf16Weight& PackedBf16Weight::operator=(PackedBf16Weight&&) noexcept = default;
+
+void PackedBf16Weight::pack(bool trans, std::int64_t k, std::int64_t n, const float* b) {
+  if (!has_bf16()) throw std::logic_error("bf16 GEMMs need a CPU with AVX512-BF16");
+  if (impl_->k != k || impl_->n != n) impl_->primitives.clear();
+  impl_->trans = trans;
+  impl_->k = k;
+  impl_->n = n;
+  impl_->b = b;
+  impl_->packed_md = dnnl::memory::desc();
+}
+
+void PackedBf16Weight::run(std::int64_t m, const float* a, std::int64_t lda, float beta, float* c, std::int64_t ldc) {
+  Impl& p = *impl_;
+  if (!p.b) throw std::logic_error("PackedBf16Weight::run before pack");
+  if (m == 0 || p.n == 0) return;
+  const StageTimer timer(Stage::kGemm);
+  const Bf16Gemm& g = p.primitive({m, ldc, beta});
+  if (p.packed_md != g.pd.weights_desc()) p.pack_for(g.pd.weights_desc());
+  static thread_local std::vector<std::uint16_t> a16;
+  pack_bf16(m, p.k, a, lda, a16);
+  using dt = dnnl::memory::data_type;
+  g.prim.execute(stream(),
+                 {{DNNL_ARG_SRC, dnnl::memory({{m, p.k}, dt::bf16, dnnl::memory::dims{p.k, 1}}, engine(), a16.data())},
+                  {DNNL_ARG_WEIGHTS, dnnl::memory(p.packed_md, engine(), p.packed.data())},
+                  {DNNL_ARG_DST, dnnl::memory(g.pd.dst_desc(), engine(), c)},
+                  {DNNL_ARG_SCRATCHPAD, scratchpad_for(g.pd)}});
+  stream().wait();
+  add_flops(2.0 * static_cast<double>(m) * static_cast<double>(p.n) * static_cast<double>(p.k));
+}
+
 bool has_bf16() {
   static const bool yes = [] {
     const auto isa = dnnl::get_effective_cpu_isa();
