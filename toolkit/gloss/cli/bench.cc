@@ -295,8 +295,7 @@ class BenchTrainer {
   nn::LossSum step(TrainBenchResult& m) {
     std::optional<compute::StageTimer> data_timer(compute::Stage::kData);
     const text::Batch b = batcher_.next();
-    data_timer.reset();
-    network_.params.zero_grad();
+    data_timer.reset();  // the gradients are zero: the last optimiser step consumed them
     auto loss = network_.workers.train_batch(data_.corpus, b, rng_, 1.0f / static_cast<float>(b.target_tokens), 0);
     const auto wait_start = Clock::now();
     network_.workers.comm().barrier();  // the slower ranks' lag, timed apart from the sum itself

@@ -28,12 +28,14 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // One update with learning rate lr from the gradients in params; bumps params.version().
-  // Per value, in this order: the gradient is multiplied by grad_scale (clipping's factor,
-  // kept in params' gradients; 1: unchanged); with weight decay wd, the value shrinks by
+  // Per value, in this order: the gradient is multiplied by grad_scale (clipping's factor;
+  // 1: unchanged); with weight decay wd, the value shrinks by
   // lr * wd (decoupled from the gradient, Loshchilov & Hutter 2019: AdamW); the optimiser's
   // rule; then, with `average`, its update for this step (decay average->decay_at(steps)).
   // All of it is one pass over each array (kernels::adam_step, sgd_step), block by block on
   // compute::threads() threads; the result does not depend on the thread count.
+  // The step consumes the gradients: they are zero after it, ready for the next update's
+  // sums (the pass that reads them writes the zero; no separate clearing of every gradient).
   void step(ParameterSet& params, float lr, float grad_scale = 1.0f, WeightAverage* average = nullptr);
   // Everything the optimiser carries between steps (for checkpoints), in a fixed order.
   virtual std::vector<Tensor*> state() = 0;

@@ -114,7 +114,7 @@ GLOSS_INLINE void step_values(std::int64_t n, const StepFactors& f, float* w, fl
 #pragma omp simd
   for (std::int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * grad_scale;
-    g[i] = gi;
+    g[i] = 0.0f;
     float wi = w[i] * shrink;
     if constexpr (kAdam) {
       const float mi = 0.9f * m[i] + 0.1f * gi;

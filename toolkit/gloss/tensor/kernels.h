@@ -23,8 +23,8 @@ void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out
 // One optimiser step on values [0, n) of a parameter: w its values, g its gradient, avg its
 // weight average (null: none), m and v Adam's moments. One pass over the arrays, on the calling
 // thread (nn::Optimizer::step runs blocks of a parameter on its threads). Per value, in order:
-//   g *= grad_scale (clipping; kept in g); w *= shrink (decoupled weight decay); the rule;
-//   avg = avg_decay * avg + (1 - avg_decay) * w.
+//   g *= grad_scale (clipping); w *= shrink (decoupled weight decay); the rule;
+//   avg = avg_decay * avg + (1 - avg_decay) * w; g = 0 (the next update's sums start there).
 // grad_scale and shrink of 1 leave values as they are, bit for bit.
 struct StepFactors {
   float lr = 0, grad_scale = 1, shrink = 1, avg_decay = 0;

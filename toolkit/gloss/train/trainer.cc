@@ -611,8 +611,7 @@ std::string TrainingRun::limit_reached() const {
 }
 
 void TrainingRun::update() {
-  const auto t0 = Clock::now();
-  network_.params.zero_grad();
+  const auto t0 = Clock::now();  // the gradients are zero: the last step consumed them
   nn::LossSum step{};
   for (int a = 0; a < to_.accumulate; ++a) {
     const text::Batch b = batcher_.next();
