@@ -32,10 +32,10 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
   const std::int64_t GH = cell_->gates() * cell_->hidden_size();
   if (!compute::bf16_gemms()) {
-    if (trans)  // W^T from its transposed copy: n columns
+    if (trans && m == N_)  // one step's rows: W^T from its transposed copy, n columns
       compute::gemm(false, false, m, n, k, 1.0f, a, lda, transposed(iter), n, beta, c, ldc);
-    else
-      compute::gemm(false, false, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, ldc);
+    else  // all steps' rows (sequence mode's dx): a transposed B is read as fast
+      compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, ldc);
     return;
   }
   const std::uint64_t version = cell_->weights_version();

@@ -20,9 +20,10 @@
 //
 // Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
 // bf16 copies of the weights converted once per update (not at every step; a step's GEMMs read
-// them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32, backward
-// reads W^T from copies transposed once per update (dnnl_sgemm is slow on a transposed B of
-// few rows). Each copy is as large as its weights, kept per RnnSteps (one per worker).
+// them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32, a step's
+// backward reads W^T from copies transposed once per update (dnnl_sgemm is slow on a
+// transposed B of few rows). Each copy is as large as its weights, kept per RnnSteps (one per
+// worker); the encoder's sequence mode makes no W_layer^T (its dx GEMM has all steps' rows).
 #include <cstdint>
 #include <vector>
 
