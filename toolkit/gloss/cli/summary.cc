@@ -1,5 +1,6 @@
 // `gloss summary MODEL|RECIPE`: the model as a Keras-style table (model/summary.h).
 #include <filesystem>
+#include <optional>
 #include <ostream>
 
 #include "gloss/cli/commands.h"
@@ -74,10 +75,12 @@ void load_summarised(const std::string& path, const std::vector<std::string>& ov
     return;
   }
   if (!overrides.empty()) throw ConfigError("recipe keys (" + overrides[0] + ") need a recipe, not a model file");
-  const model::ModelFile file = model::load_any(path, nullptr);
-  out.config = file.config;
-  model::Seq2Seq built(out.config, out.params);
-  model::load_any(path, &out.params);  // the file's own tensors (their sizes checked against the configuration)
+  std::optional<model::Seq2Seq> built;
+  model::load_any(path, [&](const model::ModelFile& file) -> nn::ParameterSet& {
+    out.config = file.config;
+    built.emplace(out.config, out.params);
+    return out.params;  // the file's own tensors (their sizes checked against the configuration)
+  });
 }
 
 // The "Training memory at batch N" line: model::training_memory for these training options.

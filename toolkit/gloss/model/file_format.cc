@@ -65,9 +65,12 @@ void save_params(boost::archive::binary_oarchive& ar, const nn::ParameterSet& pa
   }
 }
 
-std::string checked_bytes(const std::string& path, const char* magic, const char* what, std::uint32_t newest) {
-  require_rereadable(path, "model files and checkpoints are read twice (configuration, then weights)");
-  const std::string data = read_file(path);
+// Why a model file or checkpoint must be a regular file (util::read_file reads it whole, sized first).
+constexpr const char* kWhole = "model files and checkpoints are read whole, their size known first";
+
+// Checks the envelope of a whole file's bytes: magic, version, size and checksum.
+void check_envelope(const std::string& path, const std::string& data, const char* magic, const char* what,
+                    std::uint32_t newest) {
   const bool gloss_file =
       data.size() >= 8 && (data.compare(0, 8, "GLOSSMDL") == 0 || data.compare(0, 8, "GLOSSCKP") == 0);
   if (gloss_file && data.size() < 24)
@@ -97,7 +100,6 @@ std::string checked_bytes(const std::string& path, const char* magic, const char
   const auto actual =
       static_cast<std::uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(data.data() + 24), static_cast<uInt>(size)));
   if (actual != crc) throw InputError(path, 0, "is corrupted (checksum mismatch); use another copy");
-  return data;  // payload starts at byte 24
 }
 
 }  // namespace
@@ -352,9 +354,11 @@ void check_stored_config(const ModelFile& m, const Payload& in) {
 
 }  // namespace
 
-ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
-                        const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest) {
-  const std::string data = checked_bytes(path, magic, what, newest);
+namespace {
+
+// read_envelope's work after the envelope's check: the model part, then `rest`.
+ModelFile parse_envelope(const std::string& path, const std::string& data,
+                         const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest) {
   try {
     Payload in(path, data.data() + 24, data.size() - 24);
     ModelFile m;
@@ -377,6 +381,29 @@ ModelFile read_envelope(const std::string& path, const char* magic, const char* 
     throw InputError(path, 0,
                      "cannot be read: its contents are inconsistent (damaged, or written by another Gloss version)");
   }
+}
+
+}  // namespace
+
+ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
+                        const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest) {
+  require_rereadable(path, kWhole);
+  const std::string data = read_file(path);
+  check_envelope(path, data, magic, what, newest);
+  return parse_envelope(path, data, rest);
+}
+
+ModelFile read_model_or_checkpoint(const std::string& path,
+                                   const std::function<void(Payload&, ModelFile&, std::uint32_t, bool)>& rest) {
+  require_rereadable(path, kWhole);
+  const std::string data = read_file(path);
+  const bool checkpoint = data.compare(0, 8, kCheckpointMagic) == 0;
+  if (checkpoint)
+    check_envelope(path, data, kCheckpointMagic, "checkpoint", kCheckpointVersion);
+  else
+    check_envelope(path, data, kModelMagic, "model", kFormatVersion);
+  return parse_envelope(path, data,
+                        [&](Payload& in, ModelFile& m, std::uint32_t version) { rest(in, m, version, checkpoint); });
 }
 
 }  // namespace gloss::model

@@ -84,6 +84,10 @@ void write_envelope(const std::string& path, const char* magic, std::uint32_t ve
 // describes. Throws InputError naming the file for any damage.
 ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
                         const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest);
+// The same for a model file or a checkpoint, whichever the file is (read once); `rest` also
+// gets whether it is a checkpoint. Both need a regular file (InputError for a pipe or device).
+ModelFile read_model_or_checkpoint(const std::string& path,
+                                   const std::function<void(Payload&, ModelFile&, std::uint32_t, bool)>& rest);
 
 // The model part and the parameters of a payload.
 void save_model_part(boost::archive::binary_oarchive& ar, const ModelFile& m, const nn::ParameterSet& params);

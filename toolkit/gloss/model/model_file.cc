@@ -1,6 +1,6 @@
 #include "gloss/model/model_file.h"
 
-#include <fstream>
+#include <optional>
 
 #include "gloss/model/file_format.h"
 #include "gloss/util/atomic_file.h"
@@ -23,28 +23,36 @@ ModelFile load_model(const std::string& path, const std::function<nn::ParameterS
                        [&](Payload& in, ModelFile& m, std::uint32_t) { load_params(in, &build(m)); });
 }
 
+namespace {
+
+// load_any with the set to fill (nullptr: none) chosen once the configuration is read.
+ModelFile load_any_into(const std::string& path, const std::function<nn::ParameterSet*(const ModelFile&)>& params_for) {
+  return read_model_or_checkpoint(path, [&](Payload& in, ModelFile& m, std::uint32_t version, bool checkpoint) {
+    nn::ParameterSet* params = params_for(m);
+    load_params(in, params);
+    if (checkpoint && version >= 4) load_averages_as_params(in, params);
+  });
+}
+
+}  // namespace
+
 ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
-  require_rereadable(path, "model files and checkpoints are read twice (configuration, then weights)");
-  std::string head(8, '\0');
-  std::ifstream in(path, std::ios::binary);
-  in.read(head.data(), 8);  // the magic number only; a short file fails below with its own error
-  head.resize(static_cast<std::size_t>(in.gcount()));
-  if (head == kCheckpointMagic) {
-    return read_envelope(path, kCheckpointMagic, "checkpoint", kCheckpointVersion,
-                         [&](Payload& in, ModelFile&, std::uint32_t version) {
-                           load_params(in, params);
-                           if (version >= 4) load_averages_as_params(in, params);
-                         });
-  }
-  return load_model(path, params);
+  return load_any_into(path, [&](const ModelFile&) { return params; });
+}
+
+ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build) {
+  return load_any_into(path, [&](const ModelFile& m) { return &build(m); });
 }
 
 void average_models(const std::vector<std::string>& inputs, const std::string& output) {
   if (inputs.empty()) throw ConfigError("gloss average: give the model files or checkpoints to average");
-  const ModelFile first = load_any(inputs[0], nullptr);
   nn::ParameterSet sum, one;
-  Seq2Seq a(first.config, sum), b(first.config, one);
-  load_any(inputs[0], &sum);
+  std::optional<Seq2Seq> a, b;
+  const ModelFile first = load_any(inputs[0], [&](const ModelFile& m) -> nn::ParameterSet& {
+    a.emplace(m.config, sum);
+    b.emplace(m.config, one);
+    return sum;
+  });
   for (std::size_t i = 1; i < inputs.size(); ++i) {
     const ModelFile other = load_any(inputs[i], &one);  // checks names and shapes
     if (other.src_spm != first.src_spm || other.tgt_spm != first.tgt_spm)

@@ -29,8 +29,11 @@ ModelFile load_model(const std::string& path, nn::ParameterSet* params);
 // parameters of the model it made for them, which then receive the file's values (names and
 // shapes checked). Throws InputError naming the file, or what `build` throws.
 ModelFile load_model(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
-// The same from either a model file or a training checkpoint (whose payload starts alike).
+// The same from either a model file or a training checkpoint (whose payload starts alike; a
+// checkpoint's weight averages, when it has them, are the values loaded). Each reads the file
+// once.
 ModelFile load_any(const std::string& path, nn::ParameterSet* params);
+ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
 
 // Averages the parameters of model files and/or checkpoints of one model (same configuration
 // and subword models) into a new model file. Throws InputError naming a file that differs.
