@@ -65,8 +65,12 @@ void save_params(boost::archive::binary_oarchive& ar, const nn::ParameterSet& pa
   }
 }
 
-// Why a model file or checkpoint must be a regular file (util::read_file reads it whole, sized first).
-constexpr const char* kWhole = "model files and checkpoints are read whole, their size known first";
+// A model file's or checkpoint's bytes, all of them; a pipe or device is an InputError
+// (util::read_file sizes the file before reading it).
+std::string read_whole(const std::string& path) {
+  require_rereadable(path, "model files and checkpoints are read whole, their size known first");
+  return read_file(path);
+}
 
 // Checks the envelope of a whole file's bytes: magic, version, size and checksum.
 void check_envelope(const std::string& path, const std::string& data, const char* magic, const char* what,
@@ -387,16 +391,14 @@ ModelFile parse_envelope(const std::string& path, const std::string& data,
 
 ModelFile read_envelope(const std::string& path, const char* magic, const char* what, std::uint32_t newest,
                         const std::function<void(Payload&, ModelFile&, std::uint32_t)>& rest) {
-  require_rereadable(path, kWhole);
-  const std::string data = read_file(path);
+  const std::string data = read_whole(path);
   check_envelope(path, data, magic, what, newest);
   return parse_envelope(path, data, rest);
 }
 
 ModelFile read_model_or_checkpoint(const std::string& path,
                                    const std::function<void(Payload&, ModelFile&, std::uint32_t, bool)>& rest) {
-  require_rereadable(path, kWhole);
-  const std::string data = read_file(path);
+  const std::string data = read_whole(path);
   const bool checkpoint = data.compare(0, 8, kCheckpointMagic) == 0;
   if (checkpoint)
     check_envelope(path, data, kCheckpointMagic, "checkpoint", kCheckpointVersion);

@@ -3,7 +3,6 @@
 #include <optional>
 
 #include "gloss/model/file_format.h"
-#include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
 
 namespace gloss::model {
