@@ -1,5 +1,6 @@
 // Training end to end on a small corpus: exact resume, and clear errors for bad model files.
 #include <algorithm>
+#include <barrier>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <type_traits>
 
 #include "gloss/decode/shortlist.h"
 #include "gloss/decode/translator.h"
@@ -316,6 +319,54 @@ TEST_CASE("Trainer: with weight decay, a weight average, context and word dropou
   fs::remove_all(root);
 }
 
+namespace {
+
+// Two ranks of a job as two threads of this process: each collective meets at a barrier.
+struct Exchange {
+  std::barrier<> sync{2};
+  const void* data[2] = {nullptr, nullptr};
+  std::size_t n[2] = {0, 0};
+  bool mismatch = false;
+};
+struct ThreadRank : dist::Comm {
+  ThreadRank(int r, Exchange& e) : r_(r), e_(e) {}
+  int rank() const override { return r_; }
+  int size() const override { return 2; }
+  void sum_in_rank_order(float* x, std::size_t n) override {
+    combine(x, n, [](float a, float b) { return a + b; });
+  }
+  void sum_in_rank_order(double* x, std::size_t n) override {
+    combine(x, n, [](double a, double b) { return a + b; });
+  }
+  void any(std::uint8_t* x, std::size_t n) override {
+    combine(x, n, [](std::uint8_t a, std::uint8_t b) { return static_cast<std::uint8_t>(a | b); });
+  }
+  void broadcast(double*, std::size_t) override {}
+  bool all_ok(bool ok) override { return ok; }
+  void barrier() override { e_.sync.arrive_and_wait(); }
+  // Both ranks' x combined element-wise in rank order, into each rank's x.
+  template <typename T, typename Op>
+  void combine(T* x, std::size_t n, Op op) {
+    e_.data[r_] = x;
+    e_.n[r_] = n;
+    e_.sync.arrive_and_wait();
+    if (e_.n[0] != e_.n[1]) e_.mismatch = true;
+    const std::size_t m = std::min(e_.n[0], e_.n[1]);
+    const T* a = static_cast<const T*>(e_.data[0]);
+    const T* b = static_cast<const T*>(e_.data[1]);
+    std::vector<T> out(m);
+    for (std::size_t i = 0; i < m; ++i) out[i] = op(a[i], b[i]);
+    e_.sync.arrive_and_wait();  // both have read both before either writes
+    std::copy(out.begin(), out.end(), x);
+    if constexpr (std::is_same_v<T, float>) moved += m;
+  }
+  int r_;
+  Exchange& e_;
+  std::size_t moved = 0;  // floats summed
+};
+
+}  // namespace
+
 TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gradient and loss", "[train][parallel]") {
   const fs::path root = fs::temp_directory_path() / ("gloss_workers_test_" + std::to_string(::getpid()));
   fs::remove_all(root);
@@ -333,7 +384,8 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
   const text::Batch batch = batcher.next();
   REQUIRE(batch.size > 8);
 
-  auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss, dist::Comm& comm = dist::job()) {
+  auto gradients = [&](int threads, std::int64_t split_positions, nn::LossSum& loss, dist::Comm& comm = dist::job(),
+                       bool sum_across_ranks = false) {
     train::TrainOptions t = r.train;
     t.threads = threads;
     t.split_positions = static_cast<int>(split_positions);
@@ -348,6 +400,7 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
     for (int rep = 0; rep < 2; ++rep) {  // twice: replicas must start the second batch from zero
       params.zero_grad();
       loss = workers.train_batch(corpus, batch, rng, 1.0f / static_cast<float>(batch.target_tokens), 0);
+      if (sum_across_ranks) workers.sum_across_ranks(loss);
     }
     std::vector<float> all;
     for (const auto& p : params.all()) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.size());
@@ -379,6 +432,7 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
     int size() const override { return 2; }
     void sum_in_rank_order(float*, std::size_t) override {}
     void sum_in_rank_order(double*, std::size_t) override {}
+    void any(std::uint8_t*, std::size_t) override {}
     void broadcast(double*, std::size_t) override {}
     bool all_ok(bool ok) override { return ok; }
     void barrier() override {}
@@ -395,6 +449,28 @@ TEST_CASE("Workers: a batch run by replicas side by side gives the one-model gra
   std::size_t differing = 0;
   for (std::size_t i = 0; i < g2.size(); ++i) differing += (r0[i] + r1[i] != g2[i]);
   CHECK(differing == 0);
+
+  // The same two ranks at once (two threads), summing as Workers::sum_across_ranks does under
+  // mpirun: only the embedding rows some rank touched travel, and each rank ends with the two
+  // workers' gradients, bit for bit.
+  Exchange exchange;
+  ThreadRank t0(0, exchange), t1(1, exchange);
+  nn::LossSum s0, s1;
+  std::vector<float> summed0, summed1;
+  std::thread second([&] { summed1 = gradients(1, 0, s1, t1, true); });
+  summed0 = gradients(1, 0, s0, t0, true);
+  second.join();
+  CHECK_FALSE(exchange.mismatch);
+  CHECK(s0.tokens == two.tokens);
+  CHECK(s1.tokens == two.tokens);
+  REQUIRE(summed0.size() == g2.size());
+  REQUIRE(summed1.size() == g2.size());
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < g2.size(); ++i) wrong += (summed0[i] != g2[i]) + (summed1[i] != g2[i]);
+  CHECK(wrong == 0);
+  CHECK(t0.moved == t1.moved);
+  INFO("floats summed in two updates: " << t0.moved << ", gradients: " << g2.size());
+  CHECK(t0.moved < 2 * g2.size());  // fewer floats than all gradients: some rows stayed home
   fs::remove_all(root);
 }
 

@@ -6,6 +6,7 @@
 
 #include "gloss/util/error.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -22,6 +23,7 @@ class SingleProcess final : public Comm {
   int size() const override { return 1; }
   void sum_in_rank_order(float*, std::size_t) override {}
   void sum_in_rank_order(double*, std::size_t) override {}
+  void any(std::uint8_t*, std::size_t) override {}
   void broadcast(double*, std::size_t) override {}
   bool all_ok(bool ok) override { return ok; }
   void barrier() override {}
@@ -80,6 +82,12 @@ class MpiJob final : public Comm {
   int size() const override { return size_; }
   void sum_in_rank_order(float* data, std::size_t n) override { chunked(data, n, MPI_FLOAT); }
   void sum_in_rank_order(double* data, std::size_t n) override { chunked(data, n, MPI_DOUBLE); }
+  void any(std::uint8_t* flags, std::size_t n) override {
+    const std::size_t piece = std::size_t{1} << 30;
+    for (std::size_t at = 0; at < n; at += piece)
+      MPI_Allreduce(MPI_IN_PLACE, flags + at, static_cast<int>(std::min(piece, n - at)), MPI_UNSIGNED_CHAR, MPI_BOR,
+                    MPI_COMM_WORLD);
+  }
   void broadcast(double* data, std::size_t n) override {
     MPI_Bcast(data, static_cast<int>(n), MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }

@@ -4,6 +4,7 @@
 // caller). Every collective is called by every rank in the same order, from the thread that
 // called job() first.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -21,6 +22,9 @@ class Comm {
   // every rank. Single process: unchanged.
   virtual void sum_in_rank_order(float* data, std::size_t n) = 0;
   virtual void sum_in_rank_order(double* data, std::size_t n) = 0;
+  // Element-wise bitwise OR of every rank's `n` flags (for 0/1 flags: 1 where any rank has
+  // one), on every rank. Single process: unchanged.
+  virtual void any(std::uint8_t* flags, std::size_t n) = 0;
   // Rank 0's `n` values on every rank.
   virtual void broadcast(double* data, std::size_t n) = 0;
   // Whether every rank passed ok = true (a rank's failure, known to all before they go on).

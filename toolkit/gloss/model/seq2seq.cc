@@ -132,8 +132,10 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, nn::ParameterSet& params)
     : config_((validate(config), config)),
       conditional_(config.decoder == "conditional"),
       key_dim_(annotation_width(config)),
-      src_emb_(params, "encoder/embedding", config.src_vocab, config.emb_dim, text::kPadId),
-      tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb_dim, text::kPadId),
+      src_emb_(params, "encoder/embedding", config.src_vocab, config.emb_dim, text::kPadId, true),
+      // Tied, the output layer adds to every row of the target table.
+      tgt_emb_(params, "decoder/embedding", config.tgt_vocab, config.emb_dim, text::kPadId,
+               !config.tie_target_embeddings),
       attention_(params, "decoder/attention", config.dec_hidden, key_dim_, config.att_dim),
       dec_rnn_(decoder_layers(params, config, key_dim_)),
       readout_(params, "decoder/readout", config.dec_hidden + key_dim_ + config.emb_dim,

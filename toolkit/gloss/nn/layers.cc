@@ -72,8 +72,11 @@ void Linear::backward_parts(std::int64_t m, const std::vector<Part>& parts, cons
   }
 }
 
-Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id)
-    : vocab_(vocab), dim_(dim), pad_(pad_id), table_(&params.add(name + "/table", {vocab, dim})) {}
+Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id,
+                     bool sparse_grad)
+    : vocab_(vocab), dim_(dim), pad_(pad_id), table_(&params.add(name + "/table", {vocab, dim})) {
+  if (sparse_grad) table_->rows_touched.assign(static_cast<std::size_t>(vocab), 0);
+}
 
 void Embedding::forward(std::int64_t m, const std::int32_t* ids, float* out) const {
   const auto row_bytes = static_cast<std::size_t>(dim_) * sizeof(float);
@@ -89,8 +92,10 @@ void Embedding::forward(std::int64_t m, const std::int32_t* ids, float* out) con
 }
 
 void Embedding::backward(std::int64_t m, const std::int32_t* ids, const float* dout) const {
+  auto& touched = table_->rows_touched;
   for (std::int64_t i = 0; i < m; ++i) {
     if (ids[i] == pad_) continue;
+    if (!touched.empty()) touched[static_cast<std::size_t>(ids[i])] = 1;
     float* g = table_->grad.data() + static_cast<std::int64_t>(ids[i]) * dim_;
     const float* d = dout + i * dim_;
 #pragma omp simd

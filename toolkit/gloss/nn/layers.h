@@ -41,10 +41,13 @@ class Linear {
   Parameter* b_ = nullptr;
 };
 
-// Rows of a table; the padding id gives a zero vector and never receives gradient.
+// Rows of a table; the padding id gives a zero vector and never receives gradient. With
+// `sparse_grad` (a table nothing else reads as a whole), backward flags the rows it adds to
+// in the table's Parameter::rows_touched.
 class Embedding {
  public:
-  Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id);
+  Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id,
+            bool sparse_grad = false);
   std::int64_t dim() const { return dim_; }
   std::int64_t vocab() const { return vocab_; }
   // ids [m] -> out [m, dim]; the pad id gives zeros. Throws UserError for an id outside the table.

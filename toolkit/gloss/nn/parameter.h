@@ -1,6 +1,7 @@
 #pragma once
 // Every trainable tensor of a model, by stable hierarchical name ("decoder/attention/v"):
 // the one place the optimiser and checkpoints read. Layers keep references into it.
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -14,6 +15,11 @@ struct Parameter {
   std::string name;
   Tensor value;
   Tensor grad;  // same shape; layers accumulate into it
+  // For a table only some of whose rows receive gradient (an embedding not also used as a
+  // dense matrix): one flag per row (value.shape()[0]), set to 1 by the layer's backward for
+  // each row it adds to. Rows never flagged have a zero gradient, so whoever sums gradients
+  // across processes may skip them; it clears the flags. Empty: the gradient is dense.
+  std::vector<std::uint8_t> rows_touched;
 };
 
 class ParameterSet {

@@ -9,6 +9,7 @@
 #include <numbers>
 #include <numeric>
 #include <ostream>
+#include <span>
 #include <utility>
 
 #include "gloss/decode/search.h"
@@ -224,13 +225,70 @@ void Workers::sum_replicas() {
 void Workers::sum_across_ranks(nn::LossSum& loss) {
   if (comm_.single()) return;
   const compute::StageTimer timer(compute::Stage::kReduce);
-  const auto g = params_.flat_grads();
-  comm_.sum_in_rank_order(g.data(), g.size());
+  sum_gradients_across_ranks();
   double sums[3] = {loss.loss, loss.nll, static_cast<double>(loss.tokens)};
   comm_.sum_in_rank_order(sums, 3);
   loss.loss = sums[0];
   loss.nll = sums[1];
   loss.tokens = static_cast<std::int64_t>(sums[2]);
+}
+
+// Rows of a sparse table (an embedding) that no rank's batches touched are zero on every rank,
+// and so is their sum: only the touched rows travel, packed into one buffer, beside the dense
+// parameters' ranges of the flat buffer. Every value is summed as one flat sum would sum it
+// (element by element, in rank order), so the model is the same bit for bit; the embeddings'
+// traffic falls from whole tables to the rows of an update's words.
+void Workers::sum_gradients_across_ranks() {
+  const auto g = params_.flat_grads();
+  const auto& all = params_.all();
+  touched_.clear();  // this process's flags (its replicas' folded in and cleared), then the job's
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    auto& mine = all[i]->rows_touched;
+    for (const auto& replica : replica_params_) {
+      auto& theirs = replica->all()[i]->rows_touched;
+      for (std::size_t r = 0; r < theirs.size(); ++r) mine[r] |= std::exchange(theirs[r], 0);
+    }
+    touched_.insert(touched_.end(), mine.begin(), mine.end());
+    std::fill(mine.begin(), mine.end(), 0);
+  }
+  comm_.any(touched_.data(), touched_.size());
+
+  const auto offset = [&](const nn::Parameter& p) { return static_cast<std::size_t>(p.grad.data() - g.data()); };
+  std::size_t begin = 0, end = 0;  // consecutive dense parameters, as one range (zero gaps between)
+  const auto sum_range = [&] {
+    if (end > begin) comm_.sum_in_rank_order(g.data() + begin, end - begin);
+    begin = end = 0;
+  };
+  for (const auto& p : all) {
+    if (!p->rows_touched.empty()) {
+      sum_range();
+      continue;
+    }
+    if (end == begin) begin = offset(*p);
+    end = offset(*p) + static_cast<std::size_t>(p->grad.size());
+  }
+  sum_range();
+
+  // The touched rows: packed, summed, put back.
+  const auto for_each_touched_row = [&](const auto& visit) {
+    std::size_t flag = 0;
+    for (const auto& p : all) {
+      const std::size_t rows = p->rows_touched.size();
+      if (rows == 0) continue;
+      const std::size_t width = static_cast<std::size_t>(p->grad.size()) / rows;
+      for (std::size_t r = 0; r < rows; ++r, ++flag)
+        if (touched_[flag]) visit(std::span<float>(p->grad.data() + r * width, width));
+    }
+  };
+  packed_.clear();
+  for_each_touched_row([&](std::span<float> row) { packed_.insert(packed_.end(), row.begin(), row.end()); });
+  if (packed_.empty()) return;  // the same on every rank: the flags are the job's
+  comm_.sum_in_rank_order(packed_.data(), packed_.size());
+  std::size_t at = 0;
+  for_each_touched_row([&](std::span<float> row) {
+    std::copy_n(packed_.begin() + static_cast<std::ptrdiff_t>(at), row.size(), row.begin());
+    at += row.size();
+  });
 }
 
 namespace {

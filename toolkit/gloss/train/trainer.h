@@ -8,6 +8,7 @@
 // score), metrics.jsonl (one row per validation, train/metrics.h). Running the same command
 // again after an interruption resumes from the checkpoint and ends with the same model, bit
 // for bit, as an uninterrupted run with the same seed and threads.
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -80,8 +81,8 @@ class Workers {
   // (train.split_positions); gradients of scale * loss are added to net's.
   nn::LossSum train_batch(const text::EncodedCorpus& corpus, const text::Batch& batch, Rng& rng, float scale,
                           std::int64_t step);
-  // Under mpirun: every rank's gradients (and `loss`) summed in rank order, on every rank, as
-  // one flat buffer. Once per update, after its batches. Single process: nothing to do.
+  // Under mpirun: every rank's gradients (and `loss`) summed in rank order, on every rank. Once
+  // per update, after its batches. Single process: nothing to do.
   void sum_across_ranks(nn::LossSum& loss);
   dist::Comm& comm() const { return comm_; }
   int replicas() const { return replicas_per_update_; }
@@ -89,6 +90,7 @@ class Workers {
  private:
   nn::ParameterSet& gradients_of(std::size_t worker);
   void sum_replicas();
+  void sum_gradients_across_ranks();
   const TrainOptions& t_;
   dist::Comm& comm_;
   int replicas_per_update_ = 1;                        // V: train.replicas, or (0) one per worker
@@ -97,6 +99,8 @@ class Workers {
   std::vector<model::Seq2Seq*> nets_;  // [0] = net
   std::vector<std::unique_ptr<nn::ParameterSet>> replica_params_;
   std::vector<std::unique_ptr<model::Seq2Seq>> replicas_;
+  std::vector<std::uint8_t> touched_;  // sum_gradients_across_ranks' row flags and packed rows,
+  std::vector<float> packed_;          // kept from update to update
 };
 
 // The network of a training run on the data's vocabularies: the model, its parameters (zero:
