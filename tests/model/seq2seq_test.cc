@@ -80,6 +80,16 @@ void gradient_check(const ModelConfig& config, float teacher_forcing = 1.0f, boo
   params.zero_grad();
   run(true);
   const std::vector<std::int32_t> inputs = model.last_decoder_inputs();
+  // A table with row flags (summed sparsely across processes) has gradient in flagged rows only.
+  for (auto& p : params.all()) {
+    const std::size_t rows = p->rows_touched.size();
+    if (rows == 0) continue;
+    CHECK((p->name != "decoder/embedding/table" || !config.tie_target_embeddings));  // tied: dense
+    const std::int64_t width = p->grad.size() / static_cast<std::int64_t>(rows);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::int64_t k = 0; k < width; ++k)
+        if (p->grad[static_cast<std::int64_t>(r) * width + k] != 0.0f) CHECK(p->rows_touched[r] == 1);
+  }
   int skipped = 0;
   Rng pick(5);
   int checked = 0;

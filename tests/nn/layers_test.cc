@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "gloss/nn/layers.h"
 #include "gloss/util/rng.h"
@@ -58,6 +60,17 @@ TEST_CASE("embedding: padding gives zeros and receives no gradient", "[nn][embed
   CHECK(out[3] == 0.0f);
   const float d[9] = {1, 1, 1, 5, 5, 5, 2, 2, 2};
   emb.backward(3, ids, d);
-  CHECK(emb.table().grad[6] == 3.0f);  // row 2 collected both occurrences
-  CHECK(emb.table().grad[0] == 0.0f);  // padding row untouched
+  CHECK(emb.table().grad[6] == 3.0f);       // row 2 collected both occurrences
+  CHECK(emb.table().grad[0] == 0.0f);       // padding row untouched
+  CHECK(emb.table().rows_touched.empty());  // dense unless asked
+
+  nn::Embedding sparse(params, "s", 5, 3, 0, true);
+  const std::int32_t more[4] = {4, 0, 1, 4};
+  const float d4[12] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4};
+  sparse.backward(4, more, d4);
+  CHECK(sparse.table().rows_touched == std::vector<std::uint8_t>{0, 1, 0, 0, 1});  // not the padding row
+  for (std::int64_t row = 0; row < 5; ++row) {
+    const bool has_gradient = sparse.table().grad[row * 3] != 0.0f;
+    CHECK(has_gradient == (sparse.table().rows_touched[static_cast<std::size_t>(row)] == 1));
+  }
 }
