@@ -239,9 +239,16 @@ void Workers::sum_across_ranks(nn::LossSum& loss) {
 // (element by element, in rank order), so the model is the same bit for bit; the embeddings'
 // traffic falls from whole tables to the rows of an update's words.
 void Workers::sum_gradients_across_ranks() {
-  const auto g = params_.flat_grads();
+  gather_touched_rows();
+  sum_dense_parameters();
+  sum_touched_rows();
+}
+
+// touched_: the sparse tables' row flags, table after table in registration order, of this
+// process (its replicas' folded in) and then of the job. Every table's own flags are cleared.
+void Workers::gather_touched_rows() {
   const auto& all = params_.all();
-  touched_.clear();  // this process's flags (its replicas' folded in and cleared), then the job's
+  touched_.clear();
   for (std::size_t i = 0; i < all.size(); ++i) {
     auto& mine = all[i]->rows_touched;
     for (const auto& replica : replica_params_) {
@@ -252,27 +259,34 @@ void Workers::sum_gradients_across_ranks() {
     std::fill(mine.begin(), mine.end(), 0);
   }
   comm_.any(touched_.data(), touched_.size());
+}
 
-  const auto offset = [&](const nn::Parameter& p) { return static_cast<std::size_t>(p.grad.data() - g.data()); };
-  std::size_t begin = 0, end = 0;  // consecutive dense parameters, as one range (zero gaps between)
+// Each run of consecutive dense parameters as one range of the flat buffer (the gaps between
+// parameters are zero on every rank).
+void Workers::sum_dense_parameters() {
+  const auto g = params_.flat_grads();
+  std::size_t begin = 0, end = 0;
   const auto sum_range = [&] {
     if (end > begin) comm_.sum_in_rank_order(g.data() + begin, end - begin);
     begin = end = 0;
   };
-  for (const auto& p : all) {
+  for (const auto& p : params_.all()) {
     if (!p->rows_touched.empty()) {
       sum_range();
       continue;
     }
-    if (end == begin) begin = offset(*p);
-    end = offset(*p) + static_cast<std::size_t>(p->grad.size());
+    const auto at = static_cast<std::size_t>(p->grad.data() - g.data());
+    if (end == begin) begin = at;
+    end = at + static_cast<std::size_t>(p->grad.size());
   }
   sum_range();
+}
 
-  // The touched rows: packed, summed, put back.
+// The rows touched_ flags: packed, summed, put back.
+void Workers::sum_touched_rows() {
   const auto for_each_touched_row = [&](const auto& visit) {
     std::size_t flag = 0;
-    for (const auto& p : all) {
+    for (const auto& p : params_.all()) {
       const std::size_t rows = p->rows_touched.size();
       if (rows == 0) continue;
       const std::size_t width = static_cast<std::size_t>(p->grad.size()) / rows;

@@ -90,7 +90,10 @@ class Workers {
  private:
   nn::ParameterSet& gradients_of(std::size_t worker);
   void sum_replicas();
-  void sum_gradients_across_ranks();
+  void sum_gradients_across_ranks();  // its three steps:
+  void gather_touched_rows();
+  void sum_dense_parameters();
+  void sum_touched_rows();
   const TrainOptions& t_;
   dist::Comm& comm_;
   int replicas_per_update_ = 1;                        // V: train.replicas, or (0) one per worker
