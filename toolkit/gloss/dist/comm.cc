@@ -83,10 +83,9 @@ class MpiJob final : public Comm {
   void sum_in_rank_order(float* data, std::size_t n) override { chunked(data, n, MPI_FLOAT); }
   void sum_in_rank_order(double* data, std::size_t n) override { chunked(data, n, MPI_DOUBLE); }
   void any(std::uint8_t* flags, std::size_t n) override {
-    const std::size_t piece = std::size_t{1} << 30;
-    for (std::size_t at = 0; at < n; at += piece)
-      MPI_Allreduce(MPI_IN_PLACE, flags + at, static_cast<int>(std::min(piece, n - at)), MPI_UNSIGNED_CHAR, MPI_BOR,
-                    MPI_COMM_WORLD);
+    in_pieces(n, [&](std::size_t at, std::size_t count) {
+      MPI_Allreduce(MPI_IN_PLACE, flags + at, static_cast<int>(count), MPI_UNSIGNED_CHAR, MPI_BOR, MPI_COMM_WORLD);
+    });
   }
   void broadcast(double* data, std::size_t n) override {
     MPI_Bcast(data, static_cast<int>(n), MPI_DOUBLE, 0, MPI_COMM_WORLD);
@@ -99,13 +98,18 @@ class MpiJob final : public Comm {
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
 
  private:
-  // MPI counts are ints: buffers beyond 2^30 values go in pieces.
+  // MPI counts are ints: buffers beyond 2^30 values go in pieces, visit(at, count) each.
+  template <typename Visit>
+  static void in_pieces(std::size_t n, const Visit& visit) {
+    const std::size_t piece = std::size_t{1} << 30;
+    for (std::size_t at = 0; at < n; at += piece) visit(at, std::min(piece, n - at));
+  }
   template <typename T>
   void chunked(T* data, std::size_t n, MPI_Datatype type) {
     if (size_ == 1) return;
-    const std::size_t piece = std::size_t{1} << 30;
-    for (std::size_t at = 0; at < n; at += piece)
-      ordered_sum(data + at, std::min(piece, n - at), size_, rank_, type, received<T>());
+    in_pieces(n, [&](std::size_t at, std::size_t count) {
+      ordered_sum(data + at, count, size_, rank_, type, received<T>());
+    });
   }
   template <typename T>
   std::vector<T>& received() {
