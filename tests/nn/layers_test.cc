@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "gloss/nn/layers.h"
+#include "gloss/nn/parameter.h"
+#include "gloss/tensor/compute.h"
 #include "gloss/util/rng.h"
 
 using namespace gloss;
@@ -72,5 +74,36 @@ TEST_CASE("embedding: padding gives zeros and receives no gradient", "[nn][embed
   for (std::int64_t row = 0; row < 5; ++row) {
     const bool has_gradient = sparse.table().grad[row * 3] != 0.0f;
     CHECK(has_gradient == (sparse.table().rows_touched[static_cast<std::size_t>(row)] == 1));
+  }
+}
+
+// Linear in bf16 reads a copy of W rounded once per update: after the values change (and the
+// set's version moves, as the optimiser's step does) it must read the new ones, and give what
+// compute::gemm in bf16 gives on the same W, forward and backward.
+TEST_CASE("linear in a Bf16Gemms scope: the bf16 copy of W follows the values' version", "[nn][bf16]") {
+  if (!compute::has_bf16()) {
+    WARN("this CPU lacks AVX512-BF16: the bf16 Linear test does not apply");
+    return;
+  }
+  const std::int64_t M = 5, in = 6, out = 9;
+  nn::ParameterSet params;
+  nn::Linear linear(params, "lin", in, out);
+  Rng rng(11);
+  std::vector<float> x(M * in), dy(M * out);
+  for (auto& v : x) v = rng.uniform(-1.f, 1.f);
+  for (auto& v : dy) v = rng.uniform(-1.f, 1.f);
+  const compute::Bf16Gemms scope;
+  for (int update = 0; update < 2; ++update) {
+    for (std::int64_t i = 0; i < params.get("lin/weight").value.size(); ++i)
+      params.get("lin/weight").value[i] = rng.uniform(-1.f, 1.f);
+    params.touch();
+    const float* w = params.get("lin/weight").value.data();
+    std::vector<float> y(M * out), want(M * out, 0.0f), dx(M * in), want_dx(M * in, 0.0f);
+    linear.forward(M, x.data(), y.data());
+    compute::gemm(false, false, M, out, in, 1.0f, x.data(), in, w, out, 1.0f, want.data(), out);  // bias is 0
+    CHECK(y == want);
+    linear.backward(M, x.data(), dy.data(), dx.data());
+    compute::gemm(false, true, M, in, out, 1.0f, dy.data(), out, w, out, 0.0f, want_dx.data(), in);
+    CHECK(dx == want_dx);
   }
 }

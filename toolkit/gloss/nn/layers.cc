@@ -12,8 +12,25 @@
 namespace gloss::nn {
 
 Linear::Linear(ParameterSet& params, const std::string& name, std::int64_t in, std::int64_t out, bool bias)
-    : in_(in), out_(out), w_(&params.add(name + "/weight", {in, out})) {
+    : params_(&params), in_(in), out_(out), w_(&params.add(name + "/weight", {in, out})) {
   if (bias) b_ = &params.add(name + "/bias", {out});
+}
+
+const std::uint16_t* Linear::bf16_weight() const {
+  if (w_bf16_version_ != params_->version()) {
+    w_bf16_.resize(static_cast<std::size_t>(w_->value.size()));
+    compute::to_bf16(w_->value.size(), w_->value.data(), w_bf16_.data());
+    w_bf16_version_ = params_->version();
+  }
+  return w_bf16_.data();
+}
+
+void Linear::gemm_w(bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+                    std::int64_t row, float beta, float* c, std::int64_t ldc) const {
+  if (compute::bf16_gemms())
+    compute::gemm_bf16_b(false, trans_b, m, n, k, 1.0f, a, lda, bf16_weight() + row * out_, beta, c, ldc);
+  else
+    compute::gemm(false, trans_b, m, n, k, 1.0f, a, lda, w_->value.data() + row * out_, out_, beta, c, ldc);
 }
 
 void Linear::forward(std::int64_t m, const float* x, float* y) const {
@@ -21,7 +38,7 @@ void Linear::forward(std::int64_t m, const float* x, float* y) const {
     for (std::int64_t i = 0; i < m; ++i)
       std::memcpy(y + i * out_, b_->value.data(), static_cast<std::size_t>(out_) * sizeof(float));
   }
-  compute::gemm(false, false, m, out_, in_, 1.0f, x, in_, w_->value.data(), out_, b_ ? 1.0f : 0.0f, y, out_);
+  gemm_w(false, m, out_, in_, x, in_, 0, b_ ? 1.0f : 0.0f, y, out_);
 }
 
 void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate) const {
@@ -34,8 +51,7 @@ void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx
       for (std::int64_t k = 0; k < out_; ++k) db[k] += row[k];
     }
   }
-  if (dx)
-    compute::gemm(false, true, m, in_, out_, 1.0f, dy, out_, w_->value.data(), out_, accumulate ? 1.0f : 0.0f, dx, in_);
+  if (dx) gemm_w(true, m, in_, out_, dy, out_, 0, accumulate ? 1.0f : 0.0f, dx, in_);
 }
 
 void Linear::forward_parts(std::int64_t m, const std::vector<Part>& parts, float* y) const {
@@ -46,8 +62,7 @@ void Linear::forward_parts(std::int64_t m, const std::vector<Part>& parts, float
   std::int64_t row = 0;
   for (std::size_t p = 0; p < parts.size(); ++p) {
     const bool first_write = p == 0 && !b_;
-    compute::gemm(false, false, m, out_, parts[p].width, 1.0f, parts[p].x, parts[p].width,
-                  w_->value.data() + row * out_, out_, first_write ? 0.0f : 1.0f, y, out_);
+    gemm_w(false, m, out_, parts[p].width, parts[p].x, parts[p].width, row, first_write ? 0.0f : 1.0f, y, out_);
     row += parts[p].width;
   }
 }
@@ -58,8 +73,7 @@ void Linear::backward_parts(std::int64_t m, const std::vector<Part>& parts, cons
   for (std::size_t p = 0; p < parts.size(); ++p) {
     const std::int64_t w = parts[p].width;
     compute::gemm(true, false, w, out_, m, 1.0f, parts[p].x, w, dy, out_, 1.0f, w_->grad.data() + row * out_, out_);
-    if (dxs[p])
-      compute::gemm(false, true, m, w, out_, 1.0f, dy, out_, w_->value.data() + row * out_, out_, 0.0f, dxs[p], w);
+    if (dxs[p]) gemm_w(true, m, w, out_, dy, out_, row, 0.0f, dxs[p], w);
     row += w;
   }
   if (b_) {

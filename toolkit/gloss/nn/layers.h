@@ -12,7 +12,12 @@
 
 namespace gloss::nn {
 
-// y[M, out] = x[M, in] W[in, out] + b[out]
+// y[M, out] = x[M, in] W[in, out] + b[out]. Inside a compute::Bf16Gemms scope (training in
+// bf16) the GEMMs that read W read a bf16 copy of it, rounded once per update (when the
+// ParameterSet's version moves) instead of at every call: the output layer runs forward and
+// backward in chunks of rows, each of which would otherwise round all of W twice. The copy is
+// as large as half of W, kept per Linear (each replica has its own); a Linear is used by one
+// thread at a time.
 class Linear {
  public:
   Linear(ParameterSet& params, const std::string& name, std::int64_t in, std::int64_t out, bool bias = true);
@@ -36,9 +41,19 @@ class Linear {
                       const std::vector<float*>& dxs) const;
 
  private:
+  // W for compute::gemm_bf16_b: [in, out] row-major in bf16, remade when the values moved.
+  const std::uint16_t* bf16_weight() const;
+  // C = op(x) op(W) for the GEMMs with W as B: bf16 (its copy) inside a Bf16Gemms scope,
+  // else f32. W rows [row, row + k) (trans_b: as [n, k]), as compute::gemm's arguments.
+  void gemm_w(bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+              std::int64_t row, float beta, float* c, std::int64_t ldc) const;
+
+  const ParameterSet* params_;  // whose version says when W's values changed
   std::int64_t in_, out_;
   Parameter* w_;
   Parameter* b_ = nullptr;
+  mutable std::vector<std::uint16_t> w_bf16_;
+  mutable std::uint64_t w_bf16_version_ = 0;  // params_->version() when w_bf16_ was made (0: never)
 };
 
 // Rows of a table; the padding id gives a zero vector and never receives gradient. With
