@@ -1,5 +1,5 @@
-// kernels: the vectorised argmax, top_k and log_sum_exp against plain scans and sorts; transpose
-// against the definition.
+// kernels: the vectorised argmax, top_k and log_sum_exp against plain scans and sorts; transpose,
+// tanh_inplace and move_add against the definition and across their serial and threaded paths.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -121,4 +121,35 @@ TEST_CASE("transpose: out[c][r] = in[r][c], across and inside its tiles, on 1 an
     }
   }
   compute::set_threads(1);
+}
+
+TEST_CASE("tanh_inplace and move_add: one thread's path and the threads' path agree bit for bit", "[tensor]") {
+  const std::int64_t n = 4 * (1 << 14) + 4099;  // past the size where two threads share the loop
+  std::vector<float> x(static_cast<std::size_t>(n));
+  Rng rng(5);
+  for (auto& v : x) v = static_cast<float>(rng.uniform() * 12.0 - 6.0);
+  std::vector<float> by_two = x, by_one = x, one_at_a_time = x;
+  compute::set_threads(2);
+  kernels::tanh_inplace(n, by_two.data());
+  compute::set_threads(1);
+  kernels::tanh_inplace(n, by_one.data());
+  for (auto& v : one_at_a_time) kernels::tanh_inplace(1, &v);
+  bool same = true, close = true;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    same = same && by_two[i] == by_one[i] && by_one[i] == one_at_a_time[i];
+    close = close && std::fabs(by_one[i] - std::tanh(x[i])) <= 1e-6f;
+  }
+  CHECK(same);
+  CHECK(close);
+
+  std::vector<float> into_two(x.size(), 1.0f), into_one(x.size(), 1.0f), from_two = x, from_one = x;
+  compute::set_threads(2);
+  kernels::move_add(n, from_two.data(), into_two.data());
+  compute::set_threads(1);
+  kernels::move_add(n, from_one.data(), into_one.data());
+  bool moved = true;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    moved =
+        moved && into_two[i] == 1.0f + x[i] && into_one[i] == into_two[i] && from_two[i] == 0.0f && from_one[i] == 0.0f;
+  CHECK(moved);
 }

@@ -7,6 +7,8 @@
 #include <limits>
 #include <vector>
 
+#include <omp.h>
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define GLOSS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -47,6 +49,12 @@ GLOSS_INLINE float tanh_f(float x) {
 
 constexpr std::int64_t kChunk = 1 << 14;
 
+// Whether a loop over `work` values gets a parallel region. Entering one costs a thread team
+// even when it has one thread or an `if` clause that is false (measured: a few microseconds a
+// call), which the training workers (one OpenMP thread each) paid at every row of every
+// recurrent step: element-wise kernels take their serial path without entering one.
+GLOSS_INLINE bool worth_threads(std::int64_t work) { return work > 4 * kChunk && omp_get_max_threads() > 1; }
+
 // max(m, x) skipping NaN (x > m is false for NaN), as std::max(m, x) is: GCC 12 leaves an
 // `omp simd reduction(max)` loop over std::max(m, x[i]) scalar (a vmaxss per entry) but makes
 // this form vmaxps. The maximum is exact in any order.
@@ -54,13 +62,17 @@ GLOSS_INLINE float max_or_keep(float m, float x) { return x > m ? x : m; }
 
 }  // namespace
 
-GLOSS_CLONES void tanh_inplace(std::int64_t n, float* x) {
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) {
-    const std::int64_t end = std::min(n, c + kChunk);
+namespace {
+GLOSS_INLINE void tanh_range(std::int64_t begin, std::int64_t end, float* x) {
 #pragma omp simd
-    for (std::int64_t i = c; i < end; ++i) x[i] = tanh_f(x[i]);
-  }
+  for (std::int64_t i = begin; i < end; ++i) x[i] = tanh_f(x[i]);
+}
+}  // namespace
+
+GLOSS_CLONES void tanh_inplace(std::int64_t n, float* x) {
+  if (!worth_threads(n)) return tanh_range(0, n, x);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < n; c += kChunk) tanh_range(c, std::min(n, c + kChunk), x);
 }
 
 GLOSS_CLONES double sum_squares(std::int64_t n, const float* x) {
@@ -79,16 +91,20 @@ GLOSS_CLONES double sum_squares(std::int64_t n, const float* x) {
   return total;
 }
 
-GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-  for (std::int64_t c = 0; c < n; c += kChunk) {
-    const std::int64_t end = std::min(n, c + kChunk);
+namespace {
+GLOSS_INLINE void move_add_range(std::int64_t begin, std::int64_t end, float* from, float* into) {
 #pragma omp simd
-    for (std::int64_t i = c; i < end; ++i) {
-      into[i] += from[i];
-      from[i] = 0.0f;
-    }
+  for (std::int64_t i = begin; i < end; ++i) {
+    into[i] += from[i];
+    from[i] = 0.0f;
   }
+}
+}  // namespace
+
+GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
+  if (!worth_threads(n)) return move_add_range(0, n, from, into);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < n; c += kChunk) move_add_range(c, std::min(n, c + kChunk), from, into);
 }
 
 GLOSS_CLONES void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out) {
