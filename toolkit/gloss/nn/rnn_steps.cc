@@ -4,17 +4,95 @@
 #include <utility>
 #include <vector>
 
+#include "gloss/tensor/clones.h"
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
 
 namespace gloss::nn {
 namespace {
 
+// The cells' element-wise work, one row of H units at a time, as GLOSS_CLONES functions (AVX-512
+// where the CPU has it, instead of the baseline's SSE2). This file is compiled with
+// -ffp-contract=off (toolkit/CMakeLists.txt): no clone fuses a multiply and an add, so every
+// clone computes the baseline's values bit for bit. `omp simd` vectorises loops whose input
+// may be the very array they write (x may be g below): each value is read before it is written.
+
 // n logistic sigmoids in place, as 0.5 (1 + tanh(x / 2)) with the vectorised tanh.
-void sigmoid_inplace(std::int64_t n, float* x) {
+GLOSS_CLONES void sigmoid_inplace(std::int64_t n, float* x) {
+#pragma omp simd
   for (std::int64_t k = 0; k < n; ++k) x[k] *= 0.5f;
   kernels::tanh_inplace(n, x);
+#pragma omp simd
   for (std::int64_t k = 0; k < n; ++k) x[k] = 0.5f * (1.0f + x[k]);
+}
+
+// GRU forward of one row (rnn_steps.h): x = x W_layer (may be g), s = h W_iter, b the bias,
+// hp the state before; writes the gates g (u, r, o, U_o h + b_u') and the new state out.
+GLOSS_CLONES void gru_row_forward(std::int64_t H, const float* x, const float* s, const float* b, const float* hp,
+                                  float* g, float* out) {
+#pragma omp simd
+  for (std::int64_t k = 0; k < 2 * H; ++k) g[k] = x[k] + s[k] + b[k];
+  sigmoid_inplace(2 * H, g);
+  const float* r = g + H;
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) {
+    g[3 * H + k] = s[2 * H + k] + b[3 * H + k];
+    g[2 * H + k] = x[2 * H + k] + b[2 * H + k] + r[k] * g[3 * H + k];
+  }
+  kernels::tanh_inplace(H, g + 2 * H);
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) out[k] = g[k] * hp[k] + (1.0f - g[k]) * g[2 * H + k];
+}
+
+// GRU backward of one row: g's gates become du, dr, do, do r; dgh gets the recurrent ones (du,
+// dr, do r) and dprev the element-wise part of dh_prev, u dh (dprev may be d).
+GLOSS_CLONES void gru_row_backward(std::int64_t H, const float* d, const float* hp, float* g, float* dgh,
+                                   float* dprev) {
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) {
+    const float u = g[k], r = g[H + k], o = g[2 * H + k], hpart = g[3 * H + k];
+    const float du = d[k] * (hp[k] - o) * u * (1.0f - u);
+    const float dop = d[k] * (1.0f - u) * (1.0f - o * o);
+    const float dr = dop * hpart * r * (1.0f - r);
+    g[k] = dgh[k] = du;
+    g[H + k] = dgh[H + k] = dr;
+    g[2 * H + k] = dop;
+    g[3 * H + k] = dgh[2 * H + k] = dop * r;
+    dprev[k] = d[k] * u;
+  }
+}
+
+// LSTM forward of one row: gx = x W_layer (may be g), gh = h W_iter, cp the cell state before;
+// writes the gates g (i, f, c~, o, tanh(c')), the new cell state cn and state out.
+GLOSS_CLONES void lstm_row_forward(std::int64_t H, const float* gx, const float* gh, const float* b, const float* cp,
+                                   float* g, float* cn, float* out) {
+#pragma omp simd
+  for (std::int64_t k = 0; k < 4 * H; ++k) g[k] = gx[k] + gh[k] + b[k];
+  sigmoid_inplace(2 * H, g);
+  kernels::tanh_inplace(H, g + 2 * H);
+  sigmoid_inplace(H, g + 3 * H);
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k];
+  std::copy(cn, cn + H, g + 4 * H);
+  kernels::tanh_inplace(H, g + 4 * H);
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) out[k] = g[3 * H + k] * g[4 * H + k];
+}
+
+// LSTM backward of one row: g's gates become di, df, dc~, do; dcp gets dc_prev. dc: the
+// gradient of the new cell state (nullptr: zero).
+GLOSS_CLONES void lstm_row_backward(std::int64_t H, const float* d, const float* dc, const float* cp, float* g,
+                                    float* dcp) {
+#pragma omp simd
+  for (std::int64_t k = 0; k < H; ++k) {
+    const float gi = g[k], gf = g[H + k], gc = g[2 * H + k], go = g[3 * H + k], tc = g[4 * H + k];
+    const float dct = (dc ? dc[k] : 0.0f) + d[k] * go * (1.0f - tc * tc);
+    g[k] = dct * gc * gi * (1.0f - gi);
+    g[H + k] = dct * cp[k] * gf * (1.0f - gf);
+    g[2 * H + k] = dct * gi * (1.0f - gc * gc);
+    g[3 * H + k] = d[k] * tc * go * (1.0f - go);
+    dcp[k] = dct * gf;
+  }
 }
 
 // into[g] += m[row, g] for g < width, row after row (row stride ld), as nn::Linear sums its bias.
@@ -115,43 +193,18 @@ void RnnSteps::forward_sequence() {
 void RnnSteps::gru_forward(int i, const float* gx, std::int64_t ldx, float* h_out) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   const float* b = cell_->bias().value.data();
-  for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u' (x may be g: each read before written)
-    const float* x = gx + n * ldx;
-    const float* s = gh_.data() + n * 3 * H;
-    for (std::int64_t k = 0; k < 2 * H; ++k) g[k] = x[k] + s[k] + b[k];
-    sigmoid_inplace(2 * H, g);
-    const float* r = g + H;
-    for (std::int64_t k = 0; k < H; ++k) {
-      g[3 * H + k] = s[2 * H + k] + b[3 * H + k];
-      g[2 * H + k] = x[2 * H + k] + b[2 * H + k] + r[k] * g[3 * H + k];
-    }
-    kernels::tanh_inplace(H, g + 2 * H);
-    const float* hp = h_ + (i * N + n) * H;
-    float* out = h_out + n * H;
-    for (std::int64_t k = 0; k < H; ++k) out[k] = g[k] * hp[k] + (1.0f - g[k]) * g[2 * H + k];
-  }
+  for (std::int64_t n = 0; n < N; ++n)
+    gru_row_forward(H, gx + n * ldx, gh_.data() + n * 3 * H, b, h_ + (i * N + n) * H, gates_.data() + (i * N + n) * W,
+                    h_out + n * H);
 }
 
 // i, f, o = sig(.), c~ = tanh(.), c' = f c + i c~, h' = o tanh(c').
 void RnnSteps::lstm_forward(int i, const float* gx, std::int64_t ldx, float* h_out, float* c_out) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
   const float* b = cell_->bias().value.data();
-  for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // i, f, c~, o, tanh(c') (gx may be g)
-    const float* gh = gh_.data() + n * 4 * H;
-    for (std::int64_t k = 0; k < 4 * H; ++k) g[k] = gx[n * ldx + k] + gh[k] + b[k];
-    sigmoid_inplace(2 * H, g);
-    kernels::tanh_inplace(H, g + 2 * H);
-    sigmoid_inplace(H, g + 3 * H);
-    const float* cp = c_ + (i * N + n) * H;
-    float* cn = c_out + n * H;
-    for (std::int64_t k = 0; k < H; ++k) cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k];
-    std::copy(cn, cn + H, g + 4 * H);
-    kernels::tanh_inplace(H, g + 4 * H);
-    float* out = h_out + n * H;
-    for (std::int64_t k = 0; k < H; ++k) out[k] = g[3 * H + k] * g[4 * H + k];
-  }
+  for (std::int64_t n = 0; n < N; ++n)
+    lstm_row_forward(H, gx + n * ldx, gh_.data() + n * 4 * H, b, c_ + (i * N + n) * H, gates_.data() + (i * N + n) * W,
+                     c_out + n * H, h_out + n * H);
 }
 
 void RnnSteps::backward(int i, const float* dh, const float* dc, float* dx, float* dh_prev, float* dc_prev) {
@@ -198,43 +251,16 @@ void RnnSteps::backward_sequence(const float* dy, float* dx) {
 
 void RnnSteps::gru_backward(int i, const float* dh, float* dh_prev) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
-  for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // u, r, o, U_o h + b_u' in; du, dr, do, do r out
-    const float* hp = h_ + (i * N + n) * H;
-    const float* d = dh + n * H;
-    float* dgh = gh_.data() + n * 3 * H;  // (gh_'s forward values are no longer needed)
-    float* dprev = dh_prev + n * H;
-    for (std::int64_t k = 0; k < H; ++k) {
-      const float u = g[k], r = g[H + k], o = g[2 * H + k], hpart = g[3 * H + k];
-      const float du = d[k] * (hp[k] - o) * u * (1.0f - u);
-      const float dop = d[k] * (1.0f - u) * (1.0f - o * o);
-      const float dr = dop * hpart * r * (1.0f - r);
-      g[k] = dgh[k] = du;
-      g[H + k] = dgh[H + k] = dr;
-      g[2 * H + k] = dop;
-      g[3 * H + k] = dgh[2 * H + k] = dop * r;
-      dprev[k] = d[k] * u;
-    }
-  }
+  for (std::int64_t n = 0; n < N; ++n)  // gh_'s forward values are no longer needed: it takes the recurrent ones
+    gru_row_backward(H, dh + n * H, h_ + (i * N + n) * H, gates_.data() + (i * N + n) * W, gh_.data() + n * 3 * H,
+                     dh_prev + n * H);
 }
 
 void RnnSteps::lstm_backward(int i, const float* dh, const float* dc, float* dc_prev) {
   const std::int64_t N = N_, H = cell_->hidden_size(), W = gate_width();
-  for (std::int64_t n = 0; n < N; ++n) {
-    float* g = gates_.data() + (i * N + n) * W;  // i, f, c~, o, tanh(c') in; their 4 gradients out
-    const float* cp = c_ + (i * N + n) * H;
-    const float* d = dh + n * H;
-    float* dcp = dc_prev + n * H;
-    for (std::int64_t k = 0; k < H; ++k) {
-      const float gi = g[k], gf = g[H + k], gc = g[2 * H + k], go = g[3 * H + k], tc = g[4 * H + k];
-      const float dct = (dc ? dc[n * H + k] : 0.0f) + d[k] * go * (1.0f - tc * tc);
-      g[k] = dct * gc * gi * (1.0f - gi);
-      g[H + k] = dct * cp[k] * gf * (1.0f - gf);
-      g[2 * H + k] = dct * gi * (1.0f - gc * gc);
-      g[3 * H + k] = d[k] * tc * go * (1.0f - go);
-      dcp[k] = dct * gf;
-    }
-  }
+  for (std::int64_t n = 0; n < N; ++n)
+    lstm_row_backward(H, dh + n * H, dc ? dc + n * H : nullptr, c_ + (i * N + n) * H, gates_.data() + (i * N + n) * W,
+                      dc_prev + n * H);
 }
 
 void RnnSteps::finish_backward() {

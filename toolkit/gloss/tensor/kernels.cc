@@ -9,11 +9,8 @@
 
 #include <omp.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define GLOSS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GLOSS_CLONES
-#endif
+#include "gloss/tensor/clones.h"
+
 #define GLOSS_INLINE inline __attribute__((always_inline))
 
 namespace gloss::kernels {
