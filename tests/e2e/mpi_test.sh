@@ -7,12 +7,15 @@
 #  - a job stopped at step 20 and run again to step 60 ends as an uninterrupted one;
 #  - kill -9 of one rank ends the whole job within seconds, and rerunning the same command
 #    resumes from the last checkpoint and ends bit for bit as the uninterrupted run;
-#  - a checkpoint that cannot be read stops every rank with the one-line error.
-# Usage: mpi_test.sh GLOSS_BINARY SOURCE_DIR [PARAM_DIGEST_BINARY]
+#  - a checkpoint that cannot be read stops every rank with the one-line error;
+#  - the collectives themselves (gloss_comm_check) with 2 and 3 ranks: sums in rank order bit
+#    for bit, whatever pieces they are cut into.
+# Usage: mpi_test.sh GLOSS_BINARY SOURCE_DIR [PARAM_DIGEST_BINARY [COMM_CHECK_BINARY]]
 set -uo pipefail
 gloss=$1
 src=$2
 digest=${3:-$(dirname "$gloss")/tests/gloss_param_digest}
+comm_check=${4:-$(dirname "$gloss")/tests/gloss_comm_check}
 tmp=$(mktemp -d)
 trap 'pkill -9 -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +29,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=se
 export LSAN_OPTIONS="suppressions=$src/tests/e2e/openmpi-lsan.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
   OMPI_MCA_mca_base_component_disable_dlclose=1
 mpi() { timeout 300 mpirun -np 2 "$gloss" "$@"; }
+
+for ranks in 2 3; do
+  out=$(timeout 120 mpirun -np "$ranks" "$comm_check" 2>&1)
+  [ "$out" = "comm_check: $ranks ranks, 22 buffers summed in rank order" ] && pass \
+    || fail "collectives with $ranks ranks: $(head -3 <<<"$out")"
+done
 
 d=$src/data/multi30k
 args=(--data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz"
