@@ -104,12 +104,17 @@ class MpiJob final : public Comm {
     const std::size_t piece = std::size_t{1} << 30;
     for (std::size_t at = 0; at < n; at += piece) visit(at, std::min(piece, n - at));
   }
+  // The ordered sum of 512 KB at a time: a piece's received values are still in the core's
+  // cache (L2, 1 MB on Zen 2-4) when they are added and sent on, where one sum of the whole
+  // buffer (24 MB of gradients for the quick recipe) reads them back from L3 or memory.
+  // Measured with two ranks on one machine, 6.1 million floats: 4.5-5.0 ms against 5.7-6.4.
+  // Each value is still summed in rank order, so the result is the same bit for bit.
   template <typename T>
   void chunked(T* data, std::size_t n, MPI_Datatype type) {
     if (size_ == 1) return;
-    in_pieces(n, [&](std::size_t at, std::size_t count) {
-      ordered_sum(data + at, count, size_, rank_, type, received<T>());
-    });
+    const std::size_t piece = (std::size_t{512} << 10) / sizeof(T);
+    for (std::size_t at = 0; at < n; at += piece)
+      ordered_sum(data + at, std::min(piece, n - at), size_, rank_, type, received<T>());
   }
   template <typename T>
   std::vector<T>& received() {
