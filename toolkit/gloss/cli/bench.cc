@@ -249,13 +249,14 @@ struct TrainBenchResult {
   double flops = 0;           // GEMM and RNN floating-point operations (compute::flops)
 };
 
-// BENCH lines: the job's speed (and, under mpirun, the reduction's share); in one process also
-// the GEMM rate against dnnl_sgemm's (and bf16's, when training in bf16) and the time profile.
+// BENCH lines: the job's speed (and, under mpirun, the waiting's and the reduction's shares)
+// and the time profile (under mpirun rank 0's, with its workers: where a rank's update goes);
+// in one process also the GEMM rate against dnnl_sgemm's (and bf16's, when training in bf16).
 void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchResult& m, int threads, bool bf16,
                        int workers) {
   const double tok_s = static_cast<double>(m.tokens) / m.elapsed;
   const double gflops = m.flops / m.elapsed / 1e9;
-  if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed and its reduction
+  if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed, its reduction, the profile
     out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
     out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
     // The ranks' mean wait is what uneven parts cost: the slowest part's time above the mean part's.
@@ -265,6 +266,7 @@ void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchRes
     out << "BENCH train_rank_wait_share " << fixed(100.0 * waited / m.elapsed, 1)
         << " % of each update (the ranks' mean wait for the slowest)\n";
     out << "BENCH train_allreduce_share " << fixed(100.0 * m.reduce_seconds / m.elapsed, 1) << " % of each update\n";
+    print_profile(out, m.elapsed, workers);
     return;
   }
   const SgemmRates sgemm = sgemm_gflops(log);
