@@ -8,7 +8,7 @@
 # summing the ranks' gradients. Also the machine's own ceiling for any two-way split: two
 # independent one-thread processes at once, each pinned to its own core (their summed
 # tokens/s against one process alone), which no data-parallel scheme can beat (they share
-# caches, memory bandwidth and clock).
+# caches, memory bandwidth and clock), and mpirun's rate as a share of theirs, run by run.
 # Usage: bash tests/bench/mpi_bench.sh [RUNS] [BATCHES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +28,7 @@ two=()
 share=()
 wait_share=()
 pair=()
+of_pair=()  # per run: mpirun's rate against the two independent processes measured right after it
 rate() { awk '/^BENCH train_target_tokens_per_s/ {print $3}' "$1"; }
 for ((r = 1; r <= runs; r++)); do
   o=$(build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null |
@@ -50,6 +51,7 @@ for ((r = 1; r <= runs; r++)); do
   wait
   p=$(echo "$(rate "$tmp/alone.0") + $(rate "$tmp/alone.1")" | bc)
   pair+=("$p")
+  of_pair+=("$(echo "scale=1; 100 * $t / $p" | bc)")
   echo "run $r: 1 process x 1 thread $o tok/s (with 2 replicas $m), mpirun -np 2 x 1 thread $t tok/s (waiting $w %, gradient sum $s %)," \
     "2 independent processes at once $p tok/s in all" >&2
 done
@@ -66,3 +68,4 @@ echo "BENCH train_allreduce_share $(median "${share[@]}") % of each update"
 mp=$(median "${pair[@]}")
 echo "BENCH train_2_independent_processes $mp tok/s in all"
 echo "BENCH train_2_independent_over_1 $(echo "scale=2; $mp / $mo" | bc) x (the machine's two-way ceiling)"
+echo "BENCH train_mpirun_of_2_independent $(median "${of_pair[@]}") % (median of the runs' own ratios)"
