@@ -83,7 +83,7 @@ class MpiJob final : public Comm {
   void sum_in_rank_order(float* data, std::size_t n) override { chunked(data, n, MPI_FLOAT); }
   void sum_in_rank_order(double* data, std::size_t n) override { chunked(data, n, MPI_DOUBLE); }
   void any(std::uint8_t* flags, std::size_t n) override {
-    in_pieces(n, [&](std::size_t at, std::size_t count) {
+    in_pieces(n, kMaxCount, [&](std::size_t at, std::size_t count) {
       MPI_Allreduce(MPI_IN_PLACE, flags + at, static_cast<int>(count), MPI_UNSIGNED_CHAR, MPI_BOR, MPI_COMM_WORLD);
     });
   }
@@ -98,10 +98,12 @@ class MpiJob final : public Comm {
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
 
  private:
-  // MPI counts are ints: buffers beyond 2^30 values go in pieces, visit(at, count) each.
+  // MPI counts are ints: no call gets more than 2^30 values.
+  static constexpr std::size_t kMaxCount = std::size_t{1} << 30;
+  // [0, n) in pieces of `piece` values (at most kMaxCount), visit(at, count) each.
   template <typename Visit>
-  static void in_pieces(std::size_t n, const Visit& visit) {
-    const std::size_t piece = std::size_t{1} << 30;
+  static void in_pieces(std::size_t n, std::size_t piece, const Visit& visit) {
+    piece = std::min(piece, kMaxCount);
     for (std::size_t at = 0; at < n; at += piece) visit(at, std::min(piece, n - at));
   }
   // The ordered sum of 512 KB at a time: a piece's received values are still in the core's
@@ -115,9 +117,9 @@ class MpiJob final : public Comm {
   void chunked(T* data, std::size_t n, MPI_Datatype type) {
     if (size_ == 1) return;
     const std::size_t bytes = std::max(std::size_t{512} << 10, static_cast<std::size_t>(size_) * (64 << 10));
-    const std::size_t piece = bytes / sizeof(T);
-    for (std::size_t at = 0; at < n; at += piece)
-      ordered_sum(data + at, std::min(piece, n - at), size_, rank_, type, received<T>());
+    in_pieces(n, bytes / sizeof(T), [&](std::size_t at, std::size_t count) {
+      ordered_sum(data + at, count, size_, rank_, type, received<T>());
+    });
   }
   template <typename T>
   std::vector<T>& received() {
