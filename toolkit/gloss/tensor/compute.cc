@@ -89,9 +89,11 @@ namespace {
 
 thread_local int t_bf16_gemms = 0;
 
-// The dense rows x cols block at p (row stride ld) as bf16, row after row.
+// The dense rows x cols block at p (row stride ld) as bf16, row after row, at the start of out
+// (grown to fit, never shrunk: a vector's resize would zero what it regrows at every call
+// that follows a smaller one).
 void pack_bf16(std::int64_t rows, std::int64_t cols, const float* p, std::int64_t ld, std::vector<std::uint16_t>& out) {
-  out.resize(static_cast<std::size_t>(rows * cols));
+  if (out.size() < static_cast<std::size_t>(rows * cols)) out.resize(static_cast<std::size_t>(rows * cols));
   if (ld == cols) return to_bf16(rows * cols, p, out.data());
   for (std::int64_t r = 0; r < rows; ++r) to_bf16(cols, p + r * ld, out.data() + r * cols);
 }
