@@ -43,14 +43,7 @@ void Linear::forward(std::int64_t m, const float* x, float* y) const {
 
 void Linear::backward(std::int64_t m, const float* x, const float* dy, float* dx, bool accumulate) const {
   compute::gemm(true, false, in_, out_, m, 1.0f, x, in_, dy, out_, 1.0f, w_->grad.data(), out_);
-  if (b_) {
-    float* db = b_->grad.data();
-    for (std::int64_t i = 0; i < m; ++i) {
-      const float* row = dy + i * out_;
-#pragma omp simd
-      for (std::int64_t k = 0; k < out_; ++k) db[k] += row[k];
-    }
-  }
+  if (b_) kernels::add_column_sums(m, out_, dy, out_, b_->grad.data());
   if (dx) gemm_w(true, m, in_, out_, dy, out_, 0, accumulate ? 1.0f : 0.0f, dx, in_);
 }
 
@@ -76,14 +69,7 @@ void Linear::backward_parts(std::int64_t m, const std::vector<Part>& parts, cons
     if (dxs[p]) gemm_w(true, m, w, out_, dy, out_, row, 0.0f, dxs[p], w);
     row += w;
   }
-  if (b_) {
-    float* db = b_->grad.data();
-    for (std::int64_t i = 0; i < m; ++i) {
-      const float* r = dy + i * out_;
-#pragma omp simd
-      for (std::int64_t k = 0; k < out_; ++k) db[k] += r[k];
-    }
-  }
+  if (b_) kernels::add_column_sums(m, out_, dy, out_, b_->grad.data());
 }
 
 Embedding::Embedding(ParameterSet& params, const std::string& name, std::int64_t vocab, std::int64_t dim, int pad_id,

@@ -95,12 +95,6 @@ GLOSS_CLONES void lstm_row_backward(std::int64_t H, const float* d, const float*
   }
 }
 
-// into[g] += m[row, g] for g < width, row after row (row stride ld), as nn::Linear sums its bias.
-void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std::int64_t ld, float* into) {
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t g = 0; g < width; ++g) into[g] += m[r * ld + g];
-}
-
 }  // namespace
 
 std::int64_t RnnSteps::gate_width() const { return (cell_->cell() == CellType::kGru ? 4 : 5) * cell_->hidden_size(); }
@@ -271,7 +265,7 @@ void RnnSteps::finish_backward() {
   float* dw = cell_->weights_layer().grad.data();
   float* du = cell_->weights_iter().grad.data();
   compute::gemm(true, false, C, GH, M, 1.0f, x_, C, dg, W, 1.0f, dw, GH);
-  add_column_sums(M, 4 * H, dg, W, cell_->bias().grad.data());  // GRU: b_u' gets do r
+  kernels::add_column_sums(M, 4 * H, dg, W, cell_->bias().grad.data());  // GRU: b_u' gets do r
   if (cell_->cell() == CellType::kLstm) {
     compute::gemm(true, false, H, GH, M, 1.0f, h_, H, dg, W, 1.0f, du, GH);
     return;

@@ -104,6 +104,14 @@ GLOSS_CLONES void move_add(std::int64_t n, float* from, float* into) {
   for (std::int64_t c = 0; c < n; c += kChunk) move_add_range(c, std::min(n, c + kChunk), from, into);
 }
 
+GLOSS_CLONES void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std::int64_t ld, float* into) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = m + r * ld;
+#pragma omp simd
+    for (std::int64_t g = 0; g < width; ++g) into[g] += row[g];
+  }
+}
+
 GLOSS_CLONES void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out) {
   constexpr std::int64_t kTile = 32;
 #pragma omp parallel for schedule(static) if (rows * cols > 4 * kChunk)

@@ -16,6 +16,9 @@ double sum_squares(std::int64_t n, const float* x);
 
 // into[i] += from[i]; from[i] = 0 (gradients of a replica summed into the model's).
 void move_add(std::int64_t n, float* from, float* into);
+// into[g] += m[r * ld + g] for g < width, the rows added one after another (a bias's gradient
+// from the gradient of its layer's output rows). On the calling thread.
+void add_column_sums(std::int64_t rows, std::int64_t width, const float* m, std::int64_t ld, float* into);
 
 // out [cols x rows] = in [rows x cols] transposed, both row-major and dense (tiles that stay in cache).
 void transpose(std::int64_t rows, std::int64_t cols, const float* in, float* out);
