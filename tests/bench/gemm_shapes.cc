@@ -1,9 +1,10 @@
-// gloss_gemm_shapes [THREADS]: the GEMMs of a quick-en-de training step (tests/bench), each
-// in f32 and in bf16 the way training runs it (compute/compute.h), on THREADS threads (default
-// 1: one data-parallel worker's view). Prints one BENCH line per shape: GFLOP/s in f32 and
-// bf16 and their ratio (medians of 7 timings of a fixed number of calls, the precisions
-// alternating). For reading where bf16 training gains less than its GEMM rate promises: a
-// decoder step has 32 rows a worker, the output layer a worker's ~450 target positions.
+// gloss_gemm_shapes [THREADS]: the GEMMs of a quick-en-de training step, each in f32 and in
+// bf16 the way training runs it (gloss/tensor/compute.h), on THREADS threads (default 1: one
+// data-parallel worker's view). Prints one BENCH line per shape: GFLOP/s in f32 and bf16 and
+// their ratio (medians of 7 timings of a fixed number of calls, the precisions alternating).
+// For reading where bf16 training gains less than its GEMM rate promises: a decoder step has
+// 32 rows a worker, the output layer runs 128 target positions at a time, and the weight
+// gradients of all steps have a worker's ~450 positions as K.
 // Exit 2 on a CPU without AVX512-BF16.
 #include <algorithm>
 #include <chrono>
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <string>
 #include <vector>
 
 #include "gloss/tensor/compute.h"
@@ -113,9 +113,9 @@ int main(int argc, char** argv) {
       {"decoder_step_h_U", 32, 512, 1536, false, false, kPacked},
       {"decoder_step_dgates_WT", 32, 1536, 768, false, true, kPacked},
       {"decoder_step_dgates_UT", 32, 1536, 512, false, true, kPacked},
-      {"output_layer_forward", 448, 256, 8000, false, false, kWeight},
-      {"output_layer_dx", 448, 8000, 256, false, true, kWeight},
-      {"output_layer_dW", 256, 448, 8000, true, false, kActivations},
+      {"output_layer_forward", 128, 256, 8000, false, false, kWeight},
+      {"output_layer_dx", 128, 8000, 256, false, true, kWeight},
+      {"output_layer_dW", 256, 128, 8000, true, false, kActivations},
       {"decoder_dW_all_steps", 768, 448, 1536, true, false, kActivations},
       {"square_1024", 1024, 1024, 1024, false, false, kActivations},
   };
