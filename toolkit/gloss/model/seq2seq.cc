@@ -498,7 +498,7 @@ nn::LossSum Seq2Seq::output_and_loss(const BatchView& b, float label_smoothing, 
       out_->backward(rows, t, dlogits, dt.data() + r0 * R);
     } else {
       compute::gemm(true, false, V, R, rows, 1.0f, dlogits, V, t, R, 1.0f, tgt_emb_.table().grad.data(), E);
-      for (std::int64_t r = 0; r < rows; ++r) add(V, dlogits + r * V, out_bias_->grad.data());
+      kernels::add_column_sums(rows, V, dlogits, V, out_bias_->grad.data());
       compute::gemm(false, false, rows, R, V, 1.0f, dlogits, V, tgt_emb_.table().value.data(), E, 0.0f,
                     dt.data() + r0 * R, R);
     }
