@@ -12,6 +12,10 @@
 #include <span>
 #include <utility>
 
+#ifdef __GLIBC__
+#include <malloc.h>  // malloc_trim
+#endif
+
 #include "gloss/decode/search.h"
 #include "gloss/decode/shortlist.h"
 #include "gloss/decode/translator.h"
@@ -743,6 +747,17 @@ double TrainingRun::epochs_done() const {
              static_cast<double>(std::max<std::size_t>(1, batches_per_epoch));
 }
 
+// Hands the heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+// Validation and checkpoints allocate and free large buffers of slightly different sizes
+// each time, and the freed pages stayed resident: best-en-fr's peak RSS crept from 562 MB
+// after its first validation to 621 MB after its 37th. Over 2,600 of its updates: 587,728 kB
+// and rising without this, 549,544 kB and flat with it (a few milliseconds per validation).
+void return_free_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 TrainOutcome TrainingRun::run() {
   start_or_resume();
   const auto start = Clock::now();
@@ -756,6 +771,7 @@ TrainOutcome TrainingRun::run() {
     if (state_.step % to_.valid_every == 0) {
       validate_and_keep_best();
       save_checkpoint();
+      return_free_heap();
     }
   }
   // Final validation and checkpoint, unless the last step already had them. A rerun of a
