@@ -7,10 +7,11 @@
 // gradients of all steps have a worker's ~450 positions as K.
 // Exit 2 on a CPU without AVX512-BF16.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -95,9 +96,15 @@ void measure(const Shape& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
-  if (threads < 1 || threads > gloss::compute::kMaxThreads) {
-    std::fprintf(stderr, "gloss_gemm_shapes: THREADS must be between 1 and %d\n", gloss::compute::kMaxThreads);
+  int threads = 1;
+  if (argc > 1) {  // the whole argument a number: "2x" is not 2
+    const char* end = argv[1] + std::strlen(argv[1]);
+    const auto [at, error] = std::from_chars(argv[1], end, threads);
+    if (error != std::errc() || at != end) threads = 0;
+  }
+  if (argc > 2 || threads < 1 || threads > gloss::compute::kMaxThreads) {
+    std::fprintf(stderr, "gloss_gemm_shapes: usage: gloss_gemm_shapes [THREADS], THREADS between 1 and %d\n",
+                 gloss::compute::kMaxThreads);
     return 2;
   }
   if (!gloss::compute::has_bf16()) {
