@@ -396,7 +396,9 @@ int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::o
            "train.ema_decay) of the recipe's model on its data\n"
            "(default recipe: recipes/quick-en-de.ini, the reference model of the PyTorch peer) and\n"
            "prints BENCH lines: target tokens/s, GFLOP/s of all GEMMs, and that rate against the\n"
-           "machine's dnnl_sgemm rate at the same thread count.\n\n"
+           "machine's dnnl_sgemm rate at the same thread count. Like `gloss spm train`, it trains\n"
+           "the recipe's subword models under <run.workdir>/spm/ (default runs/<recipe name>/ in\n"
+           "the current folder), or reuses them when corpus and options are unchanged.\n\n"
         << recipe::keys_help();
     return raw.empty() ? 2 : 0;
   }
