@@ -46,6 +46,7 @@ for ((r = 1; r <= runs; r++)); do
   t=$(awk '/^BENCH train_target_tokens_per_s/ {print $3}' <<<"$out")
   s=$(awk '/^BENCH train_allreduce_share/ {print $3}' <<<"$out")
   w=$(awk '/^BENCH train_rank_wait_share/ {print $3}' <<<"$out")
+  each=$(awk '/^BENCH train_each_rank_wait_share/ {print "rank 0", $3 " %,", "rank 1", $4 " %"}' <<<"$out")
   one+=("$o")
   wait_share+=("$w")
   two+=("$t")
@@ -63,7 +64,7 @@ for ((r = 1; r <= runs; r++)); do
   core1+=("$c1")
   of_pair+=("$(echo "scale=1; 100 * $t / $p" | bc)")
   of_sync+=("$(echo "scale=1; 100 * $t / (2 * $((c0 < c1 ? c0 : c1)))" | bc)")
-  echo "run $r: 1 process x 1 thread $o tok/s (with 2 replicas $m), mpirun -np 2 x 1 thread $t tok/s (waiting $w %, gradient sum $s %)," \
+  echo "run $r: 1 process x 1 thread $o tok/s (with 2 replicas $m), mpirun -np 2 x 1 thread $t tok/s (waiting $w %: $each; gradient sum $s %)," \
     "2 independent processes at once $p tok/s in all (core 0 $c0, core 1 $c1)" >&2
 done
 mo=$(median "${one[@]}")

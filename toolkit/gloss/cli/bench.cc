@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <ostream>
+#include <vector>
 
 #include "gloss/cli/options.h"
 #include "gloss/decode/translator.h"
@@ -259,12 +260,19 @@ void print_train_bench(std::ostream& out, std::ostream& log, const TrainBenchRes
   if (!dist::job().single()) {  // the GEMM rate of one rank would mislead; the job's speed, its reduction, the profile
     out << "BENCH train_processes " << dist::job().size() << " x " << threads << " thread(s)\n";
     out << "BENCH train_target_tokens_per_s " << fixed(tok_s, 0) << " tok/s\n";
-    // The ranks' mean wait is what uneven parts cost: the slowest part's time above the mean part's.
-    double waited = m.wait_seconds;
-    dist::job().sum_in_rank_order(&waited, 1);
-    waited /= dist::job().size();
+    // The ranks' mean wait is what uneven parts cost: the slowest part's time above the mean
+    // part's. Each rank's own share says which was the slower (it waits least).
+    std::vector<double> waits(static_cast<std::size_t>(dist::job().size()), 0.0);
+    waits[static_cast<std::size_t>(dist::job().rank())] = m.wait_seconds;
+    dist::job().sum_in_rank_order(waits.data(), waits.size());
+    double waited = 0;
+    for (const double w : waits) waited += w;
+    waited /= static_cast<double>(waits.size());
     out << "BENCH train_rank_wait_share " << fixed(100.0 * waited / m.elapsed, 1)
         << " % of each update (the ranks' mean wait for the slowest)\n";
+    out << "BENCH train_each_rank_wait_share";
+    for (const double w : waits) out << " " << fixed(100.0 * w / m.elapsed, 1);
+    out << " % (rank 0, 1, ...: the slowest rank waits least)\n";
     out << "BENCH train_allreduce_share " << fixed(100.0 * m.reduce_seconds / m.elapsed, 1) << " % of each update\n";
     print_profile(out, m.elapsed, workers);
     return;
