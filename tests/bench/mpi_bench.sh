@@ -36,6 +36,12 @@ core0=()
 core1=()
 of_sync=()  # per run: mpirun's rate against twice the slower core's rate in that pair
 rate() { awk '/^BENCH train_target_tokens_per_s/ {print $3}' "$1"; }
+# A failed run ends the script with its line instead of silently (the runs' stderr is hidden);
+# the background pair's rates are checked by value, as `wait` does not report their failure.
+trap 'echo "mpi_bench.sh:$LINENO: a benchmark run failed; run that command by hand to see why" >&2' ERR
+need_rate() {
+  [[ $1 =~ ^[0-9]+$ ]] || { echo "mpi_bench.sh: $2 printed no tokens/s; run it by hand to see why" >&2; exit 1; }
+}
 for ((r = 1; r <= runs; r++)); do
   o=$(build/gloss bench train --threads 1 --batches "$batches" --run.workdir "$tmp/run" 2>/dev/null |
       awk '/^BENCH train_target_tokens_per_s/ {print $3}')
@@ -58,6 +64,8 @@ for ((r = 1; r <= runs; r++)); do
   wait
   c0=$(rate "$tmp/alone.0")
   c1=$(rate "$tmp/alone.1")
+  need_rate "$c0" "the one-thread run pinned to core 0"
+  need_rate "$c1" "the one-thread run pinned to core 1"
   p=$((c0 + c1))
   pair+=("$p")
   core0+=("$c0")
