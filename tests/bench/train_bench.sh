@@ -59,7 +59,7 @@ for p in "${precisions[@]}"; do
     echo "BENCH bf16_gemm_1024_gflops $(med bf16_gemm_1024_gflops) GFLOP/s"
     echo "BENCH ${name}_fraction_of_bf16_gemm_1024 $(med train_fraction_of_bf16_gemm_1024) %"
   fi
-  for s in gemm rnn attention softmax_loss optimizer data reduce other; do
+  for s in gemm rnn attention softmax_loss optimizer data reduce worker_wait other; do
     echo "BENCH ${name}_time_$s $(med "train_time_$s") %"
   done
 done

@@ -252,7 +252,7 @@ expect_error "shortlist of other vocabularies" "build it with gloss shortlist -m
 grep -qE '^BENCH train_target_tokens_per_s [0-9]+ tok/s$' "$tmp/bench_train" &&
   grep -qE '^BENCH train_fraction_of_sgemm_1024 [0-9.]+ %$' "$tmp/bench_train" && pass || fail "bench train figures"
 profile=$(awk '/^BENCH train_time_/ {sum += $3; n++} END {print n, sum}' "$tmp/bench_train")
-awk -v p="$profile" 'BEGIN {split(p, a, " "); exit !(a[1] == 8 && a[2] >= 99.4 && a[2] <= 100.6)}' && pass ||
+awk -v p="$profile" 'BEGIN {split(p, a, " "); exit !(a[1] == 9 && a[2] >= 99.4 && a[2] <= 100.6)}' && pass ||
   fail "bench train profile: $profile (stages, sum %)"
 expect_error "bench train --batches 0" "--batches must be at least 1" -- "$gloss" bench train "$src/recipes/quick-en-de.ini" "${args[@]}" --batches 0
 expect_error "bench translate --beam-size x" "--beam-size: 'x' is not a number" -- \

@@ -81,17 +81,17 @@ SgemmRates sgemm_gflops(std::ostream& log, bool bf16 = false) {
 
 // Where a training batch's time went: each stage's share of the wall time. Stages run by the
 // data-parallel workers side by side (GEMMs, RNN primitives, attention kernel, softmax and
-// loss) count their summed thread time divided by the workers; the rest (data, optimizer,
-// clipping and weight average, summing the replicas' gradients) runs between batches while the
-// workers wait.
-// "other": embeddings, dropout, layer normalisation, element-wise work, copies, waiting.
+// loss, and each worker's wait for the slowest at the batch's end) count their summed thread
+// time divided by the workers; the rest (data, optimizer, clipping and weight average, summing
+// the replicas' gradients) runs between batches while the workers wait.
+// "other": embeddings, dropout, layer normalisation, element-wise work, copies.
 void print_profile(std::ostream& out, double elapsed, int workers) {
   using compute::Stage;
   double accounted = 0;
   for (int s = 0; s < compute::kStages; ++s) {
     const auto stage = static_cast<Stage>(s);
-    const bool parallel =
-        stage == Stage::kGemm || stage == Stage::kRnn || stage == Stage::kAttention || stage == Stage::kLoss;
+    const bool parallel = stage == Stage::kGemm || stage == Stage::kRnn || stage == Stage::kAttention ||
+                          stage == Stage::kLoss || stage == Stage::kWorkerWait;
     const double seconds = compute::stage_seconds(stage) / (parallel ? workers : 1);
     accounted += seconds;
     out << "BENCH train_time_" << compute::stage_name(stage) << " " << fixed(100.0 * seconds / elapsed, 1) << " %\n";

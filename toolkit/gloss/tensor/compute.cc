@@ -42,6 +42,17 @@ void check_threads(int threads, const std::string& option) {
                       std::to_string(threads) + ")");
 }
 
+namespace {
+std::atomic<bool> g_profiling{false};
+std::array<std::atomic<std::int64_t>, kStages> g_stage_ns{};
+thread_local int t_timing = 0;  // timers alive on this thread
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void set_threads(int threads) {
   setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
   omp_set_num_threads(threads < 1 ? 1 : threads);
@@ -56,6 +67,8 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int, s
   }
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+  const bool timing = g_profiling.load(std::memory_order_relaxed);
+  std::vector<std::int64_t> finished_ns(static_cast<std::size_t>(workers), 0);
 #pragma omp parallel num_threads(workers)
   {
     omp_set_num_threads(1);  // this worker alone inside its tasks
@@ -66,6 +79,11 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int, s
       errors[static_cast<std::size_t>(w)] = std::current_exception();
       next = tasks;  // the others stop after their current task
     }
+    if (timing) finished_ns[static_cast<std::size_t>(w)] = now_ns();
+  }
+  if (timing) {  // each worker's wait from its last task's end to the last worker's
+    const std::int64_t end = now_ns();
+    for (const std::int64_t f : finished_ns) g_stage_ns[static_cast<std::size_t>(Stage::kWorkerWait)] += end - f;
   }
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
@@ -387,19 +405,10 @@ void add_flops(double f) {
 }
 double flops() { return g_flops.load(); }
 void reset_flops() { g_flops = 0.0; }
-namespace {
-std::atomic<bool> g_profiling{false};
-std::array<std::atomic<std::int64_t>, kStages> g_stage_ns{};
-thread_local int t_timing = 0;  // timers alive on this thread
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 const char* stage_name(Stage stage) {
-  static const char* const names[kStages] = {"gemm", "rnn", "attention", "softmax_loss", "optimizer", "data", "reduce"};
+  static const char* const names[kStages] = {"gemm",      "rnn",  "attention", "softmax_loss",
+                                             "optimizer", "data", "reduce",    "worker_wait"};
   return names[static_cast<int>(stage)];
 }
 void set_profiling(bool on) { g_profiling = on; }
