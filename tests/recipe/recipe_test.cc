@@ -62,6 +62,10 @@ TEST_CASE("Recipe errors name the file, the line and the key", "[recipe]") {
     CHECK_THROWS_WITH(load_recipe(path, cli), Catch::Contains(want));
   };
   fails(std::string(kData) + "[train]\nlrate = 0.1\n", "bad.ini:5: unknown key 'lrate' in [train]; did you mean 'lr'?");
+  fails(std::string(kData) + "[model]\nhidden = 512\n",  // no key near: the keys that contain it
+        "bad.ini:5: unknown key 'hidden' in [model]; did you mean 'enc_hidden' or 'dec_hidden'?");
+  fails(std::string(kData) + "[model]\nwidth_of_everything = 512\n",  // nothing near: where the keys are
+        "bad.ini:5: unknown key 'width_of_everything' in [model]; `gloss train --help` lists the keys of [model]");
   fails(std::string(kData) + "[train]\nrnn_cache_mb = 16\n",  // a retired key says so
         "bad.ini:5: unknown key 'rnn_cache_mb' in [train]; it was removed on 2026-12-06");
   fails(std::string(kData) + "[train]\nrnn_cache_mb = 16\n", "so delete the line");

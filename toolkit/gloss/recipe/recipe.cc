@@ -46,7 +46,9 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
-// "; did you mean 'x'?" for the nearest candidate, if it is near enough.
+// "; did you mean 'x'?" for the nearest candidate, if it is near enough; else the candidates
+// that contain the word (at least 3 letters; at most 4 of them: "hidden" -> enc_hidden or
+// dec_hidden); else "".
 std::string suggestion(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   std::size_t best_d = SIZE_MAX;
@@ -57,8 +59,22 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
       best = c;
     }
   }
-  if (best.empty() || best_d > std::max<std::size_t>(3, word.size() / 3)) return "";
-  return "; did you mean '" + best + "'?";
+  if (!best.empty() && best_d <= std::max<std::size_t>(3, word.size() / 3)) return "; did you mean '" + best + "'?";
+  std::vector<std::string> containing;
+  if (word.size() >= 3)
+    for (const auto& c : candidates)
+      if (c.find(word) != std::string::npos) containing.push_back("'" + c + "'");
+  if (containing.empty() || containing.size() > 4) return "";
+  std::string list = containing[0];
+  for (std::size_t i = 1; i < containing.size(); ++i)
+    list += (i + 1 == containing.size() ? " or " : ", ") + containing[i];
+  return "; did you mean " + list + "?";
+}
+
+// suggestion() for an unknown key of [section]; with none near, where the section's keys are listed.
+std::string near_key(const std::string& key, const std::vector<std::string>& in_section, const std::string& section) {
+  const std::string near = suggestion(key, in_section);
+  return near.empty() ? "; `gloss train --help` lists the keys of [" + section + "]" : near;
 }
 
 // Why a key that recipes once had is gone ("" for any other key), for its error message.
@@ -655,7 +671,7 @@ void store_recipe_files(const std::string& path, const po::options_description& 
       const std::string why = retired(name);
       throw InputError(e.file, e.line,
                        "unknown key '" + e.key + "' in [" + e.section + "]" +
-                           (why.empty() ? suggestion(e.key, in_section) : why + ", so delete the line"));
+                           (why.empty() ? near_key(e.key, in_section, e.section) : why + ", so delete the line"));
     }
     if (origins.count(name)) continue;  // set with higher priority
     const std::string value = spec->path ? relative_to(e.file, e.value) : e.value;
