@@ -128,10 +128,20 @@ TEST_CASE("Trainer: a run that stopped early (patience) takes no step when run a
   const fs::path root = fs::temp_directory_path() / ("gloss_trainer_patience_" + std::to_string(::getpid()));
   fs::remove_all(root);
   std::ostringstream log;
-  const auto r = small_recipe(root, 400, {"--train.valid_every", "2", "--train.patience", "1"});
+  const auto r =
+      small_recipe(root, 400, {"--train.valid_every", "2", "--train.patience", "1", "--train.lr_patience", "1"});
   const auto first = train::train(r.recipe, log);
   REQUIRE(first.steps < 400);  // stopped by patience, not by max_steps
   CHECK(log.str().find("no improvement of validation") != std::string::npos);
+  // The plateau's decay is reported after the validation line it comes from (one that did not
+  // improve), not before it.
+  const std::string text = log.str();
+  const auto decay = text.find("did not improve; learning rate now");
+  REQUIRE(decay != std::string::npos);
+  const auto line_before = text.rfind('\n', text.rfind('\n', decay) - 1);
+  const std::string previous = text.substr(line_before + 1, decay - line_before);
+  CHECK(previous.find("validation: ce") != std::string::npos);
+  CHECK(previous.find("(best at step") != std::string::npos);
   const std::string ckpt = (root / "checkpoint.gckpt").string(), before = read_file(ckpt);
   std::ostringstream again_log;
   const auto again = train::train(r.recipe, again_log);

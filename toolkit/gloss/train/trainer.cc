@@ -422,6 +422,7 @@ void TrainingRun::keep_best() {
   const auto v = validate(network_.workers, valid_, data_.tgt, s_);
   const double score = metric_value(v, to_.valid_metric);
   const bool improved = state_.best_step < 0 || score > state_.best_score;
+  bool decayed = false;
   if (improved) {
     state_.best_score = score;
     state_.best_step = state_.step;
@@ -432,13 +433,15 @@ void TrainingRun::keep_best() {
     if (to_.lr_schedule == "plateau" && ++state_.lr_stalls >= to_.lr_patience) {
       state_.lr *= to_.lr_decay;
       state_.lr_stalls = 0;
-      log_ << "train: validation " << to_.valid_metric << " did not improve; learning rate now "
-           << fixed_exp(state_.lr, 2) << std::endl;
+      decayed = true;
     }
   }
   last_valid_ = "ce " + fixed(v.ce, 3) + " ppl " + fixed(v.ppl, 2) + " bleu " + fixed(v.bleu, 2) + " chrf " +
                 fixed(v.chrf, 2) + (improved ? " (best)" : " (best at step " + std::to_string(state_.best_step) + ")");
   log_ << "train: step " << state_.step << " validation: " << last_valid_ << std::endl;
+  if (decayed)  // after the validation line it comes from
+    log_ << "train: validation " << to_.valid_metric << " did not improve; learning rate now "
+         << fixed_exp(state_.lr, 2) << std::endl;
   const MetricsRow row{state_.step,
                        batcher_.position().epoch,
                        since_valid_tokens_ ? since_valid_loss_ / static_cast<double>(since_valid_tokens_) : 0.0,
