@@ -132,6 +132,9 @@ expect_error "sampling needs unigram" "subword.sample_nbest" -- \
 "$gloss" plot "$tmp/run/metrics.jsonl" -o "$tmp/c.svg" >/dev/null 2>&1 && grep -q "<polyline" "$tmp/c.svg" && pass || fail "gloss plot"
 printf '{"step": 1}\nnot json\n' >"$tmp/bad.jsonl"
 expect_error "bad metrics line" "bad.jsonl:2: is not a metrics line" -- "$gloss" plot "$tmp/bad.jsonl"
+expect_error "plot to .png" "c.png: the curves are drawn as SVG; give a file name ending in .svg" -- \
+  "$gloss" plot "$tmp/run/metrics.jsonl" -o "$tmp/c.png"
+[ ! -e "$tmp/c.png" ] && pass || fail "gloss plot -o c.png wrote a file"
 # Hostile values end in an error or a bounded plot, never an endless loop (issue 14, defect 5).
 printf '{"step": 1}\n{"step": -5}\n' >"$tmp/neg.jsonl"
 expect_error "negative step" "neg.jsonl:2: step -5 is not an integer in 0..1000000000000" -- timeout 20 "$gloss" plot "$tmp/neg.jsonl"

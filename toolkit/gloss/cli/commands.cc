@@ -254,6 +254,8 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   parse_options(args, desc, "gloss plot", pos);
   if (output.empty()) output = (fs::path(input).parent_path() / "curves.svg").string();
+  if (!output.ends_with(".svg"))
+    throw ConfigError("gloss plot -o " + output + ": the curves are drawn as SVG; give a file name ending in .svg");
   const auto rows = train::read_metrics(input);
   if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");
   atomic_write_file(output, report::training_curves_svg(rows, title));
