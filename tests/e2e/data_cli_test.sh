@@ -38,6 +38,8 @@ printf 'Ein Hund läuft.\n\nZwei Männer, 5€ 😀\n' >"$tmp/in.de"
 "$gloss" spm encode -m "$model" -i "$tmp/in.de" --ids | "$gloss" spm decode -m "$model" --ids >"$tmp/back.de"
 cmp -s "$tmp/in.de" "$tmp/back.de" && pass || fail "encode/decode ids round trip: $(cat "$tmp/back.de")"
 "$gloss" spm encode -m "$model" -i "$tmp/in.de" -o "$tmp/pieces.de" && [ "$(wc -l <"$tmp/pieces.de")" -eq 3 ] && pass || fail "encode to a file"
+"$gloss" spm encode -m "$model" -i "$tmp/in.de" -o "$tmp/pieces.de.gz" && gzip -dc "$tmp/pieces.de.gz" | cmp -s - "$tmp/pieces.de" \
+  && pass || fail "encode to a .gz file: gzip of the same lines"
 
 # gloss data reports filtering and batches.
 "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/data" 2>/dev/null || fail "gloss data"

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "gloss/cli/options.h"
@@ -61,19 +62,18 @@ text::SubwordModelPaths subword_models(const recipe::Recipe& r, std::ostream& lo
   return text::prepare_subword_models(r.data, r.subword, spm_dir(r), log);
 }
 
-// Streams `input` line by line through `convert` into `output` ("-" = standard streams);
-// a file output is written completely or not at all.
+// Streams `input` line by line through `convert` into `output` ("-" = standard streams; a
+// name ending in .gz is written gzip-compressed); a file output is written completely or not
+// at all.
 template <class F>
 void stream_lines(const std::string& input, const std::string& output, std::ostream& out, F&& convert) {
   LineReader reader(input);
   std::string line;
-  if (output == "-") {
-    while (reader.next(line)) out << convert(line, reader) << '\n';
-    return;
-  }
-  std::string buffer;
-  while (reader.next(line)) buffer += convert(line, reader) + '\n';
-  atomic_write_file(output, buffer);
+  std::optional<AtomicFile> file;
+  if (output != "-") file.emplace(output, /*gzip_by_name=*/true);
+  std::ostream& sink = file ? file->stream() : out;
+  while (reader.next(line)) sink << convert(line, reader) << '\n';
+  if (file) file->commit();
 }
 
 // A line as space-separated pieces (or ids).
@@ -125,7 +125,8 @@ int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& ou
       "; one output line per input line");
   desc.add_options()("help,h", "print this help")("model,m", po::value(&model)->required(), "SentencePiece model")(
       "input,i", po::value(&input)->default_value("-"), "input file (plain or .gz; - = standard input)")(
-      "output,o", po::value(&output)->default_value("-"), "output file (- = standard output)")(
+      "output,o", po::value(&output)->default_value("-"),
+      "output file (- = standard output; a name ending in .gz is written gzip-compressed)")(
       "ids", po::bool_switch(&ids), encode ? "write ids instead of pieces" : "read ids instead of pieces");
   if (wants_help(args)) {
     out << desc;
@@ -325,7 +326,8 @@ po::options_description translate_options(TranslateCli& c) {
   desc.add_options()("help,h", "print this help")("model,m", po::value(&c.models)->required()->multitoken(),
                                                   "model file(s)")("input,i", po::value(&c.input)->default_value("-"),
                                                                    "input text (- = standard input)")(
-      "output,o", po::value(&c.output)->default_value("-"), "output file (- = standard output)")(
+      "output,o", po::value(&c.output)->default_value("-"),
+      "output file (- = standard output; a name ending in .gz is written gzip-compressed)")(
       "beam-size,b", po::value(&c.o.search.beam_size)->default_value(c.o.search.beam_size), "beam size (1 = greedy)")(
       "n-best", po::value(&c.o.search.n_best)->default_value(c.o.search.n_best),
       "translations per sentence, as 'id ||| text ||| score' (distinct hypotheses, best first)")(

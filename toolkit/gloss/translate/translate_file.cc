@@ -86,9 +86,9 @@ struct Sinks {
   std::unique_ptr<AtomicFile> file, nbest;
   std::ostream* main = nullptr;
   Sinks(const std::string& output, const OutputOptions& o, std::ostream& out) {
-    if (output != "-") file = std::make_unique<AtomicFile>(output);
+    if (output != "-") file = std::make_unique<AtomicFile>(output, /*gzip_by_name=*/true);
     main = file ? &file->stream() : &out;
-    if (!o.nbest_output.empty()) nbest = std::make_unique<AtomicFile>(o.nbest_output);
+    if (!o.nbest_output.empty()) nbest = std::make_unique<AtomicFile>(o.nbest_output, /*gzip_by_name=*/true);
   }
   void commit() {
     if (file) file->commit();
@@ -163,7 +163,7 @@ std::string shard_path(const std::string& output, const Shard& s) {
 }
 
 void merge_shards(const std::string& output, std::size_t count) {
-  AtomicFile merged(output);
+  AtomicFile merged(output, /*gzip_by_name=*/true);
   std::vector<char> buf(1 << 16);
   for (std::size_t k = 1; k <= count; ++k) {
     const std::string part = shard_path(output, {k, count});

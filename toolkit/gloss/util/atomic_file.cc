@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -82,6 +83,41 @@ void sync_and_rename(const std::string& tmp, const std::string& path) {
   }
 }
 
+// A write-only stream buffer over zlib's gzip writer: what AtomicFile writes to a ".gz" text
+// output. Unbuffered here (gzwrite buffers); close() reports whether every write succeeded.
+class GzWriteBuf : public std::streambuf {
+ public:
+  explicit GzWriteBuf(const std::string& path) : file_(gzopen(path.c_str(), "wb")) {}
+  ~GzWriteBuf() override { close(); }
+  bool is_open() const { return file_ != nullptr; }
+  bool close() {
+    if (file_ && gzclose(file_) != Z_OK) ok_ = false;
+    file_ = nullptr;
+    return ok_;
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::streamsize done = 0;
+    while (ok_ && file_ && done < n) {
+      const auto part = static_cast<unsigned>(std::min<std::streamsize>(n - done, 1 << 20));
+      const int wrote = gzwrite(file_, s + done, part);
+      if (wrote <= 0) ok_ = false;
+      done += std::max(wrote, 0);
+    }
+    return done;
+  }
+
+ private:
+  gzFile file_;
+  bool ok_ = true;
+};
+
 }  // namespace
 
 void atomic_write_file(const std::string& path, std::string_view bytes) {
@@ -107,27 +143,40 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
   }
 }
 
-AtomicFile::AtomicFile(const std::string& path)
+AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
     : path_(path), tmp_(is_special_file(path) ? std::string() : temporary_beside(path)) {
-  out_.open(tmp_.empty() ? path_ : tmp_, std::ios::binary | std::ios::trunc);
-  if (!out_) throw UserError(path + ": cannot write: " + std::strerror(errno));
+  const std::string& target = tmp_.empty() ? path_ : tmp_;
+  if (gzip_by_name && path.ends_with(".gz")) {
+    auto gz = std::make_unique<GzWriteBuf>(target);
+    if (gz->is_open()) buf_ = std::move(gz);
+  } else {
+    auto file = std::make_unique<std::filebuf>();
+    if (file->open(target, std::ios::out | std::ios::binary | std::ios::trunc)) buf_ = std::move(file);
+  }
+  if (!buf_) throw UserError(path + ": cannot write: " + std::strerror(errno));
+  out_.rdbuf(buf_.get());
 }
 
 AtomicFile::~AtomicFile() {
   if (committed_) return;
-  out_.close();
+  close_buffer();
   if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
-void AtomicFile::commit() {
+bool AtomicFile::close_buffer() {
   out_.flush();
-  out_.close();
-  if (!out_) {
+  bool ok = static_cast<bool>(out_);
+  if (auto* gz = dynamic_cast<GzWriteBuf*>(buf_.get())) ok = gz->close() && ok;
+  if (auto* file = dynamic_cast<std::filebuf*>(buf_.get())) ok = file->close() != nullptr && ok;
+  return ok;
+}
+
+void AtomicFile::commit() {
+  committed_ = true;
+  if (!close_buffer()) {
     if (!tmp_.empty()) ::unlink(tmp_.c_str());
-    committed_ = true;
     throw UserError(path_ + ": write failed (disk full?)");
   }
-  committed_ = true;
   if (!tmp_.empty()) sync_and_rename(tmp_, path_);
 }
 

@@ -4,6 +4,8 @@
 // exists and is not a regular file (a device such as /dev/null, a FIFO) is written in place,
 // never replaced.
 #include <fstream>
+#include <memory>
+#include <streambuf>
 #include <string>
 #include <string_view>
 
@@ -23,10 +25,13 @@ void atomic_write_file(const std::string& path, std::string_view bytes);
 
 // The same for a file written in parts: write to stream(), then commit() renames the
 // temporary file into place. Destroyed without commit() (an error on the way), it removes
-// the temporary file and leaves `path` as it was.
+// the temporary file and leaves `path` as it was. With gzip_by_name (text outputs: a
+// translation, encoded subwords), a path ending in ".gz" is written gzip-compressed, as
+// Marian writes it and as every Gloss input reads it back.
 class AtomicFile {
  public:
-  explicit AtomicFile(const std::string& path);  // UserError if the temporary file cannot be created
+  // UserError if the temporary file cannot be created.
+  explicit AtomicFile(const std::string& path, bool gzip_by_name = false);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
@@ -34,8 +39,10 @@ class AtomicFile {
   void commit();  // UserError naming the path if writing failed
 
  private:
+  bool close_buffer();  // flushes and closes the file; false if any write failed
   std::string path_, tmp_;
-  std::ofstream out_;
+  std::unique_ptr<std::streambuf> buf_;  // a std::filebuf, or gzip's (gzip_by_name and ".gz")
+  std::ostream out_{nullptr};
   bool committed_ = false;
 };
 std::string read_file(const std::string& path);  // InputError if unreadable
