@@ -81,6 +81,9 @@ printf 'A man rides a bike.\n\nTwo dogs play.\nbad \xff byte\n   \n' >"$tmp/in.e
 grep -q "in.en:4: invalid UTF-8" "$tmp/tlog" && pass || fail "warning names the invalid line"
 "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/out.de.gz" 2>/dev/null || fail "translate to .gz exit $?"
 gzip -dc "$tmp/out.de.gz" 2>/dev/null | cmp -s - "$tmp/out.de" && pass || fail "an output named .gz is gzip of the same lines"
+mkdir -p "$tmp/outdir"
+expect_error "output is a directory" "outdir: is a directory; give a file name" -- \
+  "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/outdir"
 { echo "A dog."; printf 'dog %.0s' $(seq 300); echo; } >"$tmp/long.en"  # line 2: more than 250 subwords
 "$gloss" translate -m "$model" -i "$tmp/long.en" -o "$tmp/long.de" 2>"$tmp/tlog" || fail "translate long exit $?"
 [ "$(wc -l <"$tmp/long.de")" -eq 2 ] && grep -q "long.en:2: [0-9]* subwords; translating the first 250" "$tmp/tlog" \

@@ -51,6 +51,9 @@ namespace {
 
 std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(target, ec))  // before any work is done for it
+    throw UserError(path + ": is a directory; give a file name");
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
   sweep_stale_temporaries(path);
   return temporary_name(path);
