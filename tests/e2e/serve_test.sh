@@ -29,6 +29,8 @@ zcat "$d/test_2016_flickr.en.gz" | head -60 >"$tmp/in.en"
 start_server --threads 2 --window-ms 50 --max-body-bytes 4096 --max-sentences 8 --max-sentence-bytes 300 --timeout 1
 curl -s -o "$tmp/health" "$url/health"
 grep -q '"status": "ok"' "$tmp/health" && pass || fail "health"
+port=${url##*:}
+expect_error "port in use" "cannot listen on 127.0.0.1:$port (in use" -- timeout 20 "$gloss" serve -m "$model" --port "$port"
 curl -s -o "$tmp/page.html" "$url/"
 grep -q '<title>Gloss translate</title>' "$tmp/page.html" && ! grep -qE '<script src=|<link |@import|url\(' "$tmp/page.html" && pass \
   || fail "the page is served, with nothing external"

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <ctime>
@@ -145,6 +146,13 @@ void serve(decode::Translator& translator, const decode::TranslateOptions& defau
   svr.set_write_timeout(o.timeout_s, 0);
   svr.set_keep_alive_timeout(o.timeout_s);
   add_routes(svr, queue, translator, defaults, o, counters);
+  // cpp-httplib's default also sets SO_REUSEPORT, with which a second server binds the port
+  // already in use and the kernel splits the requests between the two: a port in use must be
+  // an error. SO_REUSEADDR alone still lets a restarted server take its port back at once.
+  svr.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
 
   const int port = o.port == 0 ? svr.bind_to_any_port(o.host) : (svr.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port < 0)
