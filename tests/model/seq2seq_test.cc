@@ -703,3 +703,22 @@ TEST_CASE("min_parameter_count: a lower bound, within a factor of two, of every 
     CHECK(gloss::model::min_parameter_count(config) * 2 >= actual);
   }
 }
+
+TEST_CASE("shape_difference names the first [model] key that changes a parameter's shape", "[model]") {
+  model::ModelConfig a;
+  model::ModelConfig b = a;
+  b.dropout_emb = 0.5f;  // a dropout changes no shape
+  b.word_dropout = 0.1f;
+  CHECK(model::shape_difference(a, b).empty());
+  b.emb_dim = 64;
+  CHECK(model::shape_difference(a, b) == "model.emb_dim is 256 there and 64 here");
+  b = a;
+  b.cell = nn::CellType::kLstm;
+  CHECK(model::shape_difference(a, b) == "model.cell is gru there and lstm here");
+  b = a;
+  b.tie_target_embeddings = true;
+  CHECK(model::shape_difference(a, b) == "model.tie_target_embeddings is false there and true here");
+  b = a;
+  b.tgt_vocab = 4000;
+  CHECK(model::shape_difference(a, b) == "the target vocabulary is 8000 there and 4000 here");
+}

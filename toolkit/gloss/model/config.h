@@ -41,6 +41,11 @@ struct ModelConfig {
 };
 void validate(const ModelConfig& config);  // throws ConfigError naming the key
 
+// The first [model] key whose value gives `stored` parameters of other shapes than `wanted`,
+// as "model.emb_dim is 32 there and 64 here" ("" when every parameter has the same shape;
+// dropouts, which change no shape, are not compared). Vocabulary sizes read "vocabulary".
+std::string shape_difference(const ModelConfig& stored, const ModelConfig& wanted);
+
 // Whether encoder layer l (0-based) runs both directions (model.bidirectional).
 bool bidirectional_layer(const ModelConfig& config, int l);
 // The width of the annotations (the attention's keys): both directions of the top layer, or one.

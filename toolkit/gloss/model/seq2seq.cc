@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <sstream>
 
 #include "gloss/tensor/compute.h"
 #include "gloss/tensor/kernels.h"
@@ -118,6 +119,35 @@ static std::vector<std::unique_ptr<nn::RnnCell>> decoder_layers(nn::ParameterSet
     layers.push_back(std::make_unique<nn::RnnCell>(params, l == 0 ? "decoder/rnn" : "decoder/rnn" + std::to_string(l),
                                                    c.cell, l == 0 ? c.emb_dim + key_dim : c.dec_hidden, c.dec_hidden));
   return layers;
+}
+
+std::string shape_difference(const ModelConfig& stored, const ModelConfig& wanted) {
+  const auto differs = [](const std::string& key, const auto& there, const auto& here) -> std::string {
+    if (there == here) return "";
+    std::ostringstream s;
+    s << std::boolalpha << key << " is " << there << " there and " << here << " here";
+    return s.str();
+  };
+  const auto cell = [](const ModelConfig& c) { return c.cell == nn::CellType::kGru ? "gru" : "lstm"; };
+  for (const std::string& d :
+       {differs("the source vocabulary", stored.src_vocab, wanted.src_vocab),
+        differs("the target vocabulary", stored.tgt_vocab, wanted.tgt_vocab),
+        differs("model.cell", std::string(cell(stored)), std::string(cell(wanted))),
+        differs("model.emb_dim", stored.emb_dim, wanted.emb_dim),
+        differs("model.enc_hidden", stored.enc_hidden, wanted.enc_hidden),
+        differs("model.enc_layers", stored.enc_layers, wanted.enc_layers),
+        differs("model.bidirectional", stored.bidirectional, wanted.bidirectional),
+        differs("model.dec_hidden", stored.dec_hidden, wanted.dec_hidden),
+        differs("model.dec_layers", stored.dec_layers, wanted.dec_layers),
+        differs("model.decoder", stored.decoder, wanted.decoder),
+        differs("model.att_dim", stored.att_dim, wanted.att_dim),
+        differs("model.readout", stored.readout, wanted.readout),
+        differs("model.readout_dim", stored.readout_dim, wanted.readout_dim),
+        differs("model.dec_init", stored.dec_init, wanted.dec_init),
+        differs("model.tie_target_embeddings", stored.tie_target_embeddings, wanted.tie_target_embeddings),
+        differs("model.layer_norm", stored.layer_norm, wanted.layer_norm)})
+    if (!d.empty()) return d;
+  return "";
 }
 
 bool bidirectional_layer(const ModelConfig& c, int l) {

@@ -356,6 +356,9 @@ void TrainingRun::start_or_resume() {
     const model::ModelFile old = peek_checkpoint(ckpt_path_);
     if (old.src_spm != mf_.src_spm || old.tgt_spm != mf_.tgt_spm)
       throw InputError(ckpt_path_, 0, "was trained with other subword models; delete it or choose another run.workdir");
+    if (const std::string d = model::shape_difference(old.config, mf_.config); !d.empty())
+      throw InputError(ckpt_path_, 0,
+                       "is a checkpoint of another model (" + d + "); delete it or choose another run.workdir");
     if (to_.ema_decay > 0) average_ = std::make_unique<nn::WeightAverage>(network_.params, to_.ema_decay);
     load_checkpoint(ckpt_path_, network_.params, *network_.optimizer, state_, averages());
     rng_.set_state(state_.rng);
