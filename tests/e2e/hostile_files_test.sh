@@ -102,7 +102,7 @@ expect_error "output under a regular file" "regular: Not a directory" -- \
   "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/regular/out.de"
 expect_error "model under a regular file" "regular/x.gloss: write failed: Not a directory" -- \
   "$gloss" average -o "$tmp/regular/x.gloss" "$model"
-expect_error "run folder under a regular file" "regular/run: Not a directory" -- \
+expect_error "run folder under a regular file" "regular' is a file, not a folder; choose another run.workdir" -- \
   "$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" --run.workdir "$tmp/regular/run"
 expect_error "translation to a full disk" "/dev/full: write failed" -- "$gloss" translate -m "$model" -i "$tmp/in.en" -o /dev/full
 mkdir "$tmp/small"

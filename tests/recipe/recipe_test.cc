@@ -62,6 +62,9 @@ TEST_CASE("Recipe errors name the file, the line and the key", "[recipe]") {
     CHECK_THROWS_WITH(load_recipe(path, cli), Catch::Contains(want));
   };
   fails(std::string(kData) + "[train]\nlrate = 0.1\n", "bad.ini:5: unknown key 'lrate' in [train]; did you mean 'lr'?");
+  const std::string file = s.write("a_file", "not a folder\n");  // a run folder under a file cannot be made
+  fails(kData, "--run.workdir: '" + file + "' is a file, not a folder; choose another run.workdir",
+        {"--run.workdir", file + "/sub"});
   fails(std::string(kData) + "[model]\nhidden = 512\n",  // no key near: the keys that contain it
         "bad.ini:5: unknown key 'hidden' in [model]; did you mean 'enc_hidden' or 'dec_hidden'?");
   fails(std::string(kData) + "[model]\nwidth_of_everything = 512\n",  // nothing near: where the keys are

@@ -732,6 +732,22 @@ void check_data_files(const Schema& schema, const Origins& origins) {
   }
 }
 
+// 5. The run folder can be made: neither it nor a folder above it is an existing file.
+void check_workdir(const std::string& workdir, const std::function<std::string(const std::string&)>& where) {
+  std::error_code ec;
+  for (fs::path p = workdir; !p.empty(); p = p.parent_path()) {
+    const auto status = fs::status(p, ec);
+    if (!fs::exists(status)) {
+      if (p == p.parent_path()) break;
+      continue;
+    }
+    if (!fs::is_directory(status))
+      throw ConfigError(where("run.workdir") + ": '" + p.string() +
+                        "' is a file, not a folder; choose another run.workdir");
+    break;
+  }
+}
+
 }  // namespace
 
 LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, bool check_files) {
@@ -761,6 +777,7 @@ LoadedRecipe load_recipe(const std::string& path, const std::vector<std::string>
     const std::string stem = path.empty() ? "gloss" : fs::path(path).stem().string();
     r.workdir = (fs::path("runs") / stem).string();
   }
+  if (check_files) check_workdir(r.workdir, where);
   for (const auto& k : schema.keys) {
     out.keys.push_back(k.name);
     out.text[k.name] = k.text();
