@@ -1,13 +1,16 @@
-// compute: the bf16 conversion's rounding rule, and gemm() inside Bf16Gemms against a
-// double-precision product of the bf16-rounded operands.
+// compute: the bf16 conversion's rounding rule, gemm() inside Bf16Gemms against a
+// double-precision product of the bf16-rounded operands, and where the profile counts a
+// worker's wait.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -174,4 +177,23 @@ TEST_CASE("PackedBf16Weight: the product of the bf16-rounded operands, either or
   compute::PackedBf16Weight unpacked;
   float x = 1.0f, y = 0.0f;
   CHECK_THROWS_AS(unpacked.run(1, &x, 1, 0.0f, &y, 1), std::logic_error);
+}
+
+TEST_CASE("Profile: a worker's wait counts as worker_wait only outside another stage's timer", "[compute]") {
+  using compute::Stage;
+  const auto uneven = [](int, std::size_t task) {  // task 1 ends 20 ms after task 0: a worker waits
+    if (task == 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  };
+  compute::set_profiling(true);
+  compute::reset_stage_seconds();
+  {
+    const compute::StageTimer timer(Stage::kOptimizer);  // as the optimiser's step runs its blocks
+    compute::run_workers(2, 2, uneven);
+  }
+  CHECK(compute::stage_seconds(Stage::kWorkerWait) == 0.0);
+  CHECK(compute::stage_seconds(Stage::kOptimizer) >= 0.02);
+  compute::run_workers(2, 2, uneven);  // as training's batch runs its replicas
+  CHECK(compute::stage_seconds(Stage::kWorkerWait) >= 0.015);
+  compute::set_profiling(false);
+  compute::reset_stage_seconds();
 }

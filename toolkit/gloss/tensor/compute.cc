@@ -67,8 +67,9 @@ void run_workers(int workers, std::size_t tasks, const std::function<void(int, s
   }
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-  const bool timing = g_profiling.load(std::memory_order_relaxed);
-  std::vector<std::int64_t> finished_ns(static_cast<std::size_t>(workers), 0);
+  // Inside another stage's timer (the optimizer's step runs here too) the wait is that stage's.
+  const bool timing = g_profiling.load(std::memory_order_relaxed) && t_timing == 0;
+  std::vector<std::int64_t> finished_ns(timing ? static_cast<std::size_t>(workers) : 0, 0);
 #pragma omp parallel num_threads(workers)
   {
     omp_set_num_threads(1);  // this worker alone inside its tasks

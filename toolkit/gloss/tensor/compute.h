@@ -111,7 +111,8 @@ class Bf16Matmul {
 // Where the time of training goes (gloss bench train prints it): the wall time of each
 // stage's calls, summed over threads, while profiling is on (off: a StageTimer costs a branch).
 // A timer inside another stage's counts for the outer one only.
-// kWorkerWait: a run_workers worker idle after its last task until the slowest one ends.
+// kWorkerWait: a run_workers worker idle after its last task until the slowest one ends (when
+// run_workers is called outside every other stage's timer).
 enum class Stage { kGemm, kRnn, kAttention, kLoss, kOptimizer, kData, kReduce, kWorkerWait };
 inline constexpr int kStages = 8;
 const char* stage_name(Stage stage);  // "gemm", "rnn", ...
