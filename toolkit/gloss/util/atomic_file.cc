@@ -86,6 +86,8 @@ void sync_and_rename(const std::string& tmp, const std::string& path) {
   }
 }
 
+}  // namespace
+
 // A write-only stream buffer over zlib's gzip writer: what AtomicFile writes to a ".gz" text
 // output. Unbuffered here (gzwrite buffers); close() reports whether every write succeeded.
 class GzWriteBuf : public std::streambuf {
@@ -121,8 +123,6 @@ class GzWriteBuf : public std::streambuf {
   bool ok_ = true;
 };
 
-}  // namespace
-
 void atomic_write_file(const std::string& path, std::string_view bytes) {
   if (is_special_file(path)) {
     const int fd = ::open(path.c_str(), O_WRONLY);
@@ -149,15 +149,15 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
 AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
     : path_(path), tmp_(is_special_file(path) ? std::string() : temporary_beside(path)) {
   const std::string& target = tmp_.empty() ? path_ : tmp_;
+  bool open = false;
   if (gzip_by_name && path.ends_with(".gz")) {
-    auto gz = std::make_unique<GzWriteBuf>(target);
-    if (gz->is_open()) buf_ = std::move(gz);
+    gz_ = std::make_unique<GzWriteBuf>(target);
+    open = gz_->is_open();
   } else {
-    auto file = std::make_unique<std::filebuf>();
-    if (file->open(target, std::ios::out | std::ios::binary | std::ios::trunc)) buf_ = std::move(file);
+    open = file_.open(target, std::ios::out | std::ios::binary | std::ios::trunc) != nullptr;
   }
-  if (!buf_) throw UserError(path + ": cannot write: " + std::strerror(errno));
-  out_.rdbuf(buf_.get());
+  if (!open) throw UserError(path + ": cannot write: " + std::strerror(errno));
+  out_.rdbuf(gz_ ? static_cast<std::streambuf*>(gz_.get()) : &file_);
 }
 
 AtomicFile::~AtomicFile() {
@@ -168,10 +168,8 @@ AtomicFile::~AtomicFile() {
 
 bool AtomicFile::close_buffer() {
   out_.flush();
-  bool ok = static_cast<bool>(out_);
-  if (auto* gz = dynamic_cast<GzWriteBuf*>(buf_.get())) ok = gz->close() && ok;
-  if (auto* file = dynamic_cast<std::filebuf*>(buf_.get())) ok = file->close() != nullptr && ok;
-  return ok;
+  const bool written = static_cast<bool>(out_);
+  return (gz_ ? gz_->close() : file_.close() != nullptr) && written;
 }
 
 void AtomicFile::commit() {

@@ -5,7 +5,6 @@
 // never replaced.
 #include <fstream>
 #include <memory>
-#include <streambuf>
 #include <string>
 #include <string_view>
 
@@ -22,6 +21,8 @@ void sweep_stale_temporaries(const std::string& path);
 
 // Creates missing parent folders; UserError naming the path if it cannot be written.
 void atomic_write_file(const std::string& path, std::string_view bytes);
+
+class GzWriteBuf;  // atomic_file.cc: a std::streambuf over zlib's gzip writer
 
 // The same for a file written in parts: write to stream(), then commit() renames the
 // temporary file into place. Destroyed without commit() (an error on the way), it removes
@@ -41,8 +42,9 @@ class AtomicFile {
  private:
   bool close_buffer();  // flushes and closes the file; false if any write failed
   std::string path_, tmp_;
-  std::unique_ptr<std::streambuf> buf_;  // a std::filebuf, or gzip's (gzip_by_name and ".gz")
-  std::ostream out_{nullptr};
+  std::filebuf file_;               // the bytes as written, or
+  std::unique_ptr<GzWriteBuf> gz_;  // gzip (gzip_by_name and a ".gz" path)
+  std::ostream out_{nullptr};       // writes to one of them
   bool committed_ = false;
 };
 std::string read_file(const std::string& path);  // InputError if unreadable
