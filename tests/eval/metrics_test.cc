@@ -55,6 +55,22 @@ TEST_CASE("BLEU clips against the best reference and picks the closest reference
   CHECK(s.ref_len == 2);     // |3-2| == |3-4|: ties go to the shorter reference
 }
 
+TEST_CASE("BLEU rejects a smoothing value that would make a precision negative or infinite", "[eval][bleu]") {
+  // sacreBLEU takes them: add-k -0.5 on "a b c d e" / "a b x d e" prints BLEU nan (a 3-gram
+  // precision of -20 %), add-k 1e308 prints inf.
+  for (const double bad : {-0.5, -5.0, 1e308, std::nan("")}) {
+    BleuOptions o;
+    o.smooth_method = SmoothMethod::kAddK;
+    o.smooth_value = bad;
+    CHECK_THROWS_WITH(Bleu(o), Catch::StartsWith("--smooth-value must be between 0 and 1000000"));
+  }
+  BleuOptions o;
+  o.smooth_method = SmoothMethod::kFloor;
+  o.smooth_value = 0.0;
+  const Bleu floor0(o);
+  CHECK(floor0.score(floor0.sentence_stats("a b c d e", {"a b x d e"})).score == 0.0);
+}
+
 TEST_CASE("chrF: identical text scores 100, disjoint text 0", "[eval][chrf]") {
   const Chrf chrf;
   CHECK(chrf.f_score(chrf.sentence_stats("Ein Hund läuft.", {"Ein Hund läuft."})) == Approx(100.0));

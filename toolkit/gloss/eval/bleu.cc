@@ -7,6 +7,7 @@
 #include "gloss/eval/format.h"
 #include "gloss/eval/ngram_counter.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss::eval {
@@ -93,8 +94,10 @@ void validate(const BleuOptions& options) {
   if (options.max_ngram_order < 1 || options.max_ngram_order > 100)
     throw ConfigError("--max-ngram-order must be between 1 and 100 (got " + std::to_string(options.max_ngram_order) +
                       ")");
-  if (options.smooth_value && !std::isfinite(*options.smooth_value))
-    throw ConfigError("--smooth-value must be a finite number");
+  // sacreBLEU takes any number here; a negative one makes a precision negative (its log then
+  // fails) or above 100 %, and a huge one makes every precision infinite.
+  if (options.smooth_value && !(*options.smooth_value >= 0 && *options.smooth_value <= 1e6))
+    throw ConfigError("--smooth-value must be between 0 and 1000000 (got " + fixed_g(*options.smooth_value) + ")");
 }
 
 BleuStats& BleuStats::operator+=(const BleuStats& other) {
