@@ -248,7 +248,9 @@ class Schema {
     add_int("train.batch_tokens", &t.batch_tokens, "target tokens per batch (batch_by = tokens)", 1, 10000000);
     add_int("train.pool_batches", &t.pool_batches, "batches sorted by length together (1: no bucketing)", 1, 100000);
     add_int("train.accumulate", &t.accumulate, "batches per update (gradient accumulation)", 1, 10000);
-    add_int("train.epochs", &t.epochs, "epochs", 0, 1000000);
+    add_int("train.epochs", &t.epochs,
+            "passes over the training data (0: no limit; max_steps, max_minutes or patience ends training)", 0,
+            1000000);
     add_int("train.max_steps", &t.max_steps, "updates (0: no limit)", 0);
     add_float("train.max_minutes", &t.max_minutes, "wall-clock limit in minutes (0: none)", 0, 1e7);
   }
