@@ -95,6 +95,21 @@ TEST_CASE("spm: a vocabulary too large for the corpus trains the largest possibl
   }
 }
 
+TEST_CASE("spm: training files without text are an error naming them, not SentencePiece's check", "[text][spm]") {
+  Workdir w;
+  fs::create_directories(w.dir);
+  const auto s = (w.dir / "s.txt").string(), t = (w.dir / "t.txt").string();
+  std::ofstream(s) << "\n\n";
+  std::ofstream(t) << "";
+  DataOptions d;
+  d.train_src = s;
+  d.train_tgt = t;
+  std::ostringstream log;
+  CHECK_THROWS_WITH(prepare_subword_models(d, small(), (w.dir / "spm").string(), log),
+                    s + ": no text to train the source (src) subword model on; give training files with one "
+                        "sentence per line");
+}
+
 TEST_CASE("spm: unseen characters round-trip through byte fallback, never <unk>", "[text][spm]") {
   Workdir w;
   std::ostringstream log;

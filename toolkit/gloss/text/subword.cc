@@ -46,7 +46,10 @@ class CorpusIterator : public sentencepiece::SentenceIterator {
       }
       if (reader_->next(line_)) {
         ++count_;
-        if (!line_.empty()) return;
+        if (!line_.empty()) {
+          ++sentences_;
+          return;
+        }
         continue;
       }
       reader_.reset();
@@ -54,7 +57,8 @@ class CorpusIterator : public sentencepiece::SentenceIterator {
   }
   const std::string& value() const override { return line_; }
   sentencepiece::util::Status status() const override { return {}; }
-  std::size_t count() const { return count_; }
+  std::size_t count() const { return count_; }          // lines read
+  std::size_t sentences() const { return sentences_; }  // non-empty lines among them
 
  private:
   std::vector<std::string> files_;
@@ -62,7 +66,7 @@ class CorpusIterator : public sentencepiece::SentenceIterator {
   std::unique_ptr<LineReader> reader_;
   std::string line_;
   bool done_ = false;
-  std::size_t count_ = 0;
+  std::size_t count_ = 0, sentences_ = 0;
 };
 
 std::string trainer_args(const SubwordOptions& o, int vocab_size) {
@@ -91,6 +95,13 @@ std::string train_one(const std::vector<std::string>& files, const SubwordOption
     const auto status = sentencepiece::SentencePieceTrainer::Train(trainer_args(o, vocab_size), &it, &model);
     lines = it.count();
     if (status.ok()) break;
+    if (it.sentences() == 0) {  // SentencePiece's own words: "[!sentences_.empty()]"
+      std::string names = files.front();
+      for (std::size_t i = 1; i < files.size(); ++i) names += " and " + files[i];
+      throw InputError(
+          names, 0,
+          "no text to train the " + label + " subword model on; give training files with one sentence per line");
+    }
     // SentencePiece refuses a vocabulary larger than the corpus supports and names the limit.
     static const std::regex kTooHigh(R"(Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+))");
     std::smatch m;
