@@ -108,6 +108,22 @@ zcat "$d/test_2016_flickr.en.gz" | head -150 >"$tmp/t.en"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 1 -b 4 >"$tmp/b1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --batch-size 64 -b 4 >"$tmp/b64" 2>/dev/null
 cmp -s "$tmp/b1" "$tmp/b64" && pass || fail "batch size 1 and 64 give different translations"
+# A writer that waits for each line's translation before it sends the next one gets it: the
+# standard input of a pipe is translated as it arrives, not when 64 KiB have come or the pipe
+# closes (which would wait forever here), and the lines are the whole file's.
+coproc TR { exec "$gloss" translate -m "$model" -b 4 2>/dev/null; }
+: >"$tmp/streamed"
+while IFS= read -r line; do
+  printf '%s\n' "$line" >&"${TR[1]}"
+  if ! IFS= read -r -t 60 out <&"${TR[0]}"; then
+    fail "no translation of a line sent through a pipe within 60 s"
+    break
+  fi
+  printf '%s\n' "$out" >>"$tmp/streamed"
+done < <(head -5 "$tmp/t.en")
+eval "exec ${TR[1]}>&-"
+kill "$TR_PID" 2>/dev/null; wait "$TR_PID" 2>/dev/null
+head -5 "$tmp/b64" | cmp -s - "$tmp/streamed" && pass || fail "lines translated one by one through a pipe differ"
 # --shard K/N: the shards' outputs, concatenated in order, are the whole file's, byte for byte
 # (1-best and n-best with its line ids), also for a last line without a line break and for
 # more shards than lines.

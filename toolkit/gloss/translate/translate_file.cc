@@ -7,6 +7,7 @@
 #include <memory>
 #include <ostream>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -108,17 +109,44 @@ std::string clean_line(std::string line, std::size_t line_no, const std::string&
   return line;
 }
 
+// What translate_file reads: a file (plain or .gz) or standard input redirected from one,
+// through zlib; standard input from a pipe or terminal as its data arrives (ArrivingInput).
+class Input {
+ public:
+  explicit Input(const std::string& path) : path_(path) {
+    struct stat st;
+    if (path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode))) {
+      arriving_ = std::make_unique<ArrivingInput>(0, path);
+      return;
+    }
+    gz_.reset(path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb"));
+    if (!gz_) throw InputError(path, 0, "cannot open");
+  }
+  // Up to size bytes (0: the end); `line`: the line being read, for errors.
+  int read(char* buf, unsigned size, std::size_t line) {
+    return arriving_ ? arriving_->read(buf, size, line) : read_gz(gz_.get(), buf, size, path_, line);
+  }
+  bool ready() const { return !arriving_ || arriving_->ready(); }  // whether read() returns at once
+
+ private:
+  std::string path_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> gz_{nullptr, gzclose};
+  std::unique_ptr<ArrivingInput> arriving_;
+};
+
 // Calls take(line, number) for the lines of `in` (named `input` in errors), numbered from 1,
 // without their '\n' (a last line without one counts), reading until line `last` has been
-// taken or the input ends; returns the number of lines taken. A line over
+// taken or the input ends; returns the number of lines taken. Calls idle() whenever the next
+// read would wait for input (a pipe's writer waiting for the translations so far). A line over
 // LineReader::kMaxLineBytes (/dev/zero, a binary file) is an InputError, not an unbounded buffer.
-template <class Take>
-std::size_t for_each_line(gzFile in, const std::string& input, std::size_t last, Take&& take) {
+template <class Take, class Idle>
+std::size_t for_each_line(Input& in, const std::string& input, std::size_t last, Take&& take, Idle&& idle) {
   std::size_t line_no = 0;
   std::string pending;
   char chunk[1 << 16];
   while (line_no < last) {
-    const int got = read_gz(in, chunk, sizeof chunk, input, line_no + 1);
+    if (!in.ready()) idle();
+    const int got = in.read(chunk, sizeof chunk, line_no + 1);
     if (got == 0) break;
     const std::size_t searched = pending.size();  // holds no line break: search only the new bytes
     pending.append(chunk, static_cast<std::size_t>(got));
@@ -221,9 +249,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   const std::pair<std::size_t, std::size_t> lines = lines_to_translate(input, outputs, shard);
   const std::size_t first_line = lines.first, last_line = lines.second;
   const decode::TranslateOptions o = with_outputs(options, outputs);
-  gzFile in = input == "-" ? gzdopen(dup(0), "rb") : gzopen(input.c_str(), "rb");
-  if (!in) throw InputError(input, 0, "cannot open");
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+  Input in(input);
   Sinks sinks(output, outputs, out);
   const bool progress_on = outputs.progress || ::isatty(2);  // automatic on a terminal
   // The line count for the ETA is a second pass: regular files only (a pipe would be consumed).
@@ -247,7 +273,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
     window.push_back(clean_line(std::move(line), line_no, input, log));
     if (static_cast<int>(window.size()) >= o.window) flush();
   };
-  const std::size_t lines_read = for_each_line(in, input, last_line, take_line);
+  const std::size_t lines_read = for_each_line(in, input, last_line, take_line, flush);
   flush();
   if (!outputs.attention_path.empty() && outputs.attention_line > lines_read)
     throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + ": the input has only " +
