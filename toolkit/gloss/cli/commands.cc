@@ -64,7 +64,7 @@ text::SubwordModelPaths subword_models(const recipe::Recipe& r, std::ostream& lo
 
 // Streams `input` line by line through `convert` into `output` ("-" = standard streams; a
 // name ending in .gz is written gzip-compressed); a file output is written completely or not
-// at all.
+// at all. The lines so far are flushed whenever the input would make it wait.
 template <class F>
 void stream_lines(const std::string& input, const std::string& output, std::ostream& out, F&& convert) {
   LineReader reader(input);
@@ -72,7 +72,11 @@ void stream_lines(const std::string& input, const std::string& output, std::ostr
   std::optional<AtomicFile> file;
   if (output != "-") file.emplace(output, /*gzip_by_name=*/true);
   std::ostream& sink = file ? file->stream() : out;
-  while (reader.next(line)) sink << convert(line, reader) << '\n';
+  for (;;) {
+    if (!reader.ready()) sink.flush();  // a pipe's writer may be waiting for these lines
+    if (!reader.next(line)) break;
+    sink << convert(line, reader) << '\n';
+  }
   if (file) file->commit();
 }
 

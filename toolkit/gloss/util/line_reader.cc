@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstdio>
@@ -17,6 +18,7 @@ namespace gloss {
 
 struct LineReader::Handle {
   gzFile file = nullptr;
+  std::unique_ptr<ArrivingInput> arriving;  // standard input from a pipe or terminal
   ~Handle() {
     if (file) gzclose(file);
   }
@@ -24,6 +26,11 @@ struct LineReader::Handle {
 
 LineReader::LineReader(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
   require_file(path);
+  struct stat st;
+  if (path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode))) {
+    handle_->arriving = std::make_unique<ArrivingInput>(0, path);
+    return;
+  }
   // zlib reads uncompressed files transparently, so one code path serves both.
   handle_->file = path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb");
   if (!handle_->file) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
@@ -39,13 +46,18 @@ bool LineReader::fill() {
     pos_ = 0;
   }
   char chunk[1 << 16];
-  const int n = read_gz(handle_->file, chunk, sizeof chunk, path_, line_number_ + 1);
+  const int n = handle_->arriving ? handle_->arriving->read(chunk, sizeof chunk, line_number_ + 1)
+                                  : read_gz(handle_->file, chunk, sizeof chunk, path_, line_number_ + 1);
   if (n == 0) {
     eof_ = true;
     return false;
   }
   buffer_.append(chunk, static_cast<std::size_t>(n));
   return true;
+}
+
+bool LineReader::ready() const {
+  return !handle_->arriving || eof_ || buffer_.find('\n', pos_) != std::string::npos || handle_->arriving->ready();
 }
 
 bool LineReader::next(std::string& line) {

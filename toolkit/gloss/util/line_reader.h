@@ -21,7 +21,11 @@ class LineReader {
   static constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
 
   // Reads the next line into `line` (without "\n" or "\r\n"); false at the end of the file.
+  // Standard input from a pipe or terminal is read as it arrives (gz.h, ArrivingInput).
   bool next(std::string& line);
+  // Whether next() returns without waiting for input (files: always): a writer that waits
+  // for the output of the lines so far should get it flushed first.
+  bool ready() const;
   // Number of the last line returned (1-based); 0 before the first.
   std::size_t line_number() const { return line_number_; }
   const std::string& path() const { return path_; }
