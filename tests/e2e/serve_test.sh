@@ -89,6 +89,11 @@ printf '{"text": "a\\nb"}' >"$tmp/b11"; bad "a line break in a sentence" 400 "$t
 printf '{"text": "x", "beam_size": 1e999}' >"$tmp/b12"; bad "a number beyond a double" 400 "$tmp/b12"
 code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$url/nothing")
 [ "$code" = 404 ] && grep -q '"error"' "$tmp/ans" && pass || fail "unknown path: $code"
+code=$(curl -s -D "$tmp/head" -o "$tmp/ans" -w '%{http_code}' "$url/translate")
+[ "$code" = 405 ] && grep -qi '^Allow: POST' "$tmp/head" && grep -q 'use POST /translate' "$tmp/ans" && pass \
+  || fail "GET /translate: $code $(cat "$tmp/ans")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -d '{}' "$url/health")
+[ "$code" = 405 ] && pass || fail "POST /health: $code"
 # A slow client (half a request, then silence) is dropped after --timeout; others are served meanwhile.
 tcp=/dev/tcp/$(sed -E 's|http://([^:]+):([0-9]+)|\1/\2|' <<<"$url")
 exec 3<>"$tcp"

@@ -90,6 +90,17 @@ void add_routes(httplib::Server& svr, TranslationQueue& queue, const decode::Tra
   svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(page_html(), "text/html; charset=utf-8");
   });
+  // A known path with the other method: 405 naming the right one (httplib alone answers 404).
+  auto wrong_method = [&counters](const char* allow, const char* what) {
+    return [&counters, allow, what](const httplib::Request&, httplib::Response& res) {
+      ++counters.errors;
+      res.set_header("Allow", allow);
+      json_answer(res, 405, error_json(what));
+    };
+  };
+  svr.Get("/translate", wrong_method("POST", "use POST /translate with a JSON body such as {\"text\": [\"...\"]}"));
+  svr.Post("/health", wrong_method("GET", "use GET /health"));
+  svr.Post("/", wrong_method("GET", "use GET / (the page); translations: POST /translate"));
   // Whatever httplib answers by itself (404, 405, 413, 400 for broken HTTP) gets a JSON body too.
   svr.set_error_handler([&](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
