@@ -7,7 +7,6 @@
 #include <memory>
 #include <ostream>
 
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -114,8 +113,7 @@ std::string clean_line(std::string line, std::size_t line_no, const std::string&
 class Input {
  public:
   explicit Input(const std::string& path) : path_(path) {
-    struct stat st;
-    if (path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode))) {
+    if (is_arriving_input(path)) {
       arriving_ = std::make_unique<ArrivingInput>(0, path);
       return;
     }

@@ -1,6 +1,7 @@
 #include "gloss/util/gz.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -24,6 +25,11 @@ int read_gz(gzFile_s* file, char* buf, unsigned size, const std::string& path, s
                            "download or copy it again"
                          : std::string("not valid gzip data (") + message + "); decompress it or fetch it again");
   return n;
+}
+
+bool is_arriving_input(const std::string& path) {
+  struct stat st;
+  return path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode));
 }
 
 struct ArrivingInput::Inflater {

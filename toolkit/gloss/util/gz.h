@@ -19,6 +19,10 @@ int read_gz(gzFile_s* file, char* buf, unsigned size, const std::string& path, s
 // its first two bytes) decompressed as it comes. gzread instead waits until its buffer is full
 // or the input ends, so a program that writes one line and waits for its translation would
 // wait forever. The errors are read_gz's; a read error is an InputError too.
+// Whether `path` is "-" (standard input) and that is a pipe, terminal or socket, to be read
+// through ArrivingInput, rather than a file redirected to it (which zlib reads as a file).
+bool is_arriving_input(const std::string& path);
+
 class ArrivingInput {
  public:
   ArrivingInput(int fd, std::string name);  // fd: read, not owned; name: for errors

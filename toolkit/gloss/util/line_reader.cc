@@ -2,7 +2,6 @@
 
 #include <zlib.h>
 
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstdio>
@@ -26,8 +25,7 @@ struct LineReader::Handle {
 
 LineReader::LineReader(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
   require_file(path);
-  struct stat st;
-  if (path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode))) {
+  if (is_arriving_input(path)) {
     handle_->arriving = std::make_unique<ArrivingInput>(0, path);
     return;
   }
