@@ -55,7 +55,8 @@ struct Series {
   std::vector<std::pair<double, double>> points;
 };
 
-// One panel: axes with ticks and grid, the series as polylines with dots, a legend.
+// One panel: axes with ticks and grid, the series as polylines with dots, and a legend in a
+// row above the frame (inside it, it would hide the curves where they end, top right).
 void panel(std::ostringstream& svg, double x0, double y0, double w, double h, const std::string& y_label,
            const std::vector<Series>& series) {
   double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
@@ -71,7 +72,8 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
   const double yt = tick_step(ymax - ymin, 5), xt = tick_step(xmax - xmin, 6);
   ymin = std::floor(ymin / yt) * yt, ymax = std::ceil(ymax / yt) * yt;
   xmax = std::ceil(xmax / xt) * xt;
-  const double L = x0 + 60, R = x0 + w - 10, T = y0 + 10, B = y0 + h - 40;
+  // R leaves room for half the last x label, T for the legend row.
+  const double L = x0 + 60, R = x0 + w - 24, T = y0 + 26, B = y0 + h - 40;
   auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (R - L); };
   auto py = [&](double y) { return B - (y - ymin) / (ymax - ymin) * (B - T); };
   const int ydec = yt >= 1 ? 0 : yt >= 0.1 ? 1 : 2;
@@ -95,7 +97,7 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
   svg << "<text x='" << num((L + R) / 2) << "' y='" << num(B + 34) << "' text-anchor='middle'>update step</text>\n";
   svg << "<text transform='translate(" << num(x0 + 14) << "," << num((T + B) / 2)
       << ") rotate(-90)' text-anchor='middle'>" << escape(y_label) << "</text>\n";
-  double ly = T + 16;
+  double lx = L;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
     svg << "<polyline fill='none' stroke='" << s.colour << "' stroke-width='2' points='";
@@ -103,10 +105,11 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
     svg << "'/>\n";
     for (auto [x, y] : s.points)
       svg << "<circle cx='" << num(px(x)) << "' cy='" << num(py(y)) << "' r='2.5' fill='" << s.colour << "'/>\n";
-    svg << "<line x1='" << num(R - 150) << "' y1='" << num(ly - 4) << "' x2='" << num(R - 130) << "' y2='"
-        << num(ly - 4) << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(R - 125) << "' y='"
-        << num(ly) << "'>" << escape(s.name) << "</text>\n";
-    ly += 16;
+    const double ly = T - 10;
+    svg << "<line x1='" << num(lx) << "' y1='" << num(ly - 4) << "' x2='" << num(lx + 20) << "' y2='" << num(ly - 4)
+        << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(lx + 25) << "' y='" << num(ly) << "'>"
+        << escape(s.name) << "</text>\n";
+    lx += 45 + 7.5 * static_cast<double>(s.name.size());  // ~7 px a character at 12 px
   }
 }
 
