@@ -249,7 +249,8 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   const decode::TranslateOptions o = with_outputs(options, outputs);
   Input in(input);
   Sinks sinks(output, outputs, out);
-  const bool progress_on = outputs.progress || ::isatty(2);  // automatic on a terminal
+  // Automatic on a terminal, unless a person types the input there (a progress line after each).
+  const bool progress_on = outputs.progress || (::isatty(2) && !(input == "-" && ::isatty(0)));
   // The line count for the ETA is a second pass: regular files only (a pipe would be consumed).
   const bool countable = progress_on && input != "-" && std::filesystem::is_regular_file(input);
   const Progress progress(progress_on, !countable      ? 0
