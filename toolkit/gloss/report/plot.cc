@@ -55,6 +55,17 @@ struct Series {
   std::vector<std::pair<double, double>> points;
 };
 
+// The names of the series that have points, side by side from x, text baseline at y.
+void legend(std::ostringstream& svg, const std::vector<Series>& series, double x, double y) {
+  for (const auto& s : series) {
+    if (s.points.empty()) continue;
+    svg << "<line x1='" << num(x) << "' y1='" << num(y - 4) << "' x2='" << num(x + 20) << "' y2='" << num(y - 4)
+        << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(x + 25) << "' y='" << num(y) << "'>"
+        << escape(s.name) << "</text>\n";
+    x += 45 + 7.5 * static_cast<double>(s.name.size());  // ~7 px a character at 12 px
+  }
+}
+
 // One panel: axes with ticks and grid, the series as polylines with dots, and a legend in a
 // row above the frame (inside it, it would hide the curves where they end, top right).
 void panel(std::ostringstream& svg, double x0, double y0, double w, double h, const std::string& y_label,
@@ -97,7 +108,6 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
   svg << "<text x='" << num((L + R) / 2) << "' y='" << num(B + 34) << "' text-anchor='middle'>update step</text>\n";
   svg << "<text transform='translate(" << num(x0 + 14) << "," << num((T + B) / 2)
       << ") rotate(-90)' text-anchor='middle'>" << escape(y_label) << "</text>\n";
-  double lx = L;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
     svg << "<polyline fill='none' stroke='" << s.colour << "' stroke-width='2' points='";
@@ -105,12 +115,8 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
     svg << "'/>\n";
     for (auto [x, y] : s.points)
       svg << "<circle cx='" << num(px(x)) << "' cy='" << num(py(y)) << "' r='2.5' fill='" << s.colour << "'/>\n";
-    const double ly = T - 10;
-    svg << "<line x1='" << num(lx) << "' y1='" << num(ly - 4) << "' x2='" << num(lx + 20) << "' y2='" << num(ly - 4)
-        << "' stroke='" << s.colour << "' stroke-width='3'/><text x='" << num(lx + 25) << "' y='" << num(ly) << "'>"
-        << escape(s.name) << "</text>\n";
-    lx += 45 + 7.5 * static_cast<double>(s.name.size());  // ~7 px a character at 12 px
   }
+  legend(svg, series, L, T - 10);
 }
 
 }  // namespace
