@@ -346,9 +346,8 @@ po::options_description translate_options(TranslateCli& c) {
       "work inside every operation of one batch")(
       "precision", po::value(&c.o.precision)->default_value(c.o.precision),
       "f32; bf16: the recurrent, readout and output layers in bf16 (CPUs with AVX512-BF16); auto: bf16 where the "
-      "CPU has it, else f32")(
-      "progress", po::bool_switch(&c.w.progress),
-      "print progress on stderr (automatic when stderr is a terminal and the input is not typed there)")(
+      "CPU has it, else f32")("progress", po::bool_switch(&c.w.progress),
+                              "print progress on stderr (automatic on a terminal, unless the input is typed there)")(
       "max-batch-tokens", po::value(&c.o.max_batch_tokens)->default_value(c.o.max_batch_tokens),
       "at most this many padded source subwords per batch (0: no limit)")(
       "min-length", po::value(&c.o.search.min_length)->default_value(c.o.search.min_length),
