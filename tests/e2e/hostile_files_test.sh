@@ -129,6 +129,12 @@ expect_error "corpus that is a folder" "--data.train_src: is a folder, not a fil
 # Endless or binary inputs end at a bounded line length, not in memory growing without bound.
 expect_streaming_error "translate /dev/zero" "/dev/zero:1: a line longer than 16 MiB" -- \
   timeout 60 "$gloss" translate -m "$model" -i /dev/zero
+# Standard input from a device or pipe is read as it arrives (util/gz.h): the same bounds and
+# the same errors for cut gzip data as a file has.
+expect_streaming_error "translate standard input from /dev/zero" "-:1: a line longer than 16 MiB" -- \
+  timeout 60 bash -c '"$0" translate -m "$1" </dev/zero' "$gloss" "$model"
+expect_streaming_error "translate a gzip stream cut short" "the compressed data ends here, cut short" -- \
+  timeout 60 bash -c 'zcat "$2" | gzip | head -c 20000 | "$0" translate -m "$1" -b 1' "$gloss" "$model" "$d/val.en.gz"
 printf 'include = /dev/zero\n' >"$tmp/zero.ini"
 expect_error "recipe including /dev/zero" "/dev/zero:1: a line longer than 16 MiB" -- timeout 60 "$gloss" recipe check "$tmp/zero.ini"
 head -c 23 "$model" >"$tmp/short.gloss"
