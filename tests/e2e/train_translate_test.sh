@@ -242,7 +242,9 @@ while at < len(png):
 assert len(set(zlib.decompress(data))) > 16
 PY
 expect_error "attention as jpg" "give a file name ending in .svg or .png" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/a.jpg"
-expect_streaming_error "attention line past the end" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/b.svg" --attention-line 21
+# A file is counted first: the error comes before any translation is written (a pipe's, at its end).
+expect_error "attention line past the end" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --attention "$tmp/b.svg" --attention-line 21
+expect_streaming_error "attention line past the end of a pipe" "the input has only 20 lines" -- "$gloss" translate -m "$model" -i <(cat "$tmp/t20.en") --attention "$tmp/b.svg" --attention-line 21
 expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss" translate -m "$model" -i "$tmp/t20.en" --alignment fuzzy
 
 # Ensembles: two models translate together; models with other subword models are refused.

@@ -204,11 +204,25 @@ void merge_shards(const std::string& output, std::size_t count) {
 
 namespace {
 
+// "--attention-line N: the input has only M lines", the error of a heat map's line past the end.
+ConfigError attention_line_past_end(std::size_t attention_line, std::size_t lines) {
+  return ConfigError("--attention-line " + std::to_string(attention_line) + ": the input has only " +
+                     std::to_string(lines) + " lines");
+}
+
 // The first and last line numbers to translate (1-based; the whole input: 1 .. SIZE_MAX). A
-// shard counts the input's lines first; --attention-line must fall inside it.
+// shard counts the input's lines first; --attention-line must fall inside it. A whole file is
+// counted only for --attention-line, so that a line past its end is an error before any work
+// (a stream is checked at its end).
 std::pair<std::size_t, std::size_t> lines_to_translate(const std::string& input, const OutputOptions& outputs,
                                                        const Shard& shard) {
-  if (shard.whole()) return {1, SIZE_MAX};
+  if (shard.whole()) {
+    if (!outputs.attention_path.empty() && input != "-" && std::filesystem::is_regular_file(input)) {
+      const std::size_t lines = count_lines(input);
+      if (outputs.attention_line > lines) throw attention_line_past_end(outputs.attention_line, lines);
+    }
+    return {1, SIZE_MAX};
+  }
   require_rereadable(input, "--shard counts its lines before translating");
   const auto [first, last] = shard_lines(shard, count_lines(input));
   if (!outputs.attention_path.empty() && (outputs.attention_line < first || outputs.attention_line > last))
@@ -275,8 +289,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   const std::size_t lines_read = for_each_line(in, input, last_line, take_line, flush);
   flush();
   if (!outputs.attention_path.empty() && outputs.attention_line > lines_read)
-    throw ConfigError("--attention-line " + std::to_string(outputs.attention_line) + ": the input has only " +
-                      std::to_string(lines_read) + " lines");
+    throw attention_line_past_end(outputs.attention_line, lines_read);
   sinks.commit();
 }
 
