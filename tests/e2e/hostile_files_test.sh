@@ -90,6 +90,14 @@ tgt_vocab=$(head -1 "$tmp/s.txt" | cut -d' ' -f3)
 { echo "gloss-shortlist 1 $tgt_vocab 50000000"; tail -n +2 "$tmp/s.txt"; } >"$tmp/big.txt"
 expect_bounded "shortlist of 5e7 source ids" "big.txt:1: was built for vocabularies of 50000000 and $tgt_vocab subwords" -- \
   "$gloss" translate -m "$model" --shortlist "$tmp/big.txt" -i "$tmp/in.en"
+# A cut shortlist (it would silently drop the lists of every source subword after the cut).
+lines=$(wc -l <"$tmp/s.txt")
+head -n $((lines / 2)) "$tmp/s.txt" >"$tmp/half.txt"
+expect_error "shortlist cut at a line" "half.txt:$((lines / 2)): ends after $((lines / 2 - 2)) of" -- \
+  "$gloss" translate -m "$model" --shortlist "$tmp/half.txt" -i "$tmp/in.en"
+head -c $(($(stat -c %s "$tmp/s.txt") / 2)) "$tmp/s.txt" >"$tmp/cut.txt"
+expect_error "shortlist cut inside a line" "is cut short here (no line break)" -- \
+  "$gloss" translate -m "$model" --shortlist "$tmp/cut.txt" -i "$tmp/in.en"
 
 # A user's path problem is one line naming it, exit 2, no partial file (defect 7).
 ln -s loop "$tmp/loop"

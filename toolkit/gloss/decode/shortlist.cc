@@ -165,7 +165,9 @@ Shortlist Shortlist::read(std::istream& in, const std::string& path, int src_voc
   std::istringstream freq(line);
   ids(freq, s.frequent_);
   s.by_source_.resize(static_cast<std::size_t>(s.src_vocab_));
-  while (std::getline(in, line)) {
+  long long next = 0;   // every source id has its line, in order: a cut file is told, not used
+  bool cut = in.eof();  // a line without its line break (the frequent line here) is cut short
+  while (!cut && std::getline(in, line)) {
     ++n;
     const auto tab = line.find('\t');
     long long a = -1;
@@ -173,12 +175,21 @@ Shortlist Shortlist::read(std::istream& in, const std::string& path, int src_voc
       a = std::stoll(line.substr(0, tab));
     } catch (const std::exception&) {
     }
-    if (tab == std::string::npos || a < 0 || a >= s.src_vocab_)
-      throw InputError(
-          path, n, "expected '<source id><TAB><target ids>' with a source id below " + std::to_string(s.src_vocab_));
+    if (tab == std::string::npos || a != next || a >= s.src_vocab_)
+      throw InputError(path, n,
+                       "expected '<source id><TAB><target ids>' for source id " + std::to_string(next) + " of 0.." +
+                           std::to_string(s.src_vocab_ - 1) + "; rebuild the file with gloss shortlist");
     std::istringstream words(line.substr(tab + 1));
     ids(words, s.by_source_[static_cast<std::size_t>(a)]);
+    ++next;
+    cut = in.eof();
   }
+  if (cut || next < s.src_vocab_)
+    throw InputError(path, n,
+                     (cut ? std::string("is cut short here (no line break)")
+                          : "ends after " + std::to_string(next) + " of " + std::to_string(s.src_vocab_) +
+                                " source lines, cut short") +
+                         "; rebuild the file with gloss shortlist");
   return s;
 }
 
