@@ -177,6 +177,8 @@ allow_stdout=1 expect_error "spm encode a truncated .gz" "cut.gz:$((whole + 1)):
 # Thread counts have a maximum (issue 14, defect 7: shortlist --threads 100000 aborted).
 expect_error "shortlist --threads 100000" "--threads must be between 1 and 256 (got 100000)" -- \
   "$gloss" shortlist -m "$model" -s "$tmp/t.en" -t "$tmp/t.en" -o "$tmp/sl" --threads 100000
+expect_error "shortlist of no words" "--frequent and --per-source must be >= 0 and not both 0" -- \
+  "$gloss" shortlist -m "$model" -s "$tmp/t.en" -t "$tmp/t.en" -o "$tmp/sl" --frequent 0 --per-source 0
 expect_error "translate --threads 0" "--threads must be between 1 and 256 (got 0)" -- \
   "$gloss" translate -m "$model" -i "$tmp/in.en" --threads 0
 # --stop-after 3: the search waits for 3 finished hypotheses: its 1-best is the 3-best list's

@@ -293,7 +293,7 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
     return 0;
   }
   parse_options(args, desc, "gloss shortlist");
-  if (sizes.frequent < 0 || sizes.per_source < 0) throw ConfigError("--frequent and --per-source must be >= 0");
+  decode::validate(sizes);
   compute::check_threads(threads, "--threads");
   require_file(model);
   const auto mf = model::load_model(model, nullptr);

@@ -91,8 +91,15 @@ std::vector<std::int32_t> best_by_dice(const Cooccurrences& co, int a, int per_s
 
 }  // namespace
 
+void validate(const ShortlistSizes& sizes) {
+  if (sizes.frequent < 0 || sizes.per_source < 0 || (sizes.frequent == 0 && sizes.per_source == 0))
+    throw ConfigError("--frequent and --per-source must be >= 0 and not both 0 (got " + std::to_string(sizes.frequent) +
+                      " and " + std::to_string(sizes.per_source) +
+                      "); a list of no words would leave every translation empty");
+}
+
 Shortlist Shortlist::build(const text::EncodedCorpus& corpus, int src_vocab, int tgt_vocab, ShortlistSizes sizes) {
-  if (sizes.frequent < 0 || sizes.per_source < 0) throw ConfigError("shortlist sizes must be >= 0");
+  validate(sizes);
   Shortlist s;
   s.src_vocab_ = src_vocab;
   s.tgt_vocab_ = tgt_vocab;

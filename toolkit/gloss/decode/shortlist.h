@@ -21,6 +21,9 @@ struct ShortlistSizes {
   int frequent = 300;   // most frequent target subwords, always allowed
   int per_source = 30;  // target subwords listed per source subword
 };
+// ConfigError naming --frequent and --per-source when either is negative or both are 0 (a
+// list that allows only the end of sentence: every translation would be empty).
+void validate(const ShortlistSizes& sizes);
 
 class Shortlist {
  public:
