@@ -196,6 +196,7 @@ int bench_translate(const std::vector<std::string>& raw, std::ostream& out, std:
     std::string line;
     while (reader.next(line)) lines.push_back(line);
   }
+  if (lines.empty()) throw InputError(b.input, 0, "has no lines to translate; give a text with one sentence per line");
   std::vector<double> times;
   std::size_t words = 0;
   for (int r = 0; r < b.runs; ++r) {
@@ -394,7 +395,10 @@ int bench_train(const std::vector<std::string>& raw, std::ostream& out, std::ost
 int bench_command(const std::vector<std::string>& raw, std::ostream& out, std::ostream& log) {
   if (!raw.empty() && raw[0] == "translate" && std::find(raw.begin(), raw.end(), "--help") == raw.end())
     return bench_translate(raw, out, log);
-  if (raw.empty() || raw[0] != "train" || std::find(raw.begin(), raw.end(), "--help") != raw.end()) {
+  const bool help = std::find(raw.begin(), raw.end(), "--help") != raw.end() || (!raw.empty() && raw[0] == "-h");
+  if (!raw.empty() && raw[0] != "train" && raw[0] != "translate" && !help)
+    throw ConfigError("gloss bench: unknown action '" + raw[0] + "'; choose train or translate");
+  if (raw.empty() || raw[0] != "train" || help) {
     (raw.empty() ? log : out)
         << "Usage: gloss bench train [RECIPE] [--threads N] [--batches N] [--section.key value ...]\n"
            "       gloss bench translate -m MODEL -i FILE [--beam-size N] [--batch-size N] [--threads N] [--runs N]\n"
