@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 
 #include "gloss/util/error.h"
 #include "gloss/util/gz.h"
@@ -80,6 +81,23 @@ TEST_CASE("ArrivingInput: gzip data is told by its first bytes and inflated, con
   p.write(gzip("one\ntwo\n") + gzip("three\n"));
   p.close_writer();
   CHECK(read_all(in) == "one\ntwo\nthree\n");
+}
+
+TEST_CASE("ArrivingInput: gzip data that trickles in a byte at a time inflates the same", "[util][gz]") {
+  const std::string text = "one\ntwo\nthree\n";
+  const std::string bytes = gzip(text) + gzip("four\n");
+  Pipe p;
+  ArrivingInput in(p.fds[0], "stdin");
+  std::thread writer([&] {
+    for (const char c : bytes) {
+      (void)!::write(p.fds[1], &c, 1);  // the reader's read(2) sees 1-byte pieces, the magic bytes too
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    p.close_writer();
+  });
+  const std::string got = read_all(in);
+  writer.join();
+  CHECK(got == text + "four\n");
 }
 
 TEST_CASE("ArrivingInput: plain text passes as it is, a lone byte too", "[util][gz]") {
