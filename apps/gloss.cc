@@ -143,6 +143,10 @@ int main(int argc, char** argv) {
     if (!std::cout) return failed(1, "cannot write to standard output");
     gloss::dist::finish();
     return rc;
+  } catch (const gloss::Interrupted& e) {  // every rank stopped at the same update
+    std::cout.flush();
+    gloss::dist::finish();
+    return 128 + e.signal();
   } catch (const gloss::UserError& e) {
     return failed(2, e.what());
   } catch (const std::filesystem::filesystem_error& e) {

@@ -36,6 +36,33 @@ wait "$pid" 2>/dev/null
 "$gloss" train "${args[@]}" >"$tmp/out3" 2>"$tmp/log3" || fail "resumed train exit $?"
 grep -q "resuming from" "$tmp/log3" && pass || fail "second run resumes: $(head -5 "$tmp/log3")"
 cmp -s "$tmp/run/model.best.gloss" "$tmp/uninterrupted.gloss" && pass || fail "resumed model differs from the uninterrupted one"
+# Ctrl-C (SIGINT) between two validations: the run ends its update, saves a checkpoint at that
+# step and exits 130 saying so; the same command resumes there and ends with the model of a run
+# never stopped (the trained values, bit for bit).
+long=()
+for ((i = 0; i < ${#args[@]}; i += 2)); do
+  case ${args[i]} in --train.max_steps | --run.workdir) ;; *) long+=("${args[i]}" "${args[i + 1]}") ;; esac
+done
+long+=(--train.max_steps 150 --train.patience 1000)  # no early stop before the signal
+"$gloss" train "${long[@]}" --run.workdir "$tmp/whole" >/dev/null 2>&1 || fail "150-step train exit $?"
+"$gloss" train "${long[@]}" --run.workdir "$tmp/int" >/dev/null 2>"$tmp/log_int" &
+pid=$!
+for _ in $(seq 1 600); do
+  if [ "$(grep -c 'validation: ce' "$tmp/log_int" 2>/dev/null)" -ge 2 ]; then break; fi
+  sleep 0.05
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+stopped=$(grep -oE 'stopped by SIGINT after step [0-9]+' "$tmp/log_int" | grep -oE '[0-9]+$')
+[ "$rc" -eq 130 ] && [ -n "$stopped" ] && [ "$stopped" -lt 150 ] && pass \
+  || fail "SIGINT: exit $rc, $(tail -1 "$tmp/log_int")"
+"$gloss" train "${long[@]}" --run.workdir "$tmp/int" >/dev/null 2>"$tmp/log_int2" || fail "train after SIGINT exit $?"
+grep -q "resuming from .* at step $stopped " "$tmp/log_int2" && pass || fail "no resume at step $stopped: $(head -3 "$tmp/log_int2")"
+digest=$(dirname "$gloss")/tests/gloss_param_digest  # built beside gloss (tests/CMakeLists.txt)
+whole=$("$digest" "$tmp/whole/model.best.gloss" | sed 1d)
+[ -n "$whole" ] && [ "$("$digest" "$tmp/int/model.best.gloss" | sed 1d)" = "$whole" ] && pass \
+  || fail "the run stopped by SIGINT and resumed trained other values than the whole run"
 # Killed after logging the validation of step 10 but before its checkpoint was in place: the
 # resumed run repeats that validation and logs it once (issue 14, defect 8: it was logged twice).
 short=()

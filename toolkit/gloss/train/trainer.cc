@@ -1,6 +1,7 @@
 #include "gloss/train/trainer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,8 @@
 #include <numeric>
 #include <ostream>
 #include <utility>
+
+#include <signal.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>  // malloc_trim
@@ -262,6 +265,36 @@ double metric_value(const Validation& v, const std::string& metric) {
   return -v.ce;  // higher is better
 }
 
+// While one is alive, SIGINT (Ctrl-C) and SIGTERM (kill, Slurm, mpirun passing one on) only
+// note the signal: the training loop ends its update, saves a checkpoint and stops. A second
+// signal ends the process at once, as it would have (SA_RESETHAND).
+std::atomic<int> g_stop_signal{0};
+extern "C" void note_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = note_stop_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    g_stop_signal.store(0);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  static int received() { return g_stop_signal.load(); }  // 0: none
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
 // One training run: its data, network and state, and the stages of the loop.
 class TrainingRun {
  public:
@@ -276,6 +309,7 @@ class TrainingRun {
   void validate_and_keep_best();      // with train.ema_decay: of the weight average
   void keep_best();                   // validation (or the latest model without validation data), early stopping
   void save_checkpoint();
+  [[noreturn]] void stop_for_signal();  // checkpoint, one line on the log, Interrupted
   std::vector<Tensor*> averages() { return average_ ? average_->state() : std::vector<Tensor*>{}; }
   double lr_at(std::int64_t step) const;
   double epochs_done() const;
@@ -302,6 +336,7 @@ class TrainingRun {
   double window_loss_ = 0, window_seconds_ = 0, since_valid_loss_ = 0;
   std::int64_t window_tokens_ = 0, since_valid_tokens_ = 0;
   std::string last_valid_ = "none yet", why_;
+  int stop_signal_ = 0;  // rank 0's StopSignals::received() after the last update (every rank's)
   std::size_t batches_per_epoch_ = 0;
 };
 
@@ -410,6 +445,15 @@ void TrainingRun::save_checkpoint() {
     fs::remove(kept[i].second, ec);
 }
 
+// The checkpoint holds everything the next update needs, so a rerun resumes from this step
+// and trains the same model as a run that was never stopped (no validation is run here).
+void TrainingRun::stop_for_signal() {
+  save_checkpoint();
+  log_ << "train: stopped by " << (stop_signal_ == SIGINT ? "SIGINT" : "SIGTERM") << " after step " << state_.step
+       << "; checkpoint saved (" << ckpt_path_ << "): run the same command to resume" << std::endl;
+  throw Interrupted(stop_signal_);
+}
+
 void TrainingRun::validate_and_keep_best() {
   if (average_) average_->swap_with(network_.params);  // validated and saved: the average
   keep_best();
@@ -493,8 +537,12 @@ void TrainingRun::update() {
   ++state_.step;
   network_.optimizer->step(network_.params, static_cast<float>(lr_at(state_.step)),
                            nn::clip_scale(grad_norm, to_.clip_norm), average_.get());
-  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-  network_.workers.comm().broadcast(&dt, 1);  // rank 0's clock: time limits stop every rank at once
+  // Rank 0's clock and signal: time limits and a stop signal end every rank at the same update.
+  double shared[2] = {std::chrono::duration<double>(Clock::now() - t0).count(),
+                      static_cast<double>(StopSignals::received())};
+  network_.workers.comm().broadcast(shared, 2);
+  const double dt = shared[0];
+  stop_signal_ = static_cast<int>(shared[1]);
   state_.elapsed_seconds += dt;
   state_.target_tokens += step_tokens;
   window_loss_ += step_loss;
@@ -549,10 +597,12 @@ TrainOutcome TrainingRun::run() {
   const auto start = Clock::now();
   const double elapsed_before = state_.elapsed_seconds;
   const std::int64_t steps_at_start = state_.step;
+  const StopSignals signals;  // from here on, Ctrl-C stops after a checkpoint
   for (;;) {
     why_ = limit_reached();
     if (!why_.empty()) break;
     update();
+    if (stop_signal_ != 0) stop_for_signal();
     if (state_.step % 20 == 0) report_progress();
     if (state_.step % to_.valid_every == 0) {
       validate_and_keep_best();

@@ -7,7 +7,9 @@
 // checkpoint.<step>.gckpt (the last train.keep_last), model.best.gloss (best validation
 // score), metrics.jsonl (one row per validation, train/metrics.h). Running the same command
 // again after an interruption resumes from the checkpoint and ends with the same model, bit
-// for bit, as an uninterrupted run with the same seed and threads.
+// for bit, as an uninterrupted run with the same seed and threads. Once the updates have begun,
+// SIGINT or SIGTERM makes every rank end the update under way, rank 0 save a checkpoint there,
+// and train() throw Interrupted (util/error.h; the process exits 128 + the signal).
 #include <cstdint>
 #include <functional>
 #include <iosfwd>

@@ -34,4 +34,15 @@ class ConfigError : public UserError {
   explicit ConfigError(const std::string& message) : UserError(message) {}
 };
 
+// The user stopped the command (SIGINT, SIGTERM) and it stopped cleanly, having said so on
+// stderr: the process exits with 128 + the signal's number, printing nothing more.
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(int signal) : std::runtime_error("interrupted"), signal_(signal) {}
+  int signal() const { return signal_; }
+
+ private:
+  int signal_;
+};
+
 }  // namespace gloss
