@@ -138,26 +138,66 @@ Shortlist Shortlist::parse(const std::string& text, const std::string& name, int
   return read(in, name, src_vocab, tgt_vocab);
 }
 
+namespace {
+
+// The target ids of one line (`words`, line `line` of `path`) into `to`, sorted: each must be
+// a real subword (above EOS, below tgt_vocab).
+void read_target_ids(std::istringstream& words, int tgt_vocab, const std::string& path, std::size_t line,
+                     std::vector<std::int32_t>& to) {
+  long long v;
+  while (words >> v) {
+    if (v <= text::kEosId || v >= tgt_vocab)
+      throw InputError(path, line,
+                       "target id " + std::to_string(v) + " is outside 4.." + std::to_string(tgt_vocab - 1) +
+                           "; rebuild the file with gloss shortlist");
+    to.push_back(static_cast<std::int32_t>(v));
+  }
+  if (!words.eof()) throw InputError(path, line, "is not a list of numbers; rebuild the file with gloss shortlist");
+  std::sort(to.begin(), to.end());
+}
+
+// The lines "<source id>\t<target ids>" after the frequent line (line n of `path`; n advances),
+// one for every source id of by_source, in order, each ending in a line break: a file cut short
+// is an InputError at its last line, never a list missing the ids after the cut.
+void read_source_lines(std::istream& in, const std::string& path, std::size_t& n, int tgt_vocab,
+                       std::vector<std::vector<std::int32_t>>& by_source) {
+  const auto src_vocab = static_cast<long long>(by_source.size());
+  std::string line;
+  long long next = 0;
+  bool cut = in.eof();  // the line before had no line break
+  while (!cut && std::getline(in, line)) {
+    ++n;
+    const auto tab = line.find('\t');
+    long long a = -1;
+    try {
+      a = std::stoll(line.substr(0, tab));
+    } catch (const std::exception&) {
+    }
+    if (tab == std::string::npos || a != next || a >= src_vocab)
+      throw InputError(path, n,
+                       "expected '<source id><TAB><target ids>' for source id " + std::to_string(next) + " of 0.." +
+                           std::to_string(src_vocab - 1) + "; rebuild the file with gloss shortlist");
+    std::istringstream words(line.substr(tab + 1));
+    read_target_ids(words, tgt_vocab, path, n, by_source[static_cast<std::size_t>(a)]);
+    ++next;
+    cut = in.eof();
+  }
+  if (cut || next < src_vocab)
+    throw InputError(
+        path, n,
+        (cut ? std::string("is cut short here (no line break)")
+             : "ends after " + std::to_string(next) + " of " + std::to_string(src_vocab) + " source lines, cut short") +
+            "; rebuild the file with gloss shortlist");
+}
+
+}  // namespace
+
 Shortlist Shortlist::read(std::istream& in, const std::string& path, int src_vocab, int tgt_vocab) {
   std::string line;
   Shortlist s;
-  std::size_t n = 0;
-  auto ids = [&](std::istringstream& words, std::vector<std::int32_t>& to) {
-    long long v;
-    while (words >> v) {
-      if (v <= text::kEosId || v >= s.tgt_vocab_)
-        throw InputError(path, n,
-                         "target id " + std::to_string(v) + " is outside 4.." + std::to_string(s.tgt_vocab_ - 1) +
-                             "; rebuild the file with gloss shortlist");
-      to.push_back(static_cast<std::int32_t>(v));
-    }
-    if (!words.eof()) throw InputError(path, n, "is not a list of numbers; rebuild the file with gloss shortlist");
-    std::sort(to.begin(), to.end());
-  };
   std::string magic;
   int version = 0;
-  if (!std::getline(in, line) ||
-      (++n, !(std::istringstream(line) >> magic >> version >> s.tgt_vocab_ >> s.src_vocab_)) ||
+  if (!std::getline(in, line) || !(std::istringstream(line) >> magic >> version >> s.tgt_vocab_ >> s.src_vocab_) ||
       magic != "gloss-shortlist" || version != 1 || s.tgt_vocab_ < 5 || s.src_vocab_ < 1)
     throw InputError(
         path, 1,
@@ -168,35 +208,11 @@ Shortlist Shortlist::read(std::istream& in, const std::string& path, int src_voc
                          std::to_string(s.tgt_vocab_) + " subwords, the model has " + std::to_string(src_vocab) +
                          " and " + std::to_string(tgt_vocab) + "; build it with gloss shortlist -m MODEL");
   if (!std::getline(in, line)) throw InputError(path, 2, "ends before the frequent-word line");
-  ++n;
   std::istringstream freq(line);
-  ids(freq, s.frequent_);
+  read_target_ids(freq, s.tgt_vocab_, path, 2, s.frequent_);
   s.by_source_.resize(static_cast<std::size_t>(s.src_vocab_));
-  long long next = 0;   // every source id has its line, in order: a cut file is told, not used
-  bool cut = in.eof();  // a line without its line break (the frequent line here) is cut short
-  while (!cut && std::getline(in, line)) {
-    ++n;
-    const auto tab = line.find('\t');
-    long long a = -1;
-    try {
-      a = std::stoll(line.substr(0, tab));
-    } catch (const std::exception&) {
-    }
-    if (tab == std::string::npos || a != next || a >= s.src_vocab_)
-      throw InputError(path, n,
-                       "expected '<source id><TAB><target ids>' for source id " + std::to_string(next) + " of 0.." +
-                           std::to_string(s.src_vocab_ - 1) + "; rebuild the file with gloss shortlist");
-    std::istringstream words(line.substr(tab + 1));
-    ids(words, s.by_source_[static_cast<std::size_t>(a)]);
-    ++next;
-    cut = in.eof();
-  }
-  if (cut || next < s.src_vocab_)
-    throw InputError(path, n,
-                     (cut ? std::string("is cut short here (no line break)")
-                          : "ends after " + std::to_string(next) + " of " + std::to_string(s.src_vocab_) +
-                                " source lines, cut short") +
-                         "; rebuild the file with gloss shortlist");
+  std::size_t n = 2;
+  read_source_lines(in, path, n, s.tgt_vocab_, s.by_source_);
   return s;
 }
 
