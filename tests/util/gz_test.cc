@@ -101,7 +101,7 @@ TEST_CASE("ArrivingInput: gzip data that trickles in a byte at a time inflates t
 }
 
 TEST_CASE("ArrivingInput: plain text passes as it is, a lone byte too", "[util][gz]") {
-  for (const std::string text : {std::string("x"), std::string("\x1f"), std::string("plain\ntext without end")}) {
+  for (const std::string& text : {std::string("x"), std::string("\x1f"), std::string("plain\ntext without end")}) {
     Pipe p;
     ArrivingInput in(p.fds[0], "stdin");
     p.write(text);
@@ -112,7 +112,7 @@ TEST_CASE("ArrivingInput: plain text passes as it is, a lone byte too", "[util][
 
 TEST_CASE("ArrivingInput: cut or damaged gzip data is an InputError naming the input", "[util][gz]") {
   const std::string whole = gzip(std::string(5000, 'a') + "\n");
-  for (const std::string bad : {whole.substr(0, whole.size() - 5), whole + "garbage"}) {
+  for (const std::string& bad : {whole.substr(0, whole.size() - 5), whole + "garbage"}) {
     Pipe p;
     ArrivingInput in(p.fds[0], "stdin");
     p.write(bad);

@@ -108,37 +108,13 @@ std::string clean_line(std::string line, std::size_t line_no, const std::string&
   return line;
 }
 
-// What translate_file reads: a file (plain or .gz) or standard input redirected from one,
-// through zlib; standard input from a pipe or terminal as its data arrives (ArrivingInput).
-class Input {
- public:
-  explicit Input(const std::string& path) : path_(path) {
-    if (is_arriving_input(path)) {
-      arriving_ = std::make_unique<ArrivingInput>(0, path);
-      return;
-    }
-    gz_.reset(path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb"));
-    if (!gz_) throw InputError(path, 0, "cannot open");
-  }
-  // Up to size bytes (0: the end); `line`: the line being read, for errors.
-  int read(char* buf, unsigned size, std::size_t line) {
-    return arriving_ ? arriving_->read(buf, size, line) : read_gz(gz_.get(), buf, size, path_, line);
-  }
-  bool ready() const { return !arriving_ || arriving_->ready(); }  // whether read() returns at once
-
- private:
-  std::string path_;
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> gz_{nullptr, gzclose};
-  std::unique_ptr<ArrivingInput> arriving_;
-};
-
 // Calls take(line, number) for the lines of `in` (named `input` in errors), numbered from 1,
 // without their '\n' (a last line without one counts), reading until line `last` has been
 // taken or the input ends; returns the number of lines taken. Calls idle() whenever the next
 // read would wait for input (a pipe's writer waiting for the translations so far). A line over
 // LineReader::kMaxLineBytes (/dev/zero, a binary file) is an InputError, not an unbounded buffer.
 template <class Take, class Idle>
-std::size_t for_each_line(Input& in, const std::string& input, std::size_t last, Take&& take, Idle&& idle) {
+std::size_t for_each_line(InputBytes& in, const std::string& input, std::size_t last, Take&& take, Idle&& idle) {
   std::size_t line_no = 0;
   std::string pending;
   char chunk[1 << 16];
@@ -261,7 +237,7 @@ void translate_file(decode::Translator& translator, const std::string& input, co
   const std::pair<std::size_t, std::size_t> lines = lines_to_translate(input, outputs, shard);
   const std::size_t first_line = lines.first, last_line = lines.second;
   const decode::TranslateOptions o = with_outputs(options, outputs);
-  Input in(input);
+  InputBytes in(input);
   Sinks sinks(output, outputs, out);
   // Automatic on a terminal, unless a person types the input there (a progress line after each).
   const bool progress_on = outputs.progress || (::isatty(2) && !(input == "-" && ::isatty(0)));

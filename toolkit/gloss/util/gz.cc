@@ -27,11 +27,6 @@ int read_gz(gzFile_s* file, char* buf, unsigned size, const std::string& path, s
   return n;
 }
 
-bool is_arriving_input(const std::string& path) {
-  struct stat st;
-  return path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode));
-}
-
 struct ArrivingInput::Inflater {
   z_stream z{};
   bool member_done = false;  // at the end of a gzip member: the input may end here
@@ -107,5 +102,37 @@ int ArrivingInput::inflate_into(char* buf, unsigned size, std::size_t line) {
     if (z.avail_out < size) return static_cast<int>(size - z.avail_out);
   }
 }
+
+namespace {
+
+// Whether `path` is "-" (standard input) and that is a pipe, terminal or socket rather than a
+// file redirected to it.
+bool is_arriving_input(const std::string& path) {
+  struct stat st;
+  return path == "-" && (::fstat(0, &st) != 0 || !S_ISREG(st.st_mode));
+}
+
+}  // namespace
+
+InputBytes::InputBytes(const std::string& path) : path_(path) {
+  if (is_arriving_input(path)) {
+    arriving_ = std::make_unique<ArrivingInput>(0, path);
+    return;
+  }
+  // zlib reads uncompressed files transparently, so one code path serves both.
+  gz_ = path == "-" ? gzdopen(::dup(0), "rb") : gzopen(path.c_str(), "rb");
+  if (!gz_) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+  gzbuffer(gz_, 1 << 17);
+}
+
+InputBytes::~InputBytes() {
+  if (gz_) gzclose(gz_);
+}
+
+int InputBytes::read(char* buf, unsigned size, std::size_t line) {
+  return arriving_ ? arriving_->read(buf, size, line) : read_gz(gz_, buf, size, path_, line);
+}
+
+bool InputBytes::ready() const { return !arriving_ || arriving_->ready(); }
 
 }  // namespace gloss

@@ -19,10 +19,6 @@ int read_gz(gzFile_s* file, char* buf, unsigned size, const std::string& path, s
 // its first two bytes) decompressed as it comes. gzread instead waits until its buffer is full
 // or the input ends, so a program that writes one line and waits for its translation would
 // wait forever. The errors are read_gz's; a read error is an InputError too.
-// Whether `path` is "-" (standard input) and that is a pipe, terminal or socket, to be read
-// through ArrivingInput, rather than a file redirected to it (which zlib reads as a file).
-bool is_arriving_input(const std::string& path);
-
 class ArrivingInput {
  public:
   ArrivingInput(int fd, std::string name);  // fd: read, not owned; name: for errors
@@ -45,6 +41,27 @@ class ArrivingInput {
   bool started_ = false, ended_ = false;
   struct Inflater;
   std::unique_ptr<Inflater> gzip_;  // null: plain text
+};
+
+// The bytes of a text input, plain or gzip: a file through zlib (read_gz), or standard input
+// ("-"): through zlib too when a file is redirected to it, else (a pipe, a terminal) as its
+// data arrives (ArrivingInput). InputError naming `path` when it cannot be opened.
+class InputBytes {
+ public:
+  explicit InputBytes(const std::string& path);
+  ~InputBytes();
+  InputBytes(const InputBytes&) = delete;
+  InputBytes& operator=(const InputBytes&) = delete;
+  // Up to `size` bytes into buf; 0 at the end of the data. `line`: the line being read, for errors.
+  int read(char* buf, unsigned size, std::size_t line);
+  // Whether read() returns at once (files: always); a reader whose writer may be waiting for
+  // the output of the lines so far should hand it over first.
+  bool ready() const;
+
+ private:
+  std::string path_;
+  gzFile_s* gz_ = nullptr;
+  std::unique_ptr<ArrivingInput> arriving_;
 };
 
 }  // namespace gloss

@@ -1,38 +1,16 @@
 #include "gloss/util/line_reader.h"
 
-#include <zlib.h>
-
-#include <unistd.h>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 
 #include "gloss/util/atomic_file.h"
 #include "gloss/util/error.h"
-#include "gloss/util/gz.h"
 #include "gloss/util/unicode.h"
 
 namespace gloss {
 
-struct LineReader::Handle {
-  gzFile file = nullptr;
-  std::unique_ptr<ArrivingInput> arriving;  // standard input from a pipe or terminal
-  ~Handle() {
-    if (file) gzclose(file);
-  }
-};
-
-LineReader::LineReader(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
-  require_file(path);
-  if (is_arriving_input(path)) {
-    handle_->arriving = std::make_unique<ArrivingInput>(0, path);
-    return;
-  }
-  // zlib reads uncompressed files transparently, so one code path serves both.
-  handle_->file = path == "-" ? gzdopen(dup(0), "rb") : gzopen(path.c_str(), "rb");
-  if (!handle_->file) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-  gzbuffer(handle_->file, 1 << 17);
+LineReader::LineReader(const std::string& path) : path_(path) {
+  require_file(path);  // a missing file, a folder: named before zlib is asked
+  input_ = std::make_unique<InputBytes>(path);
 }
 
 LineReader::~LineReader() = default;
@@ -44,8 +22,7 @@ bool LineReader::fill() {
     pos_ = 0;
   }
   char chunk[1 << 16];
-  const int n = handle_->arriving ? handle_->arriving->read(chunk, sizeof chunk, line_number_ + 1)
-                                  : read_gz(handle_->file, chunk, sizeof chunk, path_, line_number_ + 1);
+  const int n = input_->read(chunk, sizeof chunk, line_number_ + 1);
   if (n == 0) {
     eof_ = true;
     return false;
@@ -54,9 +31,7 @@ bool LineReader::fill() {
   return true;
 }
 
-bool LineReader::ready() const {
-  return !handle_->arriving || eof_ || buffer_.find('\n', pos_) != std::string::npos || handle_->arriving->ready();
-}
+bool LineReader::ready() const { return eof_ || buffer_.find('\n', pos_) != std::string::npos || input_->ready(); }
 
 bool LineReader::next(std::string& line) {
   for (std::size_t scanned = 0;;) {  // bytes of this line already searched for its end

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "gloss/util/gz.h"
+
 namespace gloss {
 
 class LineReader {
@@ -21,7 +23,7 @@ class LineReader {
   static constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
 
   // Reads the next line into `line` (without "\n" or "\r\n"); false at the end of the file.
-  // Standard input from a pipe or terminal is read as it arrives (gz.h, ArrivingInput).
+  // Standard input from a pipe or terminal is read as it arrives (gz.h, InputBytes).
   bool next(std::string& line);
   // Whether next() returns without waiting for input (files: always): a writer that waits
   // for the output of the lines so far should get it flushed first.
@@ -33,8 +35,7 @@ class LineReader {
  private:
   bool fill();
   std::string path_;
-  struct Handle;
-  std::unique_ptr<Handle> handle_;
+  std::unique_ptr<InputBytes> input_;
   std::string buffer_;
   std::size_t pos_ = 0;
   bool eof_ = false;
