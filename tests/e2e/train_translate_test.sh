@@ -63,6 +63,9 @@ digest=$(dirname "$gloss")/tests/gloss_param_digest  # built beside gloss (tests
 whole=$("$digest" "$tmp/whole/model.best.gloss" | sed 1d)
 [ -n "$whole" ] && [ "$("$digest" "$tmp/int/model.best.gloss" | sed 1d)" = "$whole" ] && pass \
   || fail "the run stopped by SIGINT and resumed trained other values than the whole run"
+losses() { grep -oE '"step": [0-9]+|"train_loss": [^,]+' "$1/metrics.jsonl" | paste -sd' '; }
+[ -n "$(losses "$tmp/whole")" ] && [ "$(losses "$tmp/int")" = "$(losses "$tmp/whole")" ] && pass \
+  || fail "metrics.jsonl after SIGINT and resume: $(diff <(losses "$tmp/int" | tr '"' '\n') <(losses "$tmp/whole" | tr '"' '\n') | head -4 | paste -sd' ')"
 # Killed after logging the validation of step 10 but before its checkpoint was in place: the
 # resumed run repeats that validation and logs it once (issue 14, defect 8: it was logged twice).
 short=()

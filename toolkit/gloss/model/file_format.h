@@ -28,7 +28,9 @@ inline constexpr char kCheckpointMagic[] = "GLOSSCKP";
 // (train.ema_decay) after the parameters.
 // 5: the model part ends with the lexical shortlist (ModelFile::shortlist, empty for none).
 // 6: the model configuration has decoder (bahdanau or conditional).
-inline constexpr std::uint32_t kFormatVersion = 6, kCheckpointVersion = 6, kOldestVersion = 2;
+// 7 (checkpoints only; their model part is as in 6): the training state ends with the loss
+// since the last validation.
+inline constexpr std::uint32_t kFormatVersion = 6, kCheckpointVersion = 7, kOldestVersion = 2;
 
 // ar & f1 & f2 & ... (save or load, as the archive goes), written as a call.
 template <class Archive, class... Fields>

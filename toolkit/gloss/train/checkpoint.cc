@@ -13,9 +13,10 @@ namespace gloss::train {
 namespace {
 
 template <class A>
-void serialize_state(A& ar, TrainingState& s) {
+void serialize_state(A& ar, TrainingState& s, std::uint32_t version) {
   model::serialize_fields(ar, s.epoch, s.batch, s.step, s.target_tokens, s.elapsed_seconds, s.lr, s.best_score,
                           s.best_step, s.stalls, s.lr_stalls, s.rng);
+  if (version >= 7) model::serialize_fields(ar, s.loss_since_valid, s.tokens_since_valid);
 }
 
 }  // namespace
@@ -36,7 +37,7 @@ void save_checkpoint(const std::string& path, const model::ModelFile& model, con
                           std::int64_t steps = optimizer.steps;
                           ar << steps;
                           TrainingState st = state;
-                          serialize_state(ar, st);
+                          serialize_state(ar, st, model::kCheckpointVersion);
                         });
 }
 
@@ -72,7 +73,7 @@ model::ModelFile load_checkpoint(const std::string& path, nn::ParameterSet& para
         std::int64_t steps = 0;
         ar >> steps;
         optimizer.steps = steps;
-        serialize_state(in, state);
+        serialize_state(in, state, version);
       });
 }
 

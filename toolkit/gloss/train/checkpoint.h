@@ -27,6 +27,10 @@ struct TrainingState {
   int stalls = 0;     // validations without improvement
   int lr_stalls = 0;  // validations without improvement since the last decay
   std::array<std::uint64_t, 4> rng{};
+  // Training loss summed since the last validation, and its target tokens (a checkpoint saved
+  // between validations, by a stop signal, carries them; checkpoints before version 7 do not).
+  double loss_since_valid = 0;
+  std::int64_t tokens_since_valid = 0;
 };
 
 // averages: the run's weight averages (nn::WeightAverage::state(); empty without them).

@@ -332,9 +332,9 @@ class TrainingRun {
   std::unique_ptr<nn::WeightAverage> average_;  // train.ema_decay > 0
   std::ofstream metrics_;
   std::optional<MetricsRow> best_row_;
-  // Progress window (every 20 updates) and the loss since the last validation.
-  double window_loss_ = 0, window_seconds_ = 0, since_valid_loss_ = 0;
-  std::int64_t window_tokens_ = 0, since_valid_tokens_ = 0;
+  // Progress window (every 20 updates; the loss since the last validation is in state_).
+  double window_loss_ = 0, window_seconds_ = 0;
+  std::int64_t window_tokens_ = 0;
   std::string last_valid_ = "none yet", why_;
   int stop_signal_ = 0;  // rank 0's StopSignals::received() after the last update (every rank's)
   std::size_t batches_per_epoch_ = 0;
@@ -489,19 +489,20 @@ void TrainingRun::keep_best() {
   if (decayed)  // after the validation line it comes from
     log_ << "train: validation " << to_.valid_metric << " did not improve; learning rate now "
          << fixed_exp(state_.lr, 2) << std::endl;
-  const MetricsRow row{state_.step,
-                       batcher_.position().epoch,
-                       since_valid_tokens_ ? since_valid_loss_ / static_cast<double>(since_valid_tokens_) : 0.0,
-                       v.ce,
-                       v.ppl,
-                       v.bleu,
-                       v.chrf,
-                       lr_at(state_.step),
-                       state_.elapsed_seconds};
+  const MetricsRow row{
+      state_.step,
+      batcher_.position().epoch,
+      state_.tokens_since_valid ? state_.loss_since_valid / static_cast<double>(state_.tokens_since_valid) : 0.0,
+      v.ce,
+      v.ppl,
+      v.bleu,
+      v.chrf,
+      lr_at(state_.step),
+      state_.elapsed_seconds};
   if (writer_) write_metrics_row(metrics_, row);
   if (improved) best_row_ = row;
-  since_valid_loss_ = 0;
-  since_valid_tokens_ = 0;
+  state_.loss_since_valid = 0;
+  state_.tokens_since_valid = 0;
 }
 
 // Why training stops now, or "" to go on. Patience is read from the state, so a rerun of a
@@ -547,8 +548,8 @@ void TrainingRun::update() {
   state_.target_tokens += step_tokens;
   window_loss_ += step_loss;
   window_tokens_ += step_tokens;
-  since_valid_loss_ += step_loss;
-  since_valid_tokens_ += step_tokens;
+  state_.loss_since_valid += step_loss;
+  state_.tokens_since_valid += step_tokens;
   window_seconds_ += dt;
 }
 
