@@ -286,6 +286,11 @@ expect_error "bad alignment kind" "--alignment must be hard or soft" -- "$gloss"
 # Lexical shortlist: built from the training data, one line per input, batch-size invariant.
 "$gloss" shortlist -m "$model" -s "$d/val.en.gz" -t "$d/val.de.gz" -o "$tmp/sl.txt" --frequent 50 --per-source 10 >/dev/null 2>&1 \
   && head -1 "$tmp/sl.txt" | grep -q "^gloss-shortlist 1 " && pass || fail "gloss shortlist writes a shortlist"
+# More frequent subwords asked than the data has: the summary says how many the list holds.
+"$gloss" shortlist -m "$model" -s "$d/val.en.gz" -t "$d/val.de.gz" -o "$tmp/sl_all.txt" --frequent 100000 >/dev/null \
+  2>"$tmp/sl_all.log"
+grep -qE "; [0-9]{2,4} frequent \(all the target subwords in the data\) \+ 30 per source" "$tmp/sl_all.log" && pass \
+  || fail "shortlist --frequent 100000 summary: $(cat "$tmp/sl_all.log")"
 "$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 1 >"$tmp/sl1" 2>/dev/null
 "$gloss" translate -m "$model" -i "$tmp/t.en" --shortlist "$tmp/sl.txt" -b 3 --batch-size 64 >"$tmp/sl64" 2>/dev/null
 [ "$(wc -l <"$tmp/sl64")" -eq 150 ] && cmp -s "$tmp/sl1" "$tmp/sl64" && pass || fail "shortlist: batch size 1 and 64 differ"

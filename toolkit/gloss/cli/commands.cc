@@ -303,8 +303,10 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   const auto corpus = text::encode_parallel(src, tgt, src_sp, tgt_sp, keep_all, threads);
   const auto list = decode::Shortlist::build(corpus, src_sp.vocab_size(), tgt_sp.vocab_size(), sizes);
   list.save(output);
-  log << "shortlist: " << corpus.size() << " sentence pairs; " << sizes.frequent << " frequent + " << sizes.per_source
-      << " per source subword -> " << output << std::endl;
+  const std::size_t frequent = list.frequent_count();
+  log << "shortlist: " << corpus.size() << " sentence pairs; " << frequent << " frequent"
+      << (frequent < static_cast<std::size_t>(sizes.frequent) ? " (all the target subwords in the data)" : "") << " + "
+      << sizes.per_source << " per source subword -> " << output << std::endl;
   out << output << "\n";
   return 0;
 }

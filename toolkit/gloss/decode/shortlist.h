@@ -38,6 +38,8 @@ class Shortlist {
 
   int src_vocab() const { return src_vocab_; }
   int tgt_vocab() const { return tgt_vocab_; }
+  // How many target subwords are always allowed (at most ShortlistSizes::frequent).
+  std::size_t frequent_count() const { return frequent_.size(); }
   // The sorted target ids a sentence with these source ids may produce (EOS always included).
   std::vector<std::int32_t> for_sentence(const std::vector<int>& src) const;
 
