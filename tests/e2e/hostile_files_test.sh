@@ -110,6 +110,13 @@ expect_error "output under a regular file" "regular: Not a directory" -- \
   "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/regular/out.de"
 expect_error "model under a regular file" "regular/x.gloss: write failed: Not a directory" -- \
   "$gloss" average -o "$tmp/regular/x.gloss" "$model"
+# `gloss average -o run/checkpoint.*.gckpt`: the glob's first checkpoint would be the output.
+cp "$model" "$tmp/own.gloss"
+expect_error "average over a checkpoint's name" "checkpoint.10.gckpt: a checkpoint's name (.gckpt), but gloss average writes a model file" -- \
+  "$gloss" average -o "$tmp/checkpoint.10.gckpt" "$tmp/own.gloss"
+expect_error "average over its input" "own.gloss: is also an input of gloss average; give -o a new file name" -- \
+  "$gloss" average -o "$tmp/./own.gloss" "$tmp/own.gloss"
+[ ! -e "$tmp/checkpoint.10.gckpt" ] && cmp -s "$model" "$tmp/own.gloss" && pass || fail "gloss average wrote over a refused output"
 expect_error "run folder under a regular file" "regular' is a file, not a folder; choose another run.workdir" -- \
   "$gloss" train --data.train_src "$d/val.en.gz" --data.train_tgt "$d/val.de.gz" --run.workdir "$tmp/regular/run"
 expect_error "translation to a full disk" "/dev/full: write failed" -- "$gloss" translate -m "$model" -i "$tmp/in.en" -o /dev/full

@@ -1,5 +1,6 @@
 #include "gloss/model/model_file.h"
 
+#include <filesystem>
 #include <optional>
 
 #include "gloss/model/file_format.h"
@@ -43,8 +44,26 @@ ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet
   return load_any_into(path, [&](const ModelFile& m) { return &build(m); });
 }
 
+namespace {
+
+// A shell glob right after -o (`-o run/checkpoint.*.gckpt`) would make the oldest checkpoint
+// the output and replace it with a model file: refused, as is an output that is an input.
+void check_average_output(const std::vector<std::string>& inputs, const std::string& output) {
+  if (output.ends_with(".gckpt"))
+    throw ConfigError("-o " + output +
+                      ": a checkpoint's name (.gckpt), but gloss average writes a model file; give -o a new .gloss "
+                      "name before the inputs");
+  std::error_code ec;
+  for (const auto& in : inputs)
+    if (std::filesystem::equivalent(in, output, ec))
+      throw ConfigError("-o " + output + ": is also an input of gloss average; give -o a new file name");
+}
+
+}  // namespace
+
 void average_models(const std::vector<std::string>& inputs, const std::string& output) {
   if (inputs.empty()) throw ConfigError("gloss average: give the model files or checkpoints to average");
+  check_average_output(inputs, output);
   nn::ParameterSet sum, one;
   std::optional<Seq2Seq> a, b;
   const ModelFile first = load_any(inputs[0], [&](const ModelFile& m) -> nn::ParameterSet& {

@@ -36,7 +36,8 @@ ModelFile load_any(const std::string& path, nn::ParameterSet* params);
 ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
 
 // Averages the parameters of model files and/or checkpoints of one model (same configuration
-// and subword models) into a new model file. Throws InputError naming a file that differs.
+// and subword models) into a new model file. Throws InputError naming a file that differs, and
+// ConfigError when `output` is one of the inputs or ends in .gckpt (a checkpoint's name).
 void average_models(const std::vector<std::string>& inputs, const std::string& output);
 
 }  // namespace gloss::model
