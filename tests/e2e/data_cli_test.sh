@@ -54,6 +54,13 @@ expect_error "unwritable tempdir" "$tmp/none: cannot create the encoded training
 # Errors: one line, exit 2, naming file/line/key.
 printf 'include = base.ini\n[train]\nlrate = 1\n' >"$tmp/bad.ini"
 expect_error "unknown key" "bad.ini:3: unknown key 'lrate' in [train]; did you mean 'lr'?" -- "$gloss" recipe check "$tmp/bad.ini"
+# A model file, checkpoint or other binary file given as the recipe (magic bytes are enough).
+printf 'GLOSSMDL\6\0\0\0\247' >"$tmp/m.gloss"
+printf 'GLOSSCKP\7\0\0\0\220' >"$tmp/c.gckpt"
+printf '[train]\nlr = 0.001\0junk\n' >"$tmp/nul.ini"
+expect_error "model as recipe" "m.gloss: is a Gloss model file, not a recipe; translate with it" -- "$gloss" run "$tmp/m.gloss"
+expect_error "checkpoint as recipe" "c.gckpt: is a Gloss training checkpoint, not a recipe" -- "$gloss" train "$tmp/c.gckpt"
+expect_error "NUL in recipe" "nul.ini:2: has a NUL byte: a binary file, not a recipe" -- "$gloss" recipe check "$tmp/nul.ini"
 expect_error "bad value" "--train.lr must be > 0" -- "$gloss" recipe check "$tmp/small.ini" --train.lr 0
 head -c 300 "$src/tests/data/bleu/inputs/val.de.ref.txt" >"$tmp/short.de"
 expect_error "line mismatch" "no matching line in" -- "$gloss" data "$tmp/small.ini" --run.workdir "$tmp/run" --data.train_tgt "$tmp/short.de"

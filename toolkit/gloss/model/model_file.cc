@@ -1,6 +1,8 @@
 #include "gloss/model/model_file.h"
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "gloss/model/file_format.h"
@@ -42,6 +44,15 @@ ModelFile load_any(const std::string& path, nn::ParameterSet* params) {
 
 ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build) {
   return load_any_into(path, [&](const ModelFile& m) { return &build(m); });
+}
+
+std::string gloss_file_kind(const std::string& path) {
+  char head[8] = {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(head, sizeof head)) return "";
+  if (std::memcmp(head, kModelMagic, sizeof head) == 0) return "model file";
+  if (std::memcmp(head, kCheckpointMagic, sizeof head) == 0) return "checkpoint";
+  return "";
 }
 
 namespace {

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -14,6 +16,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "gloss/model/model_file.h"
 #include "gloss/util/error.h"
 #include "gloss/util/hash.h"
 #include "gloss/util/line_reader.h"
@@ -478,6 +481,29 @@ std::string relative_to(const std::string& file, const std::string& value) {
   return (fs::path(file).parent_path() / value).lexically_normal().string();
 }
 
+// A model file, a checkpoint or another binary file where a recipe belongs is one line that
+// says so, not an error about its UTF-8 or syntax. Gzip is left to LineReader, which inflates it.
+void check_is_text(const std::string& file) {
+  const std::string kind = model::gloss_file_kind(file);
+  if (kind == "model file")
+    throw InputError(file, 0,
+                     "is a Gloss model file, not a recipe; translate with it (gloss translate -m " + file +
+                         "), or give the recipe (.ini) it was trained with");
+  if (kind == "checkpoint")
+    throw InputError(file, 0,
+                     "is a Gloss training checkpoint, not a recipe; give the recipe (.ini) of its run, and the "
+                     "same command resumes it");
+  char head[4096];
+  std::ifstream in(file, std::ios::binary);
+  in.read(head, sizeof head);
+  const auto n = static_cast<std::size_t>(in.gcount());
+  if (n >= 2 && head[0] == '\x1f' && head[1] == '\x8b') return;
+  if (const char* nul = static_cast<const char*>(std::memchr(head, 0, n)))
+    throw InputError(file, 1 + static_cast<int>(std::count(static_cast<const char*>(head), nul, '\n')),
+                     "has a NUL byte: a binary file, not a recipe; give a recipe (.ini): text lines of 'key = "
+                     "value' under [sections]");
+}
+
 // Reads one recipe file and, after it, the files it includes (later includes first):
 // entries come in priority order, highest first.
 void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::string>& stack) {
@@ -485,6 +511,7 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
   if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
     throw InputError(file, 0, "includes itself (through " + stack.back() + "); remove the include cycle");
   stack.push_back(canonical);
+  check_is_text(file);
   LineReader reader(file);
   std::string raw, section;
   std::vector<Entry> local;
