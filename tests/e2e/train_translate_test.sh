@@ -323,5 +323,10 @@ expect_error "directory input" "is a directory; give a file" -- "$gloss" transla
 expect_error "directory model" "is a directory; give a file" -- "$gloss" translate -m "$tmp" -i "$tmp/in.en"
 "$gloss" translate -m "$tmp/in.en" -i "$tmp/in.en" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "is not a Gloss model" "$tmp/err" && pass || fail "not-a-model error: $(cat "$tmp/err")"
+# A training checkpoint translates as the model file averaged from it alone (the same values).
+"$gloss" average -o "$tmp/from_ckpt.gloss" "$tmp/whole/checkpoint.gckpt" >/dev/null 2>&1 || fail "average of a checkpoint"
+by_ckpt=$("$gloss" translate -m "$tmp/whole/checkpoint.gckpt" -i "$tmp/in.en" 2>"$tmp/err")
+[ -n "$by_ckpt" ] && [ "$by_ckpt" = "$("$gloss" translate -m "$tmp/from_ckpt.gloss" -i "$tmp/in.en" 2>/dev/null)" ] && pass \
+  || fail "translate -m checkpoint: $(cat "$tmp/err")"
 
 finish

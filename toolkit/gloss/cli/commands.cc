@@ -296,7 +296,7 @@ int shortlist_command(const std::vector<std::string>& args, std::ostream& out, s
   decode::validate(sizes);
   compute::check_threads(threads, "--threads");
   require_file(model);
-  const auto mf = model::load_model(model, nullptr);
+  const auto mf = model::load_any(model, nullptr);
   const auto src_sp = text::SubwordModel::from_bytes(mf.src_spm, model + " (source subwords)");
   const auto tgt_sp = text::SubwordModel::from_bytes(mf.tgt_spm, model + " (target subwords)");
   text::FilterOptions keep_all{0, 0, 0.0, true};
@@ -330,8 +330,8 @@ po::options_description translate_options(TranslateCli& c) {
       "subword models); nothing else is needed. Several models (trained with the same subword\n"
       "models) translate as an ensemble, averaging their log-probabilities");
   desc.add_options()("help,h", "print this help")("model,m", po::value(&c.models)->required()->multitoken(),
-                                                  "model file(s)")("input,i", po::value(&c.input)->default_value("-"),
-                                                                   "input text (- = standard input)")(
+                                                  "model file(s) or training checkpoints")(
+      "input,i", po::value(&c.input)->default_value("-"), "input text (- = standard input)")(
       "output,o", po::value(&c.output)->default_value("-"),
       "output file (- = standard output; a name ending in .gz is written gzip-compressed)")(
       "beam-size,b", po::value(&c.o.search.beam_size)->default_value(c.o.search.beam_size), "beam size (1 = greedy)")(

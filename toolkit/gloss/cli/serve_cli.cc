@@ -29,8 +29,9 @@ po::options_description serve_options(ServeCli& c) {
       "  POST /translate  {\"text\": [\"...\", ...], \"beam_size\": 5, \"n_best\": 1, \"alignment\": false}\n"
       "  GET  /health     GET /  a page to type sentences and see translations, n-best lists, attention\n"
       "Requests that arrive within --window-ms are translated together; answers do not depend on it");
-  desc.add_options()("help,h", "print this help")("model,m", po::value(&c.models)->required()->multitoken(),
-                                                  "model file(s); several translate as an ensemble")(
+  desc.add_options()("help,h", "print this help")(
+      "model,m", po::value(&c.models)->required()->multitoken(),
+      "model file(s) or training checkpoints; several translate as an ensemble")(
       "host", po::value(&c.s.host)->default_value(c.s.host), "address to listen on (0.0.0.0: every interface)")(
       "port", po::value(&c.s.port)->default_value(c.s.port), "port (0: any free one, printed)")(
       "threads", po::value(&c.threads)->default_value(c.threads), "translation threads")(

@@ -59,7 +59,7 @@ Translator::Translator(const std::vector<std::string>& model_paths) {
   std::string src_spm, tgt_spm;
   for (const auto& path : model_paths) {
     auto member = std::make_unique<Member>();
-    const auto mf = model::load_model(path, [&](const model::ModelFile& file) -> nn::ParameterSet& {
+    const auto mf = model::load_any(path, [&](const model::ModelFile& file) -> nn::ParameterSet& {
       member->params.release_grads();  // translation computes none
       member->model = std::make_unique<model::Seq2Seq>(file.config, member->params);
       return member->params;

@@ -38,8 +38,9 @@ SourceBatch make_source_batch(const std::vector<std::vector<int>>& src, const st
 
 class Translator {
  public:
-  // Loads the model files (InputError naming a file that is not one, or whose subword
-  // models differ from the first's). Turns on huge pages for large tensors (tensor.h).
+  // Loads the model files or training checkpoints (a checkpoint's weight average, when it has
+  // one; InputError naming a file that is neither, or whose subword models differ from the
+  // first's). Turns on huge pages for large tensors (tensor.h).
   explicit Translator(const std::vector<std::string>& model_paths);
   // The lexical shortlist to decode with: "model" (the one stored in the first model file; none
   // if it has none), "none" or "" (the whole vocabulary), or a file from gloss shortlist.
