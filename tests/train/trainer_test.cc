@@ -11,6 +11,8 @@
 #include <thread>
 #include <type_traits>
 
+#include <zlib.h>
+
 #include "gloss/decode/shortlist.h"
 #include "gloss/decode/translator.h"
 #include "gloss/model/model_file.h"
@@ -535,6 +537,48 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   CHECK_THROWS_WITH(model::load_model(write("text.gloss", "hello, not a model at all\n"), nullptr),
                     Catch::Contains("is not a Gloss model"));
   CHECK_THROWS_WITH(train::peek_checkpoint(path), Catch::Contains("is a Gloss model file, not a checkpoint"));
+  fs::remove_all(root);
+}
+
+TEST_CASE("Checkpoints: the loss since the last validation is kept; format 6 files still load", "[train][checkpoint]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_ckpt_v6_test_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  model::ModelConfig c;
+  c.src_vocab = c.tgt_vocab = 20;
+  c.emb_dim = c.enc_hidden = c.att_dim = c.readout_dim = c.dec_hidden = 4;
+  nn::ParameterSet params;
+  model::Seq2Seq net(c, params);
+  auto optimizer = nn::make_optimizer("adam", params);
+  train::TrainingState state;
+  state.step = 42;
+  state.loss_since_valid = 1234.5;
+  state.tokens_since_valid = 321;
+  const auto path = (root / "checkpoint.gckpt").string();
+  train::save_checkpoint(path, model::ModelFile{c, "", "", "", ""}, params, *optimizer, state);
+  train::TrainingState back;
+  train::load_checkpoint(path, params, *optimizer, back);
+  CHECK(back.step == 42);
+  CHECK(back.loss_since_valid == 1234.5);
+  CHECK(back.tokens_since_valid == 321);
+
+  // The same file as format 6 wrote it: the payload without those two fields (16 bytes at its
+  // end), header version, size and CRC-32 set to match.
+  std::string bytes = read_file(path);
+  bytes.resize(bytes.size() - 16);
+  const std::uint32_t version = 6;
+  const std::uint64_t size = bytes.size() - 24;
+  const auto crc =
+      static_cast<std::uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + 24), static_cast<uInt>(size)));
+  std::memcpy(bytes.data() + 8, &version, 4);
+  std::memcpy(bytes.data() + 12, &size, 8);
+  std::memcpy(bytes.data() + 20, &crc, 4);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  train::TrainingState old;
+  train::load_checkpoint(path, params, *optimizer, old);
+  CHECK(old.step == 42);
+  CHECK(old.loss_since_valid == 0);
+  CHECK(old.tokens_since_valid == 0);
   fs::remove_all(root);
 }
 
