@@ -25,6 +25,12 @@ printf 'include = base.ini\n[train]\nbatch_size = 16\n' >"$tmp/small.ini"
 grep -q "^batch_size = 16 .*# $tmp/small.ini:3" "$tmp/show" && pass || fail "show: file origin"
 grep -q "^epochs = 2 .*# command line" "$tmp/show" && pass || fail "show: command-line origin"
 "$gloss" spm --help | grep -q -- "--subword.vocab_size" && pass || fail "spm --help lists recipe keys"
+# A recipe through a pipe (bash's <(...), /dev/fd/N) or a named pipe: read once, as it comes.
+"$gloss" recipe check <(printf 'include = %s\n[train]\nbatch_size = 16\n' "$tmp/base.ini") 2>"$tmp/err" | grep -q "^ok: " \
+  && pass || fail "recipe through <(...): $(cat "$tmp/err")"
+mkfifo "$tmp/fifo.ini"
+cat "$tmp/small.ini" >"$tmp/fifo.ini" &
+timeout 20 "$gloss" recipe check "$tmp/fifo.ini" 2>"$tmp/err" | grep -q "^ok: " && pass || fail "recipe from a FIFO: $(cat "$tmp/err")"
 
 # Training, then reuse from the cache.
 "$gloss" spm train "$tmp/small.ini" --run.workdir "$tmp/run" >"$tmp/models" 2>"$tmp/log1" || fail "spm train"

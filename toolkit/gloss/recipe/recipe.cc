@@ -483,7 +483,10 @@ std::string relative_to(const std::string& file, const std::string& value) {
 
 // A model file, a checkpoint or another binary file where a recipe belongs is one line that
 // says so, not an error about its UTF-8 or syntax. Gzip is left to LineReader, which inflates it.
+// Only a regular file is looked at: what a pipe gives is gone once read.
 void check_is_text(const std::string& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return;
   const std::string kind = model::gloss_file_kind(file);
   if (kind == "model file")
     throw InputError(file, 0,
@@ -507,7 +510,9 @@ void check_is_text(const std::string& file) {
 // Reads one recipe file and, after it, the files it includes (later includes first):
 // entries come in priority order, highest first.
 void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::string>& stack) {
-  const std::string canonical = fs::weakly_canonical(file).string();
+  std::error_code ec;  // /dev/fd/63 of <(...) links to "pipe:[...]", which does not resolve
+  std::string canonical = fs::weakly_canonical(file, ec).string();
+  if (ec) canonical = fs::absolute(file).lexically_normal().string();
   if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
     throw InputError(file, 0, "includes itself (through " + stack.back() + "); remove the include cycle");
   stack.push_back(canonical);
