@@ -73,5 +73,7 @@ expect_error "line mismatch" "no matching line in" -- "$gloss" data "$tmp/small.
 printf 'ok\n\xff\n' >"$tmp/latin1.txt"
 expect_streaming_error "invalid utf-8" "latin1.txt:2: invalid UTF-8" -- "$gloss" spm encode -m "$model" -i "$tmp/latin1.txt"
 expect_error "not a model" "not a SentencePiece model" -- "$gloss" spm encode -m "$tmp/in.de" -i "$tmp/in.de"
+expect_error "model through a pipe" "is a pipe or device, which can be read only once" -- \
+  "$gloss" spm encode -m <(cat "$model") -i "$tmp/in.de"
 
 finish

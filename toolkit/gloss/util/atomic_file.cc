@@ -201,7 +201,7 @@ void require_rereadable(const std::string& path, const std::string& why) {
 }
 
 std::string read_file(const std::string& path) {
-  require_file(path);
+  require_rereadable(path, "this file is read whole, its size known first");  // a pipe's size reads as 0
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
   // One read of the whole size (a character-wise copy took 170 ms for a 41 MB model file).

@@ -47,7 +47,8 @@ class AtomicFile {
   std::ostream out_{nullptr};       // writes to one of them
   bool committed_ = false;
 };
-std::string read_file(const std::string& path);  // InputError if unreadable
+// The whole regular file; InputError if unreadable, or a pipe or device (require_rereadable).
+std::string read_file(const std::string& path);
 
 // InputError unless `path` can be opened as a file ("-" = standard input is accepted):
 // a directory or a missing file gets a one-line error naming it.
