@@ -507,12 +507,28 @@ void check_is_text(const std::string& file) {
                      "value' under [sections]");
 }
 
+// The path that tells whether an include comes back to a file already being read.
+std::string canonical_path(const std::string& file) {
+  std::error_code ec;  // /dev/fd/63 of <(...) links to "pipe:[...]", which does not resolve
+  const fs::path canonical = fs::weakly_canonical(file, ec);
+  return ec ? fs::absolute(file).lexically_normal().string() : canonical.string();
+}
+
+// The section a header line "[name]" opens; InputError for a malformed or unknown one.
+std::string section_name(const std::string& file, int line, const std::string& text) {
+  if (text.back() != ']') throw InputError(file, line, "section header needs a closing ']': " + text);
+  std::string section = trim(text.substr(1, text.size() - 2));
+  if (std::find(kSections.begin(), kSections.end(), section) == kSections.end())
+    throw InputError(file, line,
+                     "unknown section [" + section + "]" + suggestion(section, kSections) +
+                         " (sections: data, subword, model, train, decode, eval, run)");
+  return section;
+}
+
 // Reads one recipe file and, after it, the files it includes (later includes first):
 // entries come in priority order, highest first.
 void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::string>& stack) {
-  std::error_code ec;  // /dev/fd/63 of <(...) links to "pipe:[...]", which does not resolve
-  std::string canonical = fs::weakly_canonical(file, ec).string();
-  if (ec) canonical = fs::absolute(file).lexically_normal().string();
+  const std::string canonical = canonical_path(file);
   if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
     throw InputError(file, 0, "includes itself (through " + stack.back() + "); remove the include cycle");
   stack.push_back(canonical);
@@ -527,12 +543,7 @@ void scan(const std::string& file, std::vector<Entry>& out, std::vector<std::str
     std::string text = trim(raw);
     if (text.empty() || text[0] == '#' || text[0] == ';') continue;
     if (text[0] == '[') {
-      if (text.back() != ']') throw InputError(file, line, "section header needs a closing ']': " + text);
-      section = trim(text.substr(1, text.size() - 2));
-      if (std::find(kSections.begin(), kSections.end(), section) == kSections.end())
-        throw InputError(file, line,
-                         "unknown section [" + section + "]" + suggestion(section, kSections) +
-                             " (sections: data, subword, model, train, decode, eval, run)");
+      section = section_name(file, line, text);
       continue;
     }
     const auto eq = text.find('=');
