@@ -47,6 +47,8 @@ ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet
 }
 
 std::string gloss_file_kind(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return "";  // a pipe's bytes would be consumed
   char head[8] = {};
   std::ifstream in(path, std::ios::binary);
   if (!in.read(head, sizeof head)) return "";

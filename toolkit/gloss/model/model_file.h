@@ -35,8 +35,9 @@ ModelFile load_model(const std::string& path, const std::function<nn::ParameterS
 ModelFile load_any(const std::string& path, nn::ParameterSet* params);
 ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
 
-// "model file" or "checkpoint" when the file at `path` starts with that kind's magic, else ""
-// (also when it cannot be read): for errors that name what a user gave instead of a recipe.
+// "model file" or "checkpoint" when the regular file at `path` starts with that kind's magic,
+// else "" (also for a pipe or device, which it leaves unread, and a file it cannot read): for
+// errors that name what a user gave instead of a recipe.
 std::string gloss_file_kind(const std::string& path);
 
 // Averages the parameters of model files and/or checkpoints of one model (same configuration
