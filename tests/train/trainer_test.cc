@@ -540,7 +540,8 @@ TEST_CASE("Model files: truncated, corrupted or foreign files are clear errors",
   fs::remove_all(root);
 }
 
-TEST_CASE("Checkpoints: the loss since the last validation is kept; format 6 files still load", "[train][checkpoint]") {
+TEST_CASE("Checkpoints: the loss since the last validation is kept, and format 6 files still load",
+          "[train][checkpoint]") {
   const fs::path root = fs::temp_directory_path() / ("gloss_ckpt_v6_test_" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root);
