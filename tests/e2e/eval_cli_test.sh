@@ -24,6 +24,11 @@ case "$out" in "BLEU|#:1|c:lc|e:no|tok:intl|s:exp|v:2.6.0 = "*) pass ;; *) fail 
 gzip -c "$data/val.de.ref.txt" >"$tmp/ref.gz"
 [ "$("$gloss" eval "$tmp/ref.gz" -i "$data/val.de.drop.txt")" = "$want" ] && pass || fail ".gz reference"
 
+# -i - is standard input, as without -i; a reference cannot be.
+[ "$("$gloss" eval "$tmp/ref.gz" -i - <"$data/val.de.drop.txt")" = "$want" ] && pass || fail "-i - (standard input)"
+expect_error "reference from stdin" "references are files: '-' (standard input) is where the hypotheses come from" -- \
+  "$gloss" eval - -i "$data/val.de.drop.txt"
+
 # Help and unknown commands.
 "$gloss" --help | grep -q "eval" && pass || fail "gloss --help lists eval"
 "$gloss" eval --help | grep -q -- "--smooth-method" && pass || fail "gloss eval --help lists options"

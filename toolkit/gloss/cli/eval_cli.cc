@@ -37,9 +37,9 @@ po::options_description io_options(eval::EvalOptions& o, std::vector<std::string
   po::options_description io("Input and output");
   io.add_options()("help,h", "print this help")(
       "input,i", po::value<std::vector<std::string>>(&o.inputs)->multitoken(),
-      "system output file(s); several files compare systems (default: standard input, tab-separated systems)")(
-      "num-refs", po::value<int>(&o.num_refs)->default_value(1),
-      "split each reference line on tabs into this many references (-nr)")(
+      "system output file(s), - for standard input; several compare systems (default: standard input, "
+      "tab-separated systems)")("num-refs", po::value<int>(&o.num_refs)->default_value(1),
+                                "split each reference line on tabs into this many references (-nr)")(
       "metrics,m", po::value<std::vector<std::string>>(&metrics)->multitoken(),
       "metrics to compute: bleu chrf ter (default: bleu)")("sentence-level", po::bool_switch(&o.sentence_level),
                                                            "score every sentence (-sl)")(

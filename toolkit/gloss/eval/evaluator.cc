@@ -64,6 +64,11 @@ std::vector<std::string> rstripped(std::vector<std::string> lines) {
 
 // Reference streams: refs[r][i]. With num_refs > 1, one file holds tab-separated references.
 std::vector<std::vector<std::string>> read_references(const EvalOptions& o) {
+  for (const auto& path : o.references)
+    if (path == "-")
+      throw ConfigError(
+          "references are files: '-' (standard input) is where the hypotheses come from, without -i "
+          "or with -i -");
   std::vector<std::vector<std::string>> refs;
   if (o.num_refs > 1) {
     refs.assign(static_cast<std::size_t>(o.num_refs), {});
@@ -133,7 +138,9 @@ std::vector<System> read_systems(const EvalOptions& o, std::istream& in, bool pa
       if (paired && path == systems[0].name) continue;  // the baseline given twice
       throw ConfigError("-i: '" + path + "' is given twice; give each system once");
     }
-    systems.push_back({path, rstripped(read_lines(path))});
+    // "-": standard input, read as when -i is not given (one system, universal line breaks).
+    systems.push_back(
+        {path, rstripped(path == "-" ? read_lines(in, "<stdin>", LineBreaks::kUniversal) : read_lines(path))});
   }
   if (paired) systems[0].name = "Baseline: " + systems[0].name;
   return systems;
