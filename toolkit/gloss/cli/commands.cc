@@ -441,7 +441,7 @@ int average_command(const std::vector<std::string>& args, std::ostream& out, std
     throw ConfigError(std::string(e.what()) + " (see gloss average --help)");
   }
   model::average_models(inputs, output);
-  log << "average: " << inputs.size() << (inputs.size() == 1 ? " file -> " : " files -> ") << output << std::endl;
+  log << "average: " << counted(static_cast<long long>(inputs.size()), "file") << " -> " << output << std::endl;
   out << output << "\n";
   return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "gloss/serve/page.h"
 #include "gloss/util/error.h"
+#include "gloss/util/format.h"
 
 namespace gloss::serve {
 
@@ -177,8 +178,9 @@ void serve(decode::Translator& translator, const decode::TranslateOptions& defau
   done = true;
   signals.join();
   queue.stop();
-  log << "serve: stopped after " << counters.requests << " translation requests (" << counters.sentences
-      << " sentences), " << queue.batches() << " batches, " << counters.errors << " error answers" << std::endl;
+  log << "serve: stopped after " << counted(counters.requests, "translation request") << " ("
+      << counted(counters.sentences, "sentence") << "), " << counted(queue.batches(), "batch", "batches") << ", "
+      << counted(counters.errors, "error answer") << std::endl;
 }
 
 }  // namespace gloss::serve

@@ -37,4 +37,9 @@ inline std::string duration_text(double seconds) {
   return buf;
 }
 
+// n and a noun, plural unless n is 1: counted(1, "file") == "1 file", counted(2, "batch", "batches").
+inline std::string counted(long long n, const std::string& noun, const std::string& plural = "") {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 }  // namespace gloss
