@@ -264,8 +264,8 @@ int plot_command(const std::vector<std::string>& args, std::ostream& out, std::o
   const auto rows = train::read_metrics(input);
   if (rows.empty()) throw InputError(input, 0, "has no validation lines yet; plot it after the first validation");
   atomic_write_file(output, report::training_curves_svg(rows, title));
-  log << "plot: " << rows.size() << " validations, steps " << rows.front().step << " to " << rows.back().step
-      << std::endl;
+  log << "plot: " << counted(static_cast<long long>(rows.size()), "validation") << ", steps " << rows.front().step
+      << " to " << rows.back().step << std::endl;
   out << output << "\n";
   return 0;
 }

@@ -510,8 +510,8 @@ void TrainingRun::keep_best() {
 std::string TrainingRun::limit_reached() const {
   if (state_.stalls >= to_.patience)
     return "no improvement of validation " + to_.valid_metric + " in " + std::to_string(to_.patience) + " validations";
-  if (to_.epochs > 0 && batcher_.position().epoch > to_.epochs) return std::to_string(to_.epochs) + " epochs done";
-  if (to_.max_steps > 0 && state_.step >= to_.max_steps) return std::to_string(to_.max_steps) + " steps done";
+  if (to_.epochs > 0 && batcher_.position().epoch > to_.epochs) return counted(to_.epochs, "epoch") + " done";
+  if (to_.max_steps > 0 && state_.step >= to_.max_steps) return counted(to_.max_steps, "step") + " done";
   if (to_.max_minutes > 0 && state_.elapsed_seconds >= to_.max_minutes * 60)
     return "time limit of " + fixed_g(to_.max_minutes) + " minutes reached";
   return "";
@@ -618,9 +618,9 @@ TrainOutcome TrainingRun::run() {
     save_checkpoint();
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  log_ << "train: finished: " << why_ << "; " << state_.step << " steps, " << state_.target_tokens << " target tokens, "
-       << duration_text(state_.elapsed_seconds - elapsed_before) << " training this run (" << duration_text(wall)
-       << " wall); best " << to_.valid_metric << " "
+  log_ << "train: finished: " << why_ << "; " << counted(state_.step, "step") << ", " << state_.target_tokens
+       << " target tokens, " << duration_text(state_.elapsed_seconds - elapsed_before) << " training this run ("
+       << duration_text(wall) << " wall); best " << to_.valid_metric << " "
        << fixed(to_.valid_metric == "ce" ? -state_.best_score : state_.best_score, 2) << " at step " << state_.best_step
        << std::endl;
   return outcome();
