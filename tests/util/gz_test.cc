@@ -75,6 +75,19 @@ TEST_CASE("ArrivingInput: a line written to a pipe is read while the writer keep
   CHECK(in.read(buf, sizeof buf, 2) == 0);
 }
 
+TEST_CASE("ArrivingInput: a first line of one byte (an empty line) is read without waiting for a second",
+          "[util][gz]") {
+  Pipe p;
+  ArrivingInput in(p.fds[0], "stdin");
+  p.write("\n");
+  char buf[16];
+  auto got = std::async(std::launch::async, [&] { return in.read(buf, sizeof buf, 1); });
+  const bool returned = got.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!returned) p.close_writer();  // unblocks the read, so the test fails instead of hanging
+  REQUIRE(returned);
+  CHECK(std::string(buf, static_cast<std::size_t>(got.get())) == "\n");
+}
+
 TEST_CASE("ArrivingInput: gzip data is told by its first bytes and inflated, concatenated members too", "[util][gz]") {
   Pipe p;
   ArrivingInput in(p.fds[0], "stdin");

@@ -59,10 +59,11 @@ int ArrivingInput::fill(std::size_t line) {
 }
 
 int ArrivingInput::read(char* buf, unsigned size, std::size_t line) {
-  if (!started_) {  // the first two bytes tell gzip from text
+  if (!started_) {  // the first two bytes tell gzip from text (a second is awaited only after 0x1f)
     started_ = true;
     std::vector<unsigned char> head;
-    while (head.size() < 2 && fill(line) > 0) head.insert(head.end(), raw_.begin(), raw_.end());
+    while ((head.empty() || (head.size() < 2 && head[0] == 0x1f)) && fill(line) > 0)
+      head.insert(head.end(), raw_.begin(), raw_.end());
     raw_ = std::move(head);
     raw_at_ = 0;
     if (raw_.size() >= 2 && raw_[0] == 0x1f && raw_[1] == 0x8b) gzip_ = std::make_unique<Inflater>();
