@@ -310,9 +310,12 @@ std::uint16_t to_bf16(float f) {  // round to nearest even
   return static_cast<std::uint16_t>(bits >> 16);
 }
 
-// GCC 12 warns on its own intrinsics' undefined-vector idiom (_mm512_undefined_epi32).
+// GCC 12 warns on its own intrinsics' undefined-vector idiom (_mm512_undefined_epi32); clang
+// has no such warning (and would warn about the unknown name).
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // to_bf16 sixteen at a time, bit for bit the scalar rule above (where the CPU has AVX-512;
 // the bf16 instruction itself would flush subnormals to zero).
 __attribute__((target("avx512f"))) void to_bf16_avx512(std::int64_t n, const float* from, std::uint16_t* to) {
