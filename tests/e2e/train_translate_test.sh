@@ -204,6 +204,12 @@ expect_error "translate a truncated .gz" "cut.gz:$((whole + 1)): the compressed 
 [ ! -e "$tmp/cut.out" ] && [ -z "$(ls "$tmp" | grep 'cut.out.tmp')" ] && pass || fail "a failed translation left $(ls "$tmp" | grep cut.out)"
 allow_stdout=1 expect_error "spm encode a truncated .gz" "cut.gz:$((whole + 1)): the compressed data ends here" -- \
   "$gloss" spm encode -m "$(ls "$tmp"/run/spm/*.model | head -1)" -i "$tmp/cut.gz"
+# A Gloss model or checkpoint given as the subword model says what it is and where the
+# subword models are (it used to be SentencePiece's internal parse error).
+expect_error "spm encode -m a model file" "model.best.gloss: is a Gloss model file, not a SentencePiece model" -- \
+  "$gloss" spm encode -m "$model" -i "$tmp/t.en"
+expect_error "spm decode -m a checkpoint" "checkpoint.gckpt: is a Gloss checkpoint, not a SentencePiece model" -- \
+  "$gloss" spm decode -m "$tmp/run/checkpoint.gckpt" -i "$tmp/t.en"
 # Thread counts have a maximum (issue 14, defect 7: shortlist --threads 100000 aborted).
 expect_error "shortlist --threads 100000" "--threads must be between 1 and 256 (got 100000)" -- \
   "$gloss" shortlist -m "$model" -s "$tmp/t.en" -t "$tmp/t.en" -o "$tmp/sl" --threads 100000

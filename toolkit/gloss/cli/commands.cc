@@ -137,6 +137,12 @@ int spm_code(const std::vector<std::string>& args, bool encode, std::ostream& ou
     return 0;
   }
   parse_options(args, desc, std::string("gloss spm ") + (encode ? "encode" : "decode"));
+  const std::string kind = model::gloss_file_kind(model);
+  if (!kind.empty())
+    throw InputError(model, 0,
+                     "is a Gloss " + kind +
+                         ", not a SentencePiece model; give one of its run's subword models, "
+                         "RUN_FOLDER/spm/<lang>-<hash>.model (gloss spm train RECIPE prints their paths)");
   const auto sp = text::SubwordModel::load(model);
   stream_lines(input, output, out, [&](const std::string& line, const LineReader& reader) {
     return encode ? encode_line(sp, line, ids) : decode_line(sp, line, ids, reader, model);
