@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -74,6 +75,41 @@ std::vector<float> final_parameters(const fs::path& workdir, const recipe::Loade
   if (avg)
     for (Tensor* t : avg->state()) all.insert(all.end(), t->data(), t->data() + t->size());
   return all;
+}
+
+// A log that raises SIGINT in this process once it has printed `nth` validation lines: the
+// trainer notes the signal at the end of the next update.
+class SignalAfterValidations : public std::streambuf {
+ public:
+  explicit SignalAfterValidations(int nth) : nth_(nth) {}
+
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return 0;
+    line_ += static_cast<char>(c);
+    if (c == '\n') {
+      if (line_.find("validation: ce") != std::string::npos && ++seen_ == nth_) std::raise(SIGINT);
+      text_ += line_;
+      line_.clear();
+    }
+    return c;
+  }
+
+ private:
+  int nth_, seen_ = 0;
+  std::string line_, text_;
+};
+
+// The steps of metrics.jsonl's rows, in order.
+std::vector<int> metrics_steps(const fs::path& workdir) {
+  std::ifstream in(workdir / "metrics.jsonl");
+  std::vector<int> steps;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto at = line.find("\"step\": ");
+    if (at != std::string::npos) steps.push_back(std::stoi(line.substr(at + 8)));
+  }
+  return steps;
 }
 
 }  // namespace
@@ -150,6 +186,29 @@ TEST_CASE("Trainer: a run that stopped early (patience) takes no step when run a
   CHECK(again.steps == first.steps);
   CHECK(again_log.str().find("validation:") == std::string::npos);  // no step, so no validation
   CHECK(read_file(ckpt) == before);
+  fs::remove_all(root);
+}
+
+TEST_CASE("Trainer: a stop signal at a validation step or at the last step loses no validation", "[train][resume]") {
+  const fs::path root = fs::temp_directory_path() / ("gloss_trainer_signal_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  struct Case {
+    int steps, valid_every, signal_after;  // SIGINT while printing this validation line
+    std::vector<int> rows;                 // metrics.jsonl's steps, as in a run never stopped
+  };
+  // Validation at every step: the signal lands in step 3's update, which is due a validation.
+  // Validation every 4 steps of 5: the signal lands in step 5's, the last, due the final one.
+  for (const Case& c : {Case{5, 1, 2, {1, 2, 3, 4, 5}}, Case{5, 4, 1, {4, 5}}}) {
+    const fs::path dir = root / std::to_string(c.valid_every);
+    const auto r = small_recipe(dir, c.steps, {"--train.valid_every", std::to_string(c.valid_every)});
+    SignalAfterValidations buf(c.signal_after);
+    std::ostream log(&buf);
+    CHECK_THROWS_AS(train::train(r.recipe, log), Interrupted);
+    std::ostringstream quiet;
+    const auto resumed = train::train(r.recipe, quiet);
+    CHECK(resumed.steps == c.steps);
+    CHECK(metrics_steps(dir) == c.rows);
+  }
   fs::remove_all(root);
 }
 

@@ -309,7 +309,9 @@ class TrainingRun {
   void validate_and_keep_best();      // with train.ema_decay: of the weight average
   void keep_best();                   // validation (or the latest model without validation data), early stopping
   void save_checkpoint();
-  [[noreturn]] void stop_for_signal();  // checkpoint, one line on the log, Interrupted
+  // Checkpoint (after the final validation when no step follows), one line on the log,
+  // Interrupted. `checkpointed`: this step's validation and checkpoint are done.
+  [[noreturn]] void stop_for_signal(bool checkpointed);
   std::vector<Tensor*> averages() { return average_ ? average_->state() : std::vector<Tensor*>{}; }
   double lr_at(std::int64_t step) const;
   double epochs_done() const;
@@ -446,9 +448,14 @@ void TrainingRun::save_checkpoint() {
 }
 
 // The checkpoint holds everything the next update needs, so a rerun resumes from this step
-// and trains the same model as a run that was never stopped (no validation is run here).
-void TrainingRun::stop_for_signal() {
-  save_checkpoint();
+// and trains the same model as a run that was never stopped. A rerun's first step is the next
+// update, so a validation this step is due goes first: at every train.valid_every (run() did it
+// before calling) and at the last step, whose final validation a rerun taking no step would skip.
+void TrainingRun::stop_for_signal(bool checkpointed) {
+  if (!checkpointed) {
+    if (!limit_reached().empty()) validate_and_keep_best();
+    save_checkpoint();
+  }
   log_ << "train: stopped by " << (stop_signal_ == SIGINT ? "SIGINT" : "SIGTERM") << " after step " << state_.step
        << "; checkpoint saved (" << ckpt_path_ << "): run the same command to resume" << std::endl;
   throw Interrupted(stop_signal_);
@@ -603,13 +610,14 @@ TrainOutcome TrainingRun::run() {
     why_ = limit_reached();
     if (!why_.empty()) break;
     update();
-    if (stop_signal_ != 0) stop_for_signal();
     if (state_.step % 20 == 0) report_progress();
-    if (state_.step % to_.valid_every == 0) {
+    const bool validation_step = state_.step % to_.valid_every == 0;
+    if (validation_step) {
       validate_and_keep_best();
       save_checkpoint();
       return_free_heap();
     }
+    if (stop_signal_ != 0) stop_for_signal(validation_step);
   }
   // Final validation and checkpoint, unless the last step already had them. A rerun of a
   // finished training takes no step and changes nothing.

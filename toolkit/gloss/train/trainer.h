@@ -8,8 +8,9 @@
 // score), metrics.jsonl (one row per validation, train/metrics.h). Running the same command
 // again after an interruption resumes from the checkpoint and ends with the same model, bit
 // for bit, as an uninterrupted run with the same seed and threads. Once the updates have begun,
-// SIGINT or SIGTERM makes every rank end the update under way, rank 0 save a checkpoint there,
-// and train() throw Interrupted (util/error.h; the process exits 128 + the signal).
+// SIGINT or SIGTERM makes every rank end the update under way (and the validation that step is
+// due, if any), rank 0 save a checkpoint there, and train() throw Interrupted (util/error.h;
+// the process exits 128 + the signal).
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
