@@ -293,7 +293,10 @@ TEST_CASE("Trainer: with train.replicas fixed, 1, 2 or 4 workers train the same 
   // Dropouts and word dropout draw from the replicas' streams; batches of 48 in parts of ~300
   // positions give each replica more than one part.
   auto run = [&](int replicas, int threads) {
-    const fs::path dir = root / ("r" + std::to_string(replicas) + "-t" + std::to_string(threads));
+    // Built by appending: GCC 12 gives a false -Wrestrict for "r" + std::to_string(...) here.
+    std::string name = "r";
+    name.append(std::to_string(replicas)).append("-t").append(std::to_string(threads));
+    const fs::path dir = root / name;
     const auto loaded = small_recipe(dir, 6,
                                      {"--train.replicas", std::to_string(replicas), "--train.threads",
                                       std::to_string(threads), "--model.word_dropout", "0.1", "--model.dropout_emb",
