@@ -194,6 +194,27 @@ if mknod "$tmp/null" c 1 3 2>/dev/null; then  # as root: a null device of our ow
   "$gloss" translate -m "$model" -i "$tmp/in.en" -o "$tmp/null" 2>/dev/null && [ -c "$tmp/null" ] && pass \
     || fail "-o a device replaced it: $(ls -l "$tmp/null")"
 fi
+# SIGTERM (or Ctrl-C) while the output is written ends translate as the signal says and leaves
+# neither the output nor its temporary file (it used to leave out.tmp.<pid> until the next
+# write of out). The input is a FIFO whose writer stays open, so translate is still reading.
+mkfifo "$tmp/slow.fifo"
+(cat "$tmp/t.en"; exec sleep 30) >"$tmp/slow.fifo" &
+writer=$!
+"$gloss" translate -m "$model" -i "$tmp/slow.fifo" -o "$tmp/slow.out" 2>/dev/null &
+pid=$!
+writing=""
+for _ in $(seq 1 300); do
+  writing=$(ls "$tmp" | grep '^slow.out.tmp')
+  [ -n "$writing" ] && break
+  sleep 0.05
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+kill "$writer" 2>/dev/null
+wait "$writer" 2>/dev/null
+[ -n "$writing" ] && [ "$rc" -eq 143 ] && [ -z "$(ls "$tmp" | grep '^slow.out')" ] && pass \
+  || fail "translate stopped by SIGTERM: saw '$writing', exit $rc, left $(ls "$tmp" | grep '^slow.out' | paste -sd' ')"
 # A .gz file cut short is an error naming the line where its data ends (issue 14, defect 2; the
 # old code read it as a shorter file, exit 0), and the output is not left half written.
 zcat "$d/val.en.gz" | head -500 | gzip >"$tmp/v500.gz"

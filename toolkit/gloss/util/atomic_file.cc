@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -48,6 +49,67 @@ void sweep_stale_temporaries(const std::string& path) {
 }
 
 namespace {
+
+// Temporary files being written, for a SIGINT or SIGTERM to remove before the process ends:
+// Ctrl-C during `gloss translate -o out` used to leave out.tmp.<pid> until the next write of
+// out swept it. A signal handler may only read plain memory, so the paths are copied into
+// fixed slots (0 free, 1 being filled, 2 ready); a file that finds no slot is left to
+// sweep_stale_temporaries, as before.
+struct TemporarySlot {
+  std::atomic<int> state{0};
+  char path[4096];
+};
+TemporarySlot g_temporaries[8];
+
+extern "C" void remove_temporaries_and_resend(int signal) {
+  for (auto& slot : g_temporaries)
+    if (slot.state.load() == 2) ::unlink(slot.path);
+  ::raise(signal);  // blocked until this returns; then, with SA_RESETHAND, the default action
+}
+
+// Only where the signal's action is the default: a shell's SIG_IGN (a background job) and a
+// handler of the program's own (the trainer's, which ends by unwinding, so the AtomicFile
+// destructors remove their files) stay as they are.
+void remove_temporaries_on(int signal) {
+  struct sigaction old {};
+  if (::sigaction(signal, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  struct sigaction sa {};
+  sa.sa_handler = remove_temporaries_and_resend;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(signal, &sa, nullptr);
+}
+
+// The slot that holds `tmp` until forget_temporary(slot), or -1.
+int remember_temporary(const std::string& tmp) {
+  remove_temporaries_on(SIGINT);
+  remove_temporaries_on(SIGTERM);
+  if (tmp.size() >= sizeof(TemporarySlot::path)) return -1;
+  for (int i = 0; i < static_cast<int>(std::size(g_temporaries)); ++i) {
+    int free = 0;
+    if (!g_temporaries[i].state.compare_exchange_strong(free, 1)) continue;
+    std::memcpy(g_temporaries[i].path, tmp.c_str(), tmp.size() + 1);
+    g_temporaries[i].state.store(2);
+    return i;
+  }
+  return -1;
+}
+
+void forget_temporary(int slot) {
+  if (slot >= 0) g_temporaries[slot].state.store(0);
+}
+
+// remember_temporary for one scope.
+class RememberedTemporary {
+ public:
+  explicit RememberedTemporary(const std::string& tmp) : slot_(remember_temporary(tmp)) {}
+  ~RememberedTemporary() { forget_temporary(slot_); }
+  RememberedTemporary(const RememberedTemporary&) = delete;
+  RememberedTemporary& operator=(const RememberedTemporary&) = delete;
+
+ private:
+  int slot_;
+};
 
 std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
@@ -132,6 +194,7 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
     return;
   }
   const std::string tmp = temporary_beside(path);
+  const RememberedTemporary remembered(tmp);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw UserError(path + ": cannot write: " + std::strerror(errno));
   write_all(fd, bytes, path, tmp);
@@ -149,6 +212,7 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
 AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
     : path_(path), tmp_(is_special_file(path) ? std::string() : temporary_beside(path)) {
   const std::string& target = tmp_.empty() ? path_ : tmp_;
+  if (!tmp_.empty()) slot_ = remember_temporary(tmp_);
   bool open = false;
   if (gzip_by_name && path.ends_with(".gz")) {
     gz_ = std::make_unique<GzWriteBuf>(target);
@@ -156,14 +220,20 @@ AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
   } else {
     open = file_.open(target, std::ios::out | std::ios::binary | std::ios::trunc) != nullptr;
   }
-  if (!open) throw UserError(path + ": cannot write: " + std::strerror(errno));
+  if (!open) {
+    const int err = errno;
+    forget_temporary(slot_);
+    throw UserError(path + ": cannot write: " + std::strerror(err));
+  }
   out_.rdbuf(gz_ ? static_cast<std::streambuf*>(gz_.get()) : &file_);
 }
 
 AtomicFile::~AtomicFile() {
-  if (committed_) return;
-  close_buffer();
-  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  if (!committed_) {
+    close_buffer();
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  }
+  forget_temporary(slot_);
 }
 
 bool AtomicFile::close_buffer() {

@@ -2,7 +2,9 @@
 // Files that are either complete or absent: written to a temporary file beside the target,
 // flushed, then renamed over it. A crash never leaves a half-written file. A target that
 // exists and is not a regular file (a device such as /dev/null, a FIFO) is written in place,
-// never replaced.
+// never replaced. SIGINT or SIGTERM during a write removes the temporary file before the
+// process ends as the signal says, where the signal's action was the default (this installs a
+// handler for it); otherwise the next write of the same path sweeps it.
 #include <fstream>
 #include <memory>
 #include <string>
@@ -46,6 +48,7 @@ class AtomicFile {
   std::unique_ptr<GzWriteBuf> gz_;  // gzip (gzip_by_name and a ".gz" path)
   std::ostream out_{nullptr};       // writes to one of them
   bool committed_ = false;
+  int slot_ = -1;  // where a signal handler finds tmp_ (atomic_file.cc), or -1
 };
 // The whole regular file; InputError if unreadable, or a pipe or device (require_rereadable).
 std::string read_file(const std::string& path);
