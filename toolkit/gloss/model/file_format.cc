@@ -75,17 +75,16 @@ std::string read_whole(const std::string& path) {
 // Checks the envelope of a whole file's bytes: magic, version, size and checksum.
 void check_envelope(const std::string& path, const std::string& data, const char* magic, const char* what,
                     std::uint32_t newest) {
-  const bool model = data.size() >= 8 && data.compare(0, 8, kModelMagic) == 0;
-  const bool gloss_file = model || (data.size() >= 8 && data.compare(0, 8, kCheckpointMagic) == 0);
-  if (gloss_file && data.size() < 24)
+  const std::string kind = gloss_kind_of_head(data);
+  if (!kind.empty() && data.size() < 24)
     throw InputError(path, 0,
                      "is truncated (" + std::to_string(data.size()) +
                          " bytes, less than the 24-byte header); the file is incomplete or damaged");
   if (data.size() < 24 || data.compare(0, 8, magic) != 0)
     throw InputError(path, 0,
-                     gloss_file ? std::string("is a Gloss ") + (model ? "model" : "checkpoint") + " file, not a " + what
-                                : std::string("is not a Gloss ") + what +
-                                      " (wrong file? gloss train and gloss run write RUN_FOLDER/model.best.gloss)");
+                     !kind.empty() ? "is a Gloss " + kind + ", not a " + what
+                                   : std::string("is not a Gloss ") + what +
+                                         " (wrong file? gloss train and gloss run write RUN_FOLDER/model.best.gloss)");
   std::uint32_t version, crc;
   std::uint64_t size;
   std::memcpy(&version, data.data() + 8, 4);

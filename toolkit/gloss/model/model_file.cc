@@ -1,6 +1,5 @@
 #include "gloss/model/model_file.h"
 
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -46,15 +45,19 @@ ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet
   return load_any_into(path, [&](const ModelFile& m) { return &build(m); });
 }
 
+std::string gloss_kind_of_head(std::string_view head) {
+  if (head.starts_with(std::string_view(kModelMagic, 8))) return "model file";
+  if (head.starts_with(std::string_view(kCheckpointMagic, 8))) return "checkpoint";
+  return "";
+}
+
 std::string gloss_file_kind(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return "";  // a pipe's bytes would be consumed
   char head[8] = {};
   std::ifstream in(path, std::ios::binary);
-  if (!in.read(head, sizeof head)) return "";
-  if (std::memcmp(head, kModelMagic, sizeof head) == 0) return "model file";
-  if (std::memcmp(head, kCheckpointMagic, sizeof head) == 0) return "checkpoint";
-  return "";
+  in.read(head, sizeof head);
+  return gloss_kind_of_head(std::string_view(head, static_cast<std::size_t>(in.gcount())));
 }
 
 namespace {

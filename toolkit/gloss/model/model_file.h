@@ -6,6 +6,7 @@
 // a crash never leaves a broken one.
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gloss/model/seq2seq.h"
@@ -35,9 +36,12 @@ ModelFile load_model(const std::string& path, const std::function<nn::ParameterS
 ModelFile load_any(const std::string& path, nn::ParameterSet* params);
 ModelFile load_any(const std::string& path, const std::function<nn::ParameterSet&(const ModelFile&)>& build);
 
-// "model file" or "checkpoint" when the regular file at `path` starts with that kind's magic,
-// else "" (also for a pipe or device, which it leaves unread, and a file it cannot read): for
-// errors that name what a user gave instead of a recipe.
+// "model file" or "checkpoint" when `head` (a file's first bytes) starts with that kind's
+// magic, else "".
+std::string gloss_kind_of_head(std::string_view head);
+// The same for the regular file at `path`; "" also for a pipe or device, which it leaves
+// unread, and a file it cannot read: for errors that name what a user gave instead of a
+// recipe or a subword model.
 std::string gloss_file_kind(const std::string& path);
 
 // Averages the parameters of model files and/or checkpoints of one model (same configuration

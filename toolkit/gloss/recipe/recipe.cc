@@ -487,7 +487,11 @@ std::string relative_to(const std::string& file, const std::string& value) {
 void check_is_text(const std::string& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return;
-  const std::string kind = model::gloss_file_kind(file);
+  char head[4096];
+  std::ifstream in(file, std::ios::binary);
+  in.read(head, sizeof head);
+  const auto n = static_cast<std::size_t>(in.gcount());
+  const std::string kind = model::gloss_kind_of_head(std::string_view(head, n));
   if (kind == "model file")
     throw InputError(file, 0,
                      "is a Gloss model file, not a recipe; translate with it (gloss translate -m " + file +
@@ -496,10 +500,6 @@ void check_is_text(const std::string& file) {
     throw InputError(file, 0,
                      "is a Gloss training checkpoint, not a recipe; give the recipe (.ini) of its run, and the "
                      "same command resumes it");
-  char head[4096];
-  std::ifstream in(file, std::ios::binary);
-  in.read(head, sizeof head);
-  const auto n = static_cast<std::size_t>(in.gcount());
   if (n >= 2 && head[0] == '\x1f' && head[1] == '\x8b') return;
   if (const char* nul = static_cast<const char*>(std::memchr(head, 0, n)))
     throw InputError(file, 1 + static_cast<int>(std::count(static_cast<const char*>(head), nul, '\n')),
