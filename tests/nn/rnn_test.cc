@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 
 #include "gloss/nn/rnn.h"
 #include "gloss/nn/rnn_steps.h"
@@ -281,7 +282,9 @@ struct StepsCase {
   // every parameter gradient, one after the other. `sequence`: in sequence mode, as the encoder
   // runs it (dhT and dcT must be zero; dh0 and dc0 are not computed, so not in the result).
   // `kept`: run on this RnnSteps (kept from an earlier run, as a model keeps them) instead of a new one.
-  std::vector<float> run_steps(bool sequence = false, RnnSteps* kept = nullptr) {
+  // `known`: the first `known` input columns given as known columns (from a copy of x), their
+  // gradient merged back into dx's first columns, which backward must leave as they were.
+  std::vector<float> run_steps(bool sequence = false, RnnSteps* kept = nullptr, int known = 0) {
     const int C = static_cast<int>(rnn.input_size()), H = static_cast<int>(rnn.hidden_size());
     params.zero_grad();
     std::vector<float> hs((T + 1) * N * H), cs((T + 1) * N * H);
@@ -289,8 +292,10 @@ struct StepsCase {
     std::copy(c0.begin(), c0.end(), cs.begin());
     RnnSteps fresh(rnn);
     RnnSteps& steps = kept ? *kept : fresh;
-    steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr);
-    std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C), dyt(N * H);
+    std::vector<float> known_x, dknown(T * N * known);
+    for (int r = 0; r < T * N; ++r) known_x.insert(known_x.end(), x.begin() + r * C, x.begin() + r * C + known);
+    steps.begin(T, N, x.data(), hs.data(), lstm() ? cs.data() : nullptr, known ? known_x.data() : nullptr, known);
+    std::vector<float> dh(dhT), dc(dcT), dh_prev(N * H), dc_prev(N * H), dx(T * N * C, 7.0f), dyt(N * H);
     if (sequence) {
       steps.forward_sequence();
       steps.backward_sequence(dy.data(), dx.data());
@@ -303,8 +308,13 @@ struct StepsCase {
         dh = dh_prev;
         dc = dc_prev;
       }
-      steps.finish_backward();
+      steps.finish_backward(dknown.data());
     }
+    for (int r = 0; r < T * N; ++r)
+      for (int k = 0; k < known; ++k) {
+        if (dx[r * C + k] != 7.0f) throw std::logic_error("backward wrote a known column of dx");
+        dx[r * C + k] = dknown[r * known + k];
+      }
     std::vector<float> all(hs.begin() + N * H, hs.end());
     if (lstm()) all.insert(all.end(), cs.end() - N * H, cs.end());
     all.insert(all.end(), dx.begin(), dx.end());
@@ -333,6 +343,22 @@ TEST_CASE("RnnSteps in sequence mode (the encoder's) equals its step-by-step mod
     REQUIRE(sequence.size() == steps.size());
     for (std::size_t k = 0; k < steps.size(); ++k) CHECK(sequence[k] == Approx(steps[k]).margin(1e-5));
   }
+}
+
+TEST_CASE("RnnSteps with known input columns (the decoder's embeddings) equals it without, outputs and gradients",
+          "[nn][rnn]") {
+  compute::set_threads(1);
+  for (auto cell : {CellType::kGru, CellType::kLstm})
+    for (int T : {1, 5}) {
+      StepsCase t(cell, T, 3, 5, 4, 47, 0.5f);
+      const auto plain = t.run_steps();
+      for (int known : {2, 5}) {  // part of the input, and all of it (the conditional decoder's word RNN)
+        INFO("cell " << (t.lstm() ? "lstm" : "gru") << ", T " << T << ", known " << known);
+        const auto with_known = t.run_steps(false, nullptr, known);
+        REQUIRE(with_known.size() == plain.size());
+        for (std::size_t k = 0; k < plain.size(); ++k) CHECK(with_known[k] == Approx(plain[k]).margin(1e-5));
+      }
+    }
 }
 
 TEST_CASE("RnnSteps in bf16: within bf16 rounding of f32, deterministic, weights reconverted after an update",

@@ -341,19 +341,25 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng) {
   if (ws_.steps.size() < static_cast<std::size_t>(T)) ws_.steps.resize(static_cast<std::size_t>(T));
 }
 
-void Seq2Seq::begin_decoder_steps(int T, int N) {
-  const std::int64_t ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
+// The decoder's RnnSteps for T steps. Without scheduled sampling the target embeddings of all
+// steps are known before step 0 (decoder_start), so the first RNN takes their x W as one GEMM
+// of all steps (RnnSteps' known columns; not under the input's layer normalisation, which mixes
+// them with the context).
+void Seq2Seq::begin_decoder_steps(int T, int N, bool sampling) {
+  const std::int64_t E = config_.emb_dim, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   if (ws_.dec_steps.empty())
     for (auto& cell : dec_rnn_) ws_.dec_steps.emplace_back(*cell);
+  const float* emb = ws_.tgt_emb_out.data();
   if (conditional()) {  // the word RNN: E y_{i-1}, s_{i-1}; the context RNN: c_i, s'_i
-    ws_.dec_steps[0].begin(T, N, ws_.tgt_emb_out.data(), ws_.dec_h[0].data(), nullptr);
+    ws_.dec_steps[0].begin(T, N, emb, ws_.dec_h[0].data(), nullptr, emb, sampling ? 0 : E);
     ws_.dec_steps[1].begin(T, N, ws_.contexts.data(), ws_.dec_mid.data(), nullptr);
     return;
   }
-  for (std::size_t l = 0; l < dec_rnn_.size(); ++l)  // layer l > 0 reads the state after step i of layer l - 1
+  const std::int64_t known = sampling || ln_dec_in_ ? 0 : E;  // layer 0's input: [E y_{i-1} ; c_i]
+  for (std::size_t l = 0; l < dec_rnn_.size(); ++l)           // layer l > 0 reads the state after step i of layer l - 1
     ws_.dec_steps[l].begin(T, N, l == 0 ? ws_.dec_in.data() : ws_.dec_h[l - 1].data() + ND, ws_.dec_h[l].data(),
-                           lstm ? ws_.dec_c[l].data() : nullptr);
+                           lstm ? ws_.dec_c[l].data() : nullptr, l == 0 ? emb : nullptr, l == 0 ? known : 0);
 }
 
 void Seq2Seq::run_decoder_layer(int l, int i, int N, bool backward, float* h_out, float* c_out) {
@@ -394,7 +400,7 @@ void Seq2Seq::decoder_forward(const BatchView& b, Rng* rng, bool backward) {
     ws_.dec_in_pre.resize({T, N, E + K});
     ws_.dec_in_stats.resize({T, N, 2});
   }
-  if (backward) begin_decoder_steps(T, N);
+  if (backward) begin_decoder_steps(T, N, sampling);
   for (int i = 0; i < T; ++i) {
     float* c = ws_.contexts.data() + static_cast<std::int64_t>(i) * N * K;
     if (conditional())
@@ -604,7 +610,8 @@ void Seq2Seq::decoder_backward(const BatchView& b) {
   // The attention's queries of all steps: the previous top states, or the first RNN's states.
   const float* queries = conditional() ? ws_.dec_mid.data() : ws_.dec_h[static_cast<std::size_t>(L - 1)].data();
   attention_.finish_backward(ws_.memory, M, queries, da.data(), ws_.dkeys.data());
-  for (auto& steps : ws_.dec_steps) steps.finish_backward();  // the RNNs' weight gradients
+  for (std::size_t l = 0; l < ws_.dec_steps.size(); ++l)  // the RNNs' weight gradients (the first's known input: E y)
+    ws_.dec_steps[l].finish_backward(l == 0 ? ws_.demb.data() : nullptr);
 }
 
 // Back through conditional_step i: the context RNN (its input gradient into ws_.dcontext), the
@@ -623,8 +630,8 @@ void Seq2Seq::conditional_step_backward(int i, int N, DecoderGrads& g, float* da
       attention_.backward(ws_.memory, ws_.steps[static_cast<std::size_t>(i)], dc, da, g.dquery.data(),
                           ws_.dkeys.data());
       for (std::int64_t k = 0; k < ND; ++k) g.dy[k] = g.dh_prev[k] + g.dquery[k];
-    } else {
-      add(N * E, dx, ws_.demb.data() + static_cast<std::int64_t>(i) * N * E);
+    } else {  // the word RNN's input gradient: here, or (known columns) all steps' in finish_backward
+      if (ws_.dec_steps[0].known() == 0) add(N * E, dx, ws_.demb.data() + static_cast<std::int64_t>(i) * N * E);
       std::swap(dh_next, g.dh_prev);
     }
   }
@@ -653,8 +660,9 @@ float* Seq2Seq::decoder_input_backward(int i, int N, Tensor& dx0) {
                          ws_.dec_in_stats.data() + static_cast<std::int64_t>(i) * N * 2, dx0.data(), dx0.data());
   float* dc = ws_.dcontext.data() + static_cast<std::int64_t>(i) * N * K;
   float* de = ws_.demb.data() + static_cast<std::int64_t>(i) * N * E;
+  const bool emb_here = ws_.dec_steps[0].known() == 0;  // else all steps' in finish_backward
   for (int n = 0; n < N; ++n) {
-    add(E, dx0.data() + n * (E + K), de + n * E);
+    if (emb_here) add(E, dx0.data() + n * (E + K), de + n * E);
     add(K, dx0.data() + n * (E + K) + E, dc + n * K);
   }
   return dc;

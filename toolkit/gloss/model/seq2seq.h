@@ -209,7 +209,7 @@ class Seq2Seq {
   void run_conditional_cell(int cell, int i, int N, bool backward, float* h_out);
   // Before the first step of a batch that backward follows: each decoder cell's RnnSteps
   // pointed at its inputs and states in ws_ (their final sizes: after every resize).
-  void begin_decoder_steps(int T, int N);
+  void begin_decoder_steps(int T, int N, bool sampling);
   void conditional_step_backward(int i, int N, DecoderGrads& g, float* da);
   std::vector<nn::Linear::Part> readout_parts(const BatchView& b);
 

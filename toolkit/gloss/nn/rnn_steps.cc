@@ -100,16 +100,17 @@ GLOSS_CLONES void lstm_row_backward(std::int64_t H, const float* d, const float*
 std::int64_t RnnSteps::gate_width() const { return (cell_->cell() == CellType::kGru ? 4 : 5) * cell_->hidden_size(); }
 
 void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                           std::int64_t lda, float beta, float* c, std::int64_t ldc) {
+                           std::int64_t lda, float beta, float* c, std::int64_t ldc, std::int64_t first) {
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
-  const std::int64_t GH = cell_->gates() * cell_->hidden_size();
+  const std::int64_t GH = cell_->gates() * cell_->hidden_size(), rows = w.value.size() / GH;
   if (!compute::bf16_gemms()) {
-    if (trans && m == N_)  // one step's rows: W^T from its transposed copy, n columns
-      compute::gemm(false, false, m, n, k, 1.0f, a, lda, transposed(iter), n, beta, c, ldc);
+    if (trans && m == N_)  // one step's rows: W^T from its transposed copy [GH, rows], n columns from `first`
+      compute::gemm(false, false, m, n, k, 1.0f, a, lda, transposed(iter) + first, rows, beta, c, ldc);
     else  // all steps' rows (sequence mode's dx): a transposed B is read as fast
-      compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data(), GH, beta, c, ldc);
+      compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data() + first * GH, GH, beta, c, ldc);
     return;
   }
+  if (first != 0) throw std::logic_error("RnnSteps: part of the weights in bf16");
   const std::uint64_t version = cell_->weights_version();
   Bf16Copies& copies = bf16_[iter ? 1 : 0];
   if (m == N_) {  // one step's rows: the packed copy, reordered once per update and row count
@@ -144,11 +145,15 @@ const float* RnnSteps::transposed(bool iter) {
   return t.values.data();
 }
 
-void RnnSteps::begin(int T, int N, const float* x, float* h, float* c) {
+void RnnSteps::begin(int T, int N, const float* x, float* h, float* c, const float* known_x, std::int64_t known) {
   if (cell_->cell() == CellType::kLstm && !c) throw std::logic_error("RnnSteps::begin: an LSTM needs its cell states");
+  if (known < 0 || known > cell_->input_size() || (known > 0 && !known_x))
+    throw std::logic_error("RnnSteps::begin: known columns outside the input");
   T_ = T;
   N_ = N;
   x_ = x;
+  known_x_ = known_x;
+  known_ = compute::bf16_gemms() ? 0 : known;
   h_ = h;
   c_ = c;
   const std::int64_t GH = cell_->gates() * cell_->hidden_size();
@@ -159,13 +164,18 @@ void RnnSteps::begin(int T, int N, const float* x, float* h, float* c) {
 
 void RnnSteps::forward(int i, float* h_out, float* c_out) {
   const compute::StageTimer timer(compute::Stage::kRnn);
-  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H;
-  weight_gemm(false, false, N, GH, C, x_ + i * N * C, C, 0.0f, gx_.data(), GH);
+  const std::int64_t N = N_, C = cell_->input_size(), H = cell_->hidden_size(), GH = cell_->gates() * H,
+                     W = gate_width(), Kn = known_;
+  // x W into gx_, or with known columns into the step's gates: all steps' known part at step 0
+  float* gx = Kn > 0 ? gates_.data() + i * N * W : gx_.data();
+  const std::int64_t ldx = Kn > 0 ? W : GH;
+  if (Kn > 0 && i == 0) weight_gemm(false, false, T_ * N, GH, Kn, known_x_, Kn, 0.0f, gates_.data(), W);
+  if (C > Kn) weight_gemm(false, false, N, GH, C - Kn, x_ + i * N * C + Kn, C, Kn > 0 ? 1.0f : 0.0f, gx, ldx, Kn);
   weight_gemm(true, false, N, GH, H, h_ + i * N * H, H, 0.0f, gh_.data(), GH);
   if (cell_->cell() == CellType::kGru)
-    gru_forward(i, gx_.data(), GH, h_out);
+    gru_forward(i, gx, ldx, h_out);
   else
-    lstm_forward(i, gx_.data(), GH, h_out, c_out);
+    lstm_forward(i, gx, ldx, h_out, c_out);
 }
 
 void RnnSteps::forward_sequence() {
@@ -205,7 +215,7 @@ void RnnSteps::backward(int i, const float* dh, const float* dc, float* dx, floa
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t N = N_, C = cell_->input_size(), GH = cell_->gates() * cell_->hidden_size(), W = gate_width();
   backward_state(i, dh, dc, dh_prev, dc_prev);
-  weight_gemm(false, true, N, C, GH, gates_.data() + i * N * W, W, 0.0f, dx, C);
+  weight_gemm(false, true, N, C - known_, GH, gates_.data() + i * N * W, W, 0.0f, dx + known_, C, known_);
 }
 
 // dh_prev may be dh and dc_prev dc: the element-wise parts read each element before writing it,
@@ -257,11 +267,12 @@ void RnnSteps::lstm_backward(int i, const float* dh, const float* dc, float* dc_
                       dc_prev + n * H);
 }
 
-void RnnSteps::finish_backward() {
+void RnnSteps::finish_backward(float* dknown) {
   const compute::StageTimer timer(compute::Stage::kRnn);
   const std::int64_t M = static_cast<std::int64_t>(T_) * N_, C = cell_->input_size(), H = cell_->hidden_size(),
                      GH = cell_->gates() * H, W = gate_width();
   const float* dg = gates_.data();  // each row: GRU du, dr, do, do r; LSTM di, df, dc~, do (then unused)
+  if (known_ > 0 && dknown) weight_gemm(false, true, M, known_, GH, dg, W, 1.0f, dknown, known_);
   float* dw = cell_->weights_layer().grad.data();
   float* du = cell_->weights_iter().grad.data();
   compute::gemm(true, false, C, GH, M, 1.0f, x_, C, dg, W, 1.0f, dw, GH);

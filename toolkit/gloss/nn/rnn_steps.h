@@ -42,8 +42,18 @@ class RnnSteps {
   //   x [T, N, C]: step i's input at x + i N C;
   //   h [T, N, H]: the state before step i at h + i N H (c likewise, LSTM only; else nullptr).
   // (Sequence mode: T + 1 rows, rows 1..T written by forward_sequence.)
-  // std::logic_error when an LSTM gets no c.
-  void begin(int T, int N, const float* x, float* h, float* c);
+  // Known columns (step mode, f32; `known` > 0): known_x [T, N, known] holds the first `known`
+  // columns of every step's input, all filled before forward(0) (the decoder's target
+  // embeddings under teacher forcing). forward(0) then computes their x W for all steps as one
+  // GEMM of T x N rows, each step adding only its other columns'; backward(i) writes only dx's
+  // other columns (the first `known` left as they are), and finish_backward adds the known
+  // columns' gradient of all steps. x's known columns must hold the same values by
+  // finish_backward (the weight gradient reads x). In bf16 the known columns are ignored
+  // (known() == 0: every step reads its whole input, as without them).
+  // std::logic_error when an LSTM gets no c, or known is outside [0, C] or without known_x.
+  void begin(int T, int N, const float* x, float* h, float* c, const float* known_x = nullptr, std::int64_t known = 0);
+  // The known columns in effect since begin (0: none).
+  std::int64_t known() const { return known_; }
 
   // Step i (0 <= i < T): writes the new state h_out [N, H] (and c_out, LSTM) and keeps the gates.
   void forward(int i, float* h_out, float* c_out);
@@ -54,8 +64,9 @@ class RnnSteps {
   void backward(int i, const float* dh, const float* dc, float* dx, float* dh_prev, float* dc_prev);
 
   // After step 0's backward: ADDS the weight and bias gradients of all T steps to the cell's
-  // parameters' gradients.
-  void finish_backward();
+  // parameters' gradients, and with known columns their input gradient of all steps to dknown
+  // [T, N, known()] (nullptr: not wanted).
+  void finish_backward(float* dknown = nullptr);
 
   // Sequence mode, after begin() with h and c of T + 1 rows (row 0 the initial state): all T
   // steps, step i's new state written at h + (i + 1) N H (c likewise).
@@ -79,9 +90,10 @@ class RnnSteps {
   void lstm_backward(int i, const float* dh, const float* dc, float* dc_prev);
   // C [m x n] (row stride ldc) = a [m x k] (row stride lda) op(W) + beta C for W the layer's
   // (iter: false) or the recurrent weights (true), transposed when `trans`; in bf16 inside a
-  // Bf16Gemms scope.
+  // Bf16Gemms scope. `first` (f32, layer weights only): W's rows from `first` on, i.e. the
+  // input columns from `first` on.
   void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                   std::int64_t lda, float beta, float* c, std::int64_t ldc);
+                   std::int64_t lda, float beta, float* c, std::int64_t ldc, std::int64_t first = 0);
   // f32: the layer's (iter: false) or the recurrent weights transposed, [G H, C] or [G H, H],
   // remade when the weights' version moves (owned here).
   const float* transposed(bool iter);
@@ -89,6 +101,8 @@ class RnnSteps {
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
   const float* x_ = nullptr;
+  const float* known_x_ = nullptr;
+  std::int64_t known_ = 0;
   float* h_ = nullptr;
   float* c_ = nullptr;
   Tensor gates_;              // [T, N, gate_width()]: the gates, after backward their gradients
