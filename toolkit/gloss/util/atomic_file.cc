@@ -82,6 +82,7 @@ void remove_temporaries_on(int signal) {
 
 // The slot that holds `tmp` until forget_temporary(slot), or -1.
 int remember_temporary(const std::string& tmp) {
+  if (tmp.empty()) return -1;
   remove_temporaries_on(SIGINT);
   remove_temporaries_on(SIGTERM);
   if (tmp.size() >= sizeof(TemporarySlot::path)) return -1;
@@ -98,18 +99,6 @@ int remember_temporary(const std::string& tmp) {
 void forget_temporary(int slot) {
   if (slot >= 0) g_temporaries[slot].state.store(0);
 }
-
-// remember_temporary for one scope.
-class RememberedTemporary {
- public:
-  explicit RememberedTemporary(const std::string& tmp) : slot_(remember_temporary(tmp)) {}
-  ~RememberedTemporary() { forget_temporary(slot_); }
-  RememberedTemporary(const RememberedTemporary&) = delete;
-  RememberedTemporary& operator=(const RememberedTemporary&) = delete;
-
- private:
-  int slot_;
-};
 
 std::string temporary_beside(const std::string& path) {
   const std::filesystem::path target(path);
@@ -149,6 +138,9 @@ void sync_and_rename(const std::string& tmp, const std::string& path) {
 }
 
 }  // namespace
+
+RememberedTemporary::RememberedTemporary(const std::string& tmp) : slot_(remember_temporary(tmp)) {}
+RememberedTemporary::~RememberedTemporary() { forget_temporary(slot_); }
 
 // A write-only stream buffer over zlib's gzip writer: what AtomicFile writes to a ".gz" text
 // output. Unbuffered here (gzwrite buffers); close() reports whether every write succeeded.
@@ -212,7 +204,6 @@ void atomic_write_file(const std::string& path, std::string_view bytes) {
 AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
     : path_(path), tmp_(is_special_file(path) ? std::string() : temporary_beside(path)) {
   const std::string& target = tmp_.empty() ? path_ : tmp_;
-  if (!tmp_.empty()) slot_ = remember_temporary(tmp_);
   bool open = false;
   if (gzip_by_name && path.ends_with(".gz")) {
     gz_ = std::make_unique<GzWriteBuf>(target);
@@ -220,20 +211,14 @@ AtomicFile::AtomicFile(const std::string& path, bool gzip_by_name)
   } else {
     open = file_.open(target, std::ios::out | std::ios::binary | std::ios::trunc) != nullptr;
   }
-  if (!open) {
-    const int err = errno;
-    forget_temporary(slot_);
-    throw UserError(path + ": cannot write: " + std::strerror(err));
-  }
+  if (!open) throw UserError(path + ": cannot write: " + std::strerror(errno));
   out_.rdbuf(gz_ ? static_cast<std::streambuf*>(gz_.get()) : &file_);
 }
 
-AtomicFile::~AtomicFile() {
-  if (!committed_) {
-    close_buffer();
-    if (!tmp_.empty()) ::unlink(tmp_.c_str());
-  }
-  forget_temporary(slot_);
+AtomicFile::~AtomicFile() {  // the file goes before remembered_ forgets it
+  if (committed_) return;
+  close_buffer();
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
 bool AtomicFile::close_buffer() {

@@ -26,6 +26,19 @@ void atomic_write_file(const std::string& path, std::string_view bytes);
 
 class GzWriteBuf;  // atomic_file.cc: a std::streambuf over zlib's gzip writer
 
+// For its lifetime, the temporary file `tmp` is one that SIGINT or SIGTERM removes (see above;
+// "" or no free place: none, and the next write's sweep removes it).
+class RememberedTemporary {
+ public:
+  explicit RememberedTemporary(const std::string& tmp);
+  ~RememberedTemporary();
+  RememberedTemporary(const RememberedTemporary&) = delete;
+  RememberedTemporary& operator=(const RememberedTemporary&) = delete;
+
+ private:
+  int slot_;  // where the signal handler finds it (atomic_file.cc), or -1
+};
+
 // The same for a file written in parts: write to stream(), then commit() renames the
 // temporary file into place. Destroyed without commit() (an error on the way), it removes
 // the temporary file and leaves `path` as it was. With gzip_by_name (text outputs: a
@@ -44,11 +57,11 @@ class AtomicFile {
  private:
   bool close_buffer();  // flushes and closes the file; false if any write failed
   std::string path_, tmp_;
-  std::filebuf file_;               // the bytes as written, or
-  std::unique_ptr<GzWriteBuf> gz_;  // gzip (gzip_by_name and a ".gz" path)
-  std::ostream out_{nullptr};       // writes to one of them
+  RememberedTemporary remembered_{tmp_};  // after tmp_, which it reads
+  std::filebuf file_;                     // the bytes as written, or
+  std::unique_ptr<GzWriteBuf> gz_;        // gzip (gzip_by_name and a ".gz" path)
+  std::ostream out_{nullptr};             // writes to one of them
   bool committed_ = false;
-  int slot_ = -1;  // where a signal handler finds tmp_ (atomic_file.cc), or -1
 };
 // The whole regular file; InputError if unreadable, or a pipe or device (require_rereadable).
 std::string read_file(const std::string& path);
