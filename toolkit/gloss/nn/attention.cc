@@ -25,7 +25,11 @@ void AdditiveAttention::prepare(Memory& m) const {
   const std::int64_t rows = static_cast<std::int64_t>(m.S) * m.N;
   m.uh.resize({m.S, m.N, att_});
   compute::gemm(false, false, rows, att_, key_, 1.0f, m.keys, key_, u_.value.data(), att_, 0.0f, m.uh.data(), att_);
-  if (compute::bf16_gemms()) m.w16.pack(false, query_, att_, w_.value.data());  // for every step's s W
+  // W for every step's s W, packed once (a step's GEMM has few rows: packed_gemm.h)
+  if (compute::bf16_gemms())
+    m.w16.pack(false, query_, att_, w_.value.data());
+  else
+    m.w32.pack(false, query_, att_, w_.value.data(), att_);
 }
 
 void AdditiveAttention::forward(Memory& m, const float* query, float* context, Step& step) const {
@@ -38,7 +42,7 @@ void AdditiveAttention::forward(Memory& m, const float* query, float* context, S
   if (compute::bf16_gemms())
     m.w16.run(N, query, query_, 1.0f, a, A);
   else
-    compute::gemm(false, false, N, A, query_, 1.0f, query, query_, w_.value.data(), A, 1.0f, a, A);
+    m.w32.run(N, query, query_, 1.0f, a, A);
   step.alpha.resize({S, N});
   const compute::StageTimer timer(compute::Stage::kAttention);
   kernels::attention_forward(S, N, A, key_, m.uh.data(), a, v_.value.data(), m.keys, m.lengths, step.alpha.data(),
@@ -51,14 +55,11 @@ void AdditiveAttention::begin_backward(Memory& m) const {
   m.dv_rows.resize({m.N, att_});
   m.dv_rows.zero();
   m.de.resize({m.S, m.N});
-  // W^T for backward's per-step GEMM: dnnl_sgemm reads a transposed B of few rows at ~0.6x
-  // its rate (rnn_steps.h), and transposing once a batch costs about one step's GEMM.
-  if (compute::bf16_gemms()) {
+  // W^T for backward's per-step GEMM, packed once a batch (about one step's GEMM).
+  if (compute::bf16_gemms())
     m.w16_t.pack(true, att_, query_, w_.value.data());
-    return;
-  }
-  m.w_t.resize({att_, query_});
-  kernels::transpose(query_, att_, w_.value.data(), m.w_t.data());
+  else
+    m.w32_t.pack(true, att_, query_, w_.value.data(), att_);
 }
 
 void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcontext, float* da, float* dquery,
@@ -74,7 +75,7 @@ void AdditiveAttention::backward(Memory& m, const Step& step, const float* dcont
   if (compute::bf16_gemms())
     m.w16_t.run(N, da, A, 0.0f, dquery, query_);
   else
-    compute::gemm(false, false, N, query_, A, 1.0f, da, A, m.w_t.data(), query_, 0.0f, dquery, query_);
+    m.w32_t.run(N, da, A, 0.0f, dquery, query_);
 }
 
 void AdditiveAttention::finish_backward(Memory& m, std::int64_t rows, const float* queries, const float* da,

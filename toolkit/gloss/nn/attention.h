@@ -9,6 +9,7 @@
 
 #include "gloss/nn/parameter.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/packed_gemm.h"
 
 namespace gloss::nn {
 
@@ -32,9 +33,9 @@ class AdditiveAttention {
     Tensor duh;                             // gradient of uh, summed over steps
     Tensor dv_rows;                         // [N, A] gradient of v per sentence, summed over steps
     Tensor de;                              // [S, N] scratch of backward
-    Tensor w_t;                             // [A, D] W transposed, made by begin_backward (f32)
-    // In a compute::Bf16Gemms scope (training in bf16): W packed by prepare() for forward's
-    // steps, W^T by begin_backward() for backward's (a step's GEMM has few rows).
+    // W packed by prepare() for forward's steps, W^T by begin_backward() for backward's (a
+    // step's GEMM has few rows): in f32, or in bf16 inside a compute::Bf16Gemms scope.
+    compute::PackedF32Weight w32, w32_t;
     compute::PackedBf16Weight w16, w16_t;
   };
   void prepare(Memory& memory) const;

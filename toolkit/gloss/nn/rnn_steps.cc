@@ -104,9 +104,9 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
   Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
   const std::int64_t GH = cell_->gates() * cell_->hidden_size(), rows = w.value.size() / GH;
   if (!compute::bf16_gemms()) {
-    if (trans && m == N_)  // one step's rows: W^T from its transposed copy [GH, rows], n columns from `first`
-      compute::gemm(false, false, m, n, k, 1.0f, a, lda, transposed(iter) + first, rows, beta, c, ldc);
-    else  // all steps' rows (sequence mode's dx): a transposed B is read as fast
+    if (m == N_ && first + (trans ? n : k) == rows)  // one step's rows, W's rows from `first` to the end
+      packed(iter, trans, first).run(m, a, lda, beta, c, ldc);
+    else  // all steps' rows (or the known columns' rows of a 1-step sequence)
       compute::gemm(false, trans, m, n, k, 1.0f, a, lda, w.value.data() + first * GH, GH, beta, c, ldc);
     return;
   }
@@ -130,19 +130,20 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
   compute::gemm_bf16_b(false, trans, m, n, k, 1.0f, a, lda, copies.dense.data(), beta, c, ldc);
 }
 
-// dnnl_sgemm reads a transposed B at about 0.6x its rate when A has 32 rows (a step's GEMM
-// on one worker; measured on Zen 4, K 1536 x N 512: 95 against 149 GFLOP/s), so backward's
-// W^T comes from a copy transposed once per update instead.
-const float* RnnSteps::transposed(bool iter) {
+const compute::PackedF32Weight& RnnSteps::packed(bool iter, bool trans, std::int64_t first) {
   const Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
-  Transposed& t = iter ? w_iter_t_ : w_layer_t_;
-  if (t.version != cell_->weights_version()) {
-    const std::int64_t GH = cell_->gates() * cell_->hidden_size();
-    t.values.resize(static_cast<std::size_t>(w.value.size()));
-    kernels::transpose(w.value.size() / GH, GH, w.value.data(), t.values.data());
-    t.version = cell_->weights_version();
+  Packed& p = packed_[iter ? 1 : 0][trans ? 1 : 0];
+  if (p.version != cell_->weights_version() || p.first != first) {
+    const std::int64_t GH = cell_->gates() * cell_->hidden_size(), rows = w.value.size() / GH - first;
+    const float* from = w.value.data() + first * GH;  // W's rows [first, end): [rows, G H]
+    if (trans)
+      p.weight.pack(true, GH, rows, from, GH);
+    else
+      p.weight.pack(false, rows, GH, from, GH);
+    p.version = cell_->weights_version();
+    p.first = first;
   }
-  return t.values.data();
+  return p.weight;
 }
 
 void RnnSteps::begin(int T, int N, const float* x, float* h, float* c, const float* known_x, std::int64_t known) {

@@ -20,15 +20,17 @@
 //
 // Inside a compute::Bf16Gemms scope the GEMMs run in bf16 like every other compute::gemm, with
 // bf16 copies of the weights converted once per update (not at every step; a step's GEMMs read
-// them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32, a step's
-// backward reads W^T from copies transposed once per update (dnnl_sgemm is slow on a
-// transposed B of few rows). Each copy is as large as its weights, kept per RnnSteps (one per
-// worker); the encoder's sequence mode makes no W_layer^T (its dx GEMM has all steps' rows).
+// them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32 a step's GEMMs
+// read W and W^T from copies packed once per update (compute::PackedF32Weight; dnnl_sgemm
+// would copy B inside every call, and reads a transposed B of few rows slowly). Each copy is
+// as large as its weights (up to 15 columns more), kept per RnnSteps (one per worker); the
+// encoder's sequence mode packs no W_layer (its x W and dx GEMMs have all steps' rows).
 #include <cstdint>
 #include <vector>
 
 #include "gloss/nn/rnn.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/packed_gemm.h"
 
 namespace gloss::nn {
 
@@ -94,9 +96,10 @@ class RnnSteps {
   // input columns from `first` on.
   void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                    std::int64_t lda, float beta, float* c, std::int64_t ldc, std::int64_t first = 0);
-  // f32: the layer's (iter: false) or the recurrent weights transposed, [G H, C] or [G H, H],
-  // remade when the weights' version moves (owned here).
-  const float* transposed(bool iter);
+  // f32, for one step's GEMMs: the layer's (iter: false) or the recurrent weights' rows from
+  // `first` on, op() applied, packed (compute::PackedF32Weight); remade when the weights' version
+  // or `first` moves (owned here).
+  const compute::PackedF32Weight& packed(bool iter, bool trans, std::int64_t first);
 
   RnnCell* cell_;
   int T_ = 0, N_ = 0;
@@ -108,11 +111,12 @@ class RnnSteps {
   Tensor gates_;              // [T, N, gate_width()]: the gates, after backward their gradients
   Tensor gx_, gh_;            // one step's x W_layer and h W_iter, [N, G H]
   Tensor carry_h_, carry_c_;  // backward_sequence: the gradient sent to step i - 1
-  struct Transposed {
-    std::vector<float> values;
+  struct Packed {
+    compute::PackedF32Weight weight;
     std::uint64_t version = 0;
+    std::int64_t first = -1;  // none yet
   };
-  Transposed w_layer_t_, w_iter_t_;  // W_layer^T and W_iter^T (f32 backward)
+  Packed packed_[2][2];  // [0] W_layer, [1] W_iter; [t] used transposed (t = 1) or not (f32)
   // One weight's bf16 copies, each remade when the weights' version moves: dense for the
   // GEMMs of all steps' rows (sequence mode), packed for one step's rows, [t] used transposed
   // (t = 1) or not (compute::PackedBf16Weight).

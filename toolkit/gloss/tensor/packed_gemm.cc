@@ -1,0 +1,148 @@
+#include "gloss/tensor/packed_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include "gloss/tensor/compute.h"
+
+namespace gloss::compute {
+namespace {
+
+constexpr std::int64_t kCols = 16;  // a panel's columns: two AVX2 vectors
+constexpr std::int64_t kRows = 6;   // a tile's rows: 12 accumulators, 2 B vectors, 1 broadcast
+using Tile = float[kRows][kCols];
+
+std::atomic<bool> g_portable{false};
+
+bool has_avx2_fma() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// t = the 6 rows of A (row stride lda) times panel p [K x 16]; touches the next panel's line k
+// at step k (next may be null) so that it streams in while this one is computed.
+__attribute__((target("avx2,fma"))) void tile_avx2(std::int64_t K, const float* a, std::int64_t lda, const float* p,
+                                                   const float* next, Tile& t) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+  for (std::int64_t k = 0; k < K; ++k) {
+    if (next) _mm_prefetch(reinterpret_cast<const char*>(next + k * kCols), _MM_HINT_T0);
+    const __m256 b0 = _mm256_load_ps(p + k * kCols), b1 = _mm256_load_ps(p + k * kCols + 8);
+    __m256 x = _mm256_broadcast_ss(a0 + k);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a1 + k);
+    c10 = _mm256_fmadd_ps(x, b0, c10);
+    c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a2 + k);
+    c20 = _mm256_fmadd_ps(x, b0, c20);
+    c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a3 + k);
+    c30 = _mm256_fmadd_ps(x, b0, c30);
+    c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a4 + k);
+    c40 = _mm256_fmadd_ps(x, b0, c40);
+    c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a5 + k);
+    c50 = _mm256_fmadd_ps(x, b0, c50);
+    c51 = _mm256_fmadd_ps(x, b1, c51);
+  }
+  const __m256 rows[kRows][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    _mm256_storeu_ps(t[r], rows[r][0]);
+    _mm256_storeu_ps(t[r] + 8, rows[r][1]);
+  }
+}
+#endif
+
+// tile_avx2's sums, in the same order, without fused multiply-adds.
+void tile_portable(std::int64_t K, const float* a, std::int64_t lda, const float* p, Tile& t) {
+  for (auto& row : t) std::fill(row, row + kCols, 0.0f);
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t r = 0; r < kRows; ++r) {
+      const float x = a[r * lda + k];
+      for (std::int64_t j = 0; j < kCols; ++j) t[r][j] += x * p[k * kCols + j];
+    }
+}
+
+// The first `rows` x `cols` of t into C: C = t + beta C (beta 0: C not read).
+void store(const Tile& t, std::int64_t rows, std::int64_t cols, float beta, float* c, std::int64_t ldc) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* out = c + r * ldc;
+    if (beta == 0.0f)
+      std::copy(t[r], t[r] + cols, out);
+    else
+      for (std::int64_t j = 0; j < cols; ++j) out[j] = t[r][j] + beta * out[j];
+  }
+}
+
+}  // namespace
+
+void use_portable_packed_gemm(bool on) { g_portable = on; }
+
+void PackedF32Weight::pack(bool trans, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb) {
+  if (k < 0 || n < 0) throw std::logic_error("PackedF32Weight::pack: negative size");
+  k_ = k;
+  n_ = n;
+  const std::int64_t panels = (n + kCols - 1) / kCols;
+  panels_.resize({panels, k, kCols});
+  for (std::int64_t q = 0; q < panels; ++q) {
+    float* p = panels_.data() + q * k * kCols;
+    const std::int64_t j0 = q * kCols, cols = std::min(kCols, n - j0);
+    if (cols < kCols) std::fill(p, p + k * kCols, 0.0f);
+    if (trans)  // column j of the panel is row j0 + j of B, read in order
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const float* from = b + (j0 + j) * ldb;
+        for (std::int64_t kk = 0; kk < k; ++kk) p[kk * kCols + j] = from[kk];
+      }
+    else
+      for (std::int64_t kk = 0; kk < k; ++kk) std::copy(b + kk * ldb + j0, b + kk * ldb + j0 + cols, p + kk * kCols);
+  }
+}
+
+void PackedF32Weight::run(std::int64_t m, const float* a, std::int64_t lda, float beta, float* c,
+                          std::int64_t ldc) const {
+  if (k_ < 0) throw std::logic_error("PackedF32Weight::run before pack");
+  if (m <= 0 || n_ == 0) return;
+  const StageTimer timer(Stage::kGemm);
+  const bool fast = has_avx2_fma() && !g_portable;
+  const std::int64_t K = k_, panels = (n_ + kCols - 1) / kCols, full = m / kRows * kRows;
+  // The rows after the last whole tile, zero-padded to a tile (the kernel always reads 6 rows).
+  static thread_local std::vector<float> tail;
+  if (m > full) {
+    tail.assign(static_cast<std::size_t>(kRows * K), 0.0f);
+    for (std::int64_t r = full; r < m; ++r) std::copy(a + r * lda, a + r * lda + K, tail.data() + (r - full) * K);
+  }
+  alignas(32) Tile t;
+  for (std::int64_t q = 0; q < panels; ++q) {
+    const float* p = panels_.data() + q * K * kCols;
+    const std::int64_t j0 = q * kCols, cols = std::min(kCols, n_ - j0);
+    for (std::int64_t r = 0; r < m; r += kRows) {
+      const float* rows = r < full ? a + r * lda : tail.data();
+      const std::int64_t stride = r < full ? lda : K;
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (fast) {
+        tile_avx2(K, rows, stride, p, r == 0 && q + 1 < panels ? p + K * kCols : nullptr, t);
+      } else {
+        tile_portable(K, rows, stride, p, t);
+      }
+#else
+      tile_portable(K, rows, stride, p, t);
+#endif
+      store(t, std::min(kRows, m - r), cols, beta, c + r * ldc + j0, ldc);
+    }
+  }
+  add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n_) * static_cast<double>(K));
+}
+
+}  // namespace gloss::compute
