@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <stdexcept>
-#include <vector>
 
 #include "gloss/tensor/compute.h"
 
@@ -28,48 +27,77 @@ bool has_avx2_fma() {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// t = the 6 rows of A (row stride lda) times panel p [K x 16]; touches the next panel's line k
-// at step k (next may be null) so that it streams in while this one is computed.
+// t's first R rows = R rows of A (row stride lda) times panel p [K x 16]; touches the next
+// panel's line k at step k (next may be null) so that it streams in while this one is computed.
+template <int R>
 __attribute__((target("avx2,fma"))) void tile_avx2(std::int64_t K, const float* a, std::int64_t lda, const float* p,
                                                    const float* next, Tile& t) {
+  static_assert(R >= 1 && R <= kRows);
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
   for (std::int64_t k = 0; k < K; ++k) {
     if (next) _mm_prefetch(reinterpret_cast<const char*>(next + k * kCols), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(p + k * kCols), b1 = _mm256_load_ps(p + k * kCols + 8);
-    __m256 x = _mm256_broadcast_ss(a0 + k);
+    __m256 x = _mm256_broadcast_ss(a + k);
     c00 = _mm256_fmadd_ps(x, b0, c00);
     c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a1 + k);
-    c10 = _mm256_fmadd_ps(x, b0, c10);
-    c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a2 + k);
-    c20 = _mm256_fmadd_ps(x, b0, c20);
-    c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a3 + k);
-    c30 = _mm256_fmadd_ps(x, b0, c30);
-    c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a4 + k);
-    c40 = _mm256_fmadd_ps(x, b0, c40);
-    c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a5 + k);
-    c50 = _mm256_fmadd_ps(x, b0, c50);
-    c51 = _mm256_fmadd_ps(x, b1, c51);
+    if constexpr (R > 1) {
+      x = _mm256_broadcast_ss(a + lda + k);
+      c10 = _mm256_fmadd_ps(x, b0, c10);
+      c11 = _mm256_fmadd_ps(x, b1, c11);
+    }
+    if constexpr (R > 2) {
+      x = _mm256_broadcast_ss(a + 2 * lda + k);
+      c20 = _mm256_fmadd_ps(x, b0, c20);
+      c21 = _mm256_fmadd_ps(x, b1, c21);
+    }
+    if constexpr (R > 3) {
+      x = _mm256_broadcast_ss(a + 3 * lda + k);
+      c30 = _mm256_fmadd_ps(x, b0, c30);
+      c31 = _mm256_fmadd_ps(x, b1, c31);
+    }
+    if constexpr (R > 4) {
+      x = _mm256_broadcast_ss(a + 4 * lda + k);
+      c40 = _mm256_fmadd_ps(x, b0, c40);
+      c41 = _mm256_fmadd_ps(x, b1, c41);
+    }
+    if constexpr (R > 5) {
+      x = _mm256_broadcast_ss(a + 5 * lda + k);
+      c50 = _mm256_fmadd_ps(x, b0, c50);
+      c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
   }
   const __m256 rows[kRows][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  for (std::int64_t r = 0; r < kRows; ++r) {
+  for (std::int64_t r = 0; r < R; ++r) {
     _mm256_storeu_ps(t[r], rows[r][0]);
     _mm256_storeu_ps(t[r] + 8, rows[r][1]);
+  }
+}
+
+void tile_avx2_rows(std::int64_t rows, std::int64_t K, const float* a, std::int64_t lda, const float* p,
+                    const float* next, Tile& t) {
+  switch (rows) {
+    case 1:
+      return tile_avx2<1>(K, a, lda, p, next, t);
+    case 2:
+      return tile_avx2<2>(K, a, lda, p, next, t);
+    case 3:
+      return tile_avx2<3>(K, a, lda, p, next, t);
+    case 4:
+      return tile_avx2<4>(K, a, lda, p, next, t);
+    case 5:
+      return tile_avx2<5>(K, a, lda, p, next, t);
+    default:
+      return tile_avx2<6>(K, a, lda, p, next, t);
   }
 }
 #endif
 
 // tile_avx2's sums, in the same order, without fused multiply-adds.
-void tile_portable(std::int64_t K, const float* a, std::int64_t lda, const float* p, Tile& t) {
-  for (auto& row : t) std::fill(row, row + kCols, 0.0f);
+void tile_portable(std::int64_t rows, std::int64_t K, const float* a, std::int64_t lda, const float* p, Tile& t) {
+  for (std::int64_t r = 0; r < rows; ++r) std::fill(t[r], t[r] + kCols, 0.0f);
   for (std::int64_t k = 0; k < K; ++k)
-    for (std::int64_t r = 0; r < kRows; ++r) {
+    for (std::int64_t r = 0; r < rows; ++r) {
       const float x = a[r * lda + k];
       for (std::int64_t j = 0; j < kCols; ++j) t[r][j] += x * p[k * kCols + j];
     }
@@ -116,30 +144,23 @@ void PackedF32Weight::run(std::int64_t m, const float* a, std::int64_t lda, floa
   if (m <= 0 || n_ == 0) return;
   const StageTimer timer(Stage::kGemm);
   const bool fast = has_avx2_fma() && !g_portable;
-  const std::int64_t K = k_, panels = (n_ + kCols - 1) / kCols, full = m / kRows * kRows;
-  // The rows after the last whole tile, zero-padded to a tile (the kernel always reads 6 rows).
-  static thread_local std::vector<float> tail;
-  if (m > full) {
-    tail.assign(static_cast<std::size_t>(kRows * K), 0.0f);
-    for (std::int64_t r = full; r < m; ++r) std::copy(a + r * lda, a + r * lda + K, tail.data() + (r - full) * K);
-  }
+  const std::int64_t K = k_, panels = (n_ + kCols - 1) / kCols;
   alignas(32) Tile t;
   for (std::int64_t q = 0; q < panels; ++q) {
     const float* p = panels_.data() + q * K * kCols;
     const std::int64_t j0 = q * kCols, cols = std::min(kCols, n_ - j0);
     for (std::int64_t r = 0; r < m; r += kRows) {
-      const float* rows = r < full ? a + r * lda : tail.data();
-      const std::int64_t stride = r < full ? lda : K;
+      const std::int64_t rows = std::min(kRows, m - r);
 #if defined(__x86_64__) && defined(__GNUC__)
       if (fast) {
-        tile_avx2(K, rows, stride, p, r == 0 && q + 1 < panels ? p + K * kCols : nullptr, t);
+        tile_avx2_rows(rows, K, a + r * lda, lda, p, r == 0 && q + 1 < panels ? p + K * kCols : nullptr, t);
       } else {
-        tile_portable(K, rows, stride, p, t);
+        tile_portable(rows, K, a + r * lda, lda, p, t);
       }
 #else
-      tile_portable(K, rows, stride, p, t);
+      tile_portable(rows, K, a + r * lda, lda, p, t);
 #endif
-      store(t, std::min(kRows, m - r), cols, beta, c + r * ldc + j0, ldc);
+      store(t, rows, cols, beta, c + r * ldc + j0, ldc);
     }
   }
   add_flops(2.0 * static_cast<double>(m) * static_cast<double>(n_) * static_cast<double>(K));
