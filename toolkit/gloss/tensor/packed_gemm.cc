@@ -27,6 +27,14 @@ bool has_avx2_fma() {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+// One row of a tile at one k: its 16 accumulators (two vectors) += A's value there x B's line k.
+__attribute__((target("avx2,fma"), always_inline)) inline void row_fma(const float* a, __m256 b0, __m256 b1, __m256& c0,
+                                                                       __m256& c1) {
+  const __m256 x = _mm256_broadcast_ss(a);
+  c0 = _mm256_fmadd_ps(x, b0, c0);
+  c1 = _mm256_fmadd_ps(x, b1, c1);
+}
+
 // t's first R rows = R rows of A (row stride lda) times panel p [K x 16]; touches the next
 // panel's line k at step k (next may be null) so that it streams in while this one is computed.
 template <int R>
@@ -38,34 +46,12 @@ __attribute__((target("avx2,fma"))) void tile_avx2(std::int64_t K, const float* 
   for (std::int64_t k = 0; k < K; ++k) {
     if (next) _mm_prefetch(reinterpret_cast<const char*>(next + k * kCols), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(p + k * kCols), b1 = _mm256_load_ps(p + k * kCols + 8);
-    __m256 x = _mm256_broadcast_ss(a + k);
-    c00 = _mm256_fmadd_ps(x, b0, c00);
-    c01 = _mm256_fmadd_ps(x, b1, c01);
-    if constexpr (R > 1) {
-      x = _mm256_broadcast_ss(a + lda + k);
-      c10 = _mm256_fmadd_ps(x, b0, c10);
-      c11 = _mm256_fmadd_ps(x, b1, c11);
-    }
-    if constexpr (R > 2) {
-      x = _mm256_broadcast_ss(a + 2 * lda + k);
-      c20 = _mm256_fmadd_ps(x, b0, c20);
-      c21 = _mm256_fmadd_ps(x, b1, c21);
-    }
-    if constexpr (R > 3) {
-      x = _mm256_broadcast_ss(a + 3 * lda + k);
-      c30 = _mm256_fmadd_ps(x, b0, c30);
-      c31 = _mm256_fmadd_ps(x, b1, c31);
-    }
-    if constexpr (R > 4) {
-      x = _mm256_broadcast_ss(a + 4 * lda + k);
-      c40 = _mm256_fmadd_ps(x, b0, c40);
-      c41 = _mm256_fmadd_ps(x, b1, c41);
-    }
-    if constexpr (R > 5) {
-      x = _mm256_broadcast_ss(a + 5 * lda + k);
-      c50 = _mm256_fmadd_ps(x, b0, c50);
-      c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
+    row_fma(a + k, b0, b1, c00, c01);
+    if constexpr (R > 1) row_fma(a + lda + k, b0, b1, c10, c11);
+    if constexpr (R > 2) row_fma(a + 2 * lda + k, b0, b1, c20, c21);
+    if constexpr (R > 3) row_fma(a + 3 * lda + k, b0, b1, c30, c31);
+    if constexpr (R > 4) row_fma(a + 4 * lda + k, b0, b1, c40, c41);
+    if constexpr (R > 5) row_fma(a + 5 * lda + k, b0, b1, c50, c51);
   }
   const __m256 rows[kRows][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   for (std::int64_t r = 0; r < R; ++r) {
