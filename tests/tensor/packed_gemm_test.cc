@@ -1,12 +1,15 @@
-// PackedF32Weight: every shape around the 6 x 16 tile, transposed or not, with row strides
-// wider than the rows and beta 0 or 1, against a double-precision product, for the AVX2 and
-// the portable kernel; a row's result independent of the other rows; beta 0 never reading C.
+// PackedF32Weight: every shape around the 6 x 16 tile (and one row's four panels at a time),
+// transposed or not, with row strides wider than the rows and beta 0 or 1, against a
+// double-precision product, for the AVX2 and the portable kernel; a row's result independent
+// of the other rows; beta 0 never reading C; shared_packed's copies shared and remade.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "gloss/tensor/packed_gemm.h"
@@ -65,7 +68,7 @@ std::vector<Case> cases() {
   std::vector<Case> all;
   for (std::int64_t m : {1, 3, 4, 5, 6, 7, 13, 32})
     for (std::int64_t k : {0, 1, 17, 64})
-      for (std::int64_t n : {1, 15, 16, 17, 40})
+      for (std::int64_t n : {1, 15, 16, 17, 40, 70})
         for (bool trans : {false, true})
           for (float beta : {0.0f, 1.0f}) all.push_back({m, k, n, trans, beta});
   return all;
@@ -92,7 +95,7 @@ TEST_CASE("PackedF32Weight equals a double-precision GEMM for every shape around
       bad += wrong;
       ++runs;
     }
-    CHECK(runs == 8 * 4 * 5 * 2 * 2);
+    CHECK(runs == 8 * 4 * 6 * 2 * 2);
     CHECK(bad == 0);
   }
   compute::use_portable_packed_gemm(false);
@@ -116,4 +119,32 @@ TEST_CASE("PackedF32Weight: a row's result does not depend on the rows around it
     }
   CHECK(differ == 0);
   CHECK_THROWS_AS(compute::PackedF32Weight().run(1, o.a.data(), o.lda, 0.0f, c32.data(), o.ldc), std::logic_error);
+}
+
+TEST_CASE("shared_packed: one copy per weight and version for every caller, a new one when the version moves",
+          "[tensor]") {
+  const std::int64_t k = 7, n = 20;
+  std::vector<float> b(static_cast<std::size_t>(k * n)), a(static_cast<std::size_t>(k), 1.0f);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i);
+  // Two threads asking at once (data-parallel workers) get the same copy.
+  std::shared_ptr<const compute::PackedF32Weight> first, second;
+  std::thread other([&] { second = compute::shared_packed(false, k, n, b.data(), n, 1); });
+  first = compute::shared_packed(false, k, n, b.data(), n, 1);
+  other.join();
+  CHECK(first.get() == second.get());
+  CHECK(compute::shared_packed(false, k, n, b.data(), n, 1).get() == first.get());
+  // Another transposition or shape of the same memory is another copy.
+  CHECK(compute::shared_packed(true, n, k, b.data(), k, 1).get() != first.get());
+  // New values under a new version: a new copy that computes with them; the old one unchanged.
+  for (float& v : b) v = -v;
+  const auto moved = compute::shared_packed(false, k, n, b.data(), n, 2);
+  CHECK(moved.get() != first.get());
+  std::vector<float> old_c(static_cast<std::size_t>(n)), new_c(static_cast<std::size_t>(n));
+  first->run(1, a.data(), k, 0.0f, old_c.data(), n);
+  moved->run(1, a.data(), k, 0.0f, new_c.data(), n);
+  int negated = 0;
+  for (std::int64_t j = 0; j < n; ++j)
+    negated += new_c[static_cast<std::size_t>(j)] == -old_c[static_cast<std::size_t>(j)];
+  CHECK(negated == n);
+  CHECK(old_c[1] > 0.0f);
 }

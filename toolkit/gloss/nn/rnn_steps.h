@@ -23,9 +23,11 @@
 // them packed in oneDNN's blocked layout, compute::PackedBf16Weight). In f32 a step's GEMMs
 // read W and W^T from copies packed once per update (compute::PackedF32Weight; dnnl_sgemm
 // would copy B inside every call, and reads a transposed B of few rows slowly). Each copy is
-// as large as its weights (up to 15 columns more), kept per RnnSteps (one per worker); the
-// encoder's sequence mode packs no W_layer (its x W and dx GEMMs have all steps' rows).
+// as large as its weights (up to 15 columns more) and shared by the workers' RnnSteps of the
+// same cell (compute::shared_packed: replicas read the master's weights); the encoder's
+// sequence mode packs no W_layer (its x W and dx GEMMs have all steps' rows).
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "gloss/nn/rnn.h"
@@ -112,7 +114,7 @@ class RnnSteps {
   Tensor gx_, gh_;            // one step's x W_layer and h W_iter, [N, G H]
   Tensor carry_h_, carry_c_;  // backward_sequence: the gradient sent to step i - 1
   struct Packed {
-    compute::PackedF32Weight weight;
+    std::shared_ptr<const compute::PackedF32Weight> weight;  // compute::shared_packed: one per weight for all workers
     std::uint64_t version = 0;
     std::int64_t first = -1;  // none yet
   };

@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <tuple>
 
 #include "gloss/tensor/compute.h"
 
@@ -60,6 +64,29 @@ __attribute__((target("avx2,fma"))) void tile_avx2(std::int64_t K, const float* 
   }
 }
 
+// One row against four consecutive panels at once, into out [64]: eight accumulators, enough
+// independent chains for both FMA units (tile_avx2<1> has two, and waits on their latency).
+// Each output is the same chain over k as in tile_avx2.
+__attribute__((target("avx2,fma"))) void row_avx2_4_panels(std::int64_t K, const float* a, const float* p, float* out) {
+  const std::int64_t stride = K * kCols;  // from one panel to the next
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float* line = p + k * kCols;
+    row_fma(a + k, _mm256_load_ps(line), _mm256_load_ps(line + 8), c00, c01);
+    row_fma(a + k, _mm256_load_ps(line + stride), _mm256_load_ps(line + stride + 8), c10, c11);
+    row_fma(a + k, _mm256_load_ps(line + 2 * stride), _mm256_load_ps(line + 2 * stride + 8), c20, c21);
+    row_fma(a + k, _mm256_load_ps(line + 3 * stride), _mm256_load_ps(line + 3 * stride + 8), c30, c31);
+  }
+  _mm256_storeu_ps(out, c00);
+  _mm256_storeu_ps(out + 8, c01);
+  _mm256_storeu_ps(out + 16, c10);
+  _mm256_storeu_ps(out + 24, c11);
+  _mm256_storeu_ps(out + 32, c20);
+  _mm256_storeu_ps(out + 40, c21);
+  _mm256_storeu_ps(out + 48, c30);
+  _mm256_storeu_ps(out + 56, c31);
+}
+
 void tile_avx2_rows(std::int64_t rows, std::int64_t K, const float* a, std::int64_t lda, const float* p,
                     const float* next, Tile& t) {
   switch (rows) {
@@ -89,20 +116,42 @@ void tile_portable(std::int64_t rows, std::int64_t K, const float* a, std::int64
     }
 }
 
-// The first `rows` x `cols` of t into C: C = t + beta C (beta 0: C not read).
+// cols sums t into one row of C: out = t + beta out (beta 0: out not read).
+void store_row(const float* t, std::int64_t cols, float beta, float* out) {
+  if (beta == 0.0f)
+    std::copy(t, t + cols, out);
+  else
+    for (std::int64_t j = 0; j < cols; ++j) out[j] = t[j] + beta * out[j];
+}
+
+// The first `rows` x `cols` of t into C (row stride ldc), as store_row.
 void store(const Tile& t, std::int64_t rows, std::int64_t cols, float beta, float* c, std::int64_t ldc) {
-  for (std::int64_t r = 0; r < rows; ++r) {
-    float* out = c + r * ldc;
-    if (beta == 0.0f)
-      std::copy(t[r], t[r] + cols, out);
-    else
-      for (std::int64_t j = 0; j < cols; ++j) out[j] = t[r][j] + beta * out[j];
-  }
+  for (std::int64_t r = 0; r < rows; ++r) store_row(t[r], cols, beta, c + r * ldc);
 }
 
 }  // namespace
 
 void use_portable_packed_gemm(bool on) { g_portable = on; }
+
+std::shared_ptr<const PackedF32Weight> shared_packed(bool trans, std::int64_t k, std::int64_t n, const float* b,
+                                                     std::int64_t ldb, std::uint64_t version) {
+  using Key = std::tuple<const float*, bool, std::int64_t, std::int64_t, std::int64_t>;
+  struct Entry {
+    std::uint64_t version = 0;
+    std::weak_ptr<const PackedF32Weight> copy;
+  };
+  static std::mutex mutex;
+  static std::map<Key, Entry> copies;  // expired entries dropped at each new pack
+  const std::lock_guard<std::mutex> lock(mutex);
+  Entry& entry = copies[Key{b, trans, k, n, ldb}];
+  if (entry.version == version)
+    if (auto copy = entry.copy.lock()) return copy;
+  auto copy = std::make_shared<PackedF32Weight>();
+  copy->pack(trans, k, n, b, ldb);
+  entry = {version, copy};
+  std::erase_if(copies, [](const auto& e) { return e.second.copy.expired(); });
+  return copy;
+}
 
 void PackedF32Weight::pack(bool trans, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb) {
   if (k < 0 || n < 0) throw std::logic_error("PackedF32Weight::pack: negative size");
@@ -131,8 +180,18 @@ void PackedF32Weight::run(std::int64_t m, const float* a, std::int64_t lda, floa
   const StageTimer timer(Stage::kGemm);
   const bool fast = has_avx2_fma() && !g_portable;
   const std::int64_t K = k_, panels = (n_ + kCols - 1) / kCols;
+  std::int64_t q0 = 0;  // the first panel left to the loop below
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (fast && m == 1) {  // one row (greedy search of one sentence): four panels at a time
+    float out[4 * kCols];
+    for (; q0 + 4 <= panels; q0 += 4) {
+      row_avx2_4_panels(K, a, panels_.data() + q0 * K * kCols, out);
+      store_row(out, std::min(4 * kCols, n_ - q0 * kCols), beta, c + q0 * kCols);
+    }
+  }
+#endif
   alignas(32) Tile t;
-  for (std::int64_t q = 0; q < panels; ++q) {
+  for (std::int64_t q = q0; q < panels; ++q) {
     const float* p = panels_.data() + q * K * kCols;
     const std::int64_t j0 = q * kCols, cols = std::min(kCols, n_ - j0);
     for (std::int64_t r = 0; r < m; r += kRows) {

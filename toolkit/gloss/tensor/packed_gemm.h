@@ -14,6 +14,7 @@
 // and its column of op(B), then beta C added: no row's result depends on the others or on m.
 // On a CPU without AVX2 and FMA a portable loop computes the same sums without fusing.
 #include <cstdint>
+#include <memory>
 
 #include "gloss/tensor/tensor.h"
 
@@ -36,6 +37,16 @@ class PackedF32Weight {
   std::int64_t k_ = -1, n_ = 0;
   Tensor panels_;  // [ceil(N / 16), K, 16]
 };
+
+// op(B) packed once for every caller that asks for the same B (the same memory, shape and
+// transposition) at the same `version`, which must move whenever B's values change
+// (nn::ParameterSet::version()). Data-parallel workers' replicas read their master's weights,
+// so one copy serves them all: one pack per update, and one copy in memory and in the shared
+// L3 cache (two private copies of quick-en-de's decoder weights, 2 x 21 MB, do not fit a
+// 32 MB L3; at one row a step a GEMM is bound by reading its weight). Thread-safe: the first
+// caller at a new version packs while the others wait. A copy lives while a caller holds it.
+std::shared_ptr<const PackedF32Weight> shared_packed(bool trans, std::int64_t k, std::int64_t n, const float* b,
+                                                     std::int64_t ldb, std::uint64_t version);
 
 // For tests: run() uses the portable loop even where the CPU has AVX2 and FMA (process-wide).
 void use_portable_packed_gemm(bool on);
