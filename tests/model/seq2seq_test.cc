@@ -344,6 +344,65 @@ TEST_CASE("Seq2Seq: a padded batch gives the loss of its sentences run one by on
   }
 }
 
+namespace {
+
+// The batch's target negative log-likelihood through the inference steps (start, step fed the
+// reference words, advance): what a search scores, computed in double from the step's logits.
+double step_nll(Seq2Seq& model, const TinyBatch& b) {
+  Seq2Seq::DecoderState& state = model.search_state();
+  model.start(state, b.view(), 1);
+  double nll = 0.0;
+  for (int t = 0; t < b.T; ++t) {
+    model.step(state, b.tgt_in.data() + t * b.N);
+    const Tensor& logits = state.logits();
+    const std::int64_t V = logits.shape()[1];
+    for (int n = 0; n < b.N; ++n) {
+      const std::int32_t want = b.tgt_out[static_cast<std::size_t>(t * b.N + n)];
+      if (want == text::kPadId) continue;
+      const float* row = logits.data() + n * V;
+      double top = row[0], sum = 0.0;
+      for (std::int64_t v = 1; v < V; ++v) top = std::max(top, static_cast<double>(row[v]));
+      for (std::int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - top);
+      nll += top + std::log(sum) - row[want];
+    }
+    model.advance(state);
+  }
+  return nll;
+}
+
+}  // namespace
+
+TEST_CASE("Seq2Seq inference steps: the training forward's likelihood, also after the weights change",
+          "[model][search]") {
+  // f32 inference steps through weights packed once (the cells' RnnSteps, the readout's and
+  // output layer's copies): they must follow every change of the values (validation between
+  // updates), or the second comparison fails.
+  compute::set_threads(1);
+  auto conditional = tiny(nn::CellType::kGru);
+  conditional.decoder = "conditional";
+  auto tied = tiny(nn::CellType::kGru);
+  tied.tie_target_embeddings = true;
+  tied.readout_dim = tied.emb_dim;
+  auto stacked = tiny(nn::CellType::kLstm);
+  stacked.dec_layers = 2;
+  for (const auto& config : {tiny(nn::CellType::kGru), tiny(nn::CellType::kLstm), conditional, tied, stacked}) {
+    nn::ParameterSet params;
+    Seq2Seq model(config, params);
+    randomise(params, 21);
+    TinyBatch b;
+    for (int change = 0; change < 3; ++change) {
+      const double trained = model.forward_backward(b.view(), 0.0f, nullptr, false).nll;
+      const double stepped = step_nll(model, b);
+      INFO("decoder " << config.decoder << ", cell " << static_cast<int>(config.cell) << ", layers "
+                      << config.dec_layers << ", change " << change);
+      CHECK(stepped == Approx(trained).epsilon(1e-5));
+      for (auto& p : params.all())  // new values, as an update would give
+        for (std::int64_t i = 0; i < p->value.size(); ++i) p->value[i] *= 1.25f;
+      params.touch();
+    }
+  }
+}
+
 #include <chrono>
 
 #include "gloss/nn/optimizer.h"

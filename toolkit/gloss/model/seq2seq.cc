@@ -341,6 +341,12 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng) {
   if (ws_.steps.size() < static_cast<std::size_t>(T)) ws_.steps.resize(static_cast<std::size_t>(T));
 }
 
+std::vector<nn::RnnSteps>& Seq2Seq::decoder_steps() {
+  if (ws_.dec_steps.empty())
+    for (auto& cell : dec_rnn_) ws_.dec_steps.emplace_back(*cell);
+  return ws_.dec_steps;
+}
+
 // The decoder's RnnSteps for T steps. Without scheduled sampling the target embeddings of all
 // steps are known before step 0 (decoder_start), so the first RNN takes their x W as one GEMM
 // of all steps (RnnSteps' known columns; not under the input's layer normalisation, which mixes
@@ -348,8 +354,7 @@ void Seq2Seq::decoder_start(const BatchView& b, Rng* rng) {
 void Seq2Seq::begin_decoder_steps(int T, int N, bool sampling) {
   const std::int64_t E = config_.emb_dim, ND = static_cast<std::int64_t>(N) * config_.dec_hidden;
   const bool lstm = config_.cell == nn::CellType::kLstm;
-  if (ws_.dec_steps.empty())
-    for (auto& cell : dec_rnn_) ws_.dec_steps.emplace_back(*cell);
+  decoder_steps();
   const float* emb = ws_.tgt_emb_out.data();
   if (conditional()) {  // the word RNN: E y_{i-1}, s_{i-1}; the context RNN: c_i, s'_i
     ws_.dec_steps[0].begin(T, N, emb, ws_.dec_h[0].data(), nullptr, emb, sampling ? 0 : E);
@@ -459,7 +464,7 @@ void Seq2Seq::sample_next_inputs(const BatchView& b, int i, const float* c, Rng&
   const Tensor& top = ws_.dec_h[static_cast<std::size_t>(config_.dec_layers - 1)];
   const bool emb_dropout = config_.dropout_emb > 0;
   readout_logits(N, top.data() + (i + 1) * ND, c, ws_.tgt_emb_out.data() + static_cast<std::int64_t>(i) * N * E,
-                 ws_.sample);
+                 ws_.sample, nullptr);
   for (int n = 0; n < N; ++n) {
     const std::int64_t at = static_cast<std::int64_t>(i + 1) * N + n;
     if (b.tgt_in[at] == text::kPadId || rng.uniform() < teacher_forcing_) continue;
@@ -699,12 +704,32 @@ void Seq2Seq::init_backward(const BatchView& b) {
   }
 }
 
-void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w) {
-  readout_step(rows, s, c, emb, w);
-  output_step(rows, w);
+void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w,
+                             PackedStepWeights* packed) {
+  readout_step(rows, s, c, emb, w, packed);
+  output_step(rows, w, packed);
 }
 
-void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w) {
+namespace {
+
+// out [rows, n] = x [rows, k] W + bias (nullptr: none) through `packed`, packed from W [k, n]
+// (or, `trans`, W stored [n, k] with row stride ldw) when `version` is not the weights'.
+void packed_linear(std::shared_ptr<const compute::PackedF32Weight>& packed, std::uint64_t& version,
+                   std::uint64_t weights_version, bool trans, const float* w, std::int64_t ldw, std::int64_t k,
+                   std::int64_t n, const float* bias, int rows, const float* x, float* out) {
+  if (!packed || version != weights_version) {
+    packed = compute::shared_packed(trans, k, n, w, ldw, weights_version);
+    version = weights_version;
+  }
+  if (bias)
+    for (int h = 0; h < rows; ++h) std::memcpy(out + h * n, bias, static_cast<std::size_t>(n) * sizeof(float));
+  packed->run(rows, x, k, bias ? 1.0f : 0.0f, out, n);
+}
+
+}  // namespace
+
+void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w,
+                           PackedStepWeights* packed) {
   const std::int64_t E = config_.emb_dim, K = key_dim_, D = config_.dec_hidden;
   const std::int64_t R = config_.readout_dim;
   const bool maxout = config_.readout == "maxout";
@@ -721,6 +746,10 @@ void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float
   }
   if (bf16_)
     readout_bf16_.run(rows, w.rin.data(), w.pre.data());
+  else if (packed)
+    packed_linear(packed->readout, packed->readout_version, dec_rnn_[0]->weights_version(), false,
+                  readout_.weight().value.data(), RO, RI, RO, readout_.bias() ? readout_.bias()->value.data() : nullptr,
+                  rows, w.rin.data(), w.pre.data());
   else
     readout_.forward(rows, w.rin.data(), w.pre.data());
   if (maxout) {
@@ -731,7 +760,7 @@ void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float
   }
 }
 
-void Seq2Seq::output_step(int rows, StepScratch& w) {
+void Seq2Seq::output_step(int rows, StepScratch& w, PackedStepWeights* packed) {
   const std::int64_t E = config_.emb_dim, R = config_.readout_dim, V = config_.tgt_vocab;
   w.logits.resize({rows, V});
   if (!out_subset_.empty()) {
@@ -751,6 +780,12 @@ void Seq2Seq::output_step(int rows, StepScratch& w) {
   }
   if (bf16_) {
     out_bf16_.run(rows, w.t.data(), w.logits.data());
+  } else if (packed && out_) {
+    packed_linear(packed->output, packed->output_version, dec_rnn_[0]->weights_version(), false,
+                  out_->weight().value.data(), V, R, V, out_->bias()->value.data(), rows, w.t.data(), w.logits.data());
+  } else if (packed) {  // tied: the target embeddings' table [V, E] transposed (R = E)
+    packed_linear(packed->output, packed->output_version, dec_rnn_[0]->weights_version(), true,
+                  tgt_emb_.table().value.data(), E, R, V, out_bias_->value.data(), rows, w.t.data(), w.logits.data());
   } else if (out_) {
     out_->forward(rows, w.t.data(), w.logits.data());
   } else {

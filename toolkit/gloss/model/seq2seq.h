@@ -31,6 +31,7 @@
 #include "gloss/nn/rnn.h"
 #include "gloss/nn/rnn_steps.h"
 #include "gloss/tensor/compute.h"
+#include "gloss/tensor/packed_gemm.h"
 #include "gloss/text/special_ids.h"
 #include "gloss/util/rng.h"
 
@@ -79,6 +80,17 @@ class Seq2Seq {
     Tensor c, emb, x, mid, rin, pre, t, logits;  // mid: the conditional decoder's s' [rows, D]
     std::vector<std::uint8_t> which;
   };
+  // f32 inference's readout and output layer (full vocabulary) weights, packed once
+  // (compute::PackedF32Weight) and remade when the weights move (validation between updates):
+  // dnnl_sgemm would copy W inside every call, 13 GFLOP/s at 5 rows (beam 5, one sentence).
+  // The decoder's cells likewise step through packed weights (their nn::RnnSteps, the ones
+  // training uses). Each output row is computed on its own, so translations do not depend on
+  // the batch size. As large as those weights (quick-en-de: 10.6 MB), one copy for all
+  // data-parallel workers (compute::shared_packed).
+  struct PackedStepWeights {
+    std::shared_ptr<const compute::PackedF32Weight> readout, output;
+    std::uint64_t readout_version = 0, output_version = 0;  // the weights' version when packed (0: never)
+  };
   // The decoder of `rows` hypotheses over one batch of sources, owned by the caller and
   // filled by the model. Row h is hypothesis k of sentence group g: h = g * beam + k.
   struct DecoderState {
@@ -97,6 +109,7 @@ class Seq2Seq {
     nn::AdditiveAttention::Step att_step;
     Tensor s, s_next, s_sel;  // [parts, rows, D]: parts 0..L-1 the layers' h, then (LSTM) their cells
     StepScratch scratch;
+    PackedStepWeights packed;  // f32 (not set_bf16)
   };
   // A decoder state this model keeps for the searches of decode/search.h, reused from batch
   // to batch: its buffers keep their largest size, so that later batches allocate (and
@@ -221,12 +234,20 @@ class Seq2Seq {
   int state_parts() const { return config_.dec_layers * (config_.cell == nn::CellType::kLstm ? 2 : 1); }
   // s0 [N, D] -> state [parts, N*B, D]: every layer's h starts at s0 of its sentence, cells at 0.
   void expand_state(const float* s0, int N, int B, float* state) const;
-  // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch).
-  void readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w);
+  // Readout and output layer of rows [s ; c ; emb] into w.logits (w.rin, w.pre, w.t scratch),
+  // f32 through `packed`'s weights (nullptr: dnnl_sgemm, as training's scheduled sampling).
+  void readout_logits(int rows, const float* s, const float* c, const float* emb, StepScratch& w,
+                      PackedStepWeights* packed);
   // readout_logits' two parts: the readout of rows [s ; c ; emb] into w.t [rows, R]; the
   // output layer of w.t into w.logits [rows, V] (or [rows, subset] with set_output_subset).
-  void readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w);
-  void output_step(int rows, StepScratch& w);
+  void readout_step(int rows, const float* s, const float* c, const float* emb, StepScratch& w,
+                    PackedStepWeights* packed);
+  void output_step(int rows, StepScratch& w, PackedStepWeights* packed);
+  // Decoder cell l, one inference step of `rows` rows: x [rows, in], state h (c: LSTM) ->
+  // h_out (c_out); f32 through its nn::RnnSteps (packed weights), bf16 through its oneDNN primitive.
+  void cell_step(int l, int rows, const float* x, float* h, float* cs, float* h_out, float* c_out);
+  // ws_.dec_steps, made at the first call: each decoder cell's RnnSteps (training, and f32 inference).
+  std::vector<nn::RnnSteps>& decoder_steps();
   // s0 = tanh(W_init x + b) of the encoded batch ([N, D]; init_in: scratch [N, in]).
   void initial_state(const BatchView& b, float* s0, Tensor& init_in);
 

@@ -71,7 +71,19 @@ void Seq2Seq::step(DecoderState& c, const std::int32_t* prev) {
     conditional_step(c);
   else
     bahdanau_step(c);
-  readout_logits(rows, c.s_next.data() + static_cast<std::int64_t>(L - 1) * rows * D, w.c.data(), w.emb.data(), w);
+  readout_logits(rows, c.s_next.data() + static_cast<std::int64_t>(L - 1) * rows * D, w.c.data(), w.emb.data(), w,
+                 bf16_ ? nullptr : &c.packed);
+}
+
+void Seq2Seq::cell_step(int l, int rows, const float* x, float* h, float* cs, float* h_out, float* c_out) {
+  const auto layer = static_cast<std::size_t>(l);
+  if (bf16_) {
+    dec_rnn_[layer]->forward(1, rows, x, h, cs, h_out, nullptr, c_out);
+    return;
+  }
+  nn::RnnSteps& steps = decoder_steps()[layer];
+  steps.begin(1, rows, x, h, cs);
+  steps.forward(0, h_out, c_out);
 }
 
 // Attention on the top h, RNN input [E y_prev ; c] (c.scratch.emb holds E y_prev).
@@ -80,7 +92,7 @@ void Seq2Seq::bahdanau_step(DecoderState& c) {
   const int L = config_.dec_layers, rows = c.rows;
   const bool lstm = config_.cell == nn::CellType::kLstm;
   const std::int64_t part = static_cast<std::int64_t>(rows) * D;
-  const float* state = c.s.data();
+  float* state = c.s.data();
   float* state_next = c.s_next.data();
   StepScratch& w = c.scratch;
   w.x.resize({rows, E + K});
@@ -92,9 +104,8 @@ void Seq2Seq::bahdanau_step(DecoderState& c) {
   if (ln_dec_in_) ln_dec_in_->forward(rows, w.x.data(), w.x.data(), nullptr);
   for (int l = 0; l < L; ++l) {
     const float* x = l == 0 ? w.x.data() : state_next + (l - 1) * part;
-    dec_rnn_[static_cast<std::size_t>(l)]->forward(1, rows, x, state + l * part,
-                                                   lstm ? state + (L + l) * part : nullptr, state_next + l * part,
-                                                   nullptr, lstm ? state_next + (L + l) * part : nullptr);
+    cell_step(l, rows, x, state + l * part, lstm ? state + (L + l) * part : nullptr, state_next + l * part,
+              lstm ? state_next + (L + l) * part : nullptr);
   }
 }
 
@@ -103,9 +114,9 @@ void Seq2Seq::conditional_step(DecoderState& c) {
   const int rows = c.rows;
   StepScratch& w = c.scratch;
   w.mid.resize({rows, config_.dec_hidden});
-  dec_rnn_[0]->forward(1, rows, w.emb.data(), c.s.data(), nullptr, w.mid.data(), nullptr, nullptr);
+  cell_step(0, rows, w.emb.data(), c.s.data(), nullptr, w.mid.data(), nullptr);
   attention_.forward(c.memory, w.mid.data(), w.c.data(), c.att_step);
-  dec_rnn_[1]->forward(1, rows, w.c.data(), w.mid.data(), nullptr, c.s_next.data(), nullptr, nullptr);
+  cell_step(1, rows, w.c.data(), w.mid.data(), nullptr, c.s_next.data(), nullptr);
 }
 
 void Seq2Seq::advance(DecoderState& c) { std::swap(c.s, c.s_next); }
