@@ -12,8 +12,9 @@
 // LSTM: i, f, o = sig(...), c~ = tanh(...), c' = f * c + i * c~, h' = o * tanh(c').
 //
 // Layouts: sequences are time-major [T, N, C]; states [N, H]. Primitives are cached by
-// (precision, T, N, threads). RnnCell runs inference (validation, translation); training runs
-// the same cell through nn::RnnSteps (rnn_steps.h), which reads and updates these parameters.
+// (precision, T, N, threads). RnnCell runs inference (the encoder in validation and
+// translation, the decoder's steps in bf16); training, and the decoder's f32 search steps, run
+// the same cell through nn::RnnSteps (rnn_steps.h), which reads (and updates) these parameters.
 #include <map>
 #include <memory>
 #include <string>
