@@ -712,18 +712,14 @@ void Seq2Seq::readout_logits(int rows, const float* s, const float* c, const flo
 
 namespace {
 
-// out [rows, n] = x [rows, k] W + bias (nullptr: none) through `packed`, packed from W [k, n]
-// (or, `trans`, W stored [n, k] with row stride ldw) when `version` is not the weights'.
-void packed_linear(std::shared_ptr<const compute::PackedF32Weight>& packed, std::uint64_t& version,
-                   std::uint64_t weights_version, bool trans, const float* w, std::int64_t ldw, std::int64_t k,
-                   std::int64_t n, const float* bias, int rows, const float* x, float* out) {
-  if (!packed || version != weights_version) {
-    packed = compute::shared_packed(trans, k, n, w, ldw, weights_version);
-    version = weights_version;
-  }
+// out [rows, n] = x [rows, k] W + bias (nullptr: none) through `copy` of W [k, n] (or, `trans`,
+// W stored [n, k] with row stride ldw) at the weights' `version`.
+void packed_linear(compute::PackedCopy& copy, std::uint64_t version, bool trans, const float* w, std::int64_t ldw,
+                   std::int64_t k, std::int64_t n, const float* bias, int rows, const float* x, float* out) {
+  const compute::PackedF32Weight& packed = copy.get(trans, k, n, w, ldw, version);
   if (bias)
     for (int h = 0; h < rows; ++h) std::memcpy(out + h * n, bias, static_cast<std::size_t>(n) * sizeof(float));
-  packed->run(rows, x, k, bias ? 1.0f : 0.0f, out, n);
+  packed.run(rows, x, k, bias ? 1.0f : 0.0f, out, n);
 }
 
 }  // namespace
@@ -747,9 +743,8 @@ void Seq2Seq::readout_step(int rows, const float* s, const float* c, const float
   if (bf16_)
     readout_bf16_.run(rows, w.rin.data(), w.pre.data());
   else if (packed)
-    packed_linear(packed->readout, packed->readout_version, dec_rnn_[0]->weights_version(), false,
-                  readout_.weight().value.data(), RO, RI, RO, readout_.bias() ? readout_.bias()->value.data() : nullptr,
-                  rows, w.rin.data(), w.pre.data());
+    packed_linear(packed->readout, dec_rnn_[0]->weights_version(), false, readout_.weight().value.data(), RO, RI, RO,
+                  readout_.bias() ? readout_.bias()->value.data() : nullptr, rows, w.rin.data(), w.pre.data());
   else
     readout_.forward(rows, w.rin.data(), w.pre.data());
   if (maxout) {
@@ -781,11 +776,11 @@ void Seq2Seq::output_step(int rows, StepScratch& w, PackedStepWeights* packed) {
   if (bf16_) {
     out_bf16_.run(rows, w.t.data(), w.logits.data());
   } else if (packed && out_) {
-    packed_linear(packed->output, packed->output_version, dec_rnn_[0]->weights_version(), false,
-                  out_->weight().value.data(), V, R, V, out_->bias()->value.data(), rows, w.t.data(), w.logits.data());
+    packed_linear(packed->output, dec_rnn_[0]->weights_version(), false, out_->weight().value.data(), V, R, V,
+                  out_->bias()->value.data(), rows, w.t.data(), w.logits.data());
   } else if (packed) {  // tied: the target embeddings' table [V, E] transposed (R = E)
-    packed_linear(packed->output, packed->output_version, dec_rnn_[0]->weights_version(), true,
-                  tgt_emb_.table().value.data(), E, R, V, out_bias_->value.data(), rows, w.t.data(), w.logits.data());
+    packed_linear(packed->output, dec_rnn_[0]->weights_version(), true, tgt_emb_.table().value.data(), E, R, V,
+                  out_bias_->value.data(), rows, w.t.data(), w.logits.data());
   } else if (out_) {
     out_->forward(rows, w.t.data(), w.logits.data());
   } else {

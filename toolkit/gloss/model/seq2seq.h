@@ -88,8 +88,7 @@ class Seq2Seq {
   // the batch size. As large as those weights (quick-en-de: 10.6 MB), one copy for all
   // data-parallel workers (compute::shared_packed).
   struct PackedStepWeights {
-    std::shared_ptr<const compute::PackedF32Weight> readout, output;
-    std::uint64_t readout_version = 0, output_version = 0;  // the weights' version when packed (0: never)
+    compute::PackedCopy readout, output;
   };
   // The decoder of `rows` hypotheses over one batch of sources, owned by the caller and
   // filled by the model. Row h is hypothesis k of sentence group g: h = g * beam + k.

@@ -132,16 +132,11 @@ void RnnSteps::weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n
 
 const compute::PackedF32Weight& RnnSteps::packed(bool iter, bool trans, std::int64_t first) {
   const Parameter& w = iter ? cell_->weights_iter() : cell_->weights_layer();
-  Packed& p = packed_[iter ? 1 : 0][trans ? 1 : 0];
-  if (!p.weight || p.version != cell_->weights_version() || p.first != first) {
-    const std::int64_t GH = cell_->gates() * cell_->hidden_size(), rows = w.value.size() / GH - first;
-    const float* from = w.value.data() + first * GH;  // W's rows [first, end): [rows, G H]
-    p.weight = trans ? compute::shared_packed(true, GH, rows, from, GH, cell_->weights_version())
-                     : compute::shared_packed(false, rows, GH, from, GH, cell_->weights_version());
-    p.version = cell_->weights_version();
-    p.first = first;
-  }
-  return *p.weight;
+  const std::int64_t GH = cell_->gates() * cell_->hidden_size(), rows = w.value.size() / GH - first;
+  const float* from = w.value.data() + first * GH;  // W's rows [first, end): [rows, G H]
+  compute::PackedCopy& copy = packed_[iter ? 1 : 0][trans ? 1 : 0];
+  return trans ? copy.get(true, GH, rows, from, GH, cell_->weights_version())
+               : copy.get(false, rows, GH, from, GH, cell_->weights_version());
 }
 
 void RnnSteps::begin(int T, int N, const float* x, float* h, float* c, const float* known_x, std::int64_t known) {

@@ -27,7 +27,6 @@
 // same cell (compute::shared_packed: replicas read the master's weights); the encoder's
 // sequence mode packs no W_layer (its x W and dx GEMMs have all steps' rows).
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "gloss/nn/rnn.h"
@@ -99,8 +98,8 @@ class RnnSteps {
   void weight_gemm(bool iter, bool trans, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                    std::int64_t lda, float beta, float* c, std::int64_t ldc, std::int64_t first = 0);
   // f32, for one step's GEMMs: the layer's (iter: false) or the recurrent weights' rows from
-  // `first` on, op() applied, packed (compute::PackedF32Weight); remade when the weights' version
-  // or `first` moves (owned here).
+  // `first` on, op() applied, packed (compute::PackedCopy: shared by the workers, remade when the
+  // weights' version or `first` moves).
   const compute::PackedF32Weight& packed(bool iter, bool trans, std::int64_t first);
 
   RnnCell* cell_;
@@ -110,15 +109,10 @@ class RnnSteps {
   std::int64_t known_ = 0;
   float* h_ = nullptr;
   float* c_ = nullptr;
-  Tensor gates_;              // [T, N, gate_width()]: the gates, after backward their gradients
-  Tensor gx_, gh_;            // one step's x W_layer and h W_iter, [N, G H]
-  Tensor carry_h_, carry_c_;  // backward_sequence: the gradient sent to step i - 1
-  struct Packed {
-    std::shared_ptr<const compute::PackedF32Weight> weight;  // compute::shared_packed: one per weight for all workers
-    std::uint64_t version = 0;
-    std::int64_t first = -1;  // none yet
-  };
-  Packed packed_[2][2];  // [0] W_layer, [1] W_iter; [t] used transposed (t = 1) or not (f32)
+  Tensor gates_;                      // [T, N, gate_width()]: the gates, after backward their gradients
+  Tensor gx_, gh_;                    // one step's x W_layer and h W_iter, [N, G H]
+  Tensor carry_h_, carry_c_;          // backward_sequence: the gradient sent to step i - 1
+  compute::PackedCopy packed_[2][2];  // [0] W_layer, [1] W_iter; [t] used transposed (t = 1) or not (f32)
   // One weight's bf16 copies, each remade when the weights' version moves: dense for the
   // GEMMs of all steps' rows (sequence mode), packed for one step's rows, [t] used transposed
   // (t = 1) or not (compute::PackedBf16Weight).

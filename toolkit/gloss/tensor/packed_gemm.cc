@@ -153,6 +153,16 @@ std::shared_ptr<const PackedF32Weight> shared_packed(bool trans, std::int64_t k,
   return copy;
 }
 
+const PackedF32Weight& PackedCopy::get(bool trans, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb,
+                                       std::uint64_t version) {
+  if (!copy_ || b_ != b || version_ != version) {
+    copy_ = shared_packed(trans, k, n, b, ldb, version);
+    b_ = b;
+    version_ = version;
+  }
+  return *copy_;
+}
+
 void PackedF32Weight::pack(bool trans, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb) {
   if (k < 0 || n < 0) throw std::logic_error("PackedF32Weight::pack: negative size");
   k_ = k;

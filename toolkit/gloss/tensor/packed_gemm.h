@@ -48,6 +48,20 @@ class PackedF32Weight {
 std::shared_ptr<const PackedF32Weight> shared_packed(bool trans, std::int64_t k, std::int64_t n, const float* b,
                                                      std::int64_t ldb, std::uint64_t version);
 
+// One user's hold on a shared_packed copy, asked again (under its lock) only when B's memory
+// or version moved since the last get(): a per-step check of two values. One PackedCopy per
+// weight a user packs (its transposition and shape fixed by the memory it reads).
+class PackedCopy {
+ public:
+  const PackedF32Weight& get(bool trans, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb,
+                             std::uint64_t version);
+
+ private:
+  std::shared_ptr<const PackedF32Weight> copy_;
+  const float* b_ = nullptr;
+  std::uint64_t version_ = 0;
+};
+
 // For tests: run() uses the portable loop even where the CPU has AVX2 and FMA (process-wide).
 void use_portable_packed_gemm(bool on);
 
